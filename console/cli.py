@@ -1,0 +1,154 @@
+"""``console``: the entry point. No verb opens the TUI; ``--headless VERB`` (or any verb) runs it
+as a script would, with human text or ``--json`` on stdout and diagnostics on stderr.
+
+Exit codes (DESIGN §8): 0 ok · 1 a check failed · 2 bad input · 3 conflict · 4 trust failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import EXIT_BAD_INPUT, Ambiguous, DepotError
+
+from . import __version__
+
+
+@dataclass
+class Output:
+    """What a verb returns: a JSON document, the human text, an exit code."""
+
+    data: Any = None
+    text: str = ""
+    exit_code: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Context:
+    """Per-invocation context handed to verbs: parsed args and lazy site access."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json = bool(getattr(args, "json", False))
+        self._site = None
+
+    @property
+    def site_dir(self) -> Path:
+        from core.site import default_site_dir
+
+        s = getattr(self.args, "site", None)
+        return Path(s) if s else default_site_dir()
+
+    @property
+    def site(self):
+        if self._site is None:
+            from core.site import open_site
+
+            self._site = open_site(self.site_dir, read_only=bool(getattr(self.args, "read_only", False)))
+        return self._site
+
+    def progress_enabled(self) -> bool:
+        flag = getattr(self.args, "progress", None)
+        return sys.stderr.isatty() if flag is None else flag
+
+    def close(self) -> None:
+        if self._site is not None:
+            self._site.close()
+
+
+Handler = Callable[[Context], Output]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line with exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"console: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the verb (``console rollback … --json``)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--site", metavar="DIR", default=argparse.SUPPRESS,
+                   help="site directory (default: $DEPOT_CONSOLE_SITE, else ~/.local/share/depot-console)")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document on stdout")
+    p.add_argument("--headless", action="store_true", default=argparse.SUPPRESS, help="never open the TUI")
+    p.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                   help="refuse every state-changing action")
+    return p
+
+
+def build_parser() -> ArgumentParser:
+    from .verbs import register_all
+
+    common = common_options()
+    parser = ArgumentParser(prog="console", parents=[common],
+                            description="Deliver precompiled software depots to heterogeneous cluster nodes.",
+                            epilog="Without a verb: the terminal console (with --headless: a site summary). "
+                                   "Exit codes: 0 ok, 1 check failed, 2 bad input, 3 conflict, 4 trust failure.")
+    parser.add_argument("--version", action="version", version=f"depot-console {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=ArgumentParser)
+    register_all(sub, common)
+    return parser
+
+
+def emit(ctx: Context, out: Output) -> None:
+    for note in out.notes:
+        sys.stderr.write(note.rstrip("\n") + "\n")
+    if ctx.json:
+        sys.stdout.write(json.dumps(out.data, indent=2, sort_keys=True, default=str) + "\n")
+    elif out.text:
+        sys.stdout.write(out.text.rstrip("\n") + "\n")
+
+
+def error_document(exc: DepotError) -> dict:
+    doc: dict[str, Any] = {"error": str(exc), "exit_code": exc.exit_code}
+    if isinstance(exc, Ambiguous):
+        doc["candidates"] = exc.candidates
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctx = Context(args)
+    handler: Handler | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            if getattr(args, "verb", None):
+                parser.parse_args([args.verb, "--help"])
+            if getattr(args, "headless", False) or not sys.stdout.isatty():
+                from .verbs.site_verbs import summary
+
+                out = summary(ctx)
+            else:
+                from .app import run_app
+
+                return run_app(ctx.site_dir, read_only=bool(getattr(args, "read_only", False)))
+        else:
+            out = handler(ctx)
+        emit(ctx, out)
+        return out.exit_code
+    except DepotError as exc:
+        sys.stderr.write(f"console: {exc}\n")
+        if ctx.json:
+            sys.stdout.write(json.dumps(error_document(exc), sort_keys=True) + "\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("console: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Channel verbs: ``promote``, ``rollback``, ``refresh``, ``channels``, ``history``.
+
+``promote``/``rollback``/``refresh`` print the five keys scripts rely on with ``--json``
+(``channel``, ``version``, ``release``, ``previous``, ``action``); a lost race exits 3
+("channel moved meanwhile"), a pointer that fails verification exits 4.
+"""
+from __future__ import annotations
+
+import argparse
+
+from core import channels as ch
+from core.errors import EXIT_TRUST
+
+from ..cli import Context, Output
+from ..output import short, table
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("promote", parents=[common], help="point a channel at a release (new pointer version)")
+    p.add_argument("id", metavar="ID", help="release id or unique prefix (at least 4 hex)")
+    p.add_argument("--channel", required=True, help="channel name, e.g. production")
+    p.add_argument("--reason", default="", help="why (recorded in the pointer and the audit log)")
+    p.set_defaults(handler=cmd_promote)
+
+    r = sub.add_parser("rollback", parents=[common],
+                       help="roll a channel back to a release it carried before (a new, roll-forward version)")
+    r.add_argument("--channel", required=True)
+    grp = r.add_mutually_exclusive_group()
+    grp.add_argument("--to", metavar="ID", help="the release to go back to (id or unique prefix)")
+    grp.add_argument("--steps", type=int, metavar="N", help="go back N distinct releases (default 1)")
+    r.add_argument("--reason", default="")
+    r.set_defaults(handler=cmd_rollback)
+
+    f = sub.add_parser("refresh", parents=[common],
+                       help="re-sign current pointers as a new version with a fresh expiry (for cron)")
+    f.add_argument("--channel", action="append", metavar="C", help="only this channel (repeatable)")
+    f.set_defaults(handler=cmd_refresh)
+
+    c = sub.add_parser("channels", parents=[common], help="channels, their releases and time left")
+    c.set_defaults(handler=cmd_channels)
+
+    h = sub.add_parser("history", parents=[common], help="every pointer version ever issued on a channel")
+    h.add_argument("--channel", required=True)
+    h.set_defaults(handler=cmd_history)
+
+
+def time_left(seconds: int | None) -> str:
+    """``29d 23h`` / ``5h 3m`` / ``expired 2d 1h ago``."""
+    if seconds is None:
+        return "-"
+    s = abs(seconds)
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    text = f"{d}d {h}h" if d else (f"{h}h {m}m" if h else f"{m}m")
+    return text if seconds > 0 else f"expired {text} ago"
+
+
+def _update_text(u: ch.ChannelUpdate) -> str:
+    p = u.pointer
+    if not u.changed:
+        return u.message
+    verb = {"promote": "promoted", "rollback": "rolled back to", "refresh": "refreshed"}[p.action]
+    was = f", was {short(p.previous)}" if p.previous and p.previous != p.release else ""
+    return f"{p.channel}: {verb} {short(p.release)} (version {p.version}{was}; expires {p.expires})"
+
+
+def cmd_promote(ctx: Context) -> Output:
+    u = ch.promote(ctx.site, ctx.args.id, ctx.args.channel, ctx.args.reason)
+    return Output(u.to_json(), _update_text(u))
+
+
+def cmd_rollback(ctx: Context) -> Output:
+    u = ch.rollback(ctx.site, ctx.args.channel, to=ctx.args.to, steps=ctx.args.steps, reason=ctx.args.reason)
+    return Output(u.to_json(), _update_text(u))
+
+
+def cmd_refresh(ctx: Context) -> Output:
+    done, failed = ch.refresh_all(ctx.site, ctx.args.channel)
+    data = [u.to_json() for u in done] + [{"channel": c, "error": str(e), "exit_code": e.exit_code}
+                                          for c, e in failed]
+    lines = [_update_text(u) for u in done] or ([] if failed else ["no channels to refresh"])
+    notes = [f"console: {c}: {e}" for c, e in failed]
+    code = max((e.exit_code for _, e in failed), default=0)
+    return Output(data, "\n".join(lines), code, notes)
+
+
+def cmd_channels(ctx: Context) -> Output:
+    rows = ch.channel_status(ctx.site)
+    if not rows:
+        return Output(rows, "no channels (use 'console promote ID --channel C')")
+    text = table(["CHANNEL", "VERSION", "RELEASE", "ACTION", "ACTOR", "ISSUED", "TIME LEFT"],
+                 [[r["channel"], r["version"] if r["version"] is not None else "-", short(r["release"]),
+                   r["action"] or "-", r["actor"] or "-", r["issued"] or "-", time_left(r["seconds_left"])]
+                  for r in rows], right=[1])
+    problems = [f"{r['channel']}: {r['problem']}" for r in rows if r["problem"]]
+    if problems:
+        text += "\n\n" + "\n".join(problems)
+    return Output(rows, text, EXIT_TRUST if problems else 0)
+
+
+def cmd_history(ctx: Context) -> Output:
+    rows = ch.history_rows(ctx.site, ctx.args.channel)
+    text = table(["VERSION", "ACTION", "RELEASE", "PREVIOUS", "ACTOR", "REASON", "ISSUED", "STATUS"],
+                 [[r["version"], r.get("action", "-"), short(r.get("release")), short(r.get("previous")),
+                   r.get("actor", "-"), r.get("reason") or "-", r.get("issued", "-"), r["problem"] or "ok"]
+                  for r in rows], right=[0])
+    return Output(rows, text)

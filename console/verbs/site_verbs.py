@@ -1,0 +1,114 @@
+"""Site verbs: ``init``, ``keys …``, and the headless site summary."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core import keys as keyops
+from core.site import Site
+
+from ..cli import Context, Output
+from ..output import ago, size, table
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("init", parents=[common], help="create a site (config, database, store, signing key)")
+    p.add_argument("--store", metavar="PATH|URL", help="store location (default: <site>/store)")
+    p.add_argument("--name", help="site name shown in the console header")
+    p.set_defaults(handler=cmd_init)
+
+    k = sub.add_parser("keys", parents=[common], help="signing keys and the trust set")
+    ks = k.add_subparsers(dest="keys_verb", metavar="ACTION", required=True)
+    kl = ks.add_parser("list", parents=[common], help="trusted keys, roles, revocation, the signing key")
+    kl.set_defaults(handler=cmd_keys_list)
+    kg = ks.add_parser("generate", parents=[common], help="generate a new signing key, trust it and sign with it")
+    kg.add_argument("--roles", default="release,channel", help="roles to trust it for (default: release,channel)")
+    kg.add_argument("--no-switch", action="store_true", help="trust it but keep signing with the current key")
+    kg.set_defaults(handler=cmd_keys_generate)
+    kt = ks.add_parser("trust", parents=[common], help="trust a public key (PEM or base64 file)")
+    kt.add_argument("file", type=Path)
+    kt.add_argument("--roles", default="release,channel")
+    kt.add_argument("--name", default="")
+    kt.set_defaults(handler=cmd_keys_trust)
+    kr = ks.add_parser("revoke", parents=[common], help="revoke a trusted key (signatures by it stop counting)")
+    kr.add_argument("key_id", metavar="ID")
+    kr.set_defaults(handler=cmd_keys_revoke)
+    ke = ks.add_parser("export", parents=[common], help="print the trust set for nodes (--trust FILE)")
+    ke.set_defaults(handler=cmd_keys_export)
+    krs = ks.add_parser("resign", parents=[common], help="add the current key's signature to existing releases")
+    krs.add_argument("ids", nargs="*", metavar="ID")
+    krs.add_argument("--all", action="store_true", help="every release in the store")
+    krs.set_defaults(handler=cmd_keys_resign)
+
+
+def cmd_init(ctx: Context) -> Output:
+    site = Site.init(ctx.site_dir, store=ctx.args.store, name=ctx.args.name)
+    ctx._site = site
+    data = {"site": str(site.root), "store": site.store_location, "key": site.signing_key.id}
+    text = f"site created at {site.root}\nstore: {site.store_location}\nsigning key: {site.signing_key.id}"
+    return Output(data, text)
+
+
+def cmd_keys_list(ctx: Context) -> Output:
+    rows = keyops.list_keys(ctx.site)
+    text = table(["KEY ID", "ROLES", "STATE", "NAME"],
+                 [[r["id"][:23], ",".join(r["roles"]), r["state"], r["name"]] for r in rows])
+    return Output(rows, text)
+
+
+def cmd_keys_generate(ctx: Context) -> Output:
+    roles = tuple(r.strip() for r in ctx.args.roles.split(",") if r.strip())
+    info = keyops.generate(ctx.site, roles, switch=not ctx.args.no_switch)
+    return Output(info, f"generated key {info['id']} ({info['path']}), trusted for {','.join(roles)}"
+                  + ("; now signing with it" if info["signing"] else ""))
+
+
+def cmd_keys_trust(ctx: Context) -> Output:
+    roles = tuple(r.strip() for r in ctx.args.roles.split(",") if r.strip())
+    info = keyops.trust_file(ctx.site, ctx.args.file, roles, ctx.args.name)
+    return Output(info, f"trusted key {info['id']} for {','.join(roles)}")
+
+
+def cmd_keys_revoke(ctx: Context) -> Output:
+    info = keyops.revoke(ctx.site, ctx.args.key_id)
+    return Output(info, f"revoked key {info['id']}")
+
+
+def cmd_keys_export(ctx: Context) -> Output:
+    doc = ctx.site.trust.to_config()
+    import json
+
+    return Output(doc, json.dumps(doc, indent=2, sort_keys=True))
+
+
+def cmd_keys_resign(ctx: Context) -> Output:
+    info = keyops.resign(ctx.site, ctx.args.ids, all_releases=ctx.args.all)
+    return Output(info, f"re-signed {info['resigned']} release(s) with {info['key'][:23]}"
+                  f" ({info['already']} already carried it)")
+
+
+def summary(ctx: Context) -> Output:
+    """The headless answer to a bare ``console``: what is here, in a few lines."""
+    from core.catalogue import list_releases
+
+    site = ctx.site
+    releases = list_releases(site)
+    channels = []
+    try:
+        from core.channels import channel_status
+
+        channels = channel_status(site)
+    except ImportError:  # channels not available in this build
+        pass
+    nodes = site.state.db.execute("select count(*) from nodes").fetchone()[0]
+    data = {"site": str(site.root), "name": site.name, "store": site.store_location,
+            "signing_key": site.signing_key_id(), "releases": len(releases),
+            "bytes": sum(r["bytes"] for r in releases), "channels": channels, "nodes": nodes}
+    lines = [f"site {site.name} at {site.root}", f"store {site.store_location}",
+             f"signing key {site.signing_key_id()[:23] or '(none)'}",
+             f"{len(releases)} release(s), {size(data['bytes'])}; {nodes} node(s) in inventory"]
+    for r in releases[:5]:
+        lines.append(f"  {r['id'][7:19]}  {r['name']} {r['label']}  {ago(r['created'])}")
+    for c in channels:
+        lines.append(f"  channel {c['channel']} -> {str(c.get('release',''))[7:19]} (v{c.get('version')})")
+    return Output(data, "\n".join(lines))

@@ -1,0 +1,168 @@
+"""The ``Store`` interface shared by the local (file system / CVMFS) and HTTP stores.
+
+Layout (DESIGN §2), identical on every backend::
+
+    store.json                    {"schema": "depot-store/1", "digest": "sha256", "compression": "zstd"}
+    objects/<2 hex>/<62 hex>      zstd-compressed bytes, named by sha256 of the UNcompressed bytes
+    releases/<64 hex>.json        DSSE envelope of a release manifest; name = sha256(payload)
+    channels/<name>.json          DSSE envelope of the current channel pointer (mutable, CAS)
+    channels/<name>/<version>.json  every pointer ever issued
+    index.json                    DSSE envelope: catalogue of releases (mutable, CAS)
+
+Backends move bytes; they never decide trust. Objects are verified on every read here
+(``get_object``/``fetch_object_to``) because that costs nothing extra while streaming.
+"""
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..digest import hex_of, is_digest
+from ..errors import BadInput
+
+STORE_SCHEMA = "depot-store/1"
+STORE_META = {"schema": STORE_SCHEMA, "digest": "sha256", "compression": "zstd"}
+CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def object_path(digest: str) -> str:
+    """Relative path of an object in the store: ``objects/ab/cdef…``."""
+    h = hex_of(digest)
+    return f"objects/{h[:2]}/{h[2:]}"
+
+
+def release_path(release_id: str) -> str:
+    """Relative path of a release envelope: ``releases/<64 hex>.json``."""
+    return f"releases/{hex_of(release_id)}.json"
+
+
+def check_channel_name(name: str) -> str:
+    """Channel names are short lower-case identifiers: they become file names."""
+    if not CHANNEL_NAME_RE.match(name or ""):
+        raise BadInput(f"invalid channel name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
+    return name
+
+
+def channel_path(name: str) -> str:
+    """Relative path of a channel's current pointer."""
+    return f"channels/{check_channel_name(name)}.json"
+
+
+def channel_history_path(name: str, version: int) -> str:
+    """Relative path of one issued pointer version (write-once)."""
+    return f"channels/{check_channel_name(name)}/{int(version)}.json"
+
+
+class Store(abc.ABC):
+    """A content-addressed depot store. Subclasses: ``LocalStore``, ``HttpStore``."""
+
+    #: Human-readable location (a path or URL list) for headers and messages.
+    location: str
+
+    # -- objects -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def has_object(self, digest: str) -> bool:
+        """True if the object exists (not verified)."""
+
+    def missing_objects(self, digests: Iterable[str]) -> set[str]:
+        """The subset of ``digests`` not present in the store."""
+        return {d for d in set(digests) if not self.has_object(d)}
+
+    @abc.abstractmethod
+    def put_object(self, digest: str, data: bytes) -> int:
+        """Store uncompressed ``data`` under ``digest`` (write-once, atomic).
+
+        Returns the number of compressed bytes written (0 if it already existed).
+        Callers hash the data; backends trust the given digest only because publish computed it.
+        """
+
+    def put_object_file(self, digest: str, path: str) -> int:
+        """Like ``put_object`` for a file on disk; backends may stream instead of reading it whole."""
+        with open(path, "rb") as f:
+            return self.put_object(digest, f.read())
+
+    @abc.abstractmethod
+    def get_object(self, digest: str, max_size: int | None = None) -> bytes:
+        """Return the verified, uncompressed bytes of an object.
+
+        Raises ``NotFound`` if absent and ``CorruptObject`` if the bytes do not hash to ``digest``
+        or exceed ``max_size`` (the size the manifest promised).
+        """
+
+    def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
+        """Write the verified, uncompressed object to ``dest`` (created, not atomically renamed)."""
+        data = self.get_object(digest, max_size=size)
+        with open(dest, "wb") as f:
+            f.write(data)
+
+    @abc.abstractmethod
+    def iter_objects(self) -> Iterator[str]:
+        """Every object digest in the store (for gc and deep verify)."""
+
+    @abc.abstractmethod
+    def delete_object(self, digest: str) -> int:
+        """Delete an object; return the stored (compressed) bytes freed."""
+
+    @abc.abstractmethod
+    def object_stored_size(self, digest: str) -> int:
+        """Compressed size of an object on the store."""
+
+    # -- small metadata files ------------------------------------------------------------
+    @abc.abstractmethod
+    def read_file(self, relpath: str) -> bytes | None:
+        """Bytes of a metadata file (store.json, releases/…, channels/…, index.json), or None."""
+
+    @abc.abstractmethod
+    def write_file(self, relpath: str, data: bytes, *, overwrite: bool = False) -> None:
+        """Write a metadata file atomically (temp then rename). Write-once unless ``overwrite``."""
+
+    @abc.abstractmethod
+    def compare_and_swap(self, relpath: str, expected: bytes | None, new: bytes) -> None:
+        """Replace ``relpath`` with ``new`` only if its current bytes equal ``expected``.
+
+        ``expected=None`` means "must not exist yet". Raises ``Conflict`` otherwise, changing nothing.
+        """
+
+    @abc.abstractmethod
+    def list_files(self, reldir: str) -> list[str]:
+        """Names (not paths) of the files directly in ``reldir`` (``releases``, ``channels``…)."""
+
+    # -- conveniences built on the primitives --------------------------------------------
+    def list_release_ids(self) -> list[str]:
+        """Ids (``sha256:…``) of every release envelope in ``releases/``."""
+        out = []
+        for name in self.list_files("releases"):
+            if name.endswith(".json") and len(name) == 69:
+                d = "sha256:" + name[:-5]
+                if is_digest(d):
+                    out.append(d)
+        return sorted(out)
+
+    def list_channels(self) -> list[str]:
+        """Names of channels that have a current pointer."""
+        return sorted(n[:-5] for n in self.list_files("channels") if n.endswith(".json"))
+
+    def publish_lock(self):  # pragma: no cover - overridden where locking is possible
+        """Context manager held (shared) by publishers and (exclusive) by gc; a no-op by default."""
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def gc_lock(self):  # pragma: no cover - overridden where locking is possible
+        """Exclusive counterpart of ``publish_lock``."""
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def close(self) -> None:
+        """Release connections or handles."""
+
+
+def ensure_relpath(relpath: str) -> str:
+    """Reject store-relative paths that could escape the store."""
+    parts = Path(relpath).parts
+    if not relpath or relpath.startswith("/") or any(p in ("..", ".", "") for p in parts) or "\\" in relpath:
+        raise BadInput(f"invalid store path {relpath!r}")
+    return relpath

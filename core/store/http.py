@@ -1,0 +1,639 @@
+"""The store behind HTTP(S): read from any static web server, publish to WebDAV-enabled nginx.
+
+Reading needs nothing but static files. Objects are streamed through a zstd decompressor into
+their destination while being hashed, and the stream is cut as soon as it yields more bytes than
+the manifest promised (or the compressed body exceeds a bound derived from that size), so a
+hostile or broken server can neither fill a disk nor make a reader trust wrong bytes.
+
+Robustness:
+
+* **Mirrors.** ``HttpStore`` takes several base URLs; each request tries them in order. A mirror
+  that refuses or times out a connection is marked down for ``down_for`` seconds, so later
+  requests go straight to the next one: a dead mirror costs one connect attempt, not a failure.
+* **Retries.** 5xx answers, connect errors and timeouts are retried with exponential backoff
+  (``backoff``, default 0.2/0.4 s between three rounds; ``sleep`` is injectable for tests).
+* **Proxies.** An explicit list (site config) is tried in order, like mirrors; without one the
+  usual ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` environment applies (httpx ``trust_env``).
+* **Conditional GET.** ``index.json`` and ``channels/*.json`` are cached in memory with their
+  ``ETag``/``Last-Modified``, so re-reading an unchanged file costs a 304. nginx's validators
+  have one-second granularity (mtime and size), so a copy fetched within two seconds of its
+  modification is never revalidated, only refetched: a same-size rewrite in the same second can
+  therefore not be mistaken for "unchanged" (git's "racy clean" rule). A server that sends an
+  ``ETag`` without ``Last-Modified`` is trusted to make it change with the content.
+
+Publishing (``put_object``, ``write_file``, ``delete_object``, ``compare_and_swap``) needs a
+server accepting ``PUT`` and ``DELETE``; with nginx::
+
+    location /depot/ {
+        alias /srv/depot/;
+        autoindex on; autoindex_format json;     # list_files / iter_objects (gc, verify)
+        dav_methods PUT DELETE; create_full_put_path on;
+        dav_access user:rw group:r all:r;
+        client_max_body_size 0;
+    }
+
+nginx writes a PUT body to a temp file and renames it into place, so objects still appear only
+when complete. Writes go to the first (primary) URL only, never to a mirror: failing over a
+write would split the store. Limits are stated where they apply: ``write_file`` and
+``compare_and_swap`` are check-then-PUT and thus **not atomic** over plain WebDAV (see there).
+"""
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import httpx
+import zstandard
+
+from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from .local import ZSTD_LEVEL
+
+#: Largest object accepted when the caller gives no size (same bound as LocalStore).
+MAX_OBJECT_BYTES = 1 << 34
+#: Largest metadata file (envelope, index, listing) read into memory.
+MAX_FILE_BYTES = 64 << 20
+_CHUNK = 1 << 16
+_OUT_CHUNK = 1 << 20
+_CACHE_ENTRIES = 256
+#: A cached copy is revalidated only if it was older than this when fetched (see module doc).
+_RACY_SECONDS = 2
+
+
+def compressed_bound(size: int) -> int:
+    """Most compressed bytes a zstd frame of ``size`` uncompressed bytes can take, with slack.
+
+    zstd's worst case is ``size + size/256 + 64 KiB``-ish (raw blocks plus headers); anything
+    longer is not an honest encoding of ``size`` bytes, so the reader stops there.
+    """
+    return size + (size >> 7) + (1 << 16)
+
+
+def _is_conditional(relpath: str) -> bool:
+    return relpath == "index.json" or (relpath.startswith("channels/") and relpath.endswith(".json"))
+
+
+@dataclass
+class _Route:
+    """One way to reach the store: a base URL through one client (one proxy, or the env's)."""
+
+    base: str
+    client: httpx.Client
+    proxy: str | None
+    down_until: float = 0.0
+
+    def describe(self) -> str:
+        return self.base + (f" via proxy {self.proxy}" if self.proxy else "")
+
+
+@dataclass
+class _Cached:
+    base: str
+    etag: str | None
+    last_modified: str | None
+    data: bytes
+
+
+class _CappedSource:
+    """File-like view of a response body that counts bytes and refuses to read past ``cap``."""
+
+    def __init__(self, chunks: Iterator[bytes], cap: int, digest: str, on_bytes: Callable[[int], None]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+        self._cap = cap
+        self._read = 0
+        self._digest = digest
+        self._on_bytes = on_bytes
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._buf:
+            self._buf = next(self._chunks, b"")
+            self._read += len(self._buf)
+            self._on_bytes(len(self._buf))
+            if self._read > self._cap:
+                raise CorruptObject(
+                    f"object {self._digest}: compressed body exceeds {self._cap} bytes, "
+                    "more than its promised size can take"
+                )
+        if n is None or n < 0:
+            n = len(self._buf)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+class _Unavailable(Exception):
+    """Internal: one attempt on one route failed in a retryable way."""
+
+
+class HttpStore(Store):
+    """A store reached over HTTP(S) at one or more mirror URLs. Thread-safe.
+
+    ``urls``: base URLs in failover order (the first is the primary, the only one written to).
+    ``proxies``: proxy URLs in failover order; ``None`` or empty honours the environment.
+    ``tries``/``backoff``/``sleep``: retry rounds and the pauses between them.
+    ``down_for``/``clock``: how long a mirror that refused a connection is skipped.
+    ``max_connections``: size of each connection pool (batch helpers use ``max_workers``).
+    """
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        *,
+        proxies: Sequence[str] | None = None,
+        timeout: float | httpx.Timeout = httpx.Timeout(60.0, connect=5.0),
+        tries: int = 3,
+        backoff: Sequence[float] = (0.2, 0.4, 0.8),
+        sleep: Callable[[float], None] = time.sleep,
+        down_for: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_connections: int = 32,
+        verify: bool | str = True,
+    ) -> None:
+        if isinstance(urls, str):
+            urls = [u.strip() for u in urls.split(",") if u.strip()]
+        if not urls:
+            raise BadInput("an HTTP store needs at least one URL")
+        bases = []
+        for url in urls:
+            parsed = urllib.parse.urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise BadInput(f"invalid store URL {url!r}: expected http(s)://host/path")
+            bases.append(url if url.endswith("/") else url + "/")
+        self.urls = bases
+        self.location = ",".join(bases)
+        self.tries = max(1, int(tries))
+        self.backoff = tuple(backoff) or (0.0,)
+        self._sleep = sleep
+        self._clock = clock
+        self.down_for = down_for
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        common = dict(timeout=timeout, limits=limits, verify=verify, follow_redirects=False,
+                      headers={"Accept-Encoding": "identity", "User-Agent": "depot-console"})
+        clients: list[tuple[str | None, httpx.Client]] = []
+        try:
+            for proxy in proxies or []:
+                clients.append((proxy, httpx.Client(proxy=proxy, trust_env=False, **common)))
+        except (ValueError, httpx.InvalidURL) as exc:
+            for _, client in clients:
+                client.close()
+            raise BadInput(f"invalid proxy URL {proxy!r}: {exc}") from None
+        if not clients:
+            clients = [(None, httpx.Client(trust_env=True, **common))]
+        self._clients = [c for _, c in clients]
+        self._routes = [_Route(base, client, proxy) for base in bases for proxy, client in clients]
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        #: Counters for diagnostics and tests: requests sent, connect failures, object bytes read.
+        self.stats = {"requests": 0, "connect_errors": 0, "retries": 0, "object_bytes_in": 0, "not_modified": 0}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, urls: str | Sequence[str], **kwargs) -> "HttpStore":
+        """Open an existing store, checking its ``store.json``."""
+        store = cls(urls, **kwargs)
+        try:
+            raw = store.read_file("store.json")
+            if raw is None:
+                raise NotFound(f"no depot store at {store.location} (store.json missing)")
+            try:
+                meta = json.loads(raw)
+            except ValueError:
+                raise BadInput(f"unreadable store.json at {store.location}") from None
+            if not isinstance(meta, dict) or meta.get("schema") != STORE_SCHEMA:
+                raise BadInput(f"unsupported store schema at {store.location}")
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def create(cls, urls: str | Sequence[str], **kwargs) -> "HttpStore":
+        """Create an empty store on a writable server (idempotent), then open it."""
+        store = cls(urls, **kwargs)
+        try:
+            if store.read_file("store.json") is None:
+                store.write_file("store.json", json.dumps(STORE_META, sort_keys=True).encode() + b"\n")
+        finally:
+            store.close()
+        return cls.open(urls, **kwargs)
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+    def __enter__(self) -> "HttpStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- transport -----------------------------------------------------------------------
+    def _routes_for(self, primary_only: bool) -> list[_Route]:
+        routes = [r for r in self._routes if r.base == self.urls[0]] if primary_only else self._routes
+        now = self._clock()
+        with self._lock:
+            live = [r for r in routes if r.down_until <= now]
+        # When every route is marked down, try them all anyway: better late than failed.
+        return live or list(routes)
+
+    def _mark_down(self, route: _Route) -> None:
+        with self._lock:
+            route.down_until = self._clock() + self.down_for
+            self.stats["connect_errors"] += 1
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.stats[key] += n
+
+    def _attempt(self, route: _Route, method: str, relpath: str, headers: dict[str, str] | None,
+                 content: bytes | Callable[[], Iterator[bytes]] | None) -> httpx.Response:
+        """One request on one route; a retryable failure raises ``_Unavailable``."""
+        url = route.base + urllib.parse.quote(relpath)
+        body = content() if callable(content) else content
+        request = route.client.build_request(method, url, headers=headers, content=body)
+        self._count("requests")
+        try:
+            resp = route.client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
+            self._mark_down(route)
+            raise _Unavailable(f"{route.describe()}: cannot connect ({exc or type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Unavailable(f"{route.describe()}: {type(exc).__name__} {exc}".rstrip()) from None
+        if resp.status_code >= 500:
+            resp.close()
+            raise _Unavailable(f"{route.describe()}: HTTP {resp.status_code} for {method} {relpath}")
+        return resp
+
+    def _retry_rounds(self) -> Iterator[int]:
+        """Yield round numbers, sleeping the backoff before every round but the first."""
+        for n in range(self.tries):
+            if n:
+                self._count("retries")
+                self._sleep(self.backoff[min(n - 1, len(self.backoff) - 1)])
+            yield n
+
+    @contextlib.contextmanager
+    def _send(self, method: str, relpath: str, *, headers: dict[str, str] | None = None,
+              content: bytes | Callable[[], Iterator[bytes]] | None = None,
+              primary_only: bool = False) -> Iterator[httpx.Response]:
+        """Send with mirror failover and retries; yield the streamed response (status < 500).
+
+        Raises ``StoreError`` naming the last failure once every round on every route failed.
+        The response is closed on exit, unread body included (the connection is then dropped).
+        """
+        last = "no route"
+        for _ in self._retry_rounds():
+            for route in self._routes_for(primary_only):
+                try:
+                    resp = self._attempt(route, method, relpath, headers, content)
+                except _Unavailable as exc:
+                    last = str(exc)
+                    continue
+                try:
+                    yield resp
+                finally:
+                    resp.close()
+                return
+        raise StoreError(f"{method} {relpath} failed after {self.tries} tries: {last}")
+
+    def _fail(self, resp: httpx.Response, what: str) -> StoreError:
+        return StoreError(f"{what}: HTTP {resp.status_code} from {resp.request.url}")
+
+    # -- objects -------------------------------------------------------------------------
+    def has_object(self, digest: str) -> bool:
+        return self._head_object(digest, primary_only=False)
+
+    def _head_object(self, digest: str, *, primary_only: bool) -> bool:
+        with self._send("HEAD", object_path(digest), primary_only=primary_only) as resp:
+            if resp.status_code == 200:
+                return True
+            if resp.status_code == 404:
+                return False
+            raise self._fail(resp, f"HEAD object {digest}")
+
+    def missing_objects(self, digests: Iterable[str], *, max_workers: int = 8) -> set[str]:
+        """The subset of ``digests`` not on the primary, probed with up to ``max_workers`` HEADs at once.
+
+        Publishers use this to decide what to upload, so it asks the primary (the copy written
+        to), never a mirror that may lag behind it.
+        """
+        unique = sorted(set(digests))
+        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+            present = list(pool.map(lambda d: self._head_object(d, primary_only=True), unique))
+        return {d for d, here in zip(unique, present) if not here}
+
+    def object_stored_size(self, digest: str) -> int:
+        with self._send("HEAD", object_path(digest)) as resp:
+            if resp.status_code == 404:
+                raise NotFound(f"object {digest} missing from store")
+            if resp.status_code != 200:
+                raise self._fail(resp, f"HEAD object {digest}")
+            try:
+                return int(resp.headers["content-length"])
+            except (KeyError, ValueError):
+                raise StoreError(f"HEAD object {digest}: no Content-Length from {resp.request.url}") from None
+
+    def _put(self, relpath: str, content: bytes | Callable[[], Iterator[bytes]]) -> None:
+        with self._send("PUT", relpath, content=content, primary_only=True) as resp:
+            if resp.status_code not in (200, 201, 204):
+                raise self._fail(resp, f"PUT {relpath}")
+
+    def put_object(self, digest: str, data: bytes) -> int:
+        if self._head_object(digest, primary_only=True):
+            return 0
+        return self._put_compressed(digest, data)
+
+    def put_object_file(self, digest: str, path: str) -> int:
+        if self._head_object(digest, primary_only=True):
+            return 0
+        if os.path.getsize(path) <= (8 << 20):
+            with open(path, "rb") as f:
+                return self._put_compressed(digest, f.read())
+        sent = [0]
+
+        def chunks() -> Iterator[bytes]:
+            # Streamed like LocalStore.put_object_file for big files (same frame bytes).
+            sent[0] = 0
+            cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+            with open(path, "rb") as f:
+                for chunk in cctx.read_to_iter(f, read_size=1 << 20, write_size=1 << 20):
+                    sent[0] += len(chunk)
+                    yield chunk
+
+        self._put(object_path(digest), chunks)
+        return sent[0]
+
+    def _put_compressed(self, digest: str, data: bytes) -> int:
+        """Compress (as LocalStore does) and PUT; the caller has checked existence."""
+        # Same level and API as LocalStore: both backends write identical bytes for an object.
+        compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+        self._put(object_path(digest), compressed)
+        return len(compressed)
+
+    def _stream_object(self, digest: str, size: int | None, sink: io.RawIOBase | io.BufferedIOBase) -> int:
+        """GET an object into ``sink``: decompress, bound, hash. Returns uncompressed bytes."""
+        limit = size if size is not None else MAX_OBJECT_BYTES
+        cap = compressed_bound(limit)
+        relpath = object_path(digest)
+        last = ""
+        for _ in self._retry_rounds():
+            with self._send("GET", relpath) as resp:
+                if resp.status_code == 404:
+                    raise NotFound(f"object {digest} missing from store")
+                if resp.status_code != 200:
+                    raise self._fail(resp, f"GET object {digest}")
+                length = resp.headers.get("content-length")
+                if length and length.isdigit() and int(length) > cap:
+                    raise CorruptObject(
+                        f"object {digest}: {length} compressed bytes cannot hold the {limit} bytes promised"
+                    )
+                sink.seek(0)
+                sink.truncate()
+                try:
+                    return self._decode(digest, limit, resp, cap, sink)
+                except httpx.TransportError as exc:
+                    # Connection lost mid-body: start the object again in the next round.
+                    last = f"{type(exc).__name__} {exc}".rstrip()
+        raise StoreError(f"GET object {digest} failed after {self.tries} tries: {last}")
+
+    def _decode(self, digest: str, limit: int, resp: httpx.Response, cap: int, sink) -> int:
+        source = _CappedSource(resp.iter_raw(_CHUNK), cap, digest, lambda n: self._count("object_bytes_in", n))
+        h = hashlib.sha256()
+        total = 0
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=_CHUNK)
+            # Ask for at most one byte beyond the promise: never decompress more than that.
+            while chunk := reader.read(min(_OUT_CHUNK, limit - total + 1)):
+                total += len(chunk)
+                if total > limit:
+                    raise CorruptObject(f"object {digest} is larger than the {limit} bytes the manifest promises")
+                h.update(chunk)
+                sink.write(chunk)
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
+        got = "sha256:" + h.hexdigest()
+        if got != digest:
+            raise CorruptObject(f"object {digest} is corrupt: its bytes hash to {got}")
+        return total
+
+    def get_object(self, digest: str, max_size: int | None = None) -> bytes:
+        buf = io.BytesIO()
+        self._stream_object(digest, max_size, buf)
+        return buf.getvalue()
+
+    def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
+        with open(dest, "wb") as f:
+            self._stream_object(digest, size, f)
+
+    def fetch_many(
+        self,
+        jobs: Iterable[tuple[str, str, int | None]],
+        *,
+        max_workers: int = 8,
+        on_done: Callable[[str, str], None] | None = None,
+    ) -> int:
+        """Fetch many objects in parallel: ``jobs`` are ``(digest, dest_path, size)``.
+
+        At most ``max_workers`` downloads run at once over the shared connection pool.
+        ``on_done(digest, dest)`` is called (from a worker thread) after each verified object.
+        The first failure cancels what has not started and is raised once running ones end.
+        Returns the number of objects fetched.
+        """
+        def one(job: tuple[str, str, int | None]) -> None:
+            digest, dest, size = job
+            self.fetch_object_to(digest, dest, size)
+            if on_done is not None:
+                on_done(digest, dest)
+
+        jobs = list(jobs)
+        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+            futures = [pool.submit(one, job) for job in jobs]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in pending:
+                fut.cancel()
+        for fut in futures:
+            if not fut.cancelled() and fut.exception() is not None:
+                raise fut.exception()
+        return len(jobs)
+
+    def delete_object(self, digest: str) -> int:
+        try:
+            size = self.object_stored_size(digest)
+        except NotFound:
+            return 0
+        with self._send("DELETE", object_path(digest), primary_only=True) as resp:
+            if resp.status_code == 404:
+                return 0
+            if resp.status_code not in (200, 202, 204):
+                raise self._fail(resp, f"DELETE object {digest}")
+        return size
+
+    def iter_objects(self) -> Iterator[str]:
+        """Every object digest, from the server's JSON autoindex (``autoindex_format json``)."""
+        for sub in sorted(self._listing("objects", "directory")):
+            if len(sub) != 2:
+                continue
+            for name in sorted(self._listing(f"objects/{sub}", "file")):
+                d = "sha256:" + sub + name
+                if len(name) == 62 and all(c in "0123456789abcdef" for c in name + sub):
+                    yield d
+
+    # -- metadata files ------------------------------------------------------------------
+    def read_file(self, relpath: str) -> bytes | None:
+        ensure_relpath(relpath)
+        return self._read(relpath, conditional=_is_conditional(relpath))
+
+    def _read(self, relpath: str, *, conditional: bool, primary_only: bool = False) -> bytes | None:
+        """GET a small file; with ``conditional``, revalidate a cached copy (304 -> cached bytes).
+
+        Writers read with ``primary_only``: comparing against a lagging mirror would let a
+        compare-and-swap overwrite a newer primary copy.
+        """
+        cached = None
+        headers: dict[str, str] = {}
+        if conditional:
+            with self._lock:
+                cached = self._cache.get(relpath)
+            if cached is not None:
+                if cached.etag:
+                    headers["If-None-Match"] = cached.etag
+                elif cached.last_modified:
+                    headers["If-Modified-Since"] = cached.last_modified
+        else:
+            headers["Cache-Control"] = "no-cache"
+        with self._send("GET", relpath, headers=headers, primary_only=primary_only) as resp:
+            served_by = self._base_of(resp, relpath)
+            if resp.status_code == 304 and cached is not None:
+                if served_by == cached.base:
+                    self._count("not_modified")
+                    return cached.data
+                # Validators from one mirror said nothing about another's copy: ask again, plainly.
+                with self._lock:
+                    self._cache.pop(relpath, None)
+                return self._read(relpath, conditional=conditional)
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise self._fail(resp, f"GET {relpath}")
+            data = self._read_body(resp, relpath)
+        if conditional:
+            self._remember(relpath, served_by, resp, data)
+        return data
+
+    @staticmethod
+    def _base_of(resp: httpx.Response, relpath: str) -> str:
+        url = str(resp.request.url)
+        return url[: len(url) - len(urllib.parse.quote(relpath))]
+
+    def _read_body(self, resp: httpx.Response, relpath: str) -> bytes:
+        chunks, total = [], 0
+        try:
+            for chunk in resp.iter_bytes(_CHUNK):
+                total += len(chunk)
+                if total > MAX_FILE_BYTES:
+                    raise StoreError(f"{relpath} on {resp.request.url.host} is larger than {MAX_FILE_BYTES} bytes")
+                chunks.append(chunk)
+        except httpx.TransportError as exc:
+            raise StoreError(f"GET {relpath}: connection lost ({type(exc).__name__})") from None
+        return b"".join(chunks)
+
+    def _remember(self, relpath: str, base: str, resp: httpx.Response, data: bytes) -> None:
+        etag = resp.headers.get("etag")
+        modified = resp.headers.get("last-modified")
+        if not etag and not modified:
+            return
+        date = resp.headers.get("date")
+        if modified and date:
+            try:
+                age = (email.utils.parsedate_to_datetime(date) - email.utils.parsedate_to_datetime(modified)).total_seconds()
+            except (TypeError, ValueError):
+                age = 0
+            if age < _RACY_SECONDS:
+                # Too fresh: a same-size rewrite within this second would keep these validators.
+                with self._lock:
+                    self._cache.pop(relpath, None)
+                return
+        with self._lock:
+            self._cache[relpath] = _Cached(base, etag, modified, data)
+            self._cache.move_to_end(relpath)
+            while len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+
+    def write_file(self, relpath: str, data: bytes, *, overwrite: bool = False) -> None:
+        """PUT a metadata file. Write-once unless ``overwrite``.
+
+        Write-once is checked by reading first: two writers racing on the same new name can
+        both succeed over WebDAV (the last PUT wins). Content-addressed names make that
+        harmless for releases; channel history names are also guarded by ``compare_and_swap``.
+        """
+        ensure_relpath(relpath)
+        if not overwrite:
+            current = self._read(relpath, conditional=False, primary_only=True)
+            if current == data:
+                return
+            if current is not None:
+                raise Conflict(f"{relpath} already exists in the store with other content")
+        self._put(relpath, data)
+        self._forget(relpath)
+
+    def _forget(self, relpath: str) -> None:
+        with self._lock:
+            self._cache.pop(relpath, None)
+
+    def compare_and_swap(self, relpath: str, expected: bytes | None, new: bytes) -> None:
+        """Best-effort compare-and-swap over HTTP: read (uncached), compare, PUT, read back.
+
+        Raises ``Conflict`` and changes nothing when the current bytes differ from ``expected``.
+        **Not atomic**: nginx's WebDAV ignores ``If-Match``, so two writers can both pass the
+        comparison and the later PUT silently replaces the earlier one. The read-back catches a
+        writer that overtook ours before we looked again (we raise ``Conflict``), but not one
+        that comes after. Racing promotes must therefore go through a single writer, or publish
+        into a LocalStore (local disk or NFS with working locks) that nginx then serves.
+        """
+        ensure_relpath(relpath)
+        current = self._read(relpath, conditional=False, primary_only=True)
+        if current != expected:
+            raise Conflict(f"{relpath}: moved meanwhile")
+        self._put(relpath, new)
+        self._forget(relpath)
+        if self._read(relpath, conditional=False, primary_only=True) != new:
+            raise Conflict(f"{relpath}: another writer replaced it meanwhile")
+
+    def _listing(self, reldir: str, kind: str) -> list[str]:
+        """Names of entries of ``kind`` (``file``/``directory``) from nginx's JSON autoindex."""
+        ensure_relpath(reldir)
+        with self._send("GET", reldir + "/", headers={"Accept": "application/json"}) as resp:
+            if resp.status_code == 404:
+                return []
+            if resp.status_code != 200:
+                raise StoreError(
+                    f"cannot list {reldir}/ on {resp.request.url.host}: HTTP {resp.status_code}; "
+                    "the server must enable 'autoindex on; autoindex_format json;' for list and gc"
+                )
+            body = self._read_body(resp, reldir + "/")
+        try:
+            entries = json.loads(body)
+            names = [e["name"] for e in entries if isinstance(e, dict) and e.get("type") == kind]
+        except (ValueError, TypeError, KeyError):
+            raise StoreError(
+                f"cannot list {reldir}/: the server's listing is not nginx JSON autoindex; "
+                "enable 'autoindex on; autoindex_format json;' for list and gc"
+            ) from None
+        return [n for n in names if isinstance(n, str) and not n.startswith(".") and "/" not in n]
+
+    def list_files(self, reldir: str) -> list[str]:
+        return sorted(self._listing(reldir, "file"))
+
+
+__all__ = ["HttpStore", "compressed_bound", "MAX_OBJECT_BYTES", "MAX_FILE_BYTES"]

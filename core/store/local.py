@@ -1,0 +1,274 @@
+"""The store on a local file system (also a CernVM-FS transaction directory).
+
+Every write goes to a temporary name in the same directory and is renamed into place, so an
+object, tree or release is visible only once complete; a killed publish leaves at most stray
+``.tmp-*`` files, which ``gc`` removes. Channel and index updates are compare-and-swap under an
+``fcntl`` lock file, so racing promotes on one machine (or over NFS with working locks) lose no
+update. Publish holds a shared lock for its whole duration and ``gc`` an exclusive one, so gc
+can never delete an object that a running publish has just decided to reuse.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import zstandard
+
+from ..digest import digest_bytes, is_digest
+from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+
+ZSTD_LEVEL = 3
+_TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStore(Store):
+    """A store rooted at a directory. Use ``LocalStore.create`` or ``LocalStore.open``."""
+
+    def __init__(self, root: Path, *, durable: bool = False) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+        self.durable = durable
+        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._known_dirs: set[str] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path) -> "LocalStore":
+        """Create an empty store (idempotent on an existing empty or matching store)."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("objects", "releases", "channels"):
+            (root / sub).mkdir(exist_ok=True)
+        meta = root / "store.json"
+        if not meta.exists():
+            store = cls(root)
+            store.write_file("store.json", json.dumps(STORE_META, sort_keys=True).encode() + b"\n")
+        return cls.open(root)
+
+    @classmethod
+    def open(cls, root: Path) -> "LocalStore":
+        """Open an existing store, checking ``store.json``."""
+        root = Path(root)
+        meta_path = root / "store.json"
+        try:
+            meta = json.loads(meta_path.read_bytes())
+        except FileNotFoundError:
+            raise NotFound(f"no depot store at {root} (store.json missing)") from None
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"unreadable store.json at {root}: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("schema") != STORE_SCHEMA:
+            raise BadInput(f"unsupported store schema at {root}: {meta.get('schema') if isinstance(meta, dict) else meta!r}")
+        return cls(root)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _path(self, relpath: str) -> Path:
+        return self.root / ensure_relpath(relpath)
+
+    def _atomic_write(self, dest: Path, chunks: Iterator[bytes] | bytes, *, overwrite: bool, mode: int = 0o444) -> int:
+        parent = dest.parent
+        key = str(parent)
+        if key not in self._known_dirs:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._known_dirs.add(key)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=parent)
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if isinstance(chunks, (bytes, bytearray, memoryview)):
+                    f.write(chunks)
+                    written = len(chunks)
+                else:
+                    for chunk in chunks:
+                        f.write(chunk)
+                        written += len(chunk)
+                if self.durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+            if overwrite:
+                os.replace(tmp, dest)
+            else:
+                # link() fails if dest exists: write-once without a check-then-act race.
+                try:
+                    os.link(tmp, dest)
+                except FileExistsError:
+                    written = 0
+                finally:
+                    os.unlink(tmp)
+            if self.durable:
+                _fsync_dir(parent)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return written
+
+    # -- objects -------------------------------------------------------------------------
+    def has_object(self, digest: str) -> bool:
+        return os.path.exists(self.root / object_path(digest))
+
+    def put_object(self, digest: str, data: bytes) -> int:
+        dest = self.root / object_path(digest)
+        if dest.exists():
+            return 0
+        return self._atomic_write(dest, self._cctx.compress(data), overwrite=False)
+
+    def put_object_file(self, digest: str, path: str) -> int:
+        dest = self.root / object_path(digest)
+        if dest.exists():
+            return 0
+        size = os.path.getsize(path)
+        if size <= (8 << 20):
+            with open(path, "rb") as f:
+                return self._atomic_write(dest, self._cctx.compress(f.read()), overwrite=False)
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as f:
+                yield from cctx.read_to_iter(f, read_size=1 << 20, write_size=1 << 20)
+
+        return self._atomic_write(dest, chunks(), overwrite=False)
+
+    def _open_raw(self, digest: str):
+        try:
+            return open(self.root / object_path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"object {digest} missing from store") from None
+
+    def get_object(self, digest: str, max_size: int | None = None) -> bytes:
+        with self._open_raw(digest) as f:
+            raw = f.read()
+        try:
+            limit = max_size if max_size is not None else 1 << 34
+            data = _decompress(raw, limit)
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
+        if max_size is not None and len(data) > max_size:
+            raise CorruptObject(f"object {digest} is larger than the {max_size} bytes the manifest promises")
+        if digest_bytes(data) != digest:
+            raise CorruptObject(f"object {digest} is corrupt: its bytes hash to {digest_bytes(data)}")
+        return data
+
+    def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
+        import hashlib
+
+        h = hashlib.sha256()
+        total = 0
+        with self._open_raw(digest) as src, open(dest, "wb") as out:
+            try:
+                reader = zstandard.ZstdDecompressor().stream_reader(src)
+                while chunk := reader.read(1 << 20):
+                    total += len(chunk)
+                    if size is not None and total > size:
+                        raise CorruptObject(f"object {digest} is larger than the {size} bytes the manifest promises")
+                    h.update(chunk)
+                    out.write(chunk)
+            except zstandard.ZstdError as exc:
+                raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
+        if "sha256:" + h.hexdigest() != digest:
+            raise CorruptObject(f"object {digest} is corrupt: its bytes hash to sha256:{h.hexdigest()}")
+
+    def iter_objects(self) -> Iterator[str]:
+        objects = self.root / "objects"
+        for sub in sorted(os.listdir(objects)):
+            if len(sub) != 2:
+                continue
+            for name in sorted(os.listdir(objects / sub)):
+                d = "sha256:" + sub + name
+                if is_digest(d):
+                    yield d
+
+    def delete_object(self, digest: str) -> int:
+        p = self.root / object_path(digest)
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def object_stored_size(self, digest: str) -> int:
+        try:
+            return (self.root / object_path(digest)).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"object {digest} missing from store") from None
+
+    def stray_temp_files(self) -> list[Path]:
+        """Temporary files left by killed writers (removed by gc)."""
+        return [p for p in self.root.rglob(_TMP_PREFIX + "*") if p.is_file()]
+
+    # -- metadata files ------------------------------------------------------------------
+    def read_file(self, relpath: str) -> bytes | None:
+        try:
+            return self._path(relpath).read_bytes()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise BadInput(f"store path {relpath} is a directory") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {relpath} from store {self.root}: {exc.strerror}") from None
+
+    def write_file(self, relpath: str, data: bytes, *, overwrite: bool = False) -> None:
+        dest = self._path(relpath)
+        if not overwrite and dest.exists():
+            if dest.read_bytes() == data:
+                return
+            raise Conflict(f"{relpath} already exists in the store with other content")
+        self._atomic_write(dest, data, overwrite=overwrite, mode=0o644)
+
+    @contextlib.contextmanager
+    def _lock(self, name: str, kind: int):
+        lock_dir = self.root / "locks"
+        lock_dir.mkdir(exist_ok=True)
+        with open(lock_dir / f"{name}.lock", "a+b") as f:
+            fcntl.flock(f, kind)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def compare_and_swap(self, relpath: str, expected: bytes | None, new: bytes) -> None:
+        dest = self._path(relpath)
+        with self._lock(relpath.replace("/", "__"), fcntl.LOCK_EX):
+            try:
+                current = dest.read_bytes()
+            except FileNotFoundError:
+                current = None
+            if current != expected:
+                raise Conflict(f"{relpath}: moved meanwhile")
+            self._atomic_write(dest, new, overwrite=True, mode=0o644)
+
+    def list_files(self, reldir: str) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self._path(reldir)) if e.is_file() and not e.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def publish_lock(self):
+        return self._lock("gc", fcntl.LOCK_SH)
+
+    def gc_lock(self):
+        return self._lock("gc", fcntl.LOCK_EX)
+
+
+def _decompress(raw: bytes, limit: int) -> bytes:
+    """Decompress a whole zstd frame without trusting its declared size beyond ``limit``."""
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    out = dobj.decompress(raw)
+    if len(out) > limit:
+        raise CorruptObject(f"object decompresses to more than {limit} bytes")
+    return out

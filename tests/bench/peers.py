@@ -1,0 +1,130 @@
+"""Timed runs of the peer tools the benchmarks compare against (DESIGN §9).
+
+Each helper runs one peer operation on real files with the real tool and returns its wall time in
+seconds (``time.perf_counter``). Only the operation itself is timed: one-time setup (``ostree init``,
+``remote add``) happens before the clock starts. A missing tool raises ``PeerMissing`` naming the apt
+package; a failing tool raises ``PeerFailed`` with the command and the tool's last stderr line.
+
+- ``sha256_tree``: the floor any publisher pays — read and hash every regular file once,
+  single-threaded, with the same 1 MiB buffer as ``core.digest.hash_file``.
+- ``ostree_commit`` / ``ostree_diff`` / ``ostree_pull_checkout``: OSTree, the closest peer
+  (content-addressed trees, archive repos served over HTTP, hard-link checkouts). Flags checked
+  against ostree 2022.7. ``--no-xattrs`` on commit because depot images carry no xattrs;
+  ``fsync`` stays ostree's default (on) unless the caller passes ``fsync=False``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from core.digest import CHUNK
+
+
+class PeerMissing(RuntimeError):
+    """The peer tool is not installed."""
+
+
+class PeerFailed(RuntimeError):
+    """The peer tool ran and failed."""
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise PeerMissing(f"{name} not found on PATH (install it: apt-get install -y {package})")
+    return path
+
+
+def _ostree() -> str:
+    return _tool("ostree", "ostree")
+
+
+def _run(args: list[str]) -> str:
+    """Run a command, return its stdout; PeerFailed with the last stderr line on non-zero exit."""
+    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
+        raise PeerFailed(f"{' '.join(args)}: {lines[-1]}")
+    return proc.stdout
+
+
+def _timed(args: list[str]) -> float:
+    """Run a command with stdout discarded (output volume must not skew the time); return seconds."""
+    start = time.perf_counter()
+    proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
+        raise PeerFailed(f"{' '.join(args)}: {lines[-1]}")
+    return elapsed
+
+
+def sha256_tree(root: Path) -> float:
+    """Seconds to sha256 every regular file under ``root`` (symlinks not followed), one thread."""
+    start = time.perf_counter()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            h = hashlib.sha256()
+            with open(path, "rb", buffering=0) as f:
+                while n := f.readinto(buf):
+                    h.update(view[:n])
+            h.hexdigest()
+    return time.perf_counter() - start
+
+
+def _ensure_repo(repo: Path, mode: str) -> None:
+    if not (Path(repo) / "config").is_file():
+        Path(repo).mkdir(parents=True, exist_ok=True)
+        _run([_ostree(), "init", f"--repo={repo}", f"--mode={mode}"])
+
+
+def ostree_commit(repo: Path, tree: Path, branch: str, *, fsync: bool = True) -> float:
+    """Seconds for ``ostree commit`` of directory ``tree`` onto ``branch`` of an archive-mode repo.
+
+    The repo is created (``--mode=archive``, the mode served over HTTP) if it does not exist yet;
+    a second commit on the same branch gets the first as parent, as a new release would.
+    """
+    _ensure_repo(repo, "archive")
+    args = [_ostree(), "commit", f"--repo={repo}", f"--branch={branch}", f"--tree=dir={tree}",
+            "--subject=bench", "--no-xattrs"]
+    if not fsync:
+        args.append("--fsync=false")
+    return _timed(args)
+
+
+def ostree_diff(repo: Path, rev_a: str, rev_b: str) -> float:
+    """Seconds for ``ostree diff rev_a rev_b`` (refs or checksums), output discarded."""
+    return _timed([_ostree(), "diff", f"--repo={repo}", rev_a, rev_b])
+
+
+def ostree_rev(repo: Path, ref: str) -> str:
+    """The commit checksum ``ref`` resolves to (``ostree rev-parse``)."""
+    return _run([_ostree(), "rev-parse", f"--repo={repo}", ref]).strip()
+
+
+def ostree_pull_checkout(url: str, repo: Path, branch: str, checkout: Path, *, fsync: bool = True) -> float:
+    """Seconds for ``ostree pull`` of ``branch`` from ``url`` plus ``ostree checkout -U -H`` into ``checkout``.
+
+    Node-side peer of hydrate: a bare-user repo (created if absent, remote ``origin`` added or
+    replaced with ``--no-gpg-verify``), then a hard-link checkout, which must not exist yet.
+    Reusing ``repo`` for a second branch measures an incremental pull.
+    """
+    ostree = _ostree()
+    _ensure_repo(repo, "bare-user")
+    _run([ostree, f"--repo={repo}", "remote", "add", "--force", "--no-gpg-verify", "origin", url])
+    pull = [ostree, f"--repo={repo}", "pull", "origin", branch]
+    checkout_args = [ostree, f"--repo={repo}", "checkout", "-U", "-H", f"origin:{branch}", str(checkout)]
+    if not fsync:
+        pull.insert(3, "--disable-fsync")
+        checkout_args.insert(3, "--fsync=false")
+    return _timed(pull) + _timed(checkout_args)

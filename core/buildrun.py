@@ -216,9 +216,12 @@ class Runner:
         try:
             # Wait without reaping: the zombie leader keeps the pgid reserved while stragglers die.
             os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-            _killpg(pgid, signal.SIGKILL)
-            rc = proc.wait()
         finally:
+            # Also when this wait is interrupted (KeyboardInterrupt): nothing of the group survives.
+            _killpg(pgid, signal.SIGKILL)
+            # SIGKILL is delivered asynchronously: go on only once nothing of the group runs.
+            _wait_groups_dead([pgid], time.monotonic() + max(self.grace_s, 1.0))
+            rc = proc.wait()
             with self._lock:
                 self._live.pop(pgid, None)
                 self._save_pgids()
@@ -248,8 +251,9 @@ class Runner:
         kill_groups(groups, self.grace_s)
 
     def install_sigterm_handler(self) -> None:
-        """Make SIGTERM (and SIGINT) to this process cancel the runner; call from the main thread.
+        """Make SIGTERM (and SIGINT) to this build worker process cancel the runner.
 
+        For a process that exists to run one build (not the TUI); call it from the main thread.
         The handler only starts a thread: killing and waiting happens outside the signal handler, the
         interrupted `run` then raises `BuildCancelled` in the normal way.
         """

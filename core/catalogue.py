@@ -8,10 +8,10 @@ import re
 
 from .digest import canonical_json, digest_bytes
 from .errors import Ambiguous, BadInput, Conflict, NotFound, TrustError
-from .manifest import Release, parse_payload
-from .signing import INDEX_TYPE, RELEASE_TYPE, make_envelope, parse_envelope, verify_envelope
+from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Release, parse_payload
+from .signing import INDEX_TYPE, RELEASE_TYPE, TrustSet, make_envelope, parse_envelope, verify_envelope
 from .site import Site, format_time
-from .store.base import release_path
+from .store.base import Store, release_path
 
 HEX_RE = re.compile(r"^[0-9a-f]{4,64}$")
 
@@ -22,16 +22,29 @@ def load_release(site: Site, release_id: str) -> Release:
     ``NotFound`` if absent; ``TrustError`` if the payload was edited (hash differs from the file
     name) or the signatures do not meet the release threshold; ``BadInput`` if malformed.
     """
-    data = site.store.read_file(release_path(release_id))
+    return load_release_from(site.store, site.trust, release_id,
+                             int(site.config.get("publish", "max_manifest_bytes")))
+
+
+def load_release_from(store: Store, trust: TrustSet, release_id: str,
+                      max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> Release:
+    """``load_release`` without a Site: a store and a trust set (what a node has)."""
+    data = store.read_file(release_path(release_id))
     if data is None:
         raise NotFound(f"release {release_id} not found in store")
+    return release_from_envelope(data, trust, release_id, max_bytes)
+
+
+def release_from_envelope(data: bytes, trust: TrustSet, release_id: str,
+                          max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> Release:
+    """Verify envelope bytes of ``release_id`` (payload hash = id, signatures) and parse them."""
     where = f"release {release_id[7:19]}"
     env = parse_envelope(data, where)
     actual = digest_bytes(env.payload)
     if actual != release_id:
         raise TrustError(f"{where}: payload hash {actual[7:19]} does not match its file name (edited?)")
-    signed_by = verify_envelope(env, RELEASE_TYPE, "release", site.trust, where)
-    return parse_payload(env.payload, release_id, signed_by, int(site.config.get("publish", "max_manifest_bytes")))
+    signed_by = verify_envelope(env, RELEASE_TYPE, "release", trust, where)
+    return parse_payload(env.payload, release_id, signed_by, max_bytes)
 
 
 def _row(site: Site, rel: Release) -> dict:

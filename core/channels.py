@@ -12,11 +12,12 @@ mark for the channel (last accepted version and the digest of those exact bytes)
 Write order of an update, and why: **compare-and-swap first, history second.**
 
 1. read the high-water floors (the database mark, then the history listing), then the current
-   pointer bytes; verify them;
+   pointer bytes; verify them; if the current version's history file is missing (see below),
+   write it from those verified bytes;
 2. build and sign version N+1, and check that it verifies under the site's own trust set;
 3. ``compare_and_swap(channels/<name>.json, current_bytes, new_bytes)``: the single point where
-   racing writers are ordered. A loser fails here having written nothing at all, so "a loser
-   changes nothing" holds on any backend that has a compare-and-swap, with no extra store lock;
+   racing writers are ordered. A loser fails here having issued nothing (at most it repaired
+   the winner's record in step 1), so "a loser changes nothing" holds on any backend that has a compare-and-swap, with no extra store lock;
 4. write ``channels/<name>/<N+1>.json`` (write-once) with the same bytes;
 5. raise the high-water mark, record a ``channel_events`` row (and the caller's audit row).
 

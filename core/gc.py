@@ -8,6 +8,7 @@ lock: run gc where the publishers run, or while none runs.)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .catalogue import load_release
@@ -30,11 +31,14 @@ class GcReport:
         return dict(self.__dict__)
 
 
-def collect(site: Site, dry_run: bool = False) -> GcReport:
-    """Mark every object reachable from any release envelope in the store, sweep the rest."""
+def collect(site: Site, dry_run: bool = False, on_wait: Callable[[], None] | None = None) -> GcReport:
+    """Mark every object reachable from any release envelope in the store, sweep the rest.
+
+    ``on_wait`` is called when gc has to wait for running publishes to finish.
+    """
     store = site.store
     report = GcReport(dry_run=dry_run)
-    with store.gc_lock():
+    with store.gc_lock(on_wait):
         reachable: set[str] = set()
         reader = TreeReader(store)
         seen_trees: set[str] = set()

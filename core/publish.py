@@ -65,6 +65,15 @@ class PublishResult:
         return dict(self.__dict__)
 
 
+def parallel_map(fn: Callable, items: list, workers: int) -> list:
+    """``map`` over a thread pool that drops queued work at once on an error or Ctrl-C."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        return list(pool.map(fn, items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _hash_all(site: Site, trees: list[ScannedTree], workers: int, progress: Progress | None) -> tuple[int, int]:
     """Fill ``digest`` on every scanned file; return (hashed, cached) counts."""
     todo = []
@@ -107,12 +116,11 @@ def _hash_all(site: Site, trees: list[ScannedTree], workers: int, progress: Prog
         return key, f
 
     rows = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for key, f in pool.map(one, todo):
-            for twin in same_file[key]:
-                twin.digest = f.digest
-            if now_ns - f.mtime_ns > RACY_NS:
-                rows.append((key, f.size, f.mtime_ns, f.inode, f.digest))
+    for key, f in parallel_map(one, todo, workers):
+        for twin in same_file[key]:
+            twin.digest = f.digest
+        if now_ns - f.mtime_ns > RACY_NS:
+            rows.append((key, f.size, f.mtime_ns, f.inode, f.digest))
     site.state.store_digests(rows)
     return len(todo), cached
 
@@ -172,6 +180,7 @@ def publish(
 
     t0 = time.perf_counter()
     check_release_name(name)
+    signing_key = site.signing_key  # a missing or unreadable key fails here, before any write
     if not images:
         raise BadInput("publish needs at least one --image ARCH=DIR")
     for a in images:
@@ -249,14 +258,13 @@ def publish(
                         progress("write", done[0], len(todo), done[1])
                 return stored
 
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                result.stored_bytes = sum(pool.map(put, todo))
+            result.stored_bytes = sum(parallel_map(put, todo, workers))
             result.new_objects = len(todo)
             result.new_bytes = sum(by_digest[d][1] for d in todo)
             for d, data in tree_objects.items():
                 if not store.has_object(d):
                     result.stored_bytes += store.put_object(d, data)
-            envelope = make_envelope(RELEASE_TYPE, payload, [site.signing_key])
+            envelope = make_envelope(RELEASE_TYPE, payload, [signing_key])
             if not result.already_published:
                 store.write_file(release_path(release_id), envelope)
             update_index(site)

@@ -46,7 +46,16 @@ def _m1(db: sqlite_utils.Database) -> None:
     db["smoke_runs"].create_index(["node", "time"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1]
+def _m2_build_plan(db: sqlite_utils.Database) -> None:
+    """Builds: what happens after the images are built (release name/label, publish, channel) and
+    which step a running build is in (``building``, ``publishing``, ``promoting``), so a cancel can
+    refuse to interrupt a publish."""
+    for column, kind in (("name", str), ("label", str), ("publish", int), ("channel", str), ("step", str)):
+        db["builds"].add_column(column, kind)
+    db["builds"].create_index(["status"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan]
 
 
 def utcnow_iso() -> str:

@@ -53,7 +53,6 @@ def verify_releases(site: Site, release_ids: list[str], *, deep: bool = False,
     reader = TreeReader(store)
     report = VerifyReport()
     object_state: dict[str, str | None] = {}  # digest -> problem kind or None
-    tree_state: dict[str, str | None] = {}
 
     def check_object(digest: str, size: int) -> str | None:
         if digest in object_state:
@@ -72,6 +71,33 @@ def verify_releases(site: Site, release_ids: list[str], *, deep: bool = False,
         report.objects += 1
         return kind
 
+    tree_problems: dict[str, list[tuple[str, str, str]]] = {}
+
+    def problems_below(digest: str) -> list[tuple[str, str, str]]:
+        """(relative path, kind, detail) of every problem under a tree, computed once per digest."""
+        if digest in tree_problems:
+            return tree_problems[digest]
+        try:
+            entries = reader.entries(digest)
+            report.trees += 1
+        except NotFound:
+            found = [("", "missing-tree", digest)]
+        except CorruptObject:
+            found = [("", "corrupt-tree", digest)]
+        except BadInput as exc:
+            found = [("", "malformed-tree", str(exc))]
+        else:
+            found = []
+            for e in entries:
+                if e.type == "dir":
+                    found += [(f"{e.name}/{p}" if p else e.name, k, d) for p, k, d in problems_below(e.digest)]  # type: ignore[arg-type]
+                elif e.type == "file":
+                    kind = check_object(e.digest, e.size)  # type: ignore[arg-type]
+                    if kind:
+                        found.append((e.name, kind, e.digest or ""))
+        tree_problems[digest] = found
+        return found
+
     for n, rid in enumerate(release_ids, 1):
         report.releases += 1
         try:
@@ -84,34 +110,8 @@ def verify_releases(site: Site, release_ids: list[str], *, deep: bool = False,
             report.problems.append(Problem(rid, "", "", "malformed-release", str(exc)))
             continue
         for arch, image in sorted(rel.images.items()):
-            stack = [(image.root, "")]
-            while stack:
-                digest, path = stack.pop()
-                if digest in tree_state:
-                    if tree_state[digest]:
-                        report.problems.append(Problem(rid, arch, path or ".", tree_state[digest] or ""))
-                    continue
-                try:
-                    entries = reader.entries(digest, path)
-                    tree_state[digest] = None
-                    report.trees += 1
-                except NotFound:
-                    tree_state[digest] = "missing-tree"
-                except CorruptObject:
-                    tree_state[digest] = "corrupt-tree"
-                except BadInput:
-                    tree_state[digest] = "malformed-tree"
-                if tree_state[digest]:
-                    report.problems.append(Problem(rid, arch, path or ".", tree_state[digest] or ""))
-                    continue
-                for e in entries:
-                    epath = f"{path}/{e.name}" if path else e.name
-                    if e.type == "dir":
-                        stack.append((e.digest, epath))  # type: ignore[arg-type]
-                    elif e.type == "file":
-                        kind = check_object(e.digest, e.size)  # type: ignore[arg-type]
-                        if kind:
-                            report.problems.append(Problem(rid, arch, epath, kind, e.digest or ""))
+            for path, kind, detail in problems_below(image.root):
+                report.problems.append(Problem(rid, arch, path or ".", kind, detail))
         if progress:
             progress(n, len(release_ids))
     return report

@@ -45,14 +45,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def time_left(seconds: int | None) -> str:
-    """``29d 23h`` / ``5h 3m`` / ``expired 2d 1h ago``."""
+    """``29d 23h`` / ``5h 3m`` / ``12m`` / ``expired 40s ago``."""
     if seconds is None:
         return "-"
     s = abs(seconds)
     d, rem = divmod(s, 86400)
     h, rem = divmod(rem, 3600)
-    m = rem // 60
-    text = f"{d}d {h}h" if d else (f"{h}h {m}m" if h else f"{m}m")
+    m, sec = divmod(rem, 60)
+    text = f"{d}d {h}h" if d else (f"{h}h {m}m" if h else (f"{m}m" if m else f"{sec}s"))
     return text if seconds > 0 else f"expired {text} ago"
 
 

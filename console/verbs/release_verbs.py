@@ -201,7 +201,8 @@ def cmd_export(ctx: Context) -> Output:
 def cmd_gc(ctx: Context) -> Output:
     site = ctx.site
     with site.action("gc", "--dry-run" if ctx.args.dry_run else "store") as detail:
-        rep = collect(site, dry_run=ctx.args.dry_run)
+        rep = collect(site, dry_run=ctx.args.dry_run,
+                      on_wait=lambda: print("gc: waiting for running publishes to finish", file=sys.stderr, flush=True))
         detail.update(rep.to_json())
     verb = "would delete" if rep.dry_run else "deleted"
     return Output(rep.to_json(), f"{verb} {rep.unreferenced} unreferenced object(s), {size(rep.freed_bytes)}; "

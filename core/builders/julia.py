@@ -29,6 +29,11 @@ from .base import BuildOutput, Builder, BuildTarget, prepare_out_dir, register
 PRECOMPILE_CODE = "using Pkg; Pkg.instantiate(); Pkg.precompile(strict=true)"
 # Environment files copied along with the project when present (preferences change compiled code).
 _EXTRA_ENV_FILES = ("LocalPreferences.toml", "JuliaLocalPreferences.toml")
+# The operator's settings that would make the build load or write anything outside the fresh depot.
+# Others (JULIA_NUM_THREADS, JULIA_SSL_CA_ROOTS_PATH, proxies, JULIA_PKG_SERVER) pass through.
+_OVERRIDDEN_ENV = frozenset({
+    "JULIA_DEPOT_PATH", "JULIA_LOAD_PATH", "JULIA_PROJECT", "JULIA_CPU_TARGET", "JULIA_BINDIR",
+    "JULIA_PKG_PRECOMPILE_AUTO", "JULIA_PKG_OFFLINE", "JULIA_PKG_DEVDIR", "JULIA_PKGDIR"})
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -125,7 +130,7 @@ class JuliaBuilder(Builder):
         prepare_out_dir(target)
         depot = Path(target.out_dir).resolve()
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JULIA_")}
+        env = {k: v for k, v in os.environ.items() if k not in _OVERRIDDEN_ENV}
         version_out = runner.run([julia, "--version"], arch=target.arch, env=env, capture=True)
         full_version, short_version = parse_julia_version(version_out)
 
@@ -140,8 +145,6 @@ class JuliaBuilder(Builder):
             "JULIA_CPU_TARGET": cpu_target,
             "JULIA_PKG_PRECOMPILE_AUTO": "0",
         })
-        if os.environ.get("JULIA_PKG_SERVER"):
-            env["JULIA_PKG_SERVER"] = os.environ["JULIA_PKG_SERVER"]
         runner.run([julia, "--startup-file=no", f"--project={env_dir}", "-e", PRECOMPILE_CODE],
                    arch=target.arch, env=env, cwd=Path(target.work_dir))
 

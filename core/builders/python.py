@@ -117,7 +117,8 @@ class PythonBuilder(Builder):
         if options.get("no_index"):
             argv.append("--no-index")
         for link in options.get("find_links", []):
-            argv += ["--find-links", link]
+            # pip runs in the work dir: a relative local path means relative to where the build began.
+            argv += ["--find-links", link if "://" in link else os.path.abspath(link)]
         if options.get("no_build_isolation"):
             argv.append("--no-build-isolation")
         argv += ["-r", str(source)]

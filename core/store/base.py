@@ -150,8 +150,8 @@ class Store(abc.ABC):
 
         return contextlib.nullcontext()
 
-    def gc_lock(self):  # pragma: no cover - overridden where locking is possible
-        """Exclusive counterpart of ``publish_lock``."""
+    def gc_lock(self, on_wait=None):  # pragma: no cover - overridden where locking is possible
+        """Exclusive counterpart of ``publish_lock``; ``on_wait()`` is called if it must wait."""
         import contextlib
 
         return contextlib.nullcontext()

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class LocalStore(Store):
         self.root = Path(root)
         self.location = str(self.root)
         self.durable = durable
-        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._local = threading.local()  # zstd contexts are not thread-safe: one per thread
         self._known_dirs: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -75,6 +76,13 @@ class LocalStore(Store):
         return cls(root)
 
     # -- helpers -------------------------------------------------------------------------
+    @property
+    def _cctx(self) -> zstandard.ZstdCompressor:
+        cctx = getattr(self._local, "cctx", None)
+        if cctx is None:
+            cctx = self._local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return cctx
+
     def _path(self, relpath: str) -> Path:
         return self.root / ensure_relpath(relpath)
 
@@ -231,11 +239,16 @@ class LocalStore(Store):
         self._atomic_write(dest, data, overwrite=overwrite, mode=0o644)
 
     @contextlib.contextmanager
-    def _lock(self, name: str, kind: int):
+    def _lock(self, name: str, kind: int, on_wait=None):
         lock_dir = self.root / "locks"
         lock_dir.mkdir(exist_ok=True)
         with open(lock_dir / f"{name}.lock", "a+b") as f:
-            fcntl.flock(f, kind)
+            try:
+                fcntl.flock(f, kind | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                fcntl.flock(f, kind)
             try:
                 yield
             finally:
@@ -261,8 +274,8 @@ class LocalStore(Store):
     def publish_lock(self):
         return self._lock("gc", fcntl.LOCK_SH)
 
-    def gc_lock(self):
-        return self._lock("gc", fcntl.LOCK_EX)
+    def gc_lock(self, on_wait=None):
+        return self._lock("gc", fcntl.LOCK_EX, on_wait)
 
 
 def _decompress(raw: bytes, limit: int) -> bytes:

@@ -265,9 +265,11 @@ def publish(
                 if not store.has_object(d):
                     result.stored_bytes += store.put_object(d, data)
             envelope = make_envelope(RELEASE_TYPE, payload, [signing_key])
+            store.sync()  # objects and trees are durable before the release that names them
             if not result.already_published:
                 store.write_file(release_path(release_id), envelope)
             update_index(site)
+            store.sync()
     except (DepotError, KeyboardInterrupt, OSError):
         try:
             run_hook(site, "abort_publish", env)

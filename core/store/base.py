@@ -156,6 +156,9 @@ class Store(abc.ABC):
 
         return contextlib.nullcontext()
 
+    def sync(self) -> None:
+        """Make everything written so far durable (a barrier between publish steps); no-op by default."""
+
     def close(self) -> None:
         """Release connections or handles."""
 

@@ -271,11 +271,35 @@ class LocalStore(Store):
         except FileNotFoundError:
             return []
 
+    def sync(self) -> None:
+        """One ``syncfs(2)`` of the store's file system: far cheaper than an fsync per object, and
+        enough to order "objects and trees durable" before "release visible"."""
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if _syncfs is None or _syncfs(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)
+
     def publish_lock(self):
         return self._lock("gc", fcntl.LOCK_SH)
 
     def gc_lock(self, on_wait=None):
         return self._lock("gc", fcntl.LOCK_EX, on_wait)
+
+
+def _load_syncfs():
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
 
 
 def _decompress(raw: bytes, limit: int) -> bytes:

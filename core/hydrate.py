@@ -1,0 +1,551 @@
+"""Node side of delivery: fetch what is missing, verify it, materialize, switch atomically, prune.
+
+``hydrate`` brings ``<root>/current/<channel>`` (layout in ``core.node``) to the release a signed
+channel pointer names, in an order that makes every interruption harmless:
+
+1. verify the pointer against the node's high-water mark (replay, same version with other bytes,
+   expiry, channel mismatch: ``TrustError``, exit 4), then the release envelope (signatures, payload
+   hash = id);
+2. choose the image for this CPU (``core.arch.choose_image``; a per-node override wins);
+3. fetch the image's tree objects level by level, in parallel, into ``cache/trees`` (unchanged
+   directories of an earlier release are read locally), then every file object missing from
+   ``cache/objects``: each download goes to ``cache/tmp``, is decompressed and re-hashed while
+   streaming by the store, and only then renamed into the cache (read-only);
+4. materialize the image into ``releases/<hex>/.<arch>.tmp-…`` with hard links into the cache,
+   then rename it to ``releases/<hex>/<arch>`` (an image directory exists only when complete);
+5. ``syncfs`` the node's file system, switch ``current/<channel>`` (temp symlink + rename), and
+   only then raise the high-water mark in ``state.json``;
+6. prune images beyond the ``keep`` most recent per channel, and cache objects no image links to.
+
+Killed at any moment (kill -9), a rerun finds verified objects in the cache, stray temp files and
+directories that it removes, and completes. Any failure before step 5 leaves ``current`` as it was.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .arch import choose_image, host_microarch
+from .catalogue import release_from_envelope
+from .digest import digest_bytes, is_digest
+from .errors import Ambiguous, BadInput, CheckFailed, CorruptObject, DepotError, NotFound, StoreError
+from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
+from .node import NodeRoot, force_rmtree
+from .signing import TrustSet, parse_envelope
+from .store.base import Store, channel_path, check_channel_name, release_path
+from .trees import MAX_TREE_BYTES
+
+
+class HydrateProgress:
+    """Progress hooks (no-ops here; the CLI prints them on stderr)."""
+
+    def phase(self, text: str) -> None:
+        """A step started (``trees``, ``objects 120 (45 MB)``, ``materialize``…)."""
+
+    def start_objects(self, count: int, nbytes: int) -> None:
+        """The number and total size of file objects about to be fetched."""
+
+    def object_done(self, digest: str, nbytes: int) -> None:
+        """One file object fetched and verified (called from worker threads, serialized)."""
+
+
+@dataclass
+class HydrateResult:
+    """What a hydrate did; ``to_json`` is the ``--json`` summary."""
+
+    channel: str
+    release: str
+    image: str
+    cpu: str
+    reason: str
+    version: int | None
+    path: str
+    fetched_objects: int = 0
+    fetched_bytes: int = 0
+    fetched_trees: int = 0
+    tree_bytes: int = 0
+    transferred_bytes: int | None = None
+    reused_objects: int = 0
+    reused_bytes: int = 0
+    files: int = 0
+    bytes: int = 0
+    materialized: bool = False
+    switched: bool = False
+    previous: str | None = None
+    pruned: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# -- the release as the node knows it --------------------------------------------------------------
+def local_release(node: NodeRoot, release_id: str) -> Release:
+    """The release kept at ``releases/<hex>/release.json`` (verified when hydrated).
+
+    Signatures were checked when it was fetched; here only the payload hash is re-checked, so a
+    node can print env and run smoke with no trust set and no network.
+    """
+    path = node.release_dir(release_id) / "release.json"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"release {release_id[7:19]} is not on this node ({path} missing): hydrate first") from None
+    from .manifest import parse_payload
+
+    env = parse_envelope(data, str(path))
+    if digest_bytes(env.payload) != release_id:
+        raise CorruptObject(f"{path}: payload does not hash to {release_id[7:19]} (edited?)")
+    return parse_payload(env.payload, release_id, [])
+
+
+def resolve_store_release(store: Store, ref: str) -> str:
+    """A full release id from ``sha256:<hex>``, bare hex, or a unique prefix of >= 4 hex characters."""
+    text = ref.strip().lower().removeprefix("sha256:")
+    if not (4 <= len(text) <= 64) or any(c not in "0123456789abcdef" for c in text):
+        raise BadInput(f"invalid release id {ref!r}: expected sha256:<hex> or a hex prefix of at least 4 characters")
+    if len(text) == 64:
+        return "sha256:" + text
+    hits = [r for r in store.list_release_ids() if r[7:].startswith(text)]
+    if not hits:
+        raise NotFound(f"no release matches {ref} in store {store.location}")
+    if len(hits) > 1:
+        raise Ambiguous(f"release id {ref} is ambiguous: {', '.join(h[7:19] for h in hits)}", hits)
+    return hits[0]
+
+
+# -- fetching into the cache -----------------------------------------------------------------------
+class _Fetcher:
+    """Parallel verified downloads: store -> ``cache/tmp/<run>/`` -> chmod -> rename into the cache."""
+
+    def __init__(self, store: Store, node: NodeRoot, workers: int) -> None:
+        self.store = store
+        self.node = node
+        self.workers = max(1, workers)
+        self.run_tmp = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=node.tmp))
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def fetch(self, jobs: list[tuple[str, Path, int | None, int]],
+              on_done: Callable[[str, int], None] | None = None) -> None:
+        """``jobs``: ``(digest, final_path, size, mode)``; each lands at ``final_path`` verified."""
+        if not jobs:
+            return
+        final = {}
+        triples = []
+        for digest, dest, size, mode in jobs:
+            self._seq += 1
+            tmp = str(self.run_tmp / f"{self._seq}")
+            final[tmp] = (dest, mode)
+            triples.append((digest, tmp, size))
+
+        def done(digest: str, tmp: str) -> None:
+            dest, mode = final[tmp]
+            os.chmod(tmp, mode)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
+            if on_done is not None:
+                n = dest.stat().st_size
+                with self._lock:
+                    on_done(digest, n)
+
+        fetch_many = getattr(self.store, "fetch_many", None)
+        if fetch_many is not None:
+            fetch_many(triples, max_workers=self.workers, on_done=done)
+            return
+
+        def one(job: tuple[str, str, int | None]) -> None:
+            digest, tmp, size = job
+            self.store.fetch_object_to(digest, tmp, size)
+            done(digest, tmp)
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            futures = [pool.submit(one, j) for j in triples]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in pending:
+                fut.cancel()
+        for fut in futures:
+            if not fut.cancelled() and fut.exception() is not None:
+                raise fut.exception()  # type: ignore[misc]
+
+    def close(self) -> None:
+        force_rmtree(self.run_tmp)
+
+
+class _NodeTrees:
+    """Tree objects read from ``cache/trees`` (re-hashed) or fetched into it, parsed once."""
+
+    def __init__(self, node: NodeRoot, fetcher: _Fetcher) -> None:
+        self.node = node
+        self.fetcher = fetcher
+        self.parsed: dict[str, list[Entry]] = {}
+        self.fetched = 0
+        self.fetched_bytes = 0
+
+    def load_all(self, root: str) -> None:
+        """Make every tree below ``root`` available, one parallel fetch per directory level."""
+        level, seen = [root], {root}
+        while level:
+            missing = [d for d in level if not self.node.tree_path(d).is_file()]
+
+            def count(_digest: str, n: int) -> None:
+                self.fetched += 1
+                self.fetched_bytes += n
+
+            self.fetcher.fetch([(d, self.node.tree_path(d), MAX_TREE_BYTES, 0o444) for d in missing], count)
+            nxt = []
+            for d in level:
+                for e in self.entries(d):
+                    if e.type == "dir" and e.digest not in seen:
+                        seen.add(e.digest)  # type: ignore[arg-type]
+                        nxt.append(e.digest)
+            level = nxt  # type: ignore[assignment]
+
+    def entries(self, digest: str, dirpath: str = "") -> list[Entry]:
+        hit = self.parsed.get(digest)
+        if hit is None:
+            path = self.node.tree_path(digest)
+            data = path.read_bytes()
+            if digest_bytes(data) != digest:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                raise CorruptObject(f"cached tree {digest} is corrupt (removed; run hydrate again)")
+            hit = self.parsed[digest] = parse_tree(data, digest, dirpath)
+        return hit
+
+    def walk(self, root: str, prefix: str = "") -> Iterable[tuple[str, Entry]]:
+        for e in self.entries(root, prefix):
+            path = f"{prefix}/{e.name}" if prefix else e.name
+            yield path, e
+            if e.type == "dir":
+                yield from self.walk(e.digest, path)  # type: ignore[arg-type]
+
+
+def _cached_ok(path: Path, size: int) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    if st.st_size == size:
+        return True
+    path.unlink()  # truncated or foreign: fetch it again
+    return False
+
+
+def _copy_into_cache(src: Path, dest: Path, mode: int, tmpdir: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=tmpdir)
+    os.close(fd)
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, mode)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+
+
+def _materialize(trees: _NodeTrees, node: NodeRoot, root: str, dest: Path) -> tuple[int, int]:
+    """Build the image in the empty directory ``dest``: dirs, relative links, hard links to the cache."""
+    files = total = 0
+    dirs: list[Path] = []
+    for relpath, e in trees.walk(root):
+        p = dest / relpath
+        if e.type == "dir":
+            p.mkdir()
+            dirs.append(p)
+        elif e.type == "link":
+            os.symlink(e.target, p)  # type: ignore[arg-type]
+        else:
+            src = node.object_path(e.digest, e.mode & 0o111 != 0)  # type: ignore[arg-type]
+            try:
+                os.link(src, p)
+            except OSError as exc:
+                if exc.errno != errno.EMLINK:
+                    raise
+                shutil.copyfile(src, p)  # too many links to one inode: a private copy
+                os.chmod(p, 0o555 if e.mode & 0o111 else 0o444)
+            files += 1
+            total += e.size
+    for d in reversed(dirs):
+        os.chmod(d, 0o555)
+    os.chmod(dest, 0o555)
+    return files, total
+
+
+def _syncfs(path: Path) -> None:
+    """Flush the node's file system once before switching (cheaper than an fsync per object)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+            os.sync()
+    except OSError:
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def _clean_temp(node: NodeRoot) -> None:
+    """Remove what killed hydrates left: downloads in flight, half-materialized images, temp links."""
+    for p in node.tmp.iterdir():
+        force_rmtree(p)
+    for rel in node.releases.iterdir():
+        if rel.is_dir():
+            for p in rel.iterdir():
+                if p.name.startswith(".") and ".tmp-" in p.name:
+                    force_rmtree(p)
+    for p in node.current_dir.iterdir():
+        if p.name.startswith(".") and ".tmp-" in p.name:
+            p.unlink()
+
+
+# -- hydrate ---------------------------------------------------------------------------------------
+def hydrate(
+    store: Store,
+    trust: TrustSet,
+    node: NodeRoot,
+    channel: str,
+    *,
+    release: str | None = None,
+    arch: str | None = None,
+    cpu: str | None = None,
+    keep: int = 3,
+    workers: int = 8,
+    now: datetime | None = None,
+    progress: HydrateProgress | None = None,
+    max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
+) -> HydrateResult:
+    """Bring ``current/<channel>`` to the release of the channel's pointer (or ``release``).
+
+    ``arch`` overrides the image choice (honoured if the release has it); ``cpu`` replaces the
+    host's detected micro-architecture (tests, emulation). With ``release`` the pointer is not read
+    and no high-water mark moves (a pinned, operator-chosen release). Raises ``TrustError`` (4) for
+    pointer or release verification failures, ``StoreError``/``CorruptObject`` (1) for fetch
+    failures, ``CheckFailed`` (1) when no image fits; ``current`` is untouched in every such case.
+    """
+    from .channels import verify_pointer
+    from .site import system_clock
+
+    check_channel_name(channel)
+    prog = progress or HydrateProgress()
+    t0 = time.perf_counter()
+    node.ensure()
+    with node.lock():
+        _clean_temp(node)
+        ptr = None
+        if release is None:
+            data = store.read_file(channel_path(channel))
+            if data is None:
+                raise NotFound(f"channel {channel} has no pointer in store {store.location}")
+            mark_v, mark_d = node.mark(channel)
+            ptr = verify_pointer(data, channel, trust, mark_v, mark_d, now or system_clock())
+            release_id = ptr.release
+        else:
+            release_id = resolve_store_release(store, release)
+        envelope = store.read_file(release_path(release_id))
+        if envelope is None:
+            raise NotFound(f"release {release_id} not found in store {store.location}")
+        rel = release_from_envelope(envelope, trust, release_id, max_manifest_bytes)
+
+        cpu_name = cpu or host_microarch()
+        choice = choose_image(cpu_name, rel.images, arch)
+        if choice.image is None:
+            raise CheckFailed(f"no image of release {release_id[7:19]} fits this node: {choice.reason}")
+        image = rel.images[choice.image]
+        before = node.current(channel)
+        result = HydrateResult(channel=channel, release=release_id, image=choice.image, cpu=cpu_name,
+                               reason=choice.reason, version=ptr.version if ptr else None,
+                               path=str(node.image_dir(release_id, choice.image)),
+                               previous=before.release if before else None, files=image.files, bytes=image.bytes)
+        bytes_in_before = getattr(store, "stats", {}).get("object_bytes_in")
+
+        rel_dir = node.release_dir(release_id)
+        rel_dir.mkdir(parents=True, exist_ok=True)
+        if not (rel_dir / "release.json").is_file():
+            from .node import atomic_write
+
+            atomic_write(rel_dir / "release.json", envelope, 0o444)
+        image_dir = node.image_dir(release_id, choice.image)
+        if not image_dir.is_dir():
+            _fetch_and_materialize(store, node, image.root, image_dir, workers, prog, result)
+            result.materialized = True
+        else:
+            result.reused_objects, result.reused_bytes = image.files, image.bytes
+        if bytes_in_before is not None:
+            result.transferred_bytes = store.stats["object_bytes_in"] - bytes_in_before  # type: ignore[attr-defined]
+
+        prog.phase("switch")
+        _syncfs(node.root)
+        if before is None or (before.release, before.arch) != (release_id, choice.image):
+            node.switch(channel, release_id, choice.image)
+            result.switched = True
+        _record(node, channel, release_id, choice.image, image.root, ptr, now or system_clock())
+        result.pruned = prune(node, keep, locked=True)
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: Path, workers: int,
+                           prog: HydrateProgress, result: HydrateResult) -> None:
+    fetcher = _Fetcher(store, node, workers)
+    try:
+        prog.phase("trees")
+        trees = _NodeTrees(node, fetcher)
+        try:
+            trees.load_all(root)
+        except NotFound as exc:
+            raise StoreError(f"store {store.location} is incomplete: {exc}") from None
+        result.fetched_trees, result.tree_bytes = trees.fetched, trees.fetched_bytes
+
+        needed: dict[str, tuple[int, set[bool]]] = {}
+        for _, e in trees.walk(root):
+            if e.type == "file":
+                size, modes = needed.setdefault(e.digest, (e.size, set()))  # type: ignore[arg-type]
+                modes.add(e.mode & 0o111 != 0)
+        jobs: list[tuple[str, Path, int | None, int]] = []
+        copies: list[tuple[Path, Path, int]] = []
+        for digest, (size, modes) in needed.items():
+            present = [x for x in (False, True) if _cached_ok(node.object_path(digest, x), size)]
+            if present:
+                src = present[0]
+                result.reused_objects += 1
+                result.reused_bytes += size
+            else:
+                src = min(modes)
+                jobs.append((digest, node.object_path(digest, src), size, 0o555 if src else 0o444))
+                present = [src]
+                result.fetched_objects += 1
+                result.fetched_bytes += size
+            for x in modes - set(present):  # needed with the other mode: a local copy, not a fetch
+                copies.append((node.object_path(digest, src), node.object_path(digest, x), 0o555 if x else 0o444))
+        prog.start_objects(len(jobs), result.fetched_bytes)
+        prog.phase(f"objects: {len(jobs)} to fetch, {result.reused_objects} reused")
+        try:
+            fetcher.fetch(jobs, prog.object_done)
+        except NotFound as exc:
+            raise StoreError(f"store {store.location} is incomplete: {exc}") from None
+        for src, dest, mode in copies:
+            _copy_into_cache(src, dest, mode, fetcher.run_tmp)
+
+        prog.phase("materialize")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{image_dir.name}.tmp-", dir=image_dir.parent))
+        try:
+            _materialize(trees, node, root, tmp)
+            os.rename(tmp, image_dir)
+        except BaseException:
+            force_rmtree(tmp)
+            raise
+    finally:
+        fetcher.close()
+
+
+def _record(node: NodeRoot, channel: str, release_id: str, arch: str, root: str, ptr, now: datetime) -> None:
+    """After the switch: raise the channel's high-water mark and append to the switch history."""
+    from .site import format_time
+
+    state = node.load_state()
+    when = format_time(now)
+    if ptr is not None:
+        mark = state["marks"].get(channel)
+        if mark is None or ptr.version >= mark["version"]:
+            state["marks"][channel] = {"version": ptr.version, "digest": ptr.digest, "release": ptr.release,
+                                       "updated": when}
+    last = next((h for h in reversed(state["history"]) if h.get("channel") == channel), None)
+    if last is None or (last["release"], last["arch"], last.get("version")) != (
+            release_id, arch, ptr.version if ptr else None):
+        state["history"].append({"time": when, "channel": channel, "release": release_id, "arch": arch,
+                                 "root": root, "version": ptr.version if ptr else None,
+                                 "pinned": ptr is None})
+    node.save_state(state)
+
+
+# -- prune -----------------------------------------------------------------------------------------
+def kept_images(node: NodeRoot, keep: int) -> dict[tuple[str, str], str | None]:
+    """(release, arch) -> tree root of the images to keep: current ones plus the ``keep`` most recent
+    distinct images per channel in the switch history (current included)."""
+    state = node.load_state()
+    out: dict[tuple[str, str], str | None] = {}
+    per_channel: dict[str, list[tuple[str, str]]] = {}
+    for h in reversed(state["history"]):
+        key = (h["release"], h["arch"])
+        seen = per_channel.setdefault(h["channel"], [])
+        if key not in seen and len(seen) < keep:
+            seen.append(key)
+            out.setdefault(key, h.get("root"))
+    for ch in node.channels():
+        cur = node.current(ch)
+        if cur is not None:
+            key = (cur.release, cur.arch)
+            if key not in out:
+                out[key] = next((h.get("root") for h in state["history"]
+                                 if (h["release"], h["arch"]) == key), None)
+    return out
+
+
+def prune(node: NodeRoot, keep: int, *, locked: bool = False) -> list[str]:
+    """Remove images not kept (see ``kept_images``), then cache objects and trees nothing uses.
+
+    A file object is unused when no image links to it (link count 1); a tree when it is not
+    reachable from a kept image's root. Returns the removed image paths (relative to the root).
+    """
+    if not locked:
+        with node.lock():
+            return prune(node, keep, locked=True)
+    keep_map = kept_images(node, keep)
+    removed: list[str] = []
+    for rel in sorted(node.releases.iterdir()) if node.releases.is_dir() else []:
+        if not rel.is_dir() or len(rel.name) != 64:
+            continue
+        rid = "sha256:" + rel.name
+        for img in sorted(rel.iterdir()):
+            if img.is_dir() and not img.name.startswith(".") and (rid, img.name) not in keep_map:
+                force_rmtree(img)
+                removed.append(f"releases/{rel.name}/{img.name}")
+        if not any(p.is_dir() for p in rel.iterdir()):
+            force_rmtree(rel)
+    for sub in node.objects.iterdir():
+        for e in os.scandir(sub):
+            st = e.stat(follow_symlinks=False)
+            if st.st_nlink <= 1:
+                os.unlink(e.path)
+    roots = list(keep_map.values())
+    if roots and all(r is not None and is_digest(r) for r in roots):
+        reachable: set[str] = set()
+        stack = [r for r in roots if r]
+        while stack:
+            d = stack.pop()
+            if d in reachable:
+                continue
+            reachable.add(d)
+            path = node.tree_path(d)
+            if path.is_file():
+                for e in parse_tree(path.read_bytes(), d):
+                    if e.type == "dir":
+                        stack.append(e.digest)  # type: ignore[arg-type]
+        for sub in node.trees.iterdir():
+            for e in os.scandir(sub):
+                if "sha256:" + sub.name + e.name not in reachable:
+                    os.unlink(e.path)
+    return removed
+
+
+def describe_failure(exc: DepotError, node: NodeRoot, channel: str) -> str:
+    """One line for a failed hydrate: what failed and what ``current`` still points at."""
+    try:
+        cur = node.current(channel)
+    except DepotError:
+        cur = None
+    kept = f"current/{channel} unchanged ({cur.release[7:19]} {cur.arch})" if cur else f"current/{channel} not created"
+    return f"hydrate failed: {exc}; {kept}"
+
+
+__all__ = ["hydrate", "prune", "kept_images", "local_release", "resolve_store_release", "HydrateResult",
+           "HydrateProgress", "describe_failure"]

@@ -10,11 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import jobs
 from core.errors import DepotError
 
 from ..cli import Context, Output
+from ..lazy import lazy_import
 from ..output import ago, short, table
+
+
+jobs = lazy_import("core.jobs")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from core import channels as ch
 from core.errors import EXIT_TRUST
 
 from ..cli import Context, Output
+from ..lazy import lazy_import
 from ..output import short, table
+
+
+ch = lazy_import("core.channels")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

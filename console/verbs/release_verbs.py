@@ -7,16 +7,19 @@ import sys
 import time
 from pathlib import Path
 
-from core.catalogue import list_releases, load_release, resolve_release
-from core.diff import diff_releases
 from core.errors import EXIT_CHECK_FAILED, EXIT_TRUST
-from core.export import export_image
-from core.gc import collect
-from core.publish import parse_image_args, parse_smoke, publish
-from core.verify import verify_releases
 
 from ..cli import Context, Output
+from ..lazy import lazy_import
 from ..output import ago, delta, short, size, table
+
+
+catalogue = lazy_import("core.catalogue")
+diff = lazy_import("core.diff")
+export = lazy_import("core.export")
+gc = lazy_import("core.gc")
+publishing = lazy_import("core.publish")
+verify = lazy_import("core.verify")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -92,11 +95,11 @@ class StderrProgress:
 
 def cmd_publish(ctx: Context) -> Output:
     site = ctx.site
-    images = parse_image_args(ctx.args.image)
+    images = publishing.parse_image_args(ctx.args.image)
     prog = StderrProgress(ctx.progress_enabled(), float(site.config.get("publish", "progress_interval_s")))
     with site.action("publish", ctx.args.name) as detail:
-        res = publish(site, ctx.args.name, images, label=ctx.args.label, parent=ctx.args.parent,
-                      smoke=parse_smoke(ctx.args.smoke, ctx.args.smoke_timeout), progress=prog)
+        res = publishing.publish(site, ctx.args.name, images, label=ctx.args.label, parent=ctx.args.parent,
+                      smoke=publishing.parse_smoke(ctx.args.smoke, ctx.args.smoke_timeout), progress=prog)
         detail.update(release=res.release_id, new_objects=res.new_objects, new_bytes=res.new_bytes)
     text = (f"published {res.release_id}\n"
             f"  {res.name} {res.label}  images: {', '.join(res.images)}  {res.files} files, {size(res.bytes)}\n"
@@ -107,7 +110,7 @@ def cmd_publish(ctx: Context) -> Output:
 
 
 def cmd_releases(ctx: Context) -> Output:
-    rows = list_releases(ctx.site, ctx.args.name)
+    rows = catalogue.list_releases(ctx.site, ctx.args.name)
     data = [dict(r, images=json.loads(r["images"]), signed_by=json.loads(r["signed_by"])) for r in rows]
     now = ctx.site.now()
     text = table(["ID", "NAME", "LABEL", "CREATED", "IMAGES", "SIZE"],
@@ -117,7 +120,7 @@ def cmd_releases(ctx: Context) -> Output:
 
 
 def cmd_show(ctx: Context) -> Output:
-    rel = load_release(ctx.site, resolve_release(ctx.site, ctx.args.id))
+    rel = catalogue.load_release(ctx.site, catalogue.resolve_release(ctx.site, ctx.args.id))
     doc = rel.to_json()
     lines = [f"release {rel.id}", f"  name     {rel.name}", f"  label    {rel.label}",
              f"  created  {rel.created} ({ago(rel.created, ctx.site.now())})",
@@ -136,9 +139,9 @@ def cmd_show(ctx: Context) -> Output:
 
 def cmd_verify(ctx: Context) -> Output:
     site = ctx.site
-    ids = [resolve_release(site, i) for i in ctx.args.ids] if ctx.args.ids else site.store.list_release_ids()
+    ids = [catalogue.resolve_release(site, i) for i in ctx.args.ids] if ctx.args.ids else site.store.list_release_ids()
     prog = StderrProgress(ctx.progress_enabled())
-    report = verify_releases(site, ids, deep=ctx.args.deep, progress=lambda d, t: prog("verify", d, t))
+    report = verify.verify_releases(site, ids, deep=ctx.args.deep, progress=lambda d, t: prog("verify", d, t))
     doc = report.to_json()
     channel_problems: list[str] = []
     try:
@@ -163,8 +166,8 @@ def cmd_verify(ctx: Context) -> Output:
 
 def cmd_diff(ctx: Context) -> Output:
     site = ctx.site
-    a, b = resolve_release(site, ctx.args.a), resolve_release(site, ctx.args.b)
-    d = diff_releases(site, a, b)
+    a, b = catalogue.resolve_release(site, ctx.args.a), catalogue.resolve_release(site, ctx.args.b)
+    d = diff.diff_releases(site, a, b)
     doc = d.to_json(files=True)
     lines = [f"diff {a[7:19]} ({d.a.name} {d.a.label}) -> {b[7:19]} ({d.b.name} {d.b.label})"]
     for arch in d.images_added:
@@ -193,7 +196,7 @@ def cmd_diff(ctx: Context) -> Output:
 
 def cmd_export(ctx: Context) -> Output:
     site = ctx.site
-    info = export_image(site, resolve_release(site, ctx.args.id), ctx.args.arch, ctx.args.dest)
+    info = export.export_image(site, catalogue.resolve_release(site, ctx.args.id), ctx.args.arch, ctx.args.dest)
     return Output(info, f"exported {info['release'][7:19]} {info['arch']} to {info['dest']}: "
                         f"{info['files']} files, {size(info['bytes'])}")
 
@@ -201,7 +204,7 @@ def cmd_export(ctx: Context) -> Output:
 def cmd_gc(ctx: Context) -> Output:
     site = ctx.site
     with site.action("gc", "--dry-run" if ctx.args.dry_run else "store") as detail:
-        rep = collect(site, dry_run=ctx.args.dry_run,
+        rep = gc.collect(site, dry_run=ctx.args.dry_run,
                       on_wait=lambda: print("gc: waiting for running publishes to finish", file=sys.stderr, flush=True))
         detail.update(rep.to_json())
     verb = "would delete" if rep.dry_run else "deleted"

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import keys as keyops
-from core.site import Site
-
 from ..cli import Context, Output
+from ..lazy import lazy_import
 from ..output import ago, size, table
+
+
+keyops = lazy_import("core.keys")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -42,6 +43,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_init(ctx: Context) -> Output:
+    from core.site import Site
+
     site = Site.init(ctx.site_dir, store=ctx.args.store, name=ctx.args.name)
     ctx._site = site
     data = {"site": str(site.root), "store": site.store_location, "key": site.signing_key.id}

@@ -10,10 +10,18 @@ from pathlib import Path
 
 from ..errors import BadInput
 from .base import Store
-from .http import HttpStore
 from .local import LocalStore
 
 __all__ = ["Store", "LocalStore", "HttpStore", "open_store"]
+
+
+def __getattr__(name: str):
+    """``HttpStore`` loads httpx on first use only: local-store verbs start faster without it."""
+    if name == "HttpStore":
+        from .http import HttpStore
+
+        return HttpStore
+    raise AttributeError(name)
 
 
 def open_store(location: str, *, proxies: list[str] | None = None, create: bool = False) -> Store:
@@ -30,6 +38,8 @@ def open_store(location: str, *, proxies: list[str] | None = None, create: bool 
     parts = [p.strip() for p in location.split(",") if p.strip()]
     schemes = {urllib.parse.urlsplit(p).scheme.lower() for p in parts}
     if schemes <= {"http", "https"}:
+        from .http import HttpStore
+
         return HttpStore.create(parts, proxies=proxies) if create else HttpStore.open(parts, proxies=proxies)
     if len(parts) > 1 and schemes & {"http", "https"}:
         raise BadInput(f"store location {location!r} mixes URLs and paths; mirrors must all be http(s) URLs")

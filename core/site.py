@@ -159,7 +159,7 @@ class Site:
 
     # -- record --------------------------------------------------------------------------
     def audit(self, verb: str, target: str, outcome: str, detail: Any = None) -> None:
-        self.state.audit(self.actor, verb, target, outcome, detail)
+        self.state.audit(self.actor, verb, target, outcome, detail, time=format_time(self.now()))
 
     @contextlib.contextmanager
     def action(self, verb: str, target: str) -> Iterator[dict]:

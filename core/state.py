@@ -100,8 +100,9 @@ class State:
         self.db.conn.close()
 
     # -- audit -----------------------------------------------------------------------------
-    def audit(self, actor: str, verb: str, target: str, outcome: str, detail: Any = None) -> None:
-        self.db["audit"].insert({"time": utcnow_iso(), "actor": actor, "verb": verb, "target": target,
+    def audit(self, actor: str, verb: str, target: str, outcome: str, detail: Any = None,
+              time: str | None = None) -> None:
+        self.db["audit"].insert({"time": time or utcnow_iso(), "actor": actor, "verb": verb, "target": target,
                                  "outcome": outcome, "detail": json.dumps(detail) if detail is not None else ""})
 
     def audit_rows(self, limit: int = 200, search: str = "") -> list[dict]:

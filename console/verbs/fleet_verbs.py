@@ -1,0 +1,158 @@
+"""Fleet verbs: ``nodes`` (the inventory) and ``fleet check NODESET`` (probe, hydrate, smoke over SSH).
+
+``fleet check`` prints one line per node as nodes finish, then a summary; with ``--json`` one
+document at the end. Exit 1 if any node failed (any status but ``ok``). All work is in
+``core.fleetcheck`` and ``core.inventory``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from core.errors import EXIT_CHECK_FAILED, BadInput, DepotError
+from core.fleetcheck import (NodeCheck, channel_targets, check_fleet, node_groups,
+                             options_from_site, record_check, summarize)
+from core.inventory import UNKNOWN_ARCH, ChannelTarget, ImageCache, arch_summary, live_images, node_rows
+from core.nodeset import expand, fold
+
+from ..cli import Context, Output
+from ..output import ago, size, table
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    n = sub.add_parser("nodes", parents=[common], help="the node inventory and a summary per micro-architecture")
+    n.add_argument("--arch", metavar="A", help="only nodes of this micro-architecture")
+    n.set_defaults(handler=cmd_nodes)
+
+    f = sub.add_parser("fleet", parents=[common], help="SSH fleet operations")
+    fs = f.add_subparsers(dest="fleet_verb", metavar="ACTION", required=True)
+    c = fs.add_parser("check", parents=[common],
+                      help="probe nodes over ssh (CPU, image per channel), optionally hydrate and smoke-test")
+    c.add_argument("nodeset", metavar="NODESET", help="ClusterShell node set, e.g. 'node[001-128],@gpu'")
+    c.add_argument("--smoke", action="store_true", help="run the channel's smoke test with the node's console")
+    c.add_argument("--baseline", action="store_true", help="with --smoke: also run cold, report the reduction")
+    c.add_argument("--hydrate", action="store_true", help="hydrate the channel's release on each node first")
+    c.add_argument("--channel", metavar="C", help="channel for --smoke / --hydrate")
+    c.add_argument("--fanout", type=int, metavar="N", help="nodes worked on at once (default [fleet] fanout, 64)")
+    c.add_argument("--timeout", type=float, metavar="S", help="deadline per node and ssh call, seconds")
+    c.add_argument("--connect-timeout", type=float, metavar="S", help="ssh ConnectTimeout, seconds")
+    c.add_argument("--ssh-config", metavar="FILE", help="ssh client config (ssh -F FILE)")
+    c.add_argument("--root", metavar="DIR", help="node root on the nodes (default [node] root)")
+    c.add_argument("--store", metavar="PATH|URL", help="store location as the nodes see it (--hydrate)")
+    c.add_argument("--trust", metavar="FILE", help="trust file on the nodes (--hydrate)")
+    c.set_defaults(handler=cmd_fleet_check)
+
+
+# --------------------------------------------------------------------------- fleet check
+
+
+def node_line(check: NodeCheck, width: int) -> str:
+    """``node01  ok  x86_64_v3  production=x86_64_v3`` — one node, as it finishes."""
+    return f"{check.node:<{width}}  {check.status:<20}  {check.arch or '-':<16}  {check.detail}".rstrip()
+
+
+def summary_text(target: str, summary: Mapping[str, Any], seconds: float, interrupted: bool = False) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items())
+    head = f"{summary['total']} nodes ({target}) in {seconds:.1f}s: {counts or 'none'}"
+    lines = [("interrupted: " if interrupted else "") + head]
+    lines += [f"  {s}: {nodeset}" for s, nodeset in summary["nodesets"].items()]
+    if summary["arches"]:
+        lines.append("arch: " + ", ".join(f"{a} {n}" for a, n in summary["arches"].items()))
+    return "\n".join(lines)
+
+
+def cmd_fleet_check(ctx: Context) -> Output:
+    a = ctx.args
+    site = ctx.site
+    nodes = expand(a.nodeset, node_groups(site))
+    target = fold(nodes)
+    if site.read_only and a.hydrate:
+        raise BadInput("fleet check --hydrate: refused, the console is in read-only mode")
+    options = options_from_site(site, fanout=a.fanout, timeout=a.timeout, connect_timeout=a.connect_timeout,
+                                ssh_config=a.ssh_config, root=a.root, smoke=a.smoke or None,
+                                baseline=a.baseline or None,
+                                hydrate=a.hydrate or None, channel=a.channel, store=a.store, trust=a.trust)
+    targets = channel_targets(site)
+    width = max(len(n) for n in nodes)
+    done: dict[str, NodeCheck] = {}
+
+    def on_result(check: NodeCheck) -> None:
+        done[check.node] = check
+        if not ctx.json:
+            sys.stdout.write(node_line(check, width) + "\n")
+            sys.stdout.flush()
+
+    started = time.monotonic()
+    interrupted = True
+    try:
+        asyncio.run(check_fleet(nodes, options, targets, on_result=on_result))
+        interrupted = False
+    finally:
+        checks = [done[n] for n in nodes if n in done]
+        if not site.read_only and (checks or not interrupted):
+            record_check(site, target, checks, options, interrupted=interrupted)
+    seconds = time.monotonic() - started
+    summary = summarize(checks)
+    doc = {"nodeset": target, "channel": options.channel, "smoke": options.smoke, "hydrate": options.hydrate,
+           "seconds": round(seconds, 3), "summary": summary, "nodes": [c.to_json() for c in checks],
+           "channels": [_target_json(t) for t in targets]}
+    notes = ["read-only: results not recorded"] if site.read_only else []
+    return Output(doc, summary_text(target, summary, seconds),
+                  EXIT_CHECK_FAILED if summary["failed"] else 0, notes)
+
+
+def _target_json(t: ChannelTarget) -> dict[str, Any]:
+    return {"channel": t.channel, "release": t.release, "images": list(t.images)}
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def cmd_nodes(ctx: Context) -> Output:
+    site = ctx.site
+    rows = node_rows(site.state, ctx.args.arch)
+    notes: list[str] = []
+    try:
+        targets = channel_targets(site)
+    except DepotError as exc:
+        targets = []
+        notes.append(f"channels unavailable ({exc}); images as of each node's last check")
+    cache = ImageCache(targets)
+    for r in rows:
+        if targets:
+            r["images"] = live_images(r["arch"], cache)
+    summary = arch_summary(rows, targets)
+    doc = {"nodes": rows, "summary": summary, "channels": [_target_json(t) for t in targets]}
+    return Output(doc, _nodes_text(rows, summary, [t.channel for t in targets] or _stored_channels(rows),
+                                   site.now()), 0, notes)
+
+
+def _stored_channels(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({ch for r in rows for ch in r["images"]})
+
+
+def _nodes_text(rows: list[dict[str, Any]], summary: Mapping[str, Any], channels: list[str], now: Any) -> str:
+    if not rows:
+        return "no nodes in the inventory: run 'console fleet check NODESET'"
+    headers = ["NODE", "ARCH", "CPUS", "MEM", *[f"IMAGE:{ch}" for ch in channels], "STATUS", "LAST SEEN"]
+    body = [[r["name"], r["arch"] or UNKNOWN_ARCH, r["cpus"] if r["cpus"] is not None else "-",
+             size(r["memory"]) if r["memory"] else "-",
+             *[(r["images"].get(ch) or {}).get("image") or "-" for ch in channels],
+             r["status"] or "-", ago(r["last_seen"], now)] for r in rows]
+    lines = [table(headers, body, right=[2, 3])]
+    lines += ["", "by micro-architecture:"]
+    lines.append(table(["  ARCH", "NODES", *[f"IMAGE:{ch}" for ch in channels]],
+                       [["  " + g["arch"], g["count"], *[g["images"].get(ch) or "-" for ch in channels]]
+                        for g in summary["arches"]], right=[1]))
+    if summary["no_fit"]:
+        lines += ["", "no image fits:"]
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for item in summary["no_fit"]:
+            grouped.setdefault((item["channel"], item["arch"], item["reason"]), []).append(item["node"])
+        for (ch, arch, reason), names in sorted(grouped.items()):
+            lines.append(f"  {fold(names)} ({arch}) {ch}: {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Regenerate an SVG of every console screen into ``screenshots/`` (shown in the README).
+
+    python scripts/screenshots.py [--out screenshots]
+
+Builds the deterministic demo site (seed 0, clock pinned) in a temporary directory, opens the
+console on it at 120x36 and saves one SVG per screen: releases, release detail, compare,
+channels, the rollback confirmation, nodes, builds, audit and the keys (help) screen.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEMO_NOW = "2026-11-21T12:00:00Z"
+SHOTS = [  # (file name, starting view, keys)
+    ("releases", "releases", ()),
+    ("release-detail", "releases", ("enter",)),
+    ("compare", "releases", ("space", "down", "down", "space", "c")),
+    ("channels", "channels", ()),
+    ("rollback-confirm", "channels", ("b",)),
+    ("nodes", "nodes", ()),
+    ("builds", "builds", ()),
+    ("audit", "audit", ()),
+    ("help", "releases", ("question_mark",)),
+]
+
+
+async def shoot(site: Path, out: Path, name: str, start: str, keys: tuple[str, ...]) -> Path:
+    from console.app import DepotConsole
+
+    app = DepotConsole(site, start=start)
+    async with app.run_test(size=(120, 36)) as pilot:
+        for key in ("", *keys):
+            if key:
+                await pilot.press(key)
+            for _ in range(3):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+        path = out / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    args = parser.parse_args(argv)
+    os.environ["DEPOT_CONSOLE_NOW"] = DEMO_NOW
+    os.environ["DEPOT_ACTOR"] = "operator@ops"
+    from core.demo import build_demo
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        build_demo(site, seed=0)
+        for name, start, keys in SHOTS:
+            path = asyncio.run(shoot(site, args.out, name, start, keys))
+            print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     b = sub.add_parser("builds", parents=[common], help="build jobs; 'builds log ID', 'builds cancel ID'")
     b.add_argument("--limit", type=int, default=50, help="newest N builds (default 50)")
-    b.add_argument("--status", choices=jobs.STATUSES, help="only builds with this status")
+    b.add_argument("--status", choices=("queued", "running", "succeeded", "failed", "cancelled"),
+                   help="only builds with this status")
     b.set_defaults(handler=cmd_builds)
     bs = b.add_subparsers(dest="builds_verb", metavar="ACTION", parser_class=type(b))
     lg = bs.add_parser("log", parents=[common], help="a build's log")

@@ -7,8 +7,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.demo import build_demo
-
 from ..cli import Context, Output
 
 
@@ -24,6 +22,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_demo(ctx: Context) -> Output:
     root = ctx.args.dir or Path(tempfile.mkdtemp(prefix="depot-demo-")) / "site"
     say = (lambda m: sys.stderr.write(f"demo: {m}\n")) if sys.stderr.isatty() else None
+    from core.demo import build_demo
+
     summary = build_demo(root, seed=ctx.args.seed, progress=say)
     if not (getattr(ctx.args, "headless", False) or ctx.json) and sys.stdout.isatty():
         from ..app import run_app

@@ -13,14 +13,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from core.errors import EXIT_CHECK_FAILED, BadInput, DepotError
-from core.fleetcheck import (NodeCheck, channel_targets, check_fleet, node_groups,
-                             options_from_site, record_check, summarize)
-from core.inventory import UNKNOWN_ARCH, ChannelTarget, ImageCache, arch_summary, live_images, node_rows
-from core.nodeset import expand, fold
 
 from ..cli import Context, Output
+from ..lazy import lazy_import
 from ..output import ago, size, table
+
+if TYPE_CHECKING:
+    from core.fleetcheck import NodeCheck
+    from core.inventory import ChannelTarget
+
+fleetcheck = lazy_import("core.fleetcheck")
+inventory = lazy_import("core.inventory")
+nodeset = lazy_import("core.nodeset")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -50,7 +57,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 # --------------------------------------------------------------------------- fleet check
 
 
-def node_line(check: NodeCheck, width: int) -> str:
+def node_line(check: "NodeCheck", width: int) -> str:
     """``node01  ok  x86_64_v3  production=x86_64_v3`` — one node, as it finishes."""
     return f"{check.node:<{width}}  {check.status:<20}  {check.arch or '-':<16}  {check.detail}".rstrip()
 
@@ -68,19 +75,19 @@ def summary_text(target: str, summary: Mapping[str, Any], seconds: float, interr
 def cmd_fleet_check(ctx: Context) -> Output:
     a = ctx.args
     site = ctx.site
-    nodes = expand(a.nodeset, node_groups(site))
-    target = fold(nodes)
+    nodes = nodeset.expand(a.nodeset, fleetcheck.node_groups(site))
+    target = nodeset.fold(nodes)
     if site.read_only and a.hydrate:
         raise BadInput("fleet check --hydrate: refused, the console is in read-only mode")
-    options = options_from_site(site, fanout=a.fanout, timeout=a.timeout, connect_timeout=a.connect_timeout,
+    options = fleetcheck.options_from_site(site, fanout=a.fanout, timeout=a.timeout, connect_timeout=a.connect_timeout,
                                 ssh_config=a.ssh_config, root=a.root, smoke=a.smoke or None,
                                 baseline=a.baseline or None,
                                 hydrate=a.hydrate or None, channel=a.channel, store=a.store, trust=a.trust)
-    targets = channel_targets(site)
+    targets = fleetcheck.channel_targets(site)
     width = max(len(n) for n in nodes)
-    done: dict[str, NodeCheck] = {}
+    done: dict[str, "NodeCheck"] = {}
 
-    def on_result(check: NodeCheck) -> None:
+    def on_result(check: "NodeCheck") -> None:
         done[check.node] = check
         if not ctx.json:
             sys.stdout.write(node_line(check, width) + "\n")
@@ -89,14 +96,14 @@ def cmd_fleet_check(ctx: Context) -> Output:
     started = time.monotonic()
     interrupted = True
     try:
-        asyncio.run(check_fleet(nodes, options, targets, on_result=on_result))
+        asyncio.run(fleetcheck.check_fleet(nodes, options, targets, on_result=on_result))
         interrupted = False
     finally:
         checks = [done[n] for n in nodes if n in done]
         if not site.read_only and (checks or not interrupted):
-            record_check(site, target, checks, options, interrupted=interrupted)
+            fleetcheck.record_check(site, target, checks, options, interrupted=interrupted)
     seconds = time.monotonic() - started
-    summary = summarize(checks)
+    summary = fleetcheck.summarize(checks)
     doc = {"nodeset": target, "channel": options.channel, "smoke": options.smoke, "hydrate": options.hydrate,
            "seconds": round(seconds, 3), "summary": summary, "nodes": [c.to_json() for c in checks],
            "channels": [_target_json(t) for t in targets]}
@@ -105,7 +112,7 @@ def cmd_fleet_check(ctx: Context) -> Output:
                   EXIT_CHECK_FAILED if summary["failed"] else 0, notes)
 
 
-def _target_json(t: ChannelTarget) -> dict[str, Any]:
+def _target_json(t: "ChannelTarget") -> dict[str, Any]:
     return {"channel": t.channel, "release": t.release, "images": list(t.images)}
 
 
@@ -114,18 +121,18 @@ def _target_json(t: ChannelTarget) -> dict[str, Any]:
 
 def cmd_nodes(ctx: Context) -> Output:
     site = ctx.site
-    rows = node_rows(site.state, ctx.args.arch)
+    rows = inventory.node_rows(site.state, ctx.args.arch)
     notes: list[str] = []
     try:
-        targets = channel_targets(site)
+        targets = fleetcheck.channel_targets(site)
     except DepotError as exc:
         targets = []
         notes.append(f"channels unavailable ({exc}); images as of each node's last check")
-    cache = ImageCache(targets)
+    cache = inventory.ImageCache(targets)
     for r in rows:
         if targets:
-            r["images"] = live_images(r["arch"], cache)
-    summary = arch_summary(rows, targets)
+            r["images"] = inventory.live_images(r["arch"], cache)
+    summary = inventory.arch_summary(rows, targets)
     doc = {"nodes": rows, "summary": summary, "channels": [_target_json(t) for t in targets]}
     return Output(doc, _nodes_text(rows, summary, [t.channel for t in targets] or _stored_channels(rows),
                                    site.now()), 0, notes)
@@ -139,7 +146,7 @@ def _nodes_text(rows: list[dict[str, Any]], summary: Mapping[str, Any], channels
     if not rows:
         return "no nodes in the inventory: run 'console fleet check NODESET'"
     headers = ["NODE", "ARCH", "CPUS", "MEM", *[f"IMAGE:{ch}" for ch in channels], "STATUS", "LAST SEEN"]
-    body = [[r["name"], r["arch"] or UNKNOWN_ARCH, r["cpus"] if r["cpus"] is not None else "-",
+    body = [[r["name"], r["arch"] or inventory.UNKNOWN_ARCH, r["cpus"] if r["cpus"] is not None else "-",
              size(r["memory"]) if r["memory"] else "-",
              *[(r["images"].get(ch) or {}).get("image") or "-" for ch in channels],
              r["status"] or "-", ago(r["last_seen"], now)] for r in rows]
@@ -154,5 +161,5 @@ def _nodes_text(rows: list[dict[str, Any]], summary: Mapping[str, Any], channels
         for item in summary["no_fit"]:
             grouped.setdefault((item["channel"], item["arch"], item["reason"]), []).append(item["node"])
         for (ch, arch, reason), names in sorted(grouped.items()):
-            lines.append(f"  {fold(names)} ({arch}) {ch}: {reason}")
+            lines.append(f"  {nodeset.fold(names)} ({arch}) {ch}: {reason}")
     return "\n".join(lines)

@@ -10,6 +10,8 @@ expired or badly signed pointer or release).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import json
 import sys
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from core.errors import BadInput, DepotError
 from core.node import NodeConfig, NodeRoot
-from core.signing import TrustSet
+
+if TYPE_CHECKING:
+    from core.signing import TrustSet
 
 from ..cli import Context, Output
 from ..output import short, size
@@ -77,8 +81,10 @@ def _has_site(ctx: Context) -> bool:
     return bool(getattr(ctx.args, "site", None)) or (ctx.site_dir / CONFIG_NAME).exists()
 
 
-def load_trust_file(path: str) -> TrustSet:
+def load_trust_file(path: str) -> "TrustSet":
     """A trust set from the JSON of ``console keys export``."""
+    from core.signing import TrustSet
+
     try:
         doc = json.loads(Path(path).read_text("utf-8"))
     except FileNotFoundError:
@@ -88,7 +94,7 @@ def load_trust_file(path: str) -> TrustSet:
     return TrustSet.from_config(doc)
 
 
-def _trust(ctx: Context, cfg: NodeConfig) -> TrustSet:
+def _trust(ctx: Context, cfg: NodeConfig) -> "TrustSet":
     path = getattr(ctx.args, "trust", None) or cfg.trust
     if path:
         return load_trust_file(path)

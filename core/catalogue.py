@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from .digest import canonical_json, digest_bytes
 from .errors import Ambiguous, BadInput, Conflict, NotFound, TrustError
 from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Release, parse_payload
 from .signing import INDEX_TYPE, RELEASE_TYPE, TrustSet, make_envelope, parse_envelope, verify_envelope
-from .site import Site, format_time
 from .store.base import Store, release_path
+
+if TYPE_CHECKING:  # the Site (and SQLite) is not needed by nodes, which only verify envelopes
+    from .site import Site
 
 HEX_RE = re.compile(r"^[0-9a-f]{4,64}$")
 
@@ -48,6 +51,8 @@ def release_from_envelope(data: bytes, trust: TrustSet, release_id: str,
 
 
 def _row(site: Site, rel: Release) -> dict:
+    from .site import format_time
+
     return {"id": rel.id, "name": rel.name, "label": rel.label, "created": rel.created, "parent": rel.parent or "",
             "images": json.dumps(sorted(rel.images)), "bytes": rel.total_bytes, "files": rel.total_files,
             "packages": len(rel.packages), "signed_by": json.dumps(rel.signed_by), "seen_at": format_time(site.now())}
@@ -107,6 +112,8 @@ def list_releases(site: Site, name: str | None = None) -> list[dict]:
 
 def index_payload(site: Site, rows: list[dict]) -> bytes:
     """The index catalogue from database rows (each verified when it entered the cache)."""
+    from .site import format_time
+
     entries = [{"id": r["id"], "name": r["name"], "label": r["label"], "created": r["created"],
                 "images": json.loads(r["images"]), "bytes": r["bytes"]} for r in rows]
     entries.sort(key=lambda e: (e["created"], e["id"]))

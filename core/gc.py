@@ -1,4 +1,7 @@
-"""Garbage collection: delete objects that no release in the store references.
+"""Garbage collection: delete objects that no release in the store references, and orphan packs.
+
+Packs (``core.packs``) are derived files: gc removes pack lists whose release is gone and pack
+files (``.pack``/``.idx``) that no remaining pack list names.
 
 Safety against a concurrent publish: gc holds the store's exclusive lock while it marks and
 sweeps, and every publish holds the shared lock from "which objects are missing?" until its
@@ -9,10 +12,11 @@ lock: run gc where the publishers run, or while none runs.)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .catalogue import load_release
 from .errors import BadInput, NotFound, TrustError
+from .packs import sweep_packs
 from .site import Site
 from .trees import TreeReader
 
@@ -25,6 +29,9 @@ class GcReport:
     deleted: int = 0
     freed_bytes: int = 0
     temp_files: int = 0
+    packs: int = 0
+    orphan_pack_files: list[str] = field(default_factory=list)
+    pack_freed_bytes: int = 0
     dry_run: bool = False
 
     def to_json(self) -> dict:
@@ -64,6 +71,9 @@ def collect(site: Site, dry_run: bool = False, on_wait: Callable[[], None] | Non
             else:
                 report.freed_bytes += store.delete_object(digest)
                 report.deleted += 1
+        swept = sweep_packs(store, store.list_release_ids(), dry_run)
+        report.packs, report.orphan_pack_files = swept.packs, swept.orphan_files or []
+        report.pack_freed_bytes = swept.freed_bytes
         strays = getattr(store, "stray_temp_files", lambda: [])()
         report.temp_files = len(strays)
         if not dry_run:

@@ -10,7 +10,10 @@ channel pointer names, in an order that makes every interruption harmless:
 3. fetch the image's tree objects level by level, in parallel, into ``cache/trees`` (unchanged
    directories of an earlier release are read locally), then every file object missing from
    ``cache/objects``: each download goes to ``cache/tmp``, is decompressed and re-hashed while
-   streaming by the store, and only then renamed into the cache (read-only);
+   streaming by the store, and only then renamed into the cache (read-only). When the store has
+   packs for the image (``core.packs``) and many entries are missing, the missing trees (all
+   levels at once) and small files come from a few byte-range reads of the pack instead, verified
+   the same way; large objects and anything the pack lacks are still fetched one by one;
 4. materialize the image into ``releases/<hex>/.<arch>.tmp-…`` with hard links into the cache,
    then rename it to ``releases/<hex>/<arch>`` (an image directory exists only when complete);
 5. ``syncfs`` the node's file system, switch ``current/<channel>`` (temp symlink + rename), and
@@ -42,6 +45,7 @@ from .digest import digest_bytes, is_digest
 from .errors import Ambiguous, BadInput, CheckFailed, CorruptObject, DepotError, NotFound, StoreError
 from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
 from .node import NodeRoot, force_rmtree
+from .packs import PACK_MIN_MISSING, PackIndex, fetch_packed, load_pack_index
 from .signing import TrustSet, parse_envelope
 from .store.base import Store, channel_path, check_channel_name, release_path
 from .trees import MAX_TREE_BYTES
@@ -179,6 +183,39 @@ class _Fetcher:
             if not fut.cancelled() and fut.exception() is not None:
                 raise fut.exception()  # type: ignore[misc]
 
+    def fetch_packed(self, index: PackIndex, jobs: list[tuple[str, Path, int | None, int]],
+                     on_done: Callable[[str, int], None] | None = None) -> list[tuple[str, Path, int | None, int]]:
+        """Fetch what the pack holds by byte ranges; return the jobs left for ``fetch``.
+
+        Packs only accelerate: if one cannot be read (gone, no range support, server failing),
+        whatever it did not deliver is left to the loose fetch. A pack entry that fails
+        verification is a ``CorruptObject``, as a loose object would be.
+        """
+        def serialized(digest: str, n: int) -> None:
+            with self._lock:
+                on_done(digest, n)  # type: ignore[misc]
+
+        try:
+            return fetch_packed(self.store, index, jobs, self.run_tmp, self.workers, on_done and serialized)
+        except CorruptObject:
+            raise
+        except (StoreError, NotFound):
+            return [j for j in jobs if not j[1].exists()]
+
+    def fetch_all(self, index: PackIndex | None, jobs: list[tuple[str, Path, int | None, int]],
+                  on_done: Callable[[str, int], None] | None = None) -> None:
+        """Fetch ``jobs``: what the pack holds by ranges while, at the same time, the others go
+        loose (largest first, so the longest download does not start last)."""
+        if index is None:
+            self.fetch(jobs, on_done)
+            return
+        loose = sorted((j for j in jobs if j[0] not in index.by_digest), key=lambda j: -(j[2] or 0))
+        with ThreadPoolExecutor(max_workers=1) as side:
+            pending = side.submit(self.fetch, loose, on_done)
+            rest = self.fetch_packed(index, [j for j in jobs if j[0] in index.by_digest], on_done)
+        pending.result()
+        self.fetch(rest, on_done)
+
     def close(self) -> None:
         force_rmtree(self.run_tmp)
 
@@ -193,17 +230,22 @@ class _NodeTrees:
         self.fetched = 0
         self.fetched_bytes = 0
 
+    def _count(self, _digest: str, n: int) -> None:
+        self.fetched += 1
+        self.fetched_bytes += n
+
+    def prefetch(self, index: PackIndex) -> None:
+        """Fetch every tree of the pack this cache lacks in one go (no level-by-level round trips)."""
+        jobs = [(e.digest, self.node.tree_path(e.digest), MAX_TREE_BYTES, 0o444) for e in index.entries
+                if e.kind == "tree" and not self.node.tree_path(e.digest).is_file()]
+        self.fetcher.fetch_packed(index, jobs, self._count)
+
     def load_all(self, root: str) -> None:
         """Make every tree below ``root`` available, one parallel fetch per directory level."""
         level, seen = [root], {root}
         while level:
             missing = [d for d in level if not self.node.tree_path(d).is_file()]
-
-            def count(_digest: str, n: int) -> None:
-                self.fetched += 1
-                self.fetched_bytes += n
-
-            self.fetcher.fetch([(d, self.node.tree_path(d), MAX_TREE_BYTES, 0o444) for d in missing], count)
+            self.fetcher.fetch([(d, self.node.tree_path(d), MAX_TREE_BYTES, 0o444) for d in missing], self._count)
             nxt = []
             for d in level:
                 for e in self.entries(d):
@@ -375,7 +417,8 @@ def hydrate(
             atomic_write(rel_dir / "release.json", envelope, 0o444)
         image_dir = node.image_dir(release_id, choice.image)
         if not image_dir.is_dir():
-            _fetch_and_materialize(store, node, image.root, image_dir, workers, prog, result)
+            pack = _usable_pack(store, node, release_id, choice.image)
+            _fetch_and_materialize(store, node, image.root, image_dir, workers, prog, result, pack)
             result.materialized = True
         else:
             result.reused_objects, result.reused_bytes = image.files, image.bytes
@@ -393,13 +436,33 @@ def hydrate(
     return result
 
 
+def _usable_pack(store: Store, node: NodeRoot, release_id: str, arch: str) -> PackIndex | None:
+    """The image's pack index, if the store has one and at least ``PACK_MIN_MISSING`` of its entries
+    are missing here (for a handful of objects, a few parallel GETs cost no more than ranges)."""
+    index = load_pack_index(store, release_id, arch)
+    if index is None:
+        return None
+    missing = 0
+    for e in index.entries:
+        if e.kind == "tree":
+            here = node.tree_path(e.digest).is_file()
+        else:
+            here = node.object_path(e.digest).exists() or node.object_path(e.digest, True).exists()
+        missing += not here
+        if missing >= PACK_MIN_MISSING:
+            return index
+    return None
+
+
 def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: Path, workers: int,
-                           prog: HydrateProgress, result: HydrateResult) -> None:
+                           prog: HydrateProgress, result: HydrateResult, pack: PackIndex | None = None) -> None:
     fetcher = _Fetcher(store, node, workers)
     try:
         prog.phase("trees")
         trees = _NodeTrees(node, fetcher)
         try:
+            if pack is not None:
+                trees.prefetch(pack)
             trees.load_all(root)
         except NotFound as exc:
             raise StoreError(f"store {store.location} is incomplete: {exc}") from None
@@ -429,7 +492,7 @@ def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: P
         prog.start_objects(len(jobs), result.fetched_bytes)
         prog.phase(f"objects: {len(jobs)} to fetch, {result.reused_objects} reused")
         try:
-            fetcher.fetch(jobs, prog.object_done)
+            fetcher.fetch_all(pack, jobs, prog.object_done)
         except NotFound as exc:
             raise StoreError(f"store {store.location} is incomplete: {exc}") from None
         for src, dest, mode in copies:

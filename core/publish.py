@@ -7,7 +7,8 @@ Order of work, chosen so that no failure leaves a half-written store:
 3. run the ``pre_publish`` hook (a failing hook aborts here, nothing written);
 4. under the store's shared publish lock (gc takes it exclusively, so it can never delete an
    object this publish decided to reuse): write missing objects, then tree objects, then the
-   release envelope, then update ``index.json`` by compare-and-swap;
+   image packs and the release's pack list (``core.packs``), then the release envelope, then
+   update ``index.json`` by compare-and-swap;
 5. run the ``post_publish`` hook.
 
 A publish killed in step 4 leaves only complete, unreferenced objects (and perhaps ``.tmp-*``
@@ -29,6 +30,7 @@ from .digest import hash_file
 from .errors import BadInput, CheckFailed, DepotError
 from .manifest import MODE_DIR, MODE_EXEC, MODE_FILE, MODE_LINK, Entry, Image, build_payload, release_id_of, tree_bytes
 from .digest import digest_bytes
+from .packs import write_release_packs
 from .scan import ScannedDir, ScannedTree, scan_tree
 from .signing import RELEASE_TYPE, make_envelope
 from .site import Site, format_time
@@ -264,8 +266,11 @@ def publish(
             for d, data in tree_objects.items():
                 if not store.has_object(d):
                     result.stored_bytes += store.put_object(d, data)
+            if not result.already_published:  # packs (derived, for fast HTTP hydrate), then their list
+                write_release_packs(store, release_id, {a: m.root for a, m in image_meta.items()}, tree_objects,
+                                    workers)
             envelope = make_envelope(RELEASE_TYPE, payload, [signing_key])
-            store.sync()  # objects and trees are durable before the release that names them
+            store.sync()  # objects, trees and packs are durable before the release that names them
             if not result.already_published:
                 store.write_file(release_path(release_id), envelope)
             update_index(site)

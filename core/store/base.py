@@ -8,6 +8,7 @@ Layout (DESIGN §2), identical on every backend::
     channels/<name>.json          DSSE envelope of the current channel pointer (mutable, CAS)
     channels/<name>/<version>.json  every pointer ever issued
     index.json                    DSSE envelope: catalogue of releases (mutable, CAS)
+    packs/<hex>.pack|.idx, releases/<hex>.packs.json   optional object packs (``core.packs``)
 
 Backends move bytes; they never decide trust. Objects are verified on every read here
 (``get_object``/``fetch_object_to``) because that costs nothing extra while streaming.
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..digest import hex_of, is_digest
-from ..errors import BadInput
+from ..errors import BadInput, NotFound, StoreError
 
 STORE_SCHEMA = "depot-store/1"
 STORE_META = {"schema": STORE_SCHEMA, "digest": "sha256", "compression": "zstd"}
@@ -97,6 +98,15 @@ class Store(abc.ABC):
         with open(dest, "wb") as f:
             f.write(data)
 
+    def read_object_raw(self, digest: str) -> bytes:
+        """The object's stored (zstd-compressed) bytes, unverified: publish copies them into packs.
+
+        The default recompresses the verified object; backends return their stored bytes.
+        """
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=3).compress(self.get_object(digest))
+
     @abc.abstractmethod
     def iter_objects(self) -> Iterator[str]:
         """Every object digest in the store (for gc and deep verify)."""
@@ -124,6 +134,20 @@ class Store(abc.ABC):
 
         ``expected=None`` means "must not exist yet". Raises ``Conflict`` otherwise, changing nothing.
         """
+
+    def read_range(self, relpath: str, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes of a file from ``offset`` (pack entries). ``NotFound`` if the file
+        is absent, ``StoreError`` if it is shorter. The default reads the whole file."""
+        data = self.read_file(relpath)
+        if data is None:
+            raise NotFound(f"{relpath} missing from store {self.location}")
+        if offset + length > len(data):
+            raise StoreError(f"{relpath} is shorter than {offset + length} bytes")
+        return data[offset:offset + length]
+
+    def delete_file(self, relpath: str) -> int:
+        """Delete a derived file (a pack, its index, a pack list); return the bytes freed (0 if absent)."""
+        raise StoreError(f"store {self.location} cannot delete files")
 
     @abc.abstractmethod
     def list_files(self, reldir: str) -> list[str]:

@@ -467,6 +467,68 @@ class HttpStore(Store):
                 raise fut.exception()
         return len(jobs)
 
+    def read_object_raw(self, digest: str) -> bytes:
+        """The stored (compressed) bytes of an object, unverified (publish copies them into packs)."""
+        with self._send("GET", object_path(digest), primary_only=True) as resp:
+            if resp.status_code == 404:
+                raise NotFound(f"object {digest} missing from store")
+            if resp.status_code != 200:
+                raise self._fail(resp, f"GET object {digest}")
+            return self._read_body(resp, object_path(digest))
+
+    def read_range(self, relpath: str, offset: int, length: int) -> bytes:
+        """One ``Range: bytes=a-b`` GET (mirrors, retries, a lost body restarts the range).
+
+        The bytes count as ``object_bytes_in``: ranges carry pack entries, i.e. object bytes.
+        A server that ignores ``Range`` (answers 200) is a ``StoreError``: callers fall back.
+        """
+        ensure_relpath(relpath)
+        if length <= 0:
+            return b""
+        last_byte = offset + length - 1
+        headers = {"Range": f"bytes={offset}-{last_byte}"}
+        last = ""
+        for _ in self._retry_rounds():
+            with self._send("GET", relpath, headers=headers) as resp:
+                if resp.status_code == 404:
+                    raise NotFound(f"{relpath} missing from store {self.location}")
+                if resp.status_code == 416:
+                    raise StoreError(f"{relpath} on {resp.request.url.host} is shorter than {offset + length} bytes")
+                if resp.status_code != 206:
+                    raise self._fail(resp, f"GET {relpath} bytes {offset}-{last_byte} (range)")
+                if not resp.headers.get("content-range", "").startswith(f"bytes {offset}-{last_byte}/"):
+                    raise StoreError(f"GET {relpath}: {resp.request.url.host} answered another range "
+                                     f"({resp.headers.get('content-range')!r})")
+                buf = bytearray()
+                try:
+                    for chunk in resp.iter_raw(_OUT_CHUNK):
+                        buf += chunk
+                        if len(buf) > length:
+                            break
+                except httpx.TransportError as exc:
+                    last = f"{type(exc).__name__} {exc}".rstrip()
+                    continue
+                self._count("object_bytes_in", len(buf))
+                if len(buf) != length:
+                    raise StoreError(f"GET {relpath}: {len(buf)} bytes for a range of {length}")
+                return bytes(buf)
+        raise StoreError(f"GET {relpath} bytes {offset}-{last_byte} failed after {self.tries} tries: {last}")
+
+    def delete_file(self, relpath: str) -> int:
+        """DELETE a derived file (pack, index, pack list) on the primary; return its size (0 if absent)."""
+        ensure_relpath(relpath)
+        with self._send("HEAD", relpath, primary_only=True) as resp:
+            if resp.status_code == 404:
+                return 0
+            size = int(resp.headers.get("content-length") or 0)
+        with self._send("DELETE", relpath, primary_only=True) as resp:
+            if resp.status_code == 404:
+                return 0
+            if resp.status_code not in (200, 202, 204):
+                raise self._fail(resp, f"DELETE {relpath}")
+        self._forget(relpath)
+        return size
+
     def delete_object(self, digest: str) -> int:
         try:
             size = self.object_stored_size(digest)

@@ -190,6 +190,10 @@ class LocalStore(Store):
         if "sha256:" + h.hexdigest() != digest:
             raise CorruptObject(f"object {digest} is corrupt: its bytes hash to sha256:{h.hexdigest()}")
 
+    def read_object_raw(self, digest: str) -> bytes:
+        with self._open_raw(digest) as f:
+            return f.read()
+
     def iter_objects(self) -> Iterator[str]:
         objects = self.root / "objects"
         for sub in sorted(os.listdir(objects)):
@@ -237,6 +241,28 @@ class LocalStore(Store):
                 return
             raise Conflict(f"{relpath} already exists in the store with other content")
         self._atomic_write(dest, data, overwrite=overwrite, mode=0o644)
+
+    def read_range(self, relpath: str, offset: int, length: int) -> bytes:
+        try:
+            with open(self._path(relpath), "rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+        except FileNotFoundError:
+            raise NotFound(f"{relpath} missing from store {self.root}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {relpath} from store {self.root}: {exc.strerror}") from None
+        if len(data) != length:
+            raise StoreError(f"{relpath} in store {self.root} is shorter than {offset + length} bytes")
+        return data
+
+    def delete_file(self, relpath: str) -> int:
+        p = self._path(relpath)
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
 
     @contextlib.contextmanager
     def _lock(self, name: str, kind: int, on_wait=None):

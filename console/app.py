@@ -8,6 +8,7 @@ pages small windows of rows out of SQLite.
 """
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
@@ -116,6 +117,15 @@ class DepotConsole(App):
 
     def on_mount(self) -> None:
         self.switch_mode(self.start_view)
+        self.call_after_refresh(self._freeze_startup_objects)
+
+    @staticmethod
+    def _freeze_startup_objects() -> None:
+        """Move everything alive after start-up (modules, classes, styles) out of the cyclic
+        garbage collector's sight: each DataTable repaint leaves cyclic garbage (Textual's strips),
+        and a full collection that also walks ~80k start-up objects costs a key press ~100 ms."""
+        gc.collect()
+        gc.freeze()
 
     def on_unmount(self) -> None:
         self.site.close()

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import Checkbox, DataTable, Input, Log, Select
 
 from console.app import DepotConsole
+from console.screens.builds import BuildsScreen
 from console.screens.channels import ChannelsScreen
 from console.screens.compare import CompareScreen
 from console.screens.help import HelpScreen
@@ -13,6 +14,7 @@ from console.screens.modals import ConfirmModal, PromoteModal
 from console.screens.release import ReleaseScreen
 from console.screens.releases import ReleasesScreen
 from core import channels as channel_ops
+from core import jobs
 from core.site import Site
 from demo_site import demo_master, demo_site  # noqa: F401 - fixtures
 
@@ -28,6 +30,53 @@ async def settle(pilot) -> None:
 
 def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+async def wait_until(pilot, condition, what: str, limit: int = 1200) -> None:
+    """A bounded wait for something a real process does (a build): re-check after each short pause."""
+    for _ in range(limit):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def filter_applied(pilot) -> None:
+    """Wait for a typed filter: its debounce timer, then its query in a worker (bounded, no sleeps)."""
+    await wait_until(pilot, lambda: not pilot.app.screen.filter_pending, "the filter to apply", limit=200)
+    await settle(pilot)
+
+
+def build_row(site_dir: Path, build_id: int) -> dict:
+    site = Site(site_dir)
+    try:
+        return jobs.get_build(site, build_id)
+    finally:
+        site.close()
+
+
+def log_text(screen) -> str:
+    return "\n".join(screen.query_one("#build-log", Log).lines)
+
+
+async def start_from_form(pilot, script: Path, targets: str = "x86_64", publish: bool = False) -> int:
+    """Fill the new-build form for a command-builder script and start it; return the new build's id."""
+    app = pilot.app
+    screen = app.screen
+    before = set(screen.rows)
+    await pilot.press("n")
+    await pilot.pause()
+    form = app.screen
+    form.query_one("#source", Input).value = str(script)
+    form.query_one("#builder", Select).value = "command"
+    form.query_one("#targets", Input).value = targets
+    form.query_one("#publish", Checkbox).value = publish
+    await pilot.pause()
+    await pilot.click("#yes")
+    await settle(pilot)
+    await wait_until(pilot, lambda: set(screen.rows) - before, "the new build in the list")
+    (bid,) = set(screen.rows) - before
+    return bid
 
 
 def production(site_dir: Path) -> dict:
@@ -46,10 +95,15 @@ async def test_filter_narrows_and_escape_clears(demo_site: Path) -> None:
         assert isinstance(screen, ReleasesScreen)
         assert screen.table.row_count == 6
         await pilot.press("slash", *"geant")
-        assert screen.table.row_count == 2
+        assert screen.table.row_count == 6  # typing waits for a pause before it queries
+        await filter_applied(pilot)
+        assert screen.table.row_count == 2 and screen.table.total == 2
+        assert str(app.screen.query_one("#status").render()).startswith(" 2 release(s)   filter 'geant'")
         await pilot.press("escape")
+        await filter_applied(pilot)
         assert screen.table.row_count == 6
-        await pilot.press("slash", *"zen4")  # by image
+        await pilot.press("slash", *"zen4", "enter")  # by image; enter applies at once
+        await settle(pilot)
         assert screen.table.row_count == 3
 
 
@@ -205,6 +259,7 @@ async def test_jump_views_and_palette_commands(demo_site: Path) -> None:
         table = app.screen.query_one(DataTable)
         assert table.row_count == 15
         await pilot.press("slash", *"rollback")
+        await filter_applied(pilot)
         assert table.row_count == 1
         await pilot.press("enter", "colon", *"nodes", "enter")
         await settle(pilot)
@@ -238,3 +293,61 @@ async def test_fleet_check_runs_live_and_records(demo_site: Path) -> None:
         row = site.state.db.execute("select verb, target, outcome from audit order by id desc limit 1").fetchone()
         site.close()
         assert row == ("fleet check", "nosuch-[1-2].invalid", "failed: 2 of 2 nodes")
+
+
+async def test_build_from_the_form_streams_its_log_and_succeeds(demo_site: Path, tmp_path: Path) -> None:
+    script = tmp_path / "build.sh"
+    script.write_text('#!/bin/sh\nset -e\necho "hello-from-build on $DEPOT_ARCH"\necho hi > "$DEPOT_OUT/hello"\n')
+    script.chmod(0o755)
+    app = DepotConsole(demo_site, start="builds")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, BuildsScreen) and screen.table.row_count == 3
+        bid = await start_from_form(pilot, script, publish=True)
+        assert screen.current_build() == bid  # the new build is selected and its log followed
+        await wait_until(pilot, lambda: "hello-from-build on x86_64" in log_text(screen), "the log line")
+        await wait_until(pilot, lambda: screen.rows[bid]["status"] == "succeeded", "the build to succeed")
+        row = build_row(demo_site, bid)
+        assert row["status"] == "succeeded" and row["release"].startswith("sha256:")
+        assert str(screen.table.get_cell(str(bid), "status")) == "succeeded"
+        cmd = f"console --headless build {script} --builder command --arch x86_64 --publish"
+        assert cmd in app.command_log
+        assert any(n.startswith(f"build {bid} started") for n in notes(app))
+
+
+async def test_build_form_errors_use_the_cli_words(demo_site: Path, tmp_path: Path) -> None:
+    app = DepotConsole(demo_site, start="builds")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#source", Input).value = str(tmp_path / "missing.sh")
+        app.screen.query_one("#builder", Select).value = "command"
+        await pilot.pause()
+        await pilot.click("#yes")
+        await settle(pilot)
+        assert f"build script {tmp_path / 'missing.sh'} does not exist" in notes(app)
+        assert len(app.screen.rows) == 3  # nothing queued
+
+
+async def test_cancel_a_running_build(demo_site: Path, tmp_path: Path) -> None:
+    script = tmp_path / "block.sh"
+    script.write_text("#!/bin/sh\necho waiting-for-cancel\nexec sleep 3600\n")
+    script.chmod(0o755)
+    app = DepotConsole(demo_site, start="builds")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        bid = await start_from_form(pilot, script)
+        await wait_until(pilot, lambda: "waiting-for-cancel" in log_text(screen), "the marker in the log")
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal) and app.screen.focused.id == "no"
+        await pilot.click("#yes")
+        await wait_until(pilot, lambda: screen.rows[bid]["status"] == "cancelled", "the build to be cancelled")
+        await settle(pilot)
+        row = build_row(demo_site, bid)
+        assert row["status"] == "cancelled" and row["error"] == "cancelled by the operator"
+        assert f"console --headless builds cancel {bid}" in app.command_log
+        assert f"build {bid} cancelled: cancelled by the operator" in notes(app)

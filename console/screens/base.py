@@ -16,14 +16,16 @@ if TYPE_CHECKING:
     from core.site import Site
 
     from ..app import DepotConsole
+    from ..widgets.paged_table import PagedTable
 
 
 def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], None] | None = None, *,
-                  name: str, title: str = "", failed: Callable[[DepotError], None] | None = None) -> None:
+                  name: str, title: str = "", failed: Callable[[Exception], None] | None = None) -> None:
     """Run ``fn(site)`` in a thread with a Site of its own; ``done(result)`` back on the UI thread.
 
     A ``DepotError`` becomes an error notification carrying its message, exactly the line the CLI
     prints; anything else is a bug, also shown (with its type) rather than crashing the console.
+    ``failed(exc)`` runs on the UI thread after either.
     """
     app: DepotConsole = node.app
 
@@ -39,6 +41,8 @@ def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], 
         except Exception as exc:  # noqa: BLE001 - a bug must not take the console down
             app.call_from_thread(app.notify, f"{type(exc).__name__}: {exc}", title="unexpected error",
                                  severity="error", timeout=10)
+            if failed is not None:
+                app.call_from_thread(failed, exc)
             return
         finally:
             site.close()
@@ -84,3 +88,83 @@ class BaseScreen(Screen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+
+FILTER_DEBOUNCE_S = 0.15  # typing a word runs one query, not one per key
+
+
+class PagedView(BaseScreen):
+    """A view around one ``PagedTable`` with a ``/`` filter box (``#filter``).
+
+    Typing in the filter only restarts a short timer; when it fires, the table reloads in a worker
+    thread, so no key press waits for SQLite. ``enter`` applies the filter at once; ``esc`` clears
+    it. Subclasses read ``self.search`` in their ``fetch``/``count`` and override ``filtered()``
+    (the filter was applied: update the status line) and ``normalize``.
+    """
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.search = ""
+        self._typed: str | None = None
+        self._filter_timer: Any = None
+
+    @property
+    def table(self) -> "PagedTable":
+        from ..widgets.paged_table import PagedTable
+
+        return self.query_one(PagedTable)
+
+    @property
+    def filter_pending(self) -> bool:
+        """A filter change is waiting for its timer or its query (tests wait on this)."""
+        return self._filter_timer is not None or self.table.fetching
+
+    def normalize(self, text: str) -> str:
+        return text.strip()
+
+    def filtered(self) -> None:
+        """The table shows the current filter's rows."""
+
+    def action_filter(self) -> None:
+        from textual.widgets import Input
+
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    def on_input_changed(self, event: Any) -> None:
+        if event.input.id != "filter":
+            return
+        self._typed = self.normalize(event.value)
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self.apply_filter, name="filter-debounce")
+
+    def apply_filter(self) -> None:
+        """Run the typed filter now (the timer, or ``enter``)."""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        if self._typed is None or self._typed == self.search:
+            self._typed = None
+            return
+        self.search, self._typed = self._typed, None
+        self.table.reload_in_background(done=self.filtered)
+
+    def on_input_submitted(self, event: Any) -> None:
+        if event.input.id == "filter":
+            self.apply_filter()
+            self.table.focus()
+
+    def action_back(self) -> None:
+        from textual.widgets import Input
+
+        box = self.query_one("#filter", Input)
+        if self.search or box.has_focus or self._typed:
+            box.value = ""  # posts Changed: the empty filter is applied through the timer
+            self._typed = ""
+            self.apply_filter()
+            box.add_class("hidden")
+            self.table.focus()
+            return
+        super().action_back()

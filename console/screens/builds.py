@@ -1,15 +1,13 @@
 """Builds: the jobs with their status, a form to start one, and the live log of the selected one.
 
-Starting and cancelling run the headless verbs (``console --headless build …`` /
-``builds cancel ID``) as child processes: a build outlives the screen (and the console), writes
-its own ``builds`` row and log file, and this view follows both.
+Everything goes through ``core.jobs``, as ``console --headless build`` does: ``start_build`` queues a
+build and spawns its worker process (its own session, so it outlives the console), ``list_builds``
+reads the rows, a ``LogFollower`` tails the selected build's log on a timer, and ``cancel_build``
+(which blocks until every process of the build is gone) runs in a worker thread. The console never
+runs a build in its own process.
 """
 from __future__ import annotations
 
-import json
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +15,39 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Log, Static
 
-from core.builders.base import known_builders
-from core.errors import BadInput
+from core import jobs
+from core.errors import DepotError
 
 from .. import actions
 from ..output import ago, short
+from ..verbs.build_verbs import _summary
+from ..widgets.cells import fit
 from ..widgets.header import SiteHeader
 from .base import BaseScreen
-from .modals import BuildModal, BuildRequest
+from .modals import BuildModal, BuildRequest, ConfirmModal, Confirmed, build_command
 
 STATUS_STYLE = {"succeeded": "green", "failed": "bold red", "running": "yellow", "queued": "cyan",
                 "cancelled": "magenta"}
-TAIL_BYTES = 64 << 10
+# (label, width): fixed, so the table fits 120 columns; long values end in "…"
+COLUMNS = [("ID", 4), ("STATUS", 11), ("BUILDER", 8), ("NAME", 12), ("TARGETS", 22), ("CREATED", 14),
+           ("RELEASE", 12), ("ERROR", 20)]
+TAIL_BYTES = 64 << 10   # a new log view starts with at most this much of the file
+TICK_S = 0.5            # log poll period; the list is re-read on every tick while a build is active
+IDLE_LIST_TICKS = 10    # ... and every 10th tick otherwise (builds started by others)
+LIST_LIMIT = 200
 
 
-def build_argv(site_dir: Path, req: BuildRequest) -> list[str]:
-    """The headless command line of a build request (shown to the operator and run as is)."""
-    argv = ["console", "--headless", "--site", str(site_dir), "build", req.source, "--builder", req.builder,
-            "--arch", req.targets]
-    if req.publish:
-        argv.append("--publish")
-    if req.promote:
-        argv += ["--promote", req.promote]
-    return argv
+def status_cell(row: dict) -> Text:
+    """``queued`` / the step of a running build (``building``, ``publishing``…) / how it ended."""
+    status = row["status"] or "-"
+    text = (row.get("step") or status) if status == "running" else status
+    return Text(text, style=STATUS_STYLE.get(status, ""))
 
 
-def run_headless(argv: list[str]) -> str:
-    """Run a headless verb to completion; BadInput with its own error line if it fails."""
-    proc = subprocess.run([sys.executable, "-m", "console.cli", *argv[1:]], capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise BadInput((lines[-1] if lines else f"exit {proc.returncode}").removeprefix("console: "))
-    return proc.stdout.strip()
+def row_cells(row: dict, now: Any) -> list:
+    return [str(row["id"]), status_cell(row), fit(row["builder"], 8), fit(row.get("name") or "-", 12),
+            fit(",".join(row["targets"]), 22), ago(row["created"], now), short(row.get("release")),
+            Text(fit(row.get("error") or "", 20), style="red")]
 
 
 class BuildsScreen(BaseScreen):
@@ -57,85 +56,147 @@ class BuildsScreen(BaseScreen):
 
     def __init__(self) -> None:
         super().__init__(id="builds")
-        self.log_for: int | None = None
+        self.rows: dict[int, dict] = {}
+        self.follower: jobs.LogFollower | None = None
+        self.select_next: int | None = None
+        self._listing = False
+        self._ticks = 0
 
     def compose(self) -> ComposeResult:
         yield SiteHeader("Builds")
         yield DataTable(id="builds-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="log-title", classes="section")
-        yield Log(id="build-log", highlight=False)
+        yield Static("", id="build-detail", classes="section")
+        yield Log(id="build-log", highlight=False, max_lines=5000)
         yield Footer()
 
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#builds-table", DataTable)
+
     def on_mount(self) -> None:
-        t = self.query_one("#builds-table", DataTable)
-        t.add_columns("ID", "STATUS", "BUILDER", "SOURCE", "TARGETS", "CREATED", "ACTOR", "RELEASE", "ERROR")
-        t.focus()
+        for label, width in COLUMNS:
+            self.table.add_column(label, width=width, key=label.lower())
+        self.table.focus()
         self.action_refresh()
-        self.set_interval(2.0, self._tick, name="builds-follow")
+        self.set_interval(TICK_S, self._tick, name="builds-follow")
 
-    def _tick(self) -> None:
-        if self.app.screen is self:
-            running = self.site.state.db.execute(
-                "select count(*) from builds where status in ('queued', 'running')").fetchone()[0]
-            if running:
-                self.action_refresh()
-
+    # -- the list ---------------------------------------------------------------------------
     def action_refresh(self) -> None:
-        t = self.query_one("#builds-table", DataTable)
-        keep = t.cursor_row
-        t.clear()
-        now = self.site.now()
-        for r in self.site.state.db.query("select * from builds order by id desc limit 500"):
-            try:
-                targets = ", ".join(json.loads(r["targets"] or "[]"))
-            except ValueError:
-                targets = r["targets"] or ""
-            t.add_row(str(r["id"]), Text(r["status"] or "-", style=STATUS_STYLE.get(r["status"], "")),
-                      r["builder"] or "-", r["source"] or "-", targets, ago(r["created"], now), r["actor"] or "-",
-                      short(r["release"]), (r["error"] or "")[:50], key=str(r["id"]))
-        if t.row_count:
-            t.move_cursor(row=min(keep, t.row_count - 1))
-            self._show_log()
-        else:
-            self.query_one("#log-title", Static).update(" no builds yet: press n to start one")
+        """Re-read the build rows in a worker (``list_builds`` also notices dead workers)."""
+        if self._listing:
+            return
+        self._listing = True
+
+        def failed(_exc: DepotError) -> None:
+            self._listing = False
+
+        self.work(lambda s: jobs.list_builds(s, limit=LIST_LIMIT), self._loaded, name="builds-list",
+                  title="builds", failed=failed)
+
+    def _loaded(self, rows: list[dict]) -> None:
+        self._listing = False
+        t, now = self.table, self.site.now()
+        keep = self.select_next or self.current_build()
+        self.rows = {r["id"]: r for r in rows}
+        keys = [str(r["id"]) for r in rows]
+        with self.app.batch_update():
+            if keys == [k.value for k in t.rows]:  # same builds: update changed cells in place
+                for r in rows:
+                    key = str(r["id"])
+                    old = t.get_row(key)
+                    for i, new in enumerate(row_cells(r, now)):
+                        if str(old[i]) != str(new):
+                            t.update_cell(key, COLUMNS[i][0].lower(), new)
+            else:
+                t.clear()
+                for r in rows:
+                    t.add_row(*row_cells(r, now), key=str(r["id"]))
+                if keep is not None and str(keep) in keys:
+                    t.move_cursor(row=keys.index(str(keep)), animate=False)
+        if self.select_next is not None and str(self.select_next) in keys:
+            self.select_next = None
+        if not rows:
+            self.query_one("#build-detail", Static).update(" no builds yet: press n to start one")
+            return
+        self._follow(self.current_build())
+        self._detail()
 
     def current_build(self) -> int | None:
-        t = self.query_one("#builds-table", DataTable)
+        t = self.table
         if not t.row_count:
             return None
         return int(t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_log()
+        self._follow(self.current_build())
+        self._detail()
+
+    def _detail(self) -> None:
+        bid = self.current_build()
+        row = self.rows.get(bid) if bid is not None else None
+        if row is None:
+            return
+        text = Text(f" build {bid}  ", style="bold")
+        text.append(_summary(row).removeprefix(f"build {bid} "), style=STATUS_STYLE.get(row["status"], ""))
+        text.append(f"\n {row['builder']} {row['source']}  ->  {', '.join(row['targets'])}", style="")
+        if row.get("publish"):
+            text.append(f"   publish {row.get('name')} {row.get('label')}")
+            if row.get("channel"):
+                text.append(f", promote to {row['channel']}")
+        text.append(f"\n log  ≡ {actions.action('view_log').command(build=bid)}", style="dim")
+        self.query_one("#build-detail", Static).update(text)
+
+    # -- the live log -----------------------------------------------------------------------
+    def _follow(self, bid: int | None) -> None:
+        """Show the log of build ``bid`` (its last ``TAIL_BYTES``) and follow it from there."""
+        if bid is None or (self.follower is not None and self.follower.build_id == bid):
+            return
+        log = self.query_one("#build-log", Log)
+        log.clear()
+        path = jobs.build_paths(self.site, bid).log
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        self.follower = jobs.LogFollower(self.site, bid, offset=max(0, size - TAIL_BYTES))
+        log.border_title = f"log of build {bid}"
+        text = self._poll()
+        if size > TAIL_BYTES:
+            text = text.partition("\n")[2]  # the first line was cut by the offset
+        self._write(text)
+
+    def _poll(self) -> str:
+        follower = self.follower
+        if follower is None:
+            return ""
+        row = self.rows.get(follower.build_id)
+        finished = row is not None and row["status"] in jobs.FINISHED
+        try:
+            return follower.poll(whole_lines=not finished)
+        except DepotError:
+            return ""
+
+    def _write(self, text: str) -> None:
+        if text:
+            self.query_one("#build-log", Log).write_lines(text.splitlines())
+
+    def _tick(self) -> None:
+        if self.app.screen is not self:
+            return
+        self._write(self._poll())
+        self._ticks += 1
+        active = any(r["status"] in jobs.ACTIVE for r in self.rows.values())
+        if active or self._ticks % IDLE_LIST_TICKS == 0:
+            self.action_refresh()
 
     def action_view_log(self) -> None:
         self.query_one("#build-log", Log).focus()
 
-    def _show_log(self) -> None:
-        bid = self.current_build()
-        if bid is None:
-            return
-        row = self.site.state.db.execute("select log_path from builds where id = ?", [bid]).fetchone()
-        path = Path(row[0]) if row and row[0] else None
-        self.query_one("#log-title", Static).update(
-            f" log of build {bid}   ≡ {actions.action('view_log').command(build=bid)}")
-
-        def tail(_site: Any) -> list[str]:
-            if path is None or not path.exists():
-                return ["(no log yet)"]
-            with open(path, "rb") as f:
-                f.seek(max(0, path.stat().st_size - TAIL_BYTES))
-                return f.read().decode("utf-8", "replace").splitlines()[-400:]
-
-        def show(lines: list[str]) -> None:
-            log = self.query_one("#build-log", Log)
-            log.clear()
-            log.write_lines(lines)
-
-        self.work(tail, show, name="build-log", title="build log")
-
+    # -- start and cancel -------------------------------------------------------------------
     def action_new_build(self) -> None:
         try:
+            from core.builders import known_builders
+
             builders = known_builders()
         except Exception:  # noqa: BLE001 - the form still offers the standard ones
             builders = []
@@ -143,23 +204,47 @@ class BuildsScreen(BaseScreen):
         def start(req: BuildRequest | None) -> None:
             if req is None:
                 return
-            argv = build_argv(self.console.site_dir, req)
-            cmd = shlex.join(a for a in argv if a not in ("--site", str(self.console.site_dir)))
+            cmd = build_command(req)
             self.console.command_log.append(cmd)
-            self.notify(f"build started\n≡ {cmd}", title="build")
-            self.work(lambda _s: run_headless(argv), lambda out: (self.notify(out or "build finished",
-                                                                             title="build"), self.action_refresh()),
-                      name="build-run", title="build failed")
-            self.set_timer(1.0, self.action_refresh)
+
+            def run(site: Any) -> int:
+                builder = jobs.builder_for(site, req.builder)
+                options = jobs.parse_options(builder, req.options)
+                return jobs.start_build(site, Path(req.source).expanduser(), req.builder, req.targets, options,
+                                        publish=req.publish, promote=req.promote or None)
+
+            def started(bid: int) -> None:
+                self.notify(f"build {bid} started\n≡ {cmd}", title="build")
+                self.select_next = bid
+                self.action_refresh()
+
+            self.work(run, started, name="build-start", title="build refused")
 
         self.app.push_screen(BuildModal(builders), start)
 
     def action_cancel(self) -> None:
         bid = self.current_build()
-        if bid is None:
+        row = self.rows.get(bid) if bid is not None else None
+        if row is None:
             return
-        argv = ["console", "--headless", "--site", str(self.console.site_dir), "builds", "cancel", str(bid)]
-        self.log_command("cancel", build=bid)
-        self.work(lambda _s: run_headless(argv), lambda out: (self.notify(out or f"build {bid} cancelled"),
-                                                             self.action_refresh()),
-                  name="build-cancel", title="cancel failed")
+        if row["status"] in jobs.FINISHED:
+            self.notify(f"build {bid} already {row['status']}; nothing to cancel", severity="warning")
+            return
+        cmd = actions.action("cancel").command(build=bid)
+        lines = [f"build {bid}: {row['builder']} {row['source']} -> {', '.join(row['targets'])}",
+                 "Stops the worker and every process it started; nothing is published."]
+
+        def answered(answer: Confirmed | None) -> None:
+            if answer is None:
+                return
+            self.log_command("cancel", build=bid)
+            self.notify(f"cancelling build {bid}…", title="build")
+
+            def done(final: dict) -> None:
+                self.notify(_summary(final), title="build")
+                self.action_refresh()
+
+            self.work(lambda s: jobs.cancel_build(s, bid), done, name="build-cancel", title="cancel failed")
+
+        self.app.push_screen(ConfirmModal(f"Cancel build {bid}?", lines, yes="Cancel build", ask_reason=False,
+                                          command=cmd, id="cancel-modal"), answered)

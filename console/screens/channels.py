@@ -13,10 +13,17 @@ from core import channels as channel_ops
 from .. import actions
 from ..output import ago, short
 from ..verbs.channel_verbs import _update_text, time_left
+from ..widgets.cells import fit
 from ..widgets.header import SiteHeader
 from .base import BaseScreen
 from .modals import ConfirmModal, Confirmed
 from .releases import guard_version, refresh_all
+
+
+# The history fits 120 columns: long reasons end in "…" (``history --channel C`` prints them whole);
+# the release a pointer replaced is the one on the row below it.
+HISTORY_COLUMNS = [("VER", 3), ("ACTION", 8), ("RELEASE", 12), ("NAME LABEL", 18), ("ACTOR", 10), ("REASON", 32),
+                   ("ISSUED", 13), ("STATUS", 6)]
 
 
 class ChannelsScreen(BaseScreen):
@@ -40,7 +47,8 @@ class ChannelsScreen(BaseScreen):
         t.add_columns("CHANNEL", "VERSION", "RELEASE", "NAME", "LABEL", "ACTION", "ACTOR", "ISSUED", "EXPIRES IN",
                       "STATUS")
         h = self.query_one("#history-table", DataTable)
-        h.add_columns("VERSION", "ACTION", "RELEASE", "LABEL", "PREVIOUS", "ACTOR", "REASON", "ISSUED", "STATUS")
+        for label, width in HISTORY_COLUMNS:
+            h.add_column(label, width=width)
         t.focus()
         self.action_refresh()
 
@@ -59,7 +67,7 @@ class ChannelsScreen(BaseScreen):
         t.clear()
         for r in rows:
             name, label = labels.get(r["release"] or "", ("", ""))
-            status = Text("ok", style="green") if not r["problem"] else Text(r["problem"][:60], style="red")
+            status = Text("ok", style="green") if not r["problem"] else Text(fit(r["problem"], 30), style="red")
             t.add_row(Text(r["channel"], style="bold magenta"), str(r["version"] or "-"), short(r["release"]),
                       name, label, r["action"] or "-", r["actor"] or "-", ago(r["issued"], now),
                       time_left(r["seconds_left"]), status, key=r["channel"])
@@ -96,9 +104,9 @@ class ChannelsScreen(BaseScreen):
         for r in sorted(rows, key=lambda r: -r["version"]):
             action = r.get("action", "-")
             h.add_row(str(r["version"]), Text(action, style="bold yellow" if action == "rollback" else ""),
-                      short(r.get("release")), " ".join(labels.get(r.get("release") or "", ("", ""))).strip(),
-                      short(r.get("previous")), r.get("actor", "-"), r.get("reason") or "-",
-                      ago(r.get("issued"), now), Text(r["problem"] or "ok", style="red" if r["problem"] else "green"))
+                      short(r.get("release")), fit(" ".join(labels.get(r.get("release") or "", ("", ""))).strip(), 18),
+                      fit(r.get("actor", "-"), 10), fit(r.get("reason") or "-", 32), fit(ago(r.get("issued"), now), 13),
+                      Text(fit(r["problem"] or "ok", 6), style="red" if r["problem"] else "green"))
 
     def _row(self, channel: str) -> dict | None:
         return next((r for r in self.rows if r["channel"] == channel), None)

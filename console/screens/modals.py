@@ -5,6 +5,7 @@ command it stands for, and returns None when the operator says No or presses esc
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -188,46 +189,94 @@ class FleetCheckModal(ModalScreen[FleetRequest | None]):
 
 @dataclass
 class BuildRequest:
+    """What the build form returns: the fields of ``console --headless build``."""
+
     source: str
     builder: str
     targets: str
     publish: bool
     promote: str
+    options: list[str]  # KEY=VALUE pairs, as ``--option`` takes them
+
+
+BUILDERS = ("julia", "python", "command")
 
 
 class BuildModal(ModalScreen[BuildRequest | None]):
-    """Start a build: source spec, builder, target micro-architectures, publish, promote."""
+    """Start a build: source spec, builder, target micro-architectures, publish, promote, options."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
     def __init__(self, builders: list[str]) -> None:
         super().__init__(id="build-modal")
-        self.builders = builders or ["julia", "python", "command"]
+        self.builders = list(BUILDERS) + [b for b in builders if b not in BUILDERS]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("New build", classes="dialog-title")
-            yield Input(placeholder="source spec (Project.toml dir, requirements.txt, …)", id="source")
+            yield Label("New build: one image per target, built by a background worker", classes="dialog-title")
+            yield Input(placeholder="source spec: Julia project dir, requirements.txt or build script",
+                        id="source")
             yield Select([(b, b) for b in self.builders], value=self.builders[0], allow_blank=False, id="builder")
             yield Input("x86_64,x86_64_v3", placeholder="targets, e.g. x86_64,x86_64_v3,zen4", id="targets")
-            yield Checkbox("publish the result", value=True, id="publish")
-            yield Input(placeholder="promote to channel (optional)", id="promote")
+            yield Input(placeholder="options KEY=VALUE … (optional, e.g. cpu_target=generic)", id="options")
+            yield Checkbox("publish the images as one release when all succeed", value=True, id="publish")
+            yield Input(placeholder="then promote to channel (optional, needs publish)", id="promote")
+            yield Static("", id="command", classes="headless")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="no", variant="primary")
                 yield Button("Start", id="yes", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#source", Input).focus()
+        self._show_command()
+
+    def request(self) -> BuildRequest:
+        """The form as it stands (options split like a shell line; a bad quote keeps the raw text)."""
+        raw = self.query_one("#options", Input).value.strip()
+        try:
+            options = shlex.split(raw)
+        except ValueError:
+            options = raw.split()
+        return BuildRequest(self.query_one("#source", Input).value.strip(),
+                            str(self.query_one("#builder", Select).value),
+                            self.query_one("#targets", Input).value.strip(),
+                            self.query_one("#publish", Checkbox).value,
+                            self.query_one("#promote", Input).value.strip(), options)
+
+    def _show_command(self) -> None:
+        self.query_one("#command", Static).update(f"≡ {build_command(self.request())}")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_command()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._show_command()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._show_command()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id != "yes":
             self.dismiss(None)
             return
-        source = self.query_one("#source", Input).value.strip()
-        targets = self.query_one("#targets", Input).value.strip()
-        if not source or not targets:
+        req = self.request()
+        if not req.source or not req.targets:
             self.notify("a build needs a source and targets", severity="warning")
             return
-        self.dismiss(BuildRequest(source, str(self.query_one("#builder", Select).value), targets,
-                                  self.query_one("#publish", Checkbox).value,
-                                  self.query_one("#promote", Input).value.strip()))
+        self.dismiss(req)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def build_command(req: BuildRequest) -> str:
+    """The headless command line a build request stands for (shown in the form and the command log)."""
+    argv = ["console", "--headless", "build", req.source or "SPEC", "--builder", req.builder,
+            "--arch", req.targets or "A,B"]
+    for opt in req.options:
+        argv += ["--option", opt]
+    if req.publish:
+        argv.append("--publish")
+    if req.promote:
+        argv += ["--promote", req.promote]
+    return shlex.join(argv)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from core.errors import DepotError
 from core.inventory import ChannelTarget, ImageCache, live_images
@@ -17,14 +17,16 @@ from core.nodeset import expand, fold
 from .. import actions
 from ..output import ago, short
 from ..widgets.barchart import bar_chart
+from ..widgets.cells import fit
 from ..widgets.header import SiteHeader
 from ..widgets.paged_table import PagedTable
-from .base import BaseScreen
+from .base import PagedView
 from .modals import FleetCheckModal, FleetRequest
 from .releases import current_channels
 
-COLUMNS = [("NODE", 8), ("ARCH", 14), ("IMAGE:PRODUCTION", 16), ("IMAGE:TESTING", 13), ("RELEASE", 12),
-           ("LAST SMOKE", 15), ("STATUS", 11), ("LAST SEEN", 13)]
+# Fixed widths that fit 120 columns; "PROD IMAGE" is the image the production channel gives the node.
+COLUMNS = [("NODE", 9), ("ARCH", 14), ("PROD IMAGE", 11), ("TEST IMAGE", 11), ("RELEASE", 12),
+           ("LAST SMOKE", 15), ("STATUS", 11), ("LAST SEEN", 14)]
 
 NODE_QUERY = """
 select n.name, n.arch, n.images, n.channels, n.status, n.last_seen,
@@ -43,34 +45,32 @@ def channel_targets_from_db(site: Any) -> list[ChannelTarget]:
     return out
 
 
-class NodesScreen(BaseScreen):
+class NodesScreen(PagedView):
+    """Composes at once; the first window of rows and the per-arch summary load in workers."""
+
     SCREEN_ID = "nodes"
     BINDINGS = actions.bindings_for("nodes")
 
     def __init__(self) -> None:
         super().__init__(id="nodes")
-        self.search = ""
         self.marked: set[str] = set()
+        self.total: int | None = None
 
     def compose(self) -> ComposeResult:
         yield SiteHeader("Nodes")
         with Horizontal(id="nodes-top"):
-            yield Static("", id="arch-chart", classes="panel")
+            yield Static("loading…", id="arch-chart", classes="panel")
             yield Static("", id="no-fit", classes="panel")
         yield Input(placeholder="filter: node, arch, status   (esc clears)", id="filter", classes="filter hidden")
-        yield PagedTable(COLUMNS, self.fetch, id="nodes-table")
-        yield Static("", id="status", classes="status")
+        yield PagedTable(COLUMNS, self.fetch, self.count, id="nodes-table", load_on_mount=False)
+        yield Static(" loading the inventory…", id="status", classes="status")
         yield Footer()
-
-    @property
-    def table(self) -> PagedTable:
-        return self.query_one(PagedTable)
 
     def on_mount(self) -> None:
         self.table.focus()
         self.query_one("#arch-chart", Static).border_title = "nodes per micro-architecture -> image per channel"
         self.query_one("#no-fit", Static).border_title = "no image fits"
-        self._summary()
+        self.action_refresh()
 
     def _where(self) -> tuple[str, list]:
         if not self.search:
@@ -78,11 +78,11 @@ class NodesScreen(BaseScreen):
         s = f"%{self.search}%"
         return "where n.name like ? or n.arch like ? or n.status like ?", [s, s, s]
 
-    def fetch(self, offset: int, limit: int) -> list[tuple[str, list]]:
+    def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
         where, params = self._where()
-        now = self.site.now()
+        now = site.now()
         out = []
-        for name, arch, images, chans, status, seen, ok, wall, red in self.site.state.db.execute(
+        for name, arch, images, chans, status, seen, ok, wall, red in site.state.db.execute(
                 NODE_QUERY.format(where=where), [*params, limit, offset]):
             imgs = json.loads(images or "{}")
             have = json.loads(chans or "{}")
@@ -91,7 +91,7 @@ class NodesScreen(BaseScreen):
                 pick = imgs.get(ch)
                 if not pick:
                     return Text("-", style="dim")
-                return Text(pick.get("image") or "none fits", style="" if pick.get("image") else "bold red")
+                return Text(fit(pick.get("image") or "none fits", 11), style="" if pick.get("image") else "bold red")
 
             rel = (have.get("production") or {}).get("release")
             smoke = Text("-", style="dim")
@@ -99,64 +99,60 @@ class NodesScreen(BaseScreen):
                 smoke = Text(f"ok {wall:.1f}s -{red:.0%}" if ok and wall is not None and red is not None
                              else ("ok" if ok else f"FAIL {wall or 0:.0f}s"), style="green" if ok else "bold red")
             mark = "●" if name in self.marked else " "
-            out.append((name, [mark + name, arch, img("production"), img("testing"), short(rel),
-                               smoke, Text(status, style="green" if status == "ok" else "red"), ago(seen, now)]))
+            out.append((name, [fit(mark + name, 9), fit(arch, 14), img("production"), img("testing"), short(rel),
+                               smoke, Text(fit(status, 11), style="green" if status == "ok" else "red"),
+                               fit(ago(seen, now), 14)]))
         return out
 
-    def _summary(self) -> None:
-        db = self.site.state.db
+    def count(self, site: Any) -> int:
         where, params = self._where()
-        total = db.execute(f"select count(*) from nodes n {where}", params).fetchone()[0]
+        return site.state.db.execute(f"select count(*) from nodes n {where}", params).fetchone()[0]
+
+    @staticmethod
+    def summary(site: Any) -> tuple[list[tuple[str, int, str]], list[str]]:
+        """(nodes per arch with each channel's image, the nodes no image fits): a worker's job."""
+        db = site.state.db
         counts = db.execute("select arch, count(*) from nodes group by arch order by count(*) desc, arch").fetchall()
-        cache = ImageCache(channel_targets_from_db(self.site))
+        cache = ImageCache(channel_targets_from_db(site))
         rows, no_fit = [], []
         for arch, n in counts:
             picks = live_images(arch, cache)
-            note = ", ".join(f"{ch} {p['image'] or 'no image'}" for ch, p in sorted(picks.items()))
+            by_image: dict[str, list[str]] = {}
+            for ch, p in sorted(picks.items()):
+                by_image.setdefault(p["image"] or "no image", []).append(ch)
+            note = " · ".join(f"{image} ({', '.join(chs)})" for image, chs in by_image.items())
             rows.append((arch, n, note))
             if picks and all(p["image"] is None for p in picks.values()):
                 names = [r[0] for r in db.execute("select name from nodes where arch = ? order by name", [arch])]
                 reason = next(iter(picks.values()))["reason"]
                 no_fit.append(f"{fold(names)}: {n} {arch} node(s)\n  {reason.split(';')[0][:90]}")
-        self.query_one("#arch-chart", Static).update(bar_chart(rows, width=14))
+        return rows, no_fit
+
+    def _show_summary(self, result: tuple[list[tuple[str, int, str]], list[str]]) -> None:
+        rows, no_fit = result
+        self.query_one("#arch-chart", Static).update(bar_chart(rows, width=10) if rows else "no nodes yet")
         self.query_one("#no-fit", Static).update("\n".join(no_fit) or "every node has an image")
+
+    def _status(self) -> None:
+        total = self.table.total
         marked = f"   marked {fold(sorted(self.marked))}" if self.marked else ""
         self.query_one("#status", Static).update(
-            f" {total} node(s)" + (f" matching {self.search!r}" if self.search else "") + marked +
-            "   (space marks nodes, f checks the marked ones or a node set)")
+            f" {total if total is not None else '…'} node(s)" + (f" matching {self.search!r}" if self.search else "")
+            + marked + "   (space marks nodes, f checks the marked ones or a node set)")
+
+    def filtered(self) -> None:
+        self._status()
 
     def action_refresh(self) -> None:
-        self.table.reload(keep_cursor=True)
-        self._summary()
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.remove_class("hidden")
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.search = event.value.strip()
-        self.table.reload()
-        self._summary()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.table.focus()
-
-    def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
-        if self.search or box.has_focus:
-            box.value = ""
-            box.add_class("hidden")
-            self.table.focus()
-            return
-        super().action_back()
+        self.table.reload_in_background(keep_cursor=True, done=self._status)
+        self.work(self.summary, self._show_summary, name="nodes-summary", title="nodes")
 
     def action_mark(self) -> None:
         key = self.table.current_key
         if key:
             self.marked.symmetric_difference_update({key})
             self.table.reload(keep_cursor=True)
-            self._summary()
+            self._status()
 
     def action_fleet_check(self) -> None:
         default = fold(sorted(self.marked)) if self.marked else (self.table.current_key or "")

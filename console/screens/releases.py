@@ -14,9 +14,10 @@ from core.errors import Conflict
 
 from .. import actions
 from ..output import ago, short, size
+from ..widgets.cells import fit
 from ..widgets.header import SiteHeader
 from ..widgets.paged_table import PagedTable
-from .base import BaseScreen
+from .base import BaseScreen, PagedView
 from .modals import Confirmed, PromoteModal
 
 COLUMNS = [("ID", 14), ("NAME", 11), ("LABEL", 10), ("CREATED", 11), ("IMAGES", 21), ("SIZE", 8),
@@ -65,13 +66,12 @@ def guard_version(site: Any, channel: str, expected: int | None) -> None:
         raise Conflict(f"channel moved meanwhile: {channel} has no pointer any more; nothing changed")
 
 
-class ReleasesScreen(BaseScreen):
+class ReleasesScreen(PagedView):
     SCREEN_ID = "releases"
     BINDINGS = actions.bindings_for("releases")
 
     def __init__(self) -> None:
         super().__init__(id="releases")
-        self.search = ""
         self.marked: list[str] = []
         self.by_release: dict[str, list[str]] = {}
 
@@ -80,41 +80,44 @@ class ReleasesScreen(BaseScreen):
         yield SiteHeader("Releases")
         yield Input(placeholder="filter: name, label, id prefix, image   (esc clears)", id="filter",
                     classes="filter hidden")
-        yield PagedTable(COLUMNS, self.fetch, id="releases-table")
+        yield PagedTable(COLUMNS, self.fetch, self.count, id="releases-table")
         yield Static("", id="status", classes="status")
         yield Footer()
 
-    @property
-    def table(self) -> PagedTable:
-        return self.query_one(PagedTable)
-
     def on_mount(self) -> None:
         self.table.focus()
+        self.table.total = self.count(self.site)
         self._status()
         self.work(self._sync, self._synced, name="sync-catalogue")
 
     # -- data -------------------------------------------------------------------------------
-    def fetch(self, offset: int, limit: int) -> list[tuple[str, list]]:
-        site, now = self.site, self.site.now()
+    def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
+        now = site.now()
         out = []
         for r in site.state.release_rows(limit=limit, offset=offset, search=self.search):
             mark = "● " if r["id"] in self.marked else "  "
-            images = ", ".join(json.loads(r["images"] or "[]"))
+            images = fit(",".join(json.loads(r["images"] or "[]")), 21)
             chans = Text(", ".join(self.by_release.get(r["id"], [])), style="bold magenta")
             out.append((r["id"], [mark + short(r["id"]), r["name"], r["label"], ago(r["created"], now), images,
                                   size(r["bytes"]), chans, signature_state(site, r["signed_by"])]))
         return out
 
-    def count(self) -> int:
+    def normalize(self, text: str) -> str:
+        return text.strip().lower().removeprefix("sha256:")
+
+    def count(self, site: Any) -> int:
         if not self.search:
-            return self.site.state.db.execute("select count(*) from releases").fetchone()[0]
+            return site.state.db.execute("select count(*) from releases").fetchone()[0]
         s = f"%{self.search}%"
-        return self.site.state.db.execute(
+        return site.state.db.execute(
             "select count(*) from releases where name like ? or label like ? or id like ? or images like ?",
             [s, s, f"sha256:{self.search}%", s]).fetchone()[0]
 
+    def filtered(self) -> None:
+        self._status()
+
     def _status(self) -> None:
-        n = self.count()
+        n = self.table.total if self.table.total is not None else self.count(self.site)
         marked = ", ".join(short(m) for m in self.marked) or "none (space marks, c compares two)"
         filt = f"   filter {self.search!r}" if self.search else ""
         self.query_one("#status", Static).update(f" {n} release(s){filt}   marked: {marked}")
@@ -132,36 +135,14 @@ class ReleasesScreen(BaseScreen):
         problems, by_release = result
         for p in problems:
             self.notify(p, title="release left out", severity="warning", timeout=8)
-        if by_release != self.by_release or self.table.row_count != min(self.count(), self.table.loaded or 1):
+        total = self.count(self.site)
+        if by_release != self.by_release or total != self.table.total:
             self.by_release = by_release
             self.table.reload(keep_cursor=True)
+        self.table.total = total
         self._status()
 
     # -- actions ----------------------------------------------------------------------------
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.remove_class("hidden")
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.search = event.value.strip().lower().removeprefix("sha256:")
-            self.table.reload()
-            self._status()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            self.table.focus()
-
-    def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
-        if self.search or box.has_focus:
-            box.value = ""
-            box.add_class("hidden")
-            self.table.focus()
-            return
-        super().action_back()
-
     def action_refresh(self) -> None:
         self.work(self._sync, self._synced, name="sync-catalogue")
 

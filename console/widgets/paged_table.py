@@ -1,96 +1,250 @@
-"""A DataTable fed page by page from SQLite, so 10k-row tables open and scroll at once.
+"""A DataTable that is a fixed-size window over an SQLite query, so 10k-row tables open and scroll
+with constant cost per key press.
 
-Textual's ``DataTable`` measures every cell it holds; loading 10k rows up front costs seconds.
-``PagedTable`` asks its ``fetch(offset, limit)`` callback for one page at a time and appends the
-next page when the cursor (or the scroll position) comes near the end of what is loaded.
-Columns have fixed widths, so appending a page never re-measures what is already there.
+Textual's ``DataTable`` measures every cell it holds, and keeps getting slower as rows pile up.
+``PagedTable`` holds at most ``window`` rows (about two screens). Its rows are *slots* ``"0"…"n-1"``;
+``keys[i]`` is the data key shown in slot ``i`` and ``first`` the query offset of slot 0. When the
+cursor comes within a screen of either edge of the window, the window slides (``LIMIT``/``OFFSET``)
+so the cursor sits in its middle again, and the cells are updated in place inside one
+``batch_update()``: no row is added or removed, nothing is re-measured. The cursor and the scroll
+position move by the same amount, so what the operator sees does not jump.
+
+``fetch(site, offset, limit)`` returns ``[(key, cells), …]`` and ``count(site)`` the number of rows
+(only needed for ``end``). Both take a ``Site`` so that `reload_in_background` can run them in a
+worker thread with a Site (an SQLite connection) of its own.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.widgets import DataTable
 
+if TYPE_CHECKING:
+    from core.site import Site
+
 Row = tuple[str, Sequence[Any]]  # (row key, cells)
-Fetch = Callable[[int, int], list[Row]]
+Fetch = Callable[["Site", int, int], list[Row]]
+Count = Callable[["Site"], int]
 
 
 class PagedTable(DataTable):
-    """Rows come from ``fetch``; call ``reload()`` after changing what ``fetch`` returns."""
+    """Rows come from ``fetch``; call ``reload()`` (or `reload_in_background`) after changing what
+    ``fetch`` returns (a filter, a mark, a refresh)."""
 
-    def __init__(self, columns: Sequence[tuple[str, int]], fetch: Fetch, *, page_size: int = 100,
-                 **kwargs: Any) -> None:
+    def __init__(self, columns: Sequence[tuple[str, int]], fetch: Fetch, count: Count | None = None, *,
+                 window: int | None = None, load_on_mount: bool = True, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._columns = list(columns)
+        self._colkeys = [label.lower() for label, _ in self._columns]
         self.fetch = fetch
-        self.page_size = page_size
-        self.loaded = 0
-        self.exhausted = False
-        self._loading = False
+        self.count = count
+        self._window = window
+        self.load_on_mount = load_on_mount
+        self.first = 0                  # query offset of slot 0
+        self.keys: list[str] = []       # data key per slot
+        self.at_end = False             # the last slot holds the query's last row
+        self.total: int | None = None   # rows in the query, when known
+        self.fetching = False           # a background reload is on its way
+        self._generation = 0
+        self._quiet = False             # set while the table moves its own cursor / scroll
+        # DataTable's render caches are sized for big tables (10k cells); a window needs a few
+        # hundred, and smaller caches leave far less for the cyclic garbage collector to walk.
+        for cache, size in (("_cell_render_cache", 2000), ("_row_render_cache", 300), ("_line_cache", 300)):
+            if hasattr(self, cache):
+                getattr(self, cache).maxsize = size
 
-    def on_mount(self) -> None:
-        for label, width in self._columns:
-            self.add_column(label, width=width, key=label.lower())
-        self.reload()
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def window(self) -> int:
+        """Rows held: about two screens (the app's height bounds the table's)."""
+        if self._window:
+            return self._window
+        return max(40, 2 * self.app.size.height + 16)
 
-    def reload(self, keep_cursor: bool = False) -> None:
-        """Drop the loaded rows and load the first page again (after a filter or a refresh)."""
-        row = self.cursor_row if keep_cursor else 0
-        self._loading = True  # clear() moves the cursor too
-        try:
-            self.clear()
-        finally:
-            self._loading = False
-        self.loaded = 0
-        self.exhausted = False
-        self.load_more(max(self.page_size, row + 1))
-        if self.row_count:
-            self.move_cursor(row=min(row, self.row_count - 1), animate=False)
+    def _page(self) -> int:
+        """Rows visible at once (before the first layout: a guess from the app's height)."""
+        height = self.scrollable_content_region.height - 1
+        return max(5, height if height > 1 else self.app.size.height - 6)
 
-    def load_more(self, count: int | None = None) -> int:
-        """Append up to ``count`` (a page by default) more rows; return how many came."""
-        if self.exhausted or self._loading:
-            return 0
-        want = count or self.page_size
-        self._loading = True  # add_row moves the cursor, whose watcher would load again
-        try:
-            rows = self.fetch(self.loaded, want)
-            for key, cells in rows:
-                self.add_row(*cells, key=key)
-        finally:
-            self._loading = False
-        self.loaded += len(rows)
-        if len(rows) < want:
-            self.exhausted = True
-        return len(rows)
-
-    def _near_end(self) -> None:
-        if not self.exhausted and self.cursor_row >= self.row_count - max(10, self.size.height):
-            self.load_more()
-
-    def watch_cursor_coordinate(self, old: Any, new: Any) -> None:
-        super().watch_cursor_coordinate(old, new)
-        self._near_end()
-
-    def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
-        if not self.exhausted and new >= self.max_scroll_y - self.size.height:
-            self.load_more()
-
-    def action_scroll_bottom(self) -> None:
-        while self.load_more(1000):
-            pass
-        super().action_scroll_bottom()
-
-    def action_scroll_end(self) -> None:
-        while self.load_more(1000):
-            pass
-        super().action_scroll_end()
+    @property
+    def position(self) -> int:
+        """Query position (0-based) of the highlighted row."""
+        return self.first + self.cursor_row
 
     @property
     def current_key(self) -> str | None:
-        """The key of the highlighted row, or None on an empty table."""
-        if not self.row_count:
+        """The data key of the highlighted row, or None on an empty table."""
+        if not self.row_count or self.cursor_row >= len(self.keys):
             return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.keys[self.cursor_row]
+
+    # -- loading ----------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        for label, width in self._columns:
+            self.add_column(label, width=width, key=label.lower())
+        if self.load_on_mount:
+            self.reload()
+
+    def _site(self) -> "Site":
+        return self.app.site  # type: ignore[attr-defined]
+
+    def reload(self, keep_cursor: bool = False) -> None:
+        """Load the window again now (after a mark or a refresh): keeps the cursor's query position
+        with ``keep_cursor``, else goes back to the first row."""
+        pos = self.position if keep_cursor and self.row_count else 0
+        offset = self.first if keep_cursor else 0
+        self._generation += 1
+        rows, offset, ended = self._fetch_window(self._site(), offset, pos)
+        self._show(offset, rows, pos - offset, exact=ended)
+
+    def reload_in_background(self, keep_cursor: bool = False, done: Callable[[], None] | None = None) -> None:
+        """Run the query (and the count) in a worker thread; the newest request wins.
+
+        For a filter: typing never waits for SQLite. ``done()`` runs on the UI thread once the new
+        rows are shown.
+        """
+        pos = self.position if keep_cursor and self.row_count else 0
+        offset = self.first if keep_cursor else 0
+        self._generation += 1
+        generation = self._generation
+        self.fetching = True
+        app = self.app
+
+        def work() -> None:
+            site = app.open_site()  # type: ignore[attr-defined]
+            try:
+                rows, start, ended = self._fetch_window(site, offset, pos)
+                total = self.count(site) if self.count is not None else None
+            finally:
+                site.close()
+            app.call_from_thread(deliver, rows, start, ended, total)
+
+        def deliver(rows: list[Row], start: int, ended: bool, total: int | None) -> None:
+            if generation != self._generation or not self.is_attached:
+                return  # a newer request is on its way, or the screen is gone
+            self.fetching = False
+            self._show(start, rows, pos - start, exact=ended)
+            if total is not None:
+                self.total = total
+            if done is not None:
+                done()
+
+        def failed() -> None:
+            if generation == self._generation:
+                self.fetching = False
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                app.call_from_thread(failed)
+                raise
+
+        self.run_worker(run, thread=True, name="paged-reload", group="paged-reload", exit_on_error=False)
+
+    def _fetch_window(self, site: "Site", offset: int, pos: int) -> tuple[list[Row], int, bool]:
+        """(rows, offset, whether they end the query) for the window that starts at ``offset`` and
+        holds ``pos``; anchored to the end when the query ends before the window is full."""
+        w = self.window
+        if not offset <= pos < offset + w:
+            offset = max(0, pos - w // 2)
+        rows = self.fetch(site, offset, w)
+        ended = len(rows) < w
+        if ended and offset > 0:  # ran past the end: show the last full window instead
+            offset = max(0, offset + len(rows) - w)
+            rows = self.fetch(site, offset, w)
+        return rows, offset, ended
+
+    def _show(self, offset: int, rows: list[Row], cursor: int, *, exact: bool) -> None:
+        """Put ``rows`` in the slots (in place when the slot count is unchanged) and the cursor."""
+        self._quiet = True
+        try:
+            with self.app.batch_update():
+                old = self.row_count
+                if len(rows) != old:
+                    # Fewer or more rows (a filter, the end of the data): rebuild the slots in one go.
+                    self.clear()
+                    for i, (_, cells) in enumerate(rows):
+                        self.add_row(*cells, key=str(i))
+                else:
+                    for i, (_, cells) in enumerate(rows):
+                        slot = str(i)
+                        for ck, value in zip(self._colkeys, cells):
+                            self.update_cell(slot, ck, value)
+                    self._clear_caches()  # every cached render is stale now: free it at once
+                self.first = offset
+                self.keys = [k for k, _ in rows]
+                self.at_end = exact
+                if exact:
+                    self.total = offset + len(rows)
+                if rows:
+                    self.move_cursor(row=max(0, min(cursor, len(rows) - 1)), animate=False)
+        finally:
+            self._quiet = False
+
+    # -- sliding ----------------------------------------------------------------------------
+    def _slide(self, delta: int) -> None:
+        """Move the window by ``delta`` rows; the cursor and scroll position follow the data."""
+        new = max(0, self.first + delta)
+        if new == self.first:
+            return
+        cursor_pos, scroll = self.position, self.scroll_y
+        rows, start, ended = self._fetch_window(self._site(), new, cursor_pos)
+        moved = start - self.first
+        if moved == 0:
+            self.at_end = self.at_end or ended
+            return
+        self._show(start, rows, cursor_pos - start, exact=ended)
+        self._quiet = True
+        try:
+            self.scroll_to(y=max(0, scroll - moved), animate=False, immediate=True)
+        finally:
+            self._quiet = False
+
+    def _keep_room(self, row: int) -> None:
+        """Slide when fewer than a screen of rows is left on either side of ``row``."""
+        if self._quiet or not self.row_count:
+            return
+        page, w = self._page(), self.row_count
+        if w - 1 - row < page and not self.at_end:
+            self._slide(row - w // 2)
+        elif row < page and self.first > 0:
+            self._slide(row - w // 2)
+
+    def watch_cursor_coordinate(self, old: Any, new: Any) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if old != new:
+            self._keep_room(new.row)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self._quiet or not self.row_count or old == new:
+            return
+        page = self._page()
+        if new >= self.max_scroll_y - 1 and not self.at_end:  # the mouse wheel, without the cursor
+            self._slide(page)
+        elif new <= 0 and self.first > 0:
+            self._slide(-page)
+
+    def action_scroll_top(self) -> None:
+        if self.first > 0:
+            self._generation += 1
+            rows, start, ended = self._fetch_window(self._site(), 0, 0)
+            self._show(start, rows, 0, exact=ended)
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        if not self.at_end:
+            total = self.count(self._site()) if self.count is not None else None
+            if total is None:  # no count: walk window by window (rare; small tables are at_end)
+                while not self.at_end:
+                    before = self.first
+                    self._slide(self.window)
+                    if self.first == before:
+                        break
+            else:
+                self._generation += 1
+                rows, start, _ = self._fetch_window(self._site(), max(0, total - self.window), max(0, total - 1))
+                self._show(start, rows, len(rows) - 1, exact=True)
+        super().action_scroll_bottom()

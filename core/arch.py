@@ -237,7 +237,6 @@ def _preference(target: Microarchitecture) -> tuple[bool, int, int, str]:
 
 def _best(cpu: str, images: list[str]) -> tuple[str | None, dict[str, str]]:
     """Apply the normal rule: best runnable image and per-image rejections."""
-    cpu_t = TARGETS[cpu]
     rejected: dict[str, str] = {}
     runnable: list[Microarchitecture] = []
     for name in images:

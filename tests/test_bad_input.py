@@ -16,7 +16,7 @@ from core.digest import canonical_json, digest_bytes
 from core.manifest import tree_bytes, Entry
 from core.signing import RELEASE_TYPE, load_key, make_envelope
 from core.store.local import LocalStore
-from helpers import REPO, make_tree, run_console, run_json, sample_tree, set_config
+from helpers import make_tree, run_console, run_json, sample_tree, set_config
 
 
 def store_snapshot(site: Path) -> list[str]:

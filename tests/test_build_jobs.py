@@ -169,7 +169,7 @@ def test_command_failing_on_one_target_publishes_nothing(site_dir, tmp_path):
     proc = run_console(site_dir, "build", str(script), "--builder", "command", "--arch", "x86_64,x86_64_v3",
                        "--publish", "--promote", "testing", check=1)
     assert proc.stdout == "build 1 failed: site-build.sh exited 1 for x86_64_v3 (see log)\n"
-    assert f"console: build 1 failed: site-build.sh exited 1 for x86_64_v3 (see log) (log: " in proc.stderr
+    assert "console: build 1 failed: site-build.sh exited 1 for x86_64_v3 (see log) (log: " in proc.stderr
 
     row = run_json(site_dir, "builds")[0]
     assert row["status"] == "failed" and row["release"] is None and row["finished"]

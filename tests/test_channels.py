@@ -23,6 +23,7 @@ from core.errors import BadInput, Conflict, NotFound, TrustError
 from core.signing import CHANNEL_TYPE, RELEASE_TYPE, TrustSet, generate_key, load_key, make_envelope
 from core.site import Site, format_time
 from core.store.base import channel_history_path, channel_path, release_path
+from helpers import CONSOLE, REPO
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -81,12 +82,13 @@ def pointer_envelope(keys, **fields) -> bytes:
 
 
 def console_cmd() -> list[str]:
-    exe = shutil.which("console")
-    return [exe] if exe else [sys.executable, "-c", "import sys; from console.cli import main; sys.exit(main())"]
+    """This checkout's console (not whichever one is pip-installed)."""
+    return list(CONSOLE)
 
 
 def cli(root: Path, *args: str, now: datetime | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, DEPOT_CONSOLE_SITE=str(root))
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("DEPOT_CONSOLE_NOW", None)
     if now is not None:
         env["DEPOT_CONSOLE_NOW"] = format_time(now)

@@ -18,7 +18,7 @@ class SiteHeader(Static):
         text = Text()
         text.append(" depot-console ", style="bold reverse")
         text.append(f"  {self.title}", style="bold")
-        text.append(f"   site ", style="dim")
+        text.append("   site ", style="dim")
         text.append(info["name"])
         text.append("   store ", style="dim")
         text.append(info["store"])

@@ -9,12 +9,14 @@ pages small windows of rows out of SQLite.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
@@ -69,6 +71,12 @@ def GLOBAL_SCREEN_ONLY(a: actions.Action) -> bool:  # noqa: N802 - reads as a pr
     return actions.GLOBAL in a.screens
 
 
+WARM_VIEWS = ("nodes", "channels", "audit")  # composed off-screen after start-up (builds polls: not)
+IDLE_S = 0.5          # no key for this long: the operator is reading, time for deferred work
+IDLE_CHECK_S = 0.1
+FULL_GC_EVERY = 1000  # young-generation-1 collections between full ones (CPython's default: 10)
+
+
 def _view(name: str) -> Callable[[], Screen]:
     def make() -> Screen:
         if name == "releases":
@@ -107,6 +115,10 @@ class DepotConsole(App):
         self.site = open_site(self.site_dir, clock=clock, read_only=read_only)
         self.start_view = start
         self.command_log: list[str] = []
+        self._gc_thresholds: tuple[int, int, int] | None = None  # CPython's, while ours are set
+        self._last_key = time.monotonic()
+        self._to_warm = [v for v in WARM_VIEWS if v != start]
+        self._refreeze = False
         key = self.site.signing_key_id()
         self.site_info = {"name": self.site.name, "store": str(self.site.config.get("site", "store")),
                           "key": short(key, 12) if key else ""}
@@ -118,16 +130,66 @@ class DepotConsole(App):
     def on_mount(self) -> None:
         self.switch_mode(self.start_view)
         self.call_after_refresh(self._freeze_startup_objects)
+        self.set_interval(IDLE_CHECK_S, self._on_idle, name="idle-work")
 
-    @staticmethod
-    def _freeze_startup_objects() -> None:
-        """Move everything alive after start-up (modules, classes, styles) out of the cyclic
-        garbage collector's sight: each DataTable repaint leaves cyclic garbage (Textual's strips),
-        and a full collection that also walks ~80k start-up objects costs a key press ~100 ms."""
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
+
+    def _on_idle(self) -> None:
+        """Work kept out of key presses, done once no key has come for a moment (the operator
+        reads): compose the next view off-screen, else collect garbage. One step per pause."""
+        if time.monotonic() - self._last_key < IDLE_S:
+            return
+        if self._to_warm and len(self.screen_stack) == 1:
+            self._warm(self._to_warm.pop(0))
+            self._refreeze = True
+        elif self._refreeze and not self._to_warm:
+            self._refreeze = False
+            self._freeze_startup_objects()  # the views composed since are long-lived too
+        elif gc.get_count()[2]:
+            gc.collect()  # the full collection the thresholds keep out of key presses
+
+    def _warm(self, view: str) -> None:
+        """Compose ``view`` off-screen, so the first switch to it only lays out and paints.
+
+        Opening a view for the first time builds its widgets and styles them (~150 ms for the
+        nodes view). ``switch_mode`` there and straight back, inside one batch update: the view's
+        screen is created and mounted in its mode's stack but never drawn (Textual lays out and
+        paints only the current screen); its rows load as on a first visit.
+        """
+        here = self.current_mode
+        try:
+            if self.get_screen_stack(view):
+                return  # opened already
+        except KeyError:
+            pass
+        with self.batch_update():
+            self.switch_mode(view)
+            self.switch_mode(here)
+
+    def _freeze_startup_objects(self) -> None:
+        """Move everything alive after start-up (modules, classes, styles, composed views) out of
+        the cyclic garbage collector's sight, and keep full collections out of key presses.
+
+        Each DataTable repaint leaves cyclic garbage (Textual's strips). A full collection that
+        walks the start-up objects costs a key press 50-100 ms, and CPython starts one as soon as
+        the objects that survived young collections reach a quarter of the (small, once frozen)
+        old generation: often, while scrolling. So full collections wait for many more young ones
+        (``gc.set_threshold``), and ``_on_idle`` runs them between key presses instead.
+        """
         gc.collect()
         gc.freeze()
+        if self._gc_thresholds is None:
+            self._gc_thresholds = gc.get_threshold()
+            young, middle, _ = self._gc_thresholds
+            gc.set_threshold(young, middle, FULL_GC_EVERY)
 
     def on_unmount(self) -> None:
+        if self._gc_thresholds is not None:
+            gc.set_threshold(*self._gc_thresholds)  # the process outlives the app (tests)
+            self._gc_thresholds = None
         self.site.close()
 
     def mounted_views(self) -> Iterable[Screen]:

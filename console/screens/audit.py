@@ -5,11 +5,12 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from .. import actions
 from ..output import ago
 from ..widgets.cells import fit
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from ..widgets.paged_table import PagedTable
 from .base import PagedView
@@ -34,7 +35,7 @@ class AuditScreen(PagedView):
                     classes="filter hidden")
         yield PagedTable(COLUMNS, self.fetch, self.count, id="audit-table")
         yield Static("", id="status", classes="status")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.table.focus()

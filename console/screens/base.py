@@ -61,6 +61,19 @@ class BaseScreen(Screen):
     SCREEN_ID = ""
     TITLE_TEXT = ""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Textual re-reads and re-applies the whole stylesheet to every screen (twice) the first
+        # time a screen is shown, because a new screen's CSS generation starts at -1; its widgets
+        # are styled from the current stylesheet when they mount, so that costs a first view switch
+        # ~50 ms for nothing. A theme change still bumps the app's generation and refreshes.
+        try:
+            generation = self.app._css_update_count
+        except (RuntimeError, AttributeError):  # no running app (NoActiveAppError), other Textual
+            return
+        if hasattr(self, "_css_update_count"):
+            self._css_update_count = generation
+
     @property
     def console(self) -> "DepotConsole":
         return self.app  # type: ignore[return-value]

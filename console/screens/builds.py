@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Log, Static
 
 from core import jobs
 from core.errors import DepotError
@@ -22,9 +22,10 @@ from .. import actions
 from ..output import ago, short
 from ..verbs.build_verbs import _summary
 from ..widgets.cells import fit
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from .base import BaseScreen
-from .modals import BuildModal, BuildRequest, ConfirmModal, Confirmed, build_command
+from .modals import BuildModal, BuildRequest, Confirmed, ConfirmModal, build_command
 
 STATUS_STYLE = {"succeeded": "green", "failed": "bold red", "running": "yellow", "queued": "cyan",
                 "cancelled": "magenta"}
@@ -67,7 +68,7 @@ class BuildsScreen(BaseScreen):
         yield DataTable(id="builds-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="build-detail", classes="section")
         yield Log(id="build-log", highlight=False, max_lines=5000)
-        yield Footer()
+        yield ConsoleFooter()
 
     @property
     def table(self) -> DataTable:

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core import channels as channel_ops
 
@@ -14,11 +14,11 @@ from .. import actions
 from ..output import ago, short
 from ..verbs.channel_verbs import _update_text, time_left
 from ..widgets.cells import fit
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from .base import BaseScreen
-from .modals import ConfirmModal, Confirmed
+from .modals import Confirmed, ConfirmModal
 from .releases import guard_version, refresh_all
-
 
 # The history fits 120 columns: long reasons end in "…" (``history --channel C`` prints them whole);
 # the release a pointer replaced is the one on the row below it.
@@ -40,7 +40,7 @@ class ChannelsScreen(BaseScreen):
         yield DataTable(id="channels-table", cursor_type="row")
         yield Static("", id="history-title", classes="section")
         yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         t = self.query_one("#channels-table", DataTable)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from core.diff import ReleaseDiff, diff_releases
 
 from .. import actions
 from ..output import delta, short, size
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from .base import BaseScreen
 
@@ -36,7 +37,7 @@ class CompareScreen(BaseScreen):
         yield Input(placeholder="filter files by path or image", id="filter", classes="filter")
         yield DataTable(id="file-diff", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status", classes="status")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         t = self.query_one("#image-diff", DataTable)

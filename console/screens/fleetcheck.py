@@ -8,12 +8,20 @@ from typing import Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, ProgressBar, Static
+from textual.widgets import DataTable, ProgressBar, Static
 
 from core.errors import DepotError
-from core.fleetcheck import NodeCheck, channel_targets, check_fleet, options_from_site, record_check, summarize
+from core.fleetcheck import (
+    NodeCheck,
+    channel_targets,
+    check_fleet,
+    options_from_site,
+    record_check,
+    summarize,
+)
 
 from .. import actions
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from .base import BaseScreen
 
@@ -34,7 +42,7 @@ class FleetCheckScreen(BaseScreen):
         yield ProgressBar(total=len(self.nodes), show_eta=False, id="fleet-progress")
         yield DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status", classes="status")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         t = self.query_one("#fleet-table", DataTable)

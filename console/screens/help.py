@@ -8,9 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from .. import actions
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 
 SECTIONS = [("everywhere", actions.GLOBAL), ("releases", "releases"), ("release", "release"),
@@ -51,4 +52,4 @@ class HelpScreen(Screen):
             yield Static(Text("command log (headless equivalents of this session's actions)", style="bold"),
                          classes="section")
             yield Static("\n".join(f"  {c}" for c in log[-20:]) or "  (nothing yet)", id="command-log")
-        yield Footer()
+        yield ConsoleFooter()

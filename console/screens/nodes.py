@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from core.errors import DepotError
 from core.inventory import ChannelTarget, ImageCache, live_images
@@ -18,6 +18,7 @@ from .. import actions
 from ..output import ago, short
 from ..widgets.barchart import bar_chart
 from ..widgets.cells import fit
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from ..widgets.paged_table import PagedTable
 from .base import PagedView
@@ -64,7 +65,7 @@ class NodesScreen(PagedView):
         yield Input(placeholder="filter: node, arch, status   (esc clears)", id="filter", classes="filter hidden")
         yield PagedTable(COLUMNS, self.fetch, self.count, id="nodes-table", load_on_mount=False)
         yield Static(" loading the inventory…", id="status", classes="status")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.table.focus()

@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Static, Tree
+from textual.widgets import DataTable, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from core.catalogue import load_release
@@ -18,6 +18,7 @@ from core.trees import TreeReader
 
 from .. import actions
 from ..output import ago, short, size
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from .base import BaseScreen
 from .releases import current_channels, start_promote
@@ -44,7 +45,7 @@ class ReleaseScreen(BaseScreen):
                 yield DataTable(id="images", cursor_type="row")
                 yield DataTable(id="packages", cursor_type="row", zebra_stripes=True)
         yield Tree("files", id="files")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         images = self.query_one("#images", DataTable)

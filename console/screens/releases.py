@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from core import channels as channel_ops
 from core.catalogue import sync_catalogue
@@ -15,6 +15,7 @@ from core.errors import Conflict
 from .. import actions
 from ..output import ago, short, size
 from ..widgets.cells import fit
+from ..widgets.footer import ConsoleFooter
 from ..widgets.header import SiteHeader
 from ..widgets.paged_table import PagedTable
 from .base import BaseScreen, PagedView
@@ -82,7 +83,7 @@ class ReleasesScreen(PagedView):
                     classes="filter hidden")
         yield PagedTable(COLUMNS, self.fetch, self.count, id="releases-table")
         yield Static("", id="status", classes="status")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.table.focus()

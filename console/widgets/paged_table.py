@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 if TYPE_CHECKING:
@@ -48,11 +49,36 @@ class PagedTable(DataTable):
         self.fetching = False           # a background reload is on its way
         self._generation = 0
         self._quiet = False             # set while the table moves its own cursor / scroll
+        self._styles_seen: tuple[object, ...] | None = None
         # DataTable's render caches are sized for big tables (10k cells); a window needs a few
         # hundred, and smaller caches leave far less for the cyclic garbage collector to walk.
         for cache, size in (("_cell_render_cache", 2000), ("_row_render_cache", 300), ("_line_cache", 300)):
             if hasattr(self, cache):
                 getattr(self, cache).maxsize = size
+
+    # -- styles -----------------------------------------------------------------------------
+    def _style_key(self) -> tuple[object, ...] | None:
+        """What the rendered cells depend on in the CSS: the widget's own style and its parts'
+        (None while the parts are still being styled)."""
+        try:
+            parts = tuple(self.get_component_rich_style(name, partial=True)
+                          for name in sorted(self.COMPONENT_CLASSES))
+        except KeyError:
+            return None
+        return (self.rich_style, self.styles.border, self.styles.padding, self.styles.scrollbar_size_vertical, parts)
+
+    def notify_style_update(self) -> None:
+        """Throw the rendered cells away only when the styles they were drawn with changed.
+
+        Textual re-applies the stylesheet to every widget of a screen each time the screen comes
+        back (a view switch, a closed dialog), and ``DataTable`` then drops every cached cell, so a
+        plain view switch re-renders the whole table (~50 ms). Unchanged styles keep the cache.
+        """
+        Widget.notify_style_update(self)  # the widget's own style caches: cheap to rebuild
+        key = self._style_key()
+        if key is None or key != self._styles_seen:
+            self._styles_seen = key
+            super().notify_style_update()
 
     # -- geometry ---------------------------------------------------------------------------
     @property

@@ -5,8 +5,10 @@ A node needs no console database. Everything it knows lives under one directory:
     <root>/cache/objects/<2>/<62>[.x]   uncompressed, verified file objects, read-only (0444, or
                                        0555 with the ``.x`` suffix: hard links share the mode, so an
                                        object needed with the exec bit is a separate cache file)
-    <root>/cache/trees/<2>/<62>         verified tree objects (so an incremental hydrate re-reads
-                                       unchanged directories locally instead of over the network)
+    <root>/cache/trees/images/<hex>     the tree objects of one image (<hex>: its root), in one file
+                                       (so an incremental hydrate re-reads unchanged directories
+                                       locally instead of over the network; re-hashed when used)
+    <root>/cache/trees/<2>/<62>         tree objects fetched one by one (no pack), same purpose
     <root>/cache/tmp/                   downloads in flight (removed by the next hydrate)
     <root>/releases/<hex>/release.json  the verified release envelope, as fetched
     <root>/releases/<hex>/<arch>/…      a materialized image: hard links into the cache
@@ -271,6 +273,10 @@ class NodeRoot:
             except FileNotFoundError:
                 continue
             for sub in subs:
+                if is_tree and sub == "images":  # image bundles: bytes, not single trees
+                    with contextlib.suppress(FileNotFoundError):
+                        nbytes += sum(e.stat().st_size for e in os.scandir(base / sub))
+                    continue
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                     for e in os.scandir(base / sub):
                         st = e.stat(follow_symlinks=False)

@@ -36,6 +36,7 @@ release only holds objects that release references, so no other condition is nee
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -344,7 +345,7 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, 
     if not wanted:
         return rest
     lock = threading.Lock()
-    made_dirs: set[Path] = set()
+    made_dirs: dict[Path, int] = {}  # fan-out directory -> an open descriptor of it
     # One temp directory per worker: creating files in a shared one serializes every worker on
     # that directory's lock while the file system allocates inodes.
     per_thread = threading.local()
@@ -355,6 +356,9 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, 
             d = per_thread.dir = Path(tempfile.mkdtemp(prefix="w", dir=tmpdir))
         return d
 
+    tmpfile_ok = [hasattr(os, "O_TMPFILE")]
+    chmod = _umask() & 0o555 != 0  # the umask would strip a bit of the final mode: set it explicitly
+
     def one(span: Span) -> None:
         data = store.read_range(pack_path(span.pack), span.start, span.end - span.start)
         view = memoryview(data)
@@ -362,11 +366,20 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, 
             digest, dest, size, mode = wanted[entry.digest][1]
             obj = decode_entry(entry, view[entry.offset - span.start:entry.end - span.start],
                                size if size is not None else PACK_MAX_OBJECT)
-            tmp = my_tmpdir() / entry.digest[7:]
             with lock:
-                if dest.parent not in made_dirs:  # under the lock: no thread renames into it before it exists
+                dirfd = made_dirs.get(dest.parent)
+                if dirfd is None:  # under the lock: no thread links into it before it exists
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    made_dirs.add(dest.parent)
+                    dirfd = made_dirs[dest.parent] = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
+            if tmpfile_ok[0]:
+                try:
+                    _write_anonymous(obj, dest, dirfd, mode, chmod, my_tmpdir)
+                except _NoTmpfile:
+                    tmpfile_ok[0] = False
+                else:
+                    obj_done(digest, len(obj))
+                    continue
+            tmp = my_tmpdir() / entry.digest[7:]
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, obj)  # a regular file takes a short write only on a full disk: checked below
@@ -376,20 +389,111 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, 
             finally:
                 os.close(fd)
             os.replace(tmp, dest)
-            if on_done is not None:
-                with lock:
-                    on_done(digest, len(obj))
+            obj_done(digest, len(obj))
+
+    def obj_done(digest: str, n: int) -> None:
+        if on_done is not None:
+            with lock:
+                on_done(digest, n)
 
     spans = plan_spans([e for e, _ in wanted.values()], workers)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(one, s) for s in spans]
-        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in pending:
-            fut.cancel()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(one, s) for s in spans]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in pending:
+                fut.cancel()
+    finally:
+        for dirfd in made_dirs.values():
+            os.close(dirfd)
     for fut in futures:
         if not fut.cancelled() and fut.exception() is not None:
             raise fut.exception()  # type: ignore[misc]
     return rest
+
+
+class _NoTmpfile(Exception):
+    """O_TMPFILE (or linking it through /proc) is not available here: use temp names."""
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``; assume the worst otherwise)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
+
+
+def _write_anonymous(data: bytes, dest: Path, dirfd: int, mode: int, chmod: bool, tmpdir: Callable[[], Path]) -> None:
+    """Write a verified object as an unnamed file (``O_TMPFILE``) created with its final mode, then
+    give it its name with one ``linkat`` (``dirfd``: an open descriptor of ``dest.parent``; with it,
+    ``os.link`` follows the ``/proc`` link instead of linking the link), as OSTree does: no temp name to create, rename or clean
+    up, and a kill leaves nothing behind. Raises ``_NoTmpfile`` where the kernel or file system
+    lacks ``O_TMPFILE`` (the caller then uses a temp name and a rename).
+    """
+    try:
+        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, mode, dir_fd=dirfd)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise _NoTmpfile() from None
+        raise
+    try:
+        os.write(fd, data)  # a regular file takes a short write only on a full disk: checked below
+        if chmod:
+            os.fchmod(fd, mode)
+        if os.fstat(fd).st_size != len(data):
+            raise OSError(f"short write of {dest}")
+        try:
+            os.link(f"/proc/self/fd/{fd}", dest.name, dst_dir_fd=dirfd)
+        except FileExistsError:  # a stale or foreign file under the name: replace it atomically
+            tmp = tmpdir() / dest.name
+            os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dirfd)  # tmp is absolute: dirfd only selects linkat
+            os.replace(tmp, dest)
+        except FileNotFoundError:
+            if not os.path.isdir("/proc/self/fd"):
+                raise _NoTmpfile() from None
+            raise
+    finally:
+        os.close(fd)
+
+
+def fetch_packed_bytes(store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
+                       ) -> dict[str, bytes]:
+    """Fetch objects the packs hold into memory (tree objects: the node keeps them in one bundle
+    per image, not a file each), each decompressed within ``limit`` and verified.
+
+    Returns what was delivered: a pack that cannot be read leaves its objects out (the caller
+    fetches them loose); an entry that fails verification is a ``CorruptObject``.
+    """
+    wanted = [index.by_digest[d] for d in dict.fromkeys(digests) if d in index.by_digest]
+    for entry in wanted:
+        if entry.length > compressed_bound(limit):
+            raise CorruptObject(f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
+                                f"more than {limit} promised bytes can take")
+    out: dict[str, bytes] = {}
+
+    def one(span: Span) -> None:
+        data = store.read_range(pack_path(span.pack), span.start, span.end - span.start)
+        view = memoryview(data)
+        for entry in span.entries:
+            out[entry.digest] = decode_entry(entry, view[entry.offset - span.start:entry.end - span.start], limit)
+
+    if not wanted:
+        return out
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(one, s) for s in plan_spans(wanted, workers)]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+    for fut in futures:
+        exc = None if fut.cancelled() else fut.exception()
+        if isinstance(exc, CorruptObject) or (exc is not None and not isinstance(exc, DepotError)):
+            raise exc
+    return out
 
 
 # -- gc --------------------------------------------------------------------------------------------
@@ -437,4 +541,4 @@ def sweep_packs(store: Store, release_ids: Iterable[str], dry_run: bool = False)
 
 __all__ = ["PACK_MAX_OBJECT", "PACK_MIN_MISSING", "PackEntry", "PackIndex", "Span", "PackSweep", "image_objects",
            "write_image_packs", "write_release_packs", "load_pack_index", "plan_spans", "decode_entry",
-           "fetch_packed", "sweep_packs", "pack_list_path", "pack_path", "pack_index_path"]
+           "fetch_packed", "fetch_packed_bytes", "sweep_packs", "pack_list_path", "pack_path", "pack_index_path"]

@@ -239,3 +239,60 @@ def test_plan_spans_bounds_gap_waste_and_splits_for_parallelism():
     parts = plan_spans(big, workers=4)
     assert len(parts) == 4 and parts[0].start == 0 and parts[-1].end == 64 << 16
     assert all(a.end == b.start for a, b in zip(parts, parts[1:]))
+
+
+def test_full_hydrate_keeps_the_image_trees_in_one_bundle_and_rehashes_it(http_site, nginx_server, tmp_path):
+    """A pack hydrate writes the image's trees as one bundle file (no file per tree); a damaged
+    bundle is caught by re-hashing when an incremental hydrate reads it (exit 1, current kept,
+    bundle removed), and the rerun fetches the trees again and completes."""
+    v1 = publish(http_site, make_tree(tmp_path / "v1", many_files()))
+    promote(http_site, v1)
+    trust = trust_file(http_site)
+    root = tmp_path / "node"
+    doc = json.loads(hydrate(root, nginx_server.url, trust).stdout)
+    trees = root / "cache" / "trees"
+    assert sorted(os.listdir(trees)) == ["images"]
+    bundle = trees / "images" / doc_root(root)
+    assert os.listdir(trees / "images") == [bundle.name]
+    body = bundle.read_bytes()
+    assert bundle_digests(body) == set(tree_digests(nginx_server.root, v1)) and doc["fetched_trees"] == 41
+
+    files = dict(many_files(), **{"pkg00/src/f000.jl": b"changed\n"})
+    v2 = publish(http_site, make_tree(tmp_path / "v2", files))
+    promote(http_site, v2)
+    reused = set(tree_digests(nginx_server.root, v1)) & set(tree_digests(nginx_server.root, v2))
+    assert reused
+    head = body.index(f"{min(reused)} ".encode())
+    at = body.index(b"\n", head) + 3  # inside the tree's bytes ({"entries"…): same length, other bytes
+    damaged = body[:at] + bytes([body[at] ^ 0x20]) + body[at + 1:]
+    os.chmod(bundle, 0o644)
+    bundle.write_bytes(damaged)
+    before = os.readlink(root / "current" / "production")
+    failed = hydrate(root, nginx_server.url, trust, check=None)
+    assert failed.returncode == 1 and "corrupt" in failed.stderr
+    assert os.readlink(root / "current" / "production") == before and not bundle.exists()
+    json.loads(hydrate(root, nginx_server.url, trust).stdout)
+    assert sorted(os.listdir(trees / "images")) == [doc_root(root)]
+    assert tree_listing(root / "current" / "production") == exported(http_site, v2, tmp_path / "export")
+
+
+def bundle_digests(body: bytes) -> set[str]:
+    """The tree digests a bundle holds, each checked against its bytes (records: "<digest> <n>\\n<n bytes>")."""
+    out, pos = set(), 0
+    while pos < len(body):
+        nl = body.index(b"\n", pos)
+        digest, n = body[pos:nl].decode().split(" ")
+        data = body[nl + 1:nl + 1 + int(n)]
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+        out.add(digest)
+        pos = nl + 1 + int(n)
+    return out
+
+
+def tree_digests(store: Path, rid: str) -> list[str]:
+    return [e[0] for e in pack_of(store, rid)[1] if e[3] == "tree"]
+
+
+def doc_root(root: Path) -> str:
+    """Hex of the tree root of the node's newest image (from its state file)."""
+    return json.loads((root / "state.json").read_bytes())["history"][-1]["root"][7:]

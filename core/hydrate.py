@@ -29,7 +29,6 @@ directories that it removes, and completes. Any failure before step 5 leaves ``c
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import gc
 import os
@@ -46,6 +45,7 @@ from pathlib import Path
 from .arch import choose_image, host_microarch
 from .catalogue import release_from_envelope
 from .digest import digest_bytes, is_digest
+from .durable import syncfs
 from .errors import Ambiguous, BadInput, CheckFailed, CorruptObject, DepotError, NotFound, StoreError
 from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
 from .node import NodeRoot, force_rmtree
@@ -433,19 +433,6 @@ def _link_files(node: NodeRoot, dest: str, plan: _Plan) -> tuple[int, int]:
     return len(plan.files), plan.nbytes
 
 
-def _syncfs(path: Path) -> None:
-    """Flush the node's file system once before switching (cheaper than an fsync per object)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
-            os.sync()
-    except OSError:
-        os.sync()
-    finally:
-        os.close(fd)
-
-
 def _clean_temp(node: NodeRoot) -> None:
     """Remove what killed hydrates left: downloads in flight, half-materialized images, temp links."""
     for p in node.tmp.iterdir():
@@ -560,7 +547,7 @@ def _hydrate(store: Store, trust: TrustSet, node: NodeRoot, channel: str, *, rel
             result.transferred_bytes = store.stats["object_bytes_in"] - bytes_in_before  # type: ignore[attr-defined]
 
         prog.phase("switch")
-        _syncfs(node.root)
+        syncfs(node.root)
         if before is None or (before.release, before.arch) != (release_id, choice.image):
             node.switch(channel, release_id, choice.image)
             result.switched = True

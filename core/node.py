@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .digest import hex_of
+from .durable import fsync_dir
 from .errors import BadInput
 
 ROOT_ENV = "DEPOT_NODE_ROOT"
@@ -125,13 +126,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
     fsync_dir(path.parent)
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def force_rmtree(path: Path) -> None:

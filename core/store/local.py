@@ -198,13 +198,7 @@ class LocalStore(Store):
                     yield d
 
     def delete_object(self, digest: str) -> int:
-        p = self.root / object_path(digest)
-        try:
-            size = p.stat().st_size
-            p.unlink()
-        except FileNotFoundError:
-            return 0
-        return size
+        return self.delete_file(object_path(digest))
 
     def object_stored_size(self, digest: str) -> int:
         try:

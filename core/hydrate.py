@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -168,24 +168,7 @@ class _Fetcher:
                 with self._lock:
                     on_done(digest, n)
 
-        fetch_many = getattr(self.store, "fetch_many", None)
-        if fetch_many is not None:
-            fetch_many(triples, max_workers=self.workers, on_done=done)
-            return
-
-        def one(job: tuple[str, str, int | None]) -> None:
-            digest, tmp, size = job
-            self.store.fetch_object_to(digest, tmp, size)
-            done(digest, tmp)
-
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = [pool.submit(one, j) for j in triples]
-            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in pending:
-                fut.cancel()
-        for fut in futures:
-            if not fut.cancelled() and fut.exception() is not None:
-                raise fut.exception()  # type: ignore[misc]
+        self.store.fetch_many(triples, max_workers=self.workers, on_done=done)
 
     def fetch_packed(self, index: PackIndex, jobs: list[tuple[str, Path, int | None, int]],
                      on_done: Callable[[str, int], None] | None = None) -> list[tuple[str, Path, int | None, int]]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from ..digest import hex_of, is_digest
@@ -106,6 +107,37 @@ class Store(abc.ABC):
         import zstandard
 
         return zstandard.ZstdCompressor(level=3).compress(self.get_object(digest))
+
+    def fetch_many(
+        self,
+        jobs: Iterable[tuple[str, str, int | None]],
+        *,
+        max_workers: int = 8,
+        on_done: Callable[[str, str], None] | None = None,
+    ) -> int:
+        """Fetch many objects in parallel: ``jobs`` are ``(digest, dest_path, size)``.
+
+        At most ``max_workers`` downloads run at once (sharing the HTTP connection pool where there is one).
+        ``on_done(digest, dest)`` is called (from a worker thread) after each verified object.
+        The first failure cancels what has not started and is raised once running ones end.
+        Returns the number of objects fetched.
+        """
+        def one(job: tuple[str, str, int | None]) -> None:
+            digest, dest, size = job
+            self.fetch_object_to(digest, dest, size)
+            if on_done is not None:
+                on_done(digest, dest)
+
+        jobs = list(jobs)
+        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+            futures = [pool.submit(one, job) for job in jobs]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in pending:
+                fut.cancel()
+        for fut in futures:
+            if not fut.cancelled() and fut.exception() is not None:
+                raise fut.exception()
+        return len(jobs)
 
     @abc.abstractmethod
     def iter_objects(self) -> Iterator[str]:

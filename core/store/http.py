@@ -50,7 +50,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -435,37 +435,6 @@ class HttpStore(Store):
     def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
         with open(dest, "wb") as f:
             self._stream_object(digest, size, f)
-
-    def fetch_many(
-        self,
-        jobs: Iterable[tuple[str, str, int | None]],
-        *,
-        max_workers: int = 8,
-        on_done: Callable[[str, str], None] | None = None,
-    ) -> int:
-        """Fetch many objects in parallel: ``jobs`` are ``(digest, dest_path, size)``.
-
-        At most ``max_workers`` downloads run at once over the shared connection pool.
-        ``on_done(digest, dest)`` is called (from a worker thread) after each verified object.
-        The first failure cancels what has not started and is raised once running ones end.
-        Returns the number of objects fetched.
-        """
-        def one(job: tuple[str, str, int | None]) -> None:
-            digest, dest, size = job
-            self.fetch_object_to(digest, dest, size)
-            if on_done is not None:
-                on_done(digest, dest)
-
-        jobs = list(jobs)
-        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-            futures = [pool.submit(one, job) for job in jobs]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in pending:
-                fut.cancel()
-        for fut in futures:
-            if not fut.cancelled() and fut.exception() is not None:
-                raise fut.exception()
-        return len(jobs)
 
     def read_object_raw(self, digest: str) -> bytes:
         """The stored (compressed) bytes of an object, unverified (publish copies them into packs)."""

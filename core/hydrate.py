@@ -52,7 +52,7 @@ from .node import NodeRoot, force_rmtree
 from .packs import PACK_MIN_MISSING, PackIndex, fetch_packed, fetch_packed_bytes, load_pack_index
 from .signing import TrustSet, parse_envelope
 from .store.base import Store, channel_path, check_channel_name, release_path
-from .trees import MAX_TREE_BYTES
+from .trees import MAX_TREE_BYTES, walk_tree
 
 
 class HydrateProgress:
@@ -334,11 +334,7 @@ class _NodeTrees:
         return hit
 
     def walk(self, root: str, prefix: str = "") -> Iterable[tuple[str, Entry]]:
-        for e in self.entries(root, prefix):
-            path = f"{prefix}/{e.name}" if prefix else e.name
-            yield path, e
-            if e.type == "dir":
-                yield from self.walk(e.digest, path)  # type: ignore[arg-type]
+        return walk_tree(self.entries, root, prefix)
 
 
 def _cached_ok(path: Path, size: int) -> bool:

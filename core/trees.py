@@ -6,12 +6,24 @@ trees; every tree is verified (re-hashed) when fetched, like any other object.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .manifest import Entry, parse_tree
 from .store.base import Store
 
 MAX_TREE_BYTES = 256 << 20
+
+
+def walk_tree(entries: Callable[[str, str], list[Entry]], root: str, prefix: str = "") -> Iterator[tuple[str, Entry]]:
+    """Depth-first ``(relpath, entry)`` below tree ``root``, parents before children.
+
+    ``entries(digest, dirpath)`` supplies parsed trees: a store reader or a node's tree cache.
+    """
+    for e in entries(root, prefix):
+        path = f"{prefix}/{e.name}" if prefix else e.name
+        yield path, e
+        if e.type == "dir":
+            yield from walk_tree(entries, e.digest, path)  # type: ignore[arg-type]
 
 
 class TreeReader:
@@ -35,11 +47,7 @@ class TreeReader:
 
     def walk(self, root: str, prefix: str = "") -> Iterator[tuple[str, Entry]]:
         """Yield ``(relpath, entry)`` for every entry below ``root``, parents before children."""
-        for e in self.entries(root, prefix):
-            path = f"{prefix}/{e.name}" if prefix else e.name
-            yield path, e
-            if e.type == "dir":
-                yield from self.walk(e.digest, path)  # type: ignore[arg-type]
+        return walk_tree(self.entries, root, prefix)
 
     def walk_unique(self, root: str, seen: set[str]) -> Iterator[tuple[str, Entry]]:
         """Like ``walk`` but descend into each distinct subtree digest once (for reachability)."""

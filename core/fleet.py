@@ -15,12 +15,14 @@ import asyncio
 import math
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import BadInput, DepotError
 from core.probe import parse_probe_output, probe_source
+
+T = TypeVar("T")
 
 OK = "ok"
 UNREACHABLE = "unreachable"
@@ -222,19 +224,29 @@ async def run_fleet(
         raise BadInput("deadline and connect timeout must be positive")
     argvs = [ssh_argv(n, remote_command, connect_timeout=connect_timeout,
                       ssh_config=ssh_config, ssh_options=ssh_options) for n in nodes]
+    return await bounded_gather(len(nodes), fanout,
+                                lambda i: _run_node(nodes[i], argvs[i], stdin, deadline, on_start), on_result)
+
+
+async def bounded_gather(count: int, fanout: int, work: Callable[[int], Awaitable[T]],
+                         on_result: Callable[[T], None] | None = None) -> list[T]:
+    """Run ``work(0..count-1)`` with at most ``fanout`` at once; results in index order.
+
+    ``on_result`` is called as each finishes. A TaskGroup waits for every child to finish its
+    cleanup (killing its ssh) when the caller is cancelled.
+    """
     gate = asyncio.Semaphore(fanout)
-    results: list[NodeResult | None] = [None] * len(nodes)
+    results: list[T | None] = [None] * count
 
     async def one(index: int) -> None:
         async with gate:
-            result = await _run_node(nodes[index], argvs[index], stdin, deadline, on_start)
+            result = await work(index)
         results[index] = result
         if on_result is not None:
             on_result(result)
 
-    # A TaskGroup waits for every child to finish its cleanup (killing its ssh) when cancelled.
     async with asyncio.TaskGroup() as group:
-        for index in range(len(nodes)):
+        for index in range(count):
             group.create_task(one(index))
     return [r for r in results if r is not None]
 

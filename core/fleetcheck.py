@@ -14,7 +14,6 @@ audit row. Nothing here prints.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
@@ -27,7 +26,7 @@ from typing import Any
 
 from . import fleet
 from .errors import BadInput, DepotError, NotFound
-from .fleet import NodeResult, apply_parser, run_fleet
+from .fleet import NodeResult, apply_parser, bounded_gather, run_fleet
 from .inventory import (FINGERPRINT_MISMATCH, ChannelTarget, Classified, ImageCache, classify_probe,
                         fingerprint_mismatches, node_row, os_label, record_smoke_runs, smoke_row, upsert_nodes)
 from .nodeset import fold
@@ -350,21 +349,10 @@ async def check_fleet(nodes: list[str], options: CheckOptions, targets: Iterable
     targets = list(targets)
     if (options.smoke or options.hydrate) and options.channel not in {t.channel for t in targets}:
         raise NotFound(f"channel {options.channel} has no current release")
-    gate = asyncio.Semaphore(options.fanout)
     classify, images, probe_bytes = _Classifier(), ImageCache(targets), probe_source()
-    results: list[NodeCheck | None] = [None] * len(nodes)
-
-    async def one(index: int) -> None:
-        async with gate:
-            check = await _check_node(nodes[index], options, classify, images, probe_bytes, on_start)
-        results[index] = check
-        if on_result is not None:
-            on_result(check)
-
-    async with asyncio.TaskGroup() as group:
-        for index in range(len(nodes)):
-            group.create_task(one(index))
-    done = [r for r in results if r is not None]
+    done = await bounded_gather(
+        len(nodes), options.fanout,
+        lambda i: _check_node(nodes[i], options, classify, images, probe_bytes, on_start), on_result)
     for check in flag_mismatches(done):
         if on_result is not None:
             on_result(check)

@@ -96,3 +96,23 @@ def set_config(site: Path, section: str, key: str, value: object) -> None:
     data = tomllib.loads(cfg.read_text())
     data.setdefault(section, {})[key] = value
     cfg.write_text(tomli_w.dumps(data))
+
+
+PKGS = REPO / "tests" / "fixtures" / "pkgs"
+
+
+def build_find_links(root: Path) -> Path:
+    """An offline pip find-links dir under ``root``: purepkg as a wheel, vecext (C extension) as an sdist."""
+    import shutil
+
+    links = root / "links"
+    links.mkdir()
+    for name in ("purepkg", "vecext"):
+        shutil.copytree(PKGS / name, root / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--disable-pip-version-check", "-q", "-w", str(links), "./purepkg"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; "
+                    f"build_meta.build_sdist({str(links)!r})"], cwd=root / "vecext", check=True,
+                   stdout=subprocess.DEVNULL)
+    assert sorted(p.name for p in links.iterdir()) == ["purepkg-1.0-py3-none-any.whl", "vecext-1.0.tar.gz"]
+    return links

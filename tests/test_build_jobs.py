@@ -23,7 +23,7 @@ from core import jobs
 from core.buildrun import group_alive
 from core.errors import BadInput, NotFound
 from core.site import open_site
-from helpers import CONSOLE, REPO, run_console, run_json, set_config, tree_listing
+from helpers import CONSOLE, REPO, build_find_links, run_console, run_json, set_config, tree_listing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PKGS = FIXTURES / "pkgs"
@@ -87,17 +87,7 @@ BLOCKING = """
 @pytest.fixture(scope="module")
 def find_links(tmp_path_factory) -> Path:
     """A local find-links dir: purepkg as a wheel, vecext (C extension) as an sdist."""
-    root = tmp_path_factory.mktemp("pysrc")
-    links = root / "links"
-    links.mkdir()
-    for name in ("purepkg", "vecext"):
-        shutil.copytree(PKGS / name, root / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--disable-pip-version-check", "-q", "-w", str(links), "./purepkg"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; "
-                    f"build_meta.build_sdist({str(links)!r})"], cwd=root / "vecext", check=True,
-                   stdout=subprocess.DEVNULL)
-    return links
+    return build_find_links(tmp_path_factory.mktemp("pysrc"))
 
 
 def test_python_build_publish_promote_export_and_smoke(site_dir, tmp_path, find_links):

@@ -22,6 +22,7 @@ from core.builders import base as builders_base
 from core.builders import BuildTarget, get_builder, known_builders, load_site_builders
 from core.buildrun import BuildCancelled, Runner, group_alive, read_pgid_file, terminate_build
 from core.errors import BadInput, CheckFailed
+from helpers import build_find_links
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PKGS = FIXTURES / "pkgs"
@@ -386,19 +387,7 @@ def test_build_refuses_non_empty_output(tmp_path, standin_julia):
 @pytest.fixture(scope="module")
 def find_links(tmp_path_factory) -> Path:
     """A local find-links dir: purepkg as a wheel, vecext (C extension) as an sdist."""
-    root = tmp_path_factory.mktemp("pysrc")
-    links = root / "links"
-    links.mkdir()
-    for name in ("purepkg", "vecext"):
-        shutil.copytree(PKGS / name, root / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--disable-pip-version-check", "-q", "-w", str(links), "./purepkg"],
-                   cwd=root, check=True)
-    subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; "
-                    f"build_meta.build_sdist({str(links)!r})"], cwd=root / "vecext", check=True,
-                   stdout=subprocess.DEVNULL)
-    assert sorted(p.name for p in links.iterdir()) == ["purepkg-1.0-py3-none-any.whl", "vecext-1.0.tar.gz"]
-    return links
+    return build_find_links(tmp_path_factory.mktemp("pysrc"))
 
 
 def tree_digests(root: Path) -> dict[str, str]:

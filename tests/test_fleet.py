@@ -19,7 +19,7 @@ from core import fleet
 from core.errors import BadInput
 from core.fleet import NodeResult, apply_parser, classify, probe_nodes, run_fleet, ssh_argv
 from core.probe import PROBE_SCHEMA, parse_probe_output, probe_source, read_cpuinfo, run_probe
-from fixtures.sshd import ZEN3_CPUINFO, SshdServer, sshd  # noqa: F401  (fixture)
+from fixtures.sshd import ZEN3_CPUINFO, SshdServer, ssh_client_pids, sshd  # noqa: F401  (fixture)
 
 ZEN3_FLAGS = sorted(set(next(line for line in ZEN3_CPUINFO.read_text().splitlines()
                              if line.startswith("flags")).split(":", 1)[1].split()))
@@ -36,19 +36,6 @@ EXPECTED = {
 DEADLINE = 6.0
 
 
-def ssh_processes(config_path: str) -> list[int]:
-    """Pids of live ssh clients started with our client config (zombies have an empty cmdline)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0] == b"ssh" and config_path.encode() in argv:
-            pids.append(int(entry))
-    return pids
 
 
 # ---- the probe itself (local) ----
@@ -220,7 +207,7 @@ async def test_probe_every_alias_streams_exact_statuses(sshd: SshdServer) -> Non
     assert by_node["nopynode"].exit_code == 127
     assert by_node["nopynode"].detail.endswith("python3: not found")
     assert all(r.data is None for r in results if r.status != "ok")
-    assert ssh_processes(sshd.config_path) == []
+    assert ssh_client_pids(sshd.config_path) == []
 
 
 async def test_probe_reports_node_channels_over_ssh(sshd: SshdServer, tmp_path: Path) -> None:
@@ -283,8 +270,8 @@ async def test_cancellation_kills_every_ssh(sshd: SshdServer) -> None:
     task = asyncio.create_task(run_fleet(nodes, ["true"], b"", ssh_config=sshd.config_path,
                                          deadline=3600, on_start=on_start))
     await all_started.wait()
-    assert len(ssh_processes(sshd.config_path)) == 3
+    assert len(ssh_client_pids(sshd.config_path)) == 3
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert ssh_processes(sshd.config_path) == []
+    assert ssh_client_pids(sshd.config_path) == []

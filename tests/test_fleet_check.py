@@ -24,7 +24,7 @@ from core.fleetcheck import CheckOptions, NodeCheck, check_fleet, flag_mismatche
 from core.inventory import (ChannelTarget, arch_summary, classify_probe, cpuinfo_from_probe, flags_digest,
                             fingerprint_mismatches, images_for)
 from core.probe import read_cpuinfo
-from fixtures.sshd import SshdServer, sshd  # noqa: F401  (fixture)
+from fixtures.sshd import SshdServer, ssh_client_pids, sshd  # noqa: F401  (fixture)
 from helpers import REPO, init_site, make_tree, run_console, set_config
 
 CPUINFO = Path(__file__).parent / "fixtures" / "cpuinfo"
@@ -50,17 +50,6 @@ def db_rows(site: Path, sql: str, params: tuple = ()) -> list[dict]:
         conn.close()
 
 
-def ssh_processes(config_path: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if argv and argv[0] == b"ssh" and config_path.encode() in argv:
-                pids.append(int(entry))
-    return pids
 
 
 # ---- classification (pure) ----
@@ -337,14 +326,14 @@ def test_fleet_check_is_cancellable_without_orphans(sshd: SshdServer) -> None:  
         task = asyncio.create_task(check_fleet(["slownode", "slownode", "slownode"], opts, [],
                                                on_start=on_start, on_result=streamed.append))
         await ready.wait()
-        assert len(ssh_processes(sshd.config_path)) == 3
+        assert len(ssh_client_pids(sshd.config_path)) == 3
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         return streamed
 
     assert asyncio.run(scenario()) == []
-    assert ssh_processes(sshd.config_path) == []
+    assert ssh_client_pids(sshd.config_path) == []
 
 
 # ---- remote work with a stand-in remote console ----

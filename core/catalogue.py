@@ -51,7 +51,7 @@ def release_from_envelope(data: bytes, trust: TrustSet, release_id: str,
 
 
 def _row(site: Site, rel: Release) -> dict:
-    from .site import format_time
+    from .clock import format_time
 
     return {"id": rel.id, "name": rel.name, "label": rel.label, "created": rel.created, "parent": rel.parent or "",
             "images": json.dumps(sorted(rel.images)), "bytes": rel.total_bytes, "files": rel.total_files,
@@ -112,7 +112,7 @@ def list_releases(site: Site, name: str | None = None) -> list[dict]:
 
 def index_payload(site: Site, rows: list[dict]) -> bytes:
     """The index catalogue from database rows (each verified when it entered the cache)."""
-    from .site import format_time
+    from .clock import format_time
 
     entries = [{"id": r["id"], "name": r["name"], "label": r["label"], "created": r["created"],
                 "images": json.loads(r["images"]), "bytes": r["bytes"]} for r in rows]

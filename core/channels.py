@@ -37,14 +37,17 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalogue import load_release, resolve_release
+from .clock import format_time, parse_time
 from .digest import canonical_json, digest_bytes, is_digest
 from .errors import BadInput, Conflict, DepotError, NotFound, TrustError
 from .signing import CHANNEL_TYPE, Envelope, TrustSet, make_envelope, parse_envelope, verify_envelope
-from .site import Site, format_time, parse_time
 from .store.base import channel_history_path, channel_path, check_channel_name
+
+if TYPE_CHECKING:
+    from .site import Site
 
 POINTER_TYPE = "depot-channel"
 POINTER_SCHEMA = 1

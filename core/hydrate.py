@@ -48,7 +48,7 @@ from .digest import digest_bytes, is_digest
 from .durable import syncfs
 from .errors import Ambiguous, BadInput, CheckFailed, CorruptObject, DepotError, NotFound, StoreError
 from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
-from .node import NodeRoot, force_rmtree
+from .node import EXEC_SUFFIX, NodeRoot, default_workers, force_rmtree
 from .packs import PACK_MIN_MISSING, PackIndex, fetch_packed, fetch_packed_bytes, load_pack_index
 from .signing import TrustSet, parse_envelope
 from .store.base import Store, channel_path, check_channel_name, release_path
@@ -191,17 +191,18 @@ class _Fetcher:
 
     def fetch_all(self, index: PackIndex | None, jobs: list[tuple[str, Path, int | None, int]],
                   on_done: Callable[[str, int], None] | None = None) -> None:
-        """Fetch ``jobs``: what the pack holds by ranges while, at the same time, the others go
-        loose (largest first, so the longest download does not start last)."""
-        if index is None:
-            self.fetch(jobs, on_done)
-            return
-        loose = sorted((j for j in jobs if j[0] not in index.by_digest), key=lambda j: -(j[2] or 0))
-        with ThreadPoolExecutor(max_workers=1) as side:
-            pending = side.submit(self.fetch, loose, on_done)
-            rest = self.fetch_packed(index, [j for j in jobs if j[0] in index.by_digest], on_done)
-        pending.result()
-        self.fetch(rest, on_done)
+        """Fetch ``jobs``: first what the pack holds, by ranges; then the rest loose, largest first
+        (so the longest download does not start last).
+
+        One after the other, not side by side: both are CPU work on a fast link (decompress,
+        hash, create files), and on a small node two thread pools at once only take turns on the
+        GIL (measured on 2 cores: 1.1-1.9 s side by side against 0.95 s in turn).
+        """
+        loose = jobs
+        if index is not None:
+            packed = [j for j in jobs if j[0] in index.by_digest]
+            loose = [j for j in jobs if j[0] not in index.by_digest] + self.fetch_packed(index, packed, on_done)
+        self.fetch(sorted(loose, key=lambda j: -(j[2] or 0)), on_done)
 
     def close(self) -> None:
         force_rmtree(self.run_tmp)
@@ -337,6 +338,21 @@ class _NodeTrees:
         return walk_tree(self.entries, root, prefix)
 
 
+def _cache_names(base: Path) -> set[str]:
+    """``"<2 hex>/<rest>"`` of every entry of a fan-out cache directory: one listing per
+    subdirectory, where a check per object would cost a path and a stat each (on a fresh node,
+    thousands of them for nothing)."""
+    names: set[str] = set()
+    try:
+        subs = list(os.scandir(base))
+    except FileNotFoundError:
+        return names
+    for sub in subs:
+        if sub.is_dir(follow_symlinks=False):
+            names.update(f"{sub.name}/{n}" for n in os.listdir(sub.path))
+    return names
+
+
 def _cached_ok(path: Path, size: int) -> bool:
     try:
         st = path.stat()
@@ -346,6 +362,11 @@ def _cached_ok(path: Path, size: int) -> bool:
         return True
     path.unlink()  # truncated or foreign: fetch it again
     return False
+
+
+def _object_name(digest: str, executable: bool) -> str:
+    """The cache name of an object as ``_cache_names`` lists it (see ``NodeRoot.object_path``)."""
+    return f"{digest[7:9]}/{digest[9:]}{EXEC_SUFFIX if executable else ''}"
 
 
 def _copy_into_cache(src: Path, dest: Path, mode: int, tmpdir: Path) -> None:
@@ -437,7 +458,7 @@ def hydrate(
     arch: str | None = None,
     cpu: str | None = None,
     keep: int = 3,
-    workers: int = 8,
+    workers: int | None = None,
     now: datetime | None = None,
     progress: HydrateProgress | None = None,
     max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
@@ -451,6 +472,7 @@ def hydrate(
     failures, ``CheckFailed`` (1) when no image fits; ``current`` is untouched in every such case.
     """
     check_channel_name(channel)
+    workers = workers or default_workers()
     with _no_gc():
         return _hydrate(store, trust, node, channel, release=release, arch=arch, cpu=cpu, keep=keep,
                         workers=workers, now=now, progress=progress, max_manifest_bytes=max_manifest_bytes)
@@ -474,7 +496,7 @@ def _hydrate(store: Store, trust: TrustSet, node: NodeRoot, channel: str, *, rel
              cpu: str | None, keep: int, workers: int, now: datetime | None, progress: HydrateProgress | None,
              max_manifest_bytes: int) -> HydrateResult:
     from .channels import verify_pointer
-    from .site import system_clock
+    from .clock import system_clock
 
     prog = progress or HydrateProgress()
     t0 = time.perf_counter()
@@ -543,12 +565,13 @@ def _usable_pack(store: Store, node: NodeRoot, release_id: str, arch: str,
     index = load_pack_index(store, release_id, arch)
     if index is None:
         return None
+    objects, trees = _cache_names(node.objects), _cache_names(node.trees)
     missing = 0
     for e in index.entries:
         if e.kind == "tree":
-            here = e.digest in bundled or node.tree_path(e.digest).is_file()
+            here = e.digest in bundled or f"{e.digest[7:9]}/{e.digest[9:]}" in trees
         else:
-            here = node.object_path(e.digest).exists() or node.object_path(e.digest, True).exists()
+            here = _object_name(e.digest, False) in objects or _object_name(e.digest, True) in objects
         missing += not here
         if missing >= PACK_MIN_MISSING:
             return index
@@ -578,8 +601,10 @@ def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: P
             modes.add(x)
         jobs: list[tuple[str, Path, int | None, int]] = []
         copies: list[tuple[Path, Path, int]] = []
+        cached = _cache_names(node.objects)
         for digest, (size, modes) in needed.items():
-            present = [x for x in (False, True) if _cached_ok(node.object_path(digest, x), size)]
+            present = [x for x in (False, True)
+                       if _object_name(digest, x) in cached and _cached_ok(node.object_path(digest, x), size)]
             if present:
                 src = present[0]
                 result.reused_objects += 1
@@ -621,7 +646,7 @@ def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: P
 
 def _record(node: NodeRoot, channel: str, release_id: str, arch: str, root: str, ptr, now: datetime) -> None:
     """After the switch: raise the channel's high-water mark and append to the switch history."""
-    from .site import format_time
+    from .clock import format_time
 
     state = node.load_state()
     when = format_time(now)

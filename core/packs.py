@@ -37,7 +37,6 @@ release only holds objects that release references, so no other condition is nee
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import tempfile
@@ -47,13 +46,12 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-import zstandard
 
 from .digest import canonical_json, digest_bytes, hex_of, is_digest
 from .errors import BadInput, CorruptObject, DepotError
 from .manifest import parse_tree
 from .store.base import Store
-from .store.http import compressed_bound
+from .store.codec import compressed_bound, decode_verified
 
 PACK_LIST_SCHEMA = "depot-packs/1"
 PACK_INDEX_SCHEMA = "depot-pack-index/1"
@@ -290,36 +288,9 @@ def plan_spans(entries: Iterable[PackEntry], workers: int = 8) -> list[Span]:
     return spans
 
 
-_local = threading.local()
-
-
 def decode_entry(entry: PackEntry, frame: bytes | memoryview, limit: int) -> bytes:
     """Decompress one pack entry (at most ``limit`` bytes) and check it hashes to its digest."""
-    dctx = getattr(_local, "dctx", None)
-    if dctx is None:
-        dctx = _local.dctx = zstandard.ZstdDecompressor()
-    where = f"object {entry.digest} (pack {entry.pack[7:19]} at {entry.offset})"
-    try:
-        declared = zstandard.frame_content_size(frame)
-        if declared > limit:
-            raise CorruptObject(f"{where} is larger than the {limit} bytes the manifest promises")
-        if declared >= 0:
-            data = dctx.decompress(frame)
-        else:  # no size in the frame header: read at most one byte past the promise
-            reader = dctx.stream_reader(bytes(frame))
-            parts, got = [], 0
-            while got <= limit and (chunk := reader.read(limit + 1 - got)):
-                parts.append(chunk)
-                got += len(chunk)
-            data = b"".join(parts)
-            if len(data) > limit:
-                raise CorruptObject(f"{where} is larger than the {limit} bytes the manifest promises")
-    except zstandard.ZstdError as exc:
-        raise CorruptObject(f"{where} is not valid zstd data: {exc}") from None
-    got = "sha256:" + hashlib.sha256(data).hexdigest()
-    if got != entry.digest:
-        raise CorruptObject(f"{where} is corrupt: its bytes hash to {got}")
-    return data
+    return decode_verified(frame, entry.digest, limit, f"object {entry.digest} (pack {entry.pack[7:19]} at {entry.offset})")
 
 
 def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, workers: int,

@@ -15,10 +15,11 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .clock import CLOCK_ENV, format_time, parse_time, system_clock  # noqa: F401 (re-exported)
 from .config import CONFIG_NAME, Config
 from .errors import BadInput, DepotError, NotFound
 from .signing import ROLES, SigningKey, TrustSet, generate_key, load_key
@@ -26,7 +27,6 @@ from .state import State
 from .store.base import Store
 
 SITE_ENV = "DEPOT_CONSOLE_SITE"
-CLOCK_ENV = "DEPOT_CONSOLE_NOW"
 
 
 def default_site_dir() -> Path:
@@ -44,27 +44,6 @@ def default_actor() -> str:
     except Exception:  # no passwd entry in some containers
         user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
-
-
-def system_clock() -> datetime:
-    """Now, in UTC; ``$DEPOT_CONSOLE_NOW`` (ISO 8601) pins it, so tests inject time instead of sleeping."""
-    pinned = os.environ.get(CLOCK_ENV)
-    if pinned:
-        return parse_time(pinned)
-    return datetime.now(timezone.utc)
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 UTC timestamp as written by the console (``…Z``)."""
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        raise BadInput(f"invalid timestamp {text!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
-def format_time(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Site:

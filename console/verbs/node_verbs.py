@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     h.add_argument("--arch", metavar="IMAGE", help="use this image (override the CPU-based choice)")
     h.add_argument("--cpu", metavar="UARCH", help="treat this node's CPU as this archspec micro-architecture")
     h.add_argument("--keep", type=int, metavar="N", help="images kept per channel, current included (default 3)")
-    h.add_argument("--workers", type=int, metavar="N", help="parallel downloads (default 8)")
+    h.add_argument("--workers", type=int, metavar="N", help="parallel downloads (default: the node's CPUs, 2 to 8)")
     grp = h.add_mutually_exclusive_group()
     grp.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="one stderr line per fetched object (default: throttled lines on a terminal)")

@@ -58,6 +58,7 @@ import zstandard
 
 from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from .codec import compressed_bound, decode_verified
 from .local import ZSTD_LEVEL
 
 #: Largest object accepted when the caller gives no size (same bound as LocalStore).
@@ -65,19 +66,14 @@ MAX_OBJECT_BYTES = 1 << 34
 #: Largest metadata file (envelope, index, listing) read into memory.
 MAX_FILE_BYTES = 64 << 20
 _CHUNK = 1 << 16
+#: Objects promised at most this size are read whole, then decompressed and hashed in one call
+#: each (C code without the GIL): several downloads in threads then overlap instead of taking
+#: turns per 64 KiB chunk. Larger ones are streamed through a bounded buffer.
+WHOLE_OBJECT_BYTES = 32 << 20
 _OUT_CHUNK = 1 << 20
 _CACHE_ENTRIES = 256
 #: A cached copy is revalidated only if it was older than this when fetched (see module doc).
 _RACY_SECONDS = 2
-
-
-def compressed_bound(size: int) -> int:
-    """Most compressed bytes a zstd frame of ``size`` uncompressed bytes can take, with slack.
-
-    zstd's worst case is ``size + size/256 + 64 KiB``-ish (raw blocks plus headers); anything
-    longer is not an honest encoding of ``size`` bytes, so the reader stops there.
-    """
-    return size + (size >> 7) + (1 << 16)
 
 
 def _is_conditional(relpath: str) -> bool:
@@ -401,11 +397,30 @@ class HttpStore(Store):
                 sink.seek(0)
                 sink.truncate()
                 try:
+                    if limit <= WHOLE_OBJECT_BYTES:
+                        data = decode_verified(self._read_whole(resp, cap, digest, limit), digest, limit)
+                        sink.write(data)
+                        return len(data)
                     return self._decode(digest, limit, resp, cap, sink)
                 except httpx.TransportError as exc:
                     # Connection lost mid-body: start the object again in the next round.
                     last = f"{type(exc).__name__} {exc}".rstrip()
         raise StoreError(f"GET object {digest} failed after {self.tries} tries: {last}")
+
+    def _read_whole(self, resp: httpx.Response, cap: int, digest: str, limit: int) -> bytes:
+        """The whole compressed body, refusing to read past ``cap``, and stopping after the first
+        chunk if the frame header already declares more than ``limit`` bytes."""
+        source = _CappedSource(resp.iter_raw(_CHUNK), cap, digest, lambda n: self._count("object_bytes_in", n))
+        parts = [source.read()]
+        try:
+            declared = zstandard.frame_content_size(parts[0])
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
+        if declared > limit:
+            raise CorruptObject(f"object {digest} is larger than the {limit} bytes the manifest promises")
+        while chunk := source.read():
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _decode(self, digest: str, limit: int, resp: httpx.Response, cap: int, sink) -> int:
         source = _CappedSource(resp.iter_raw(_CHUNK), cap, digest, lambda n: self._count("object_bytes_in", n))

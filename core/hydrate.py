@@ -284,11 +284,14 @@ class _NodeTrees:
         self.parsed: dict[str, list[Entry]] = {}
         self.fetched = 0
         self.fetched_bytes = 0
+        self.loose = {"sha256:" + name.replace("/", "") for name in _cache_names(node.trees)
+                      if not name.startswith(BUNDLE_DIR + "/")}  # cache/trees/<2>/<62> files
 
     def have(self, digest: str) -> bool:
-        return digest in self.fresh or digest in self.bundled or self.node.tree_path(digest).is_file()
+        return digest in self.fresh or digest in self.bundled or digest in self.loose
 
-    def _count(self, _digest: str, n: int) -> None:
+    def _count(self, digest: str, n: int) -> None:
+        self.loose.add(digest)
         self.fetched += 1
         self.fetched_bytes += n
 
@@ -714,6 +717,8 @@ def prune(node: NodeRoot, keep: int, *, locked: bool = False) -> list[str]:
             if st.st_nlink <= 1:
                 os.unlink(e.path)
     roots = list(keep_map.values())
+    loose_trees = [("sha256:" + sub.name + e.name, e.path) for sub in os.scandir(node.trees)
+                   if sub.name != BUNDLE_DIR and sub.is_dir() for e in os.scandir(sub.path)]
     if roots and all(r is not None and is_digest(r) for r in roots):
         kept_bundles = {r[7:] for r in roots if r}
         bundle_dir = node.trees / BUNDLE_DIR
@@ -721,6 +726,8 @@ def prune(node: NodeRoot, keep: int, *, locked: bool = False) -> list[str]:
             for e in os.scandir(bundle_dir):
                 if e.name not in kept_bundles:
                     os.unlink(e.path)
+        if not loose_trees:  # a hydrate from a pack keeps every tree in its bundle: nothing to walk
+            return removed
         bundled = _load_bundles(node, [r for r in roots if r])
         reachable: set[str] = set()
         stack = [r for r in roots if r]
@@ -737,12 +744,9 @@ def prune(node: NodeRoot, keep: int, *, locked: bool = False) -> list[str]:
                 for e in parse_tree(data, d):
                     if e.type == "dir":
                         stack.append(e.digest)  # type: ignore[arg-type]
-        for sub in node.trees.iterdir():
-            if sub.name == BUNDLE_DIR:
-                continue
-            for e in os.scandir(sub):
-                if "sha256:" + sub.name + e.name not in reachable:
-                    os.unlink(e.path)
+        for digest, path in loose_trees:
+            if digest not in reachable:
+                os.unlink(path)
     return removed
 
 

@@ -7,7 +7,6 @@ document at the end. Exit 1 if any node failed (any status but ``ok``). All work
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Mapping
@@ -96,6 +95,8 @@ def cmd_fleet_check(ctx: Context) -> Output:
     started = time.monotonic()
     interrupted = True
     try:
+        import asyncio  # here, not at the top: every console command would pay its ~20 ms import
+
         asyncio.run(fleetcheck.check_fleet(nodes, options, targets, on_result=on_result))
         interrupted = False
     finally:

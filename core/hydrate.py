@@ -12,7 +12,7 @@ channel pointer names, in an order that makes every interruption harmless:
    ``cache/objects``: each download goes to ``cache/tmp``, is decompressed and re-hashed while
    streaming by the store, and only then renamed into the cache (read-only). When the store has
    packs for the image (``core.packs``) and many entries are missing, the missing trees (all
-   levels at once, into memory) and small files (``O_TMPFILE`` + ``linkat``) come from a few
+   levels at once, into memory) and small files (written in place) come from a few
    byte-range reads of the pack instead, verified the same way; large objects and anything the
    pack lacks are still fetched one by one. The image's trees are kept as one bundle file,
    ``cache/trees/images/<root>``, re-hashed tree by tree whenever a later hydrate reads them;
@@ -44,7 +44,7 @@ from pathlib import Path
 
 from .arch import choose_image, host_microarch
 from .catalogue import release_from_envelope
-from .digest import digest_bytes, is_digest
+from .digest import digest_bytes, hash_file, is_digest
 from .durable import syncfs
 from .errors import Ambiguous, BadInput, CheckFailed, CorruptObject, DepotError, NotFound, StoreError
 from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
@@ -183,7 +183,7 @@ class _Fetcher:
                 on_done(digest, n)  # type: ignore[misc]
 
         try:
-            return fetch_packed(self.store, index, jobs, self.run_tmp, self.workers, on_done and serialized)
+            return fetch_packed(self.store, index, jobs, self.workers, on_done and serialized)
         except CorruptObject:
             raise
         except (StoreError, NotFound):
@@ -356,15 +356,24 @@ def _cache_names(base: Path) -> set[str]:
     return names
 
 
-def _cached_ok(path: Path, size: int) -> bool:
+def _cached_ok(path: Path, digest: str, size: int) -> bool:
+    """Whether the cached object at ``path`` can be reused; a damaged one is removed.
+
+    An object some image links to (link count > 1) was complete when that image was switched to
+    (after a ``syncfs``): its size is checked. One no image links to yet is what an interrupted
+    hydrate left, possibly short or, after a power loss, of the right size with other bytes: it
+    is re-hashed (still cheaper than fetching it again).
+    """
     try:
         st = path.stat()
     except FileNotFoundError:
         return False
-    if st.st_size == size:
-        return True
-    path.unlink()  # truncated or foreign: fetch it again
-    return False
+    ok = st.st_size == size
+    if ok and st.st_nlink == 1:
+        ok = hash_file(path)[0] == digest
+    if not ok:
+        path.unlink()  # truncated, damaged or foreign: fetch it again
+    return ok
 
 
 def _object_name(digest: str, executable: bool) -> str:
@@ -607,7 +616,7 @@ def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: P
         cached = _cache_names(node.objects)
         for digest, (size, modes) in needed.items():
             present = [x for x in (False, True)
-                       if _object_name(digest, x) in cached and _cached_ok(node.object_path(digest, x), size)]
+                       if _object_name(digest, x) in cached and _cached_ok(node.object_path(digest, x), digest, size)]
             if present:
                 src = present[0]
                 result.reused_objects += 1

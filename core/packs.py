@@ -39,7 +39,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -293,12 +292,12 @@ def decode_entry(entry: PackEntry, frame: bytes | memoryview, limit: int) -> byt
     return decode_verified(frame, entry.digest, limit, f"object {entry.digest} (pack {entry.pack[7:19]} at {entry.offset})")
 
 
-def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, workers: int,
+def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], workers: int,
                  on_done: Callable[[str, int], None] | None = None) -> list[Job]:
     """Fetch the jobs whose objects the packs hold; return the jobs left for loose fetches.
 
-    Each object is verified, written to ``tmpdir``, given its mode and renamed to its final path
-    (as the loose fetcher does). ``on_done(digest, nbytes)`` is called serialized, per object.
+    Each object is verified, then written at its final path with its mode (``_write_new``).
+    ``on_done(digest, nbytes)`` is called serialized, per object.
     The first failure cancels spans not started and is raised once running ones end.
     """
     rest: list[Job] = []
@@ -316,18 +315,7 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, 
     if not wanted:
         return rest
     lock = threading.Lock()
-    made_dirs: dict[Path, int] = {}  # fan-out directory -> an open descriptor of it
-    # One temp directory per worker: creating files in a shared one serializes every worker on
-    # that directory's lock while the file system allocates inodes.
-    per_thread = threading.local()
-
-    def my_tmpdir() -> Path:
-        d = getattr(per_thread, "dir", None)
-        if d is None:
-            d = per_thread.dir = Path(tempfile.mkdtemp(prefix="w", dir=tmpdir))
-        return d
-
-    tmpfile_ok = [hasattr(os, "O_TMPFILE")]
+    made_dirs: dict[str, int] = {}  # fan-out directory -> an open descriptor of it
     chmod = _umask() & 0o555 != 0  # the umask would strip a bit of the final mode: set it explicitly
 
     def one(span: Span) -> None:
@@ -337,29 +325,13 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, 
             digest, dest, size, mode = wanted[entry.digest][1]
             obj = decode_entry(entry, view[entry.offset - span.start:entry.end - span.start],
                                size if size is not None else PACK_MAX_OBJECT)
+            parent, name = os.path.split(dest)
             with lock:
-                dirfd = made_dirs.get(dest.parent)
-                if dirfd is None:  # under the lock: no thread links into it before it exists
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dirfd = made_dirs[dest.parent] = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
-            if tmpfile_ok[0]:
-                try:
-                    _write_anonymous(obj, dest, dirfd, mode, chmod, my_tmpdir)
-                except _NoTmpfile:
-                    tmpfile_ok[0] = False
-                else:
-                    obj_done(digest, len(obj))
-                    continue
-            tmp = my_tmpdir() / entry.digest[7:]
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, obj)  # a regular file takes a short write only on a full disk: checked below
-                os.fchmod(fd, mode)
-                if os.fstat(fd).st_size != len(obj):
-                    raise OSError(f"short write to {tmp}")
-            finally:
-                os.close(fd)
-            os.replace(tmp, dest)
+                dirfd = made_dirs.get(parent)
+                if dirfd is None:  # under the lock: no thread writes into it before it exists
+                    os.makedirs(parent, exist_ok=True)
+                    dirfd = made_dirs[parent] = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+            _write_new(obj, name, dirfd, mode, chmod)
             obj_done(digest, len(obj))
 
     def obj_done(digest: str, n: int) -> None:
@@ -383,10 +355,6 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], tmpdir: Path, 
     return rest
 
 
-class _NoTmpfile(Exception):
-    """O_TMPFILE (or linking it through /proc) is not available here: use temp names."""
-
-
 def _umask() -> int:
     """The process umask, read without changing it (Linux ``/proc``; assume the worst otherwise)."""
     try:
@@ -399,37 +367,31 @@ def _umask() -> int:
     return 0o777
 
 
-def _write_anonymous(data: bytes, dest: Path, dirfd: int, mode: int, chmod: bool, tmpdir: Callable[[], Path]) -> None:
-    """Write a verified object as an unnamed file (``O_TMPFILE``) created with its final mode, then
-    give it its name with one ``linkat`` (``dirfd``: an open descriptor of ``dest.parent``; with it,
-    ``os.link`` follows the ``/proc`` link instead of linking the link), as OSTree does: no temp name to create, rename or clean
-    up, and a kill leaves nothing behind. Raises ``_NoTmpfile`` where the kernel or file system
-    lacks ``O_TMPFILE`` (the caller then uses a temp name and a rename).
+def _write_new(data: bytes, name: str, dirfd: int, mode: int, chmod: bool) -> None:
+    """Create ``name`` in the directory ``dirfd`` holding ``data`` (already verified), with its
+    final mode: one ``openat``, one ``write``.
+
+    Written in place, not under a temp name: a kill mid-write leaves a short file, and a power
+    loss before the hydrate's ``syncfs`` can leave one of the right size with other bytes. The
+    node cache tells those apart from complete objects because no image links to them yet
+    (``hydrate._cached_ok`` re-hashes such files before reuse). A failed write removes its file.
     """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
-        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, mode, dir_fd=dirfd)
-    except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-            raise _NoTmpfile() from None
-        raise
+        fd = os.open(name, flags, mode, dir_fd=dirfd)
+    except FileExistsError:  # a leftover the caller chose not to reuse: replace it
+        os.unlink(name, dir_fd=dirfd)
+        fd = os.open(name, flags, mode, dir_fd=dirfd)
     try:
-        os.write(fd, data)  # a regular file takes a short write only on a full disk: checked below
+        if os.write(fd, data) != len(data):  # a regular file takes a short write only on a full disk
+            raise OSError(errno.ENOSPC, f"short write of {name}")
         if chmod:
             os.fchmod(fd, mode)
-        if os.fstat(fd).st_size != len(data):
-            raise OSError(f"short write of {dest}")
-        try:
-            os.link(f"/proc/self/fd/{fd}", dest.name, dst_dir_fd=dirfd)
-        except FileExistsError:  # a stale or foreign file under the name: replace it atomically
-            tmp = tmpdir() / dest.name
-            os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dirfd)  # tmp is absolute: dirfd only selects linkat
-            os.replace(tmp, dest)
-        except FileNotFoundError:
-            if not os.path.isdir("/proc/self/fd"):
-                raise _NoTmpfile() from None
-            raise
-    finally:
+    except BaseException:
         os.close(fd)
+        os.unlink(name, dir_fd=dirfd)
+        raise
+    os.close(fd)
 
 
 def fetch_packed_bytes(store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int

@@ -26,10 +26,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .digest import hash_file
+import zstandard
+
+from .digest import digest_bytes, hash_file
 from .errors import BadInput, CheckFailed, DepotError
-from .manifest import MODE_DIR, MODE_EXEC, MODE_FILE, MODE_LINK, Entry, Image, build_payload, release_id_of, tree_bytes
-from .digest import digest_bytes
+from .manifest import (
+    MODE_DIR,
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_LINK,
+    Entry,
+    Image,
+    build_payload,
+    release_id_of,
+    tree_bytes,
+)
 from .packs import write_release_packs
 from .scan import ScannedDir, ScannedTree, scan_tree
 from .signing import RELEASE_TYPE, make_envelope
@@ -253,6 +264,8 @@ def publish(
                     stored = store.put_object_file(d, path)
                 except PermissionError:
                     raise BadInput(f"{path}: cannot read file (permission denied)") from None
+                except zstandard.ZstdError:  # the frame header's size no longer matches the file
+                    raise BadInput(f"{path}: file changed while publishing") from None
                 with lock:
                     done[0] += 1
                     done[1] += size

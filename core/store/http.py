@@ -55,6 +55,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import zstandard
 
@@ -84,18 +85,18 @@ with _hidden_modules("httpx._main", "trio"):
 
 from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from .codec import compressed_bound, decode_verified
+from .codec import MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_to_file, decode_verified
 from .local import ZSTD_LEVEL
 
-#: Largest object accepted when the caller gives no size (same bound as LocalStore).
-MAX_OBJECT_BYTES = 1 << 34
 #: Largest metadata file (envelope, index, listing) read into memory.
 MAX_FILE_BYTES = 64 << 20
 _CHUNK = 1 << 16
+_R = TypeVar("_R")
 #: Objects promised at most this size are read whole, then decompressed and hashed in one call
 #: each (C code without the GIL): several downloads in threads then overlap instead of taking
-#: turns per 64 KiB chunk. Larger ones are streamed through a bounded buffer.
-WHOLE_OBJECT_BYTES = 32 << 20
+#: turns per 64 KiB chunk. Larger ones are streamed through a bounded buffer. (The codec's bound
+#: for decoding into one buffer: the two must agree.)
+WHOLE_OBJECT_BYTES = PREALLOCATE_MAX
 _OUT_CHUNK = 1 << 20
 _CACHE_ENTRIES = 256
 #: A cached copy is revalidated only if it was older than this when fetched (see module doc).
@@ -394,7 +395,8 @@ class HttpStore(Store):
     def put_object_file(self, digest: str, path: str) -> int:
         if self._head_object(digest, primary_only=True):
             return 0
-        if os.path.getsize(path) <= (8 << 20):
+        size = os.path.getsize(path)
+        if size <= (8 << 20):
             with open(path, "rb") as f:
                 return self._put_compressed(digest, f.read())
         sent = [0]
@@ -404,7 +406,7 @@ class HttpStore(Store):
             sent[0] = 0
             cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
             with open(path, "rb") as f:
-                for chunk in cctx.read_to_iter(f, read_size=1 << 20, write_size=1 << 20):
+                for chunk in cctx.read_to_iter(f, size=size, read_size=1 << 20, write_size=1 << 20):
                     sent[0] += len(chunk)
                     yield chunk
 
@@ -418,8 +420,12 @@ class HttpStore(Store):
         self._put(object_path(digest), compressed)
         return len(compressed)
 
-    def _stream_object(self, digest: str, size: int | None, sink: io.RawIOBase | io.BufferedIOBase) -> int:
-        """GET an object into ``sink``: decompress, bound, hash. Returns uncompressed bytes."""
+    def _get_object(self, digest: str, size: int | None, whole: Callable[[bytes, int], _R],
+                    streamed: Callable[[httpx.Response, int, int], _R]) -> _R:
+        """GET an object (mirrors, retries, bounds) and hand its body on: an object promised at
+        most ``WHOLE_OBJECT_BYTES`` is read in one piece and given to ``whole(frame, limit)``,
+        a larger one to ``streamed(response, limit, cap)``. A connection lost mid-body starts
+        the object again in the next round."""
         limit = size if size is not None else MAX_OBJECT_BYTES
         cap = compressed_bound(limit)
         relpath = object_path(digest)
@@ -435,16 +441,11 @@ class HttpStore(Store):
                     raise CorruptObject(
                         f"object {digest}: {length} compressed bytes cannot hold the {limit} bytes promised"
                     )
-                sink.seek(0)
-                sink.truncate()
                 try:
                     if limit <= WHOLE_OBJECT_BYTES:
-                        data = decode_verified(self._read_whole(resp, cap, digest, limit), digest, limit)
-                        sink.write(data)
-                        return len(data)
-                    return self._decode(digest, limit, resp, cap, sink)
+                        return whole(self._read_whole(resp, cap, digest, limit), limit)
+                    return streamed(resp, limit, cap)
                 except httpx.TransportError as exc:
-                    # Connection lost mid-body: start the object again in the next round.
                     last = f"{type(exc).__name__} {exc}".rstrip()
         raise StoreError(f"GET object {digest} failed after {self.tries} tries: {last}")
 
@@ -484,13 +485,19 @@ class HttpStore(Store):
         return total
 
     def get_object(self, digest: str, max_size: int | None = None) -> bytes:
-        buf = io.BytesIO()
-        self._stream_object(digest, max_size, buf)
-        return buf.getvalue()
+        def streamed(resp: httpx.Response, limit: int, cap: int) -> bytes:
+            buf = io.BytesIO()
+            self._decode(digest, limit, resp, cap, buf)
+            return buf.getvalue()
+
+        return self._get_object(digest, max_size, lambda frame, limit: decode_verified(frame, digest, limit), streamed)
 
     def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
-        with open(dest, "wb") as f:
-            self._stream_object(digest, size, f)
+        def streamed(resp: httpx.Response, limit: int, cap: int) -> None:
+            with open(dest, "wb") as f:
+                self._decode(digest, limit, resp, cap, f)
+
+        self._get_object(digest, size, lambda frame, limit: decode_to_file(frame, digest, limit, dest), streamed)
 
     def read_object_raw(self, digest: str) -> bytes:
         """The stored (compressed) bytes of an object, unverified (publish copies them into packs)."""

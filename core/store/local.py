@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -20,10 +21,11 @@ from pathlib import Path
 
 import zstandard
 
-from ..digest import digest_bytes, is_digest
+from ..digest import is_digest
 from ..durable import fsync_dir, syncfs
 from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from .codec import MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_to_file, decode_verified
 
 ZSTD_LEVEL = 3
 _TMP_PREFIX = ".tmp-"
@@ -136,11 +138,12 @@ class LocalStore(Store):
         if size <= (8 << 20):
             with open(path, "rb") as f:
                 return self._atomic_write(dest, self._cctx.compress(f.read()), overwrite=False)
-        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)  # the size goes in the frame header: readers
+        # then decompress into one buffer of exactly that size (core.store.codec)
 
         def chunks() -> Iterator[bytes]:
             with open(path, "rb") as f:
-                yield from cctx.read_to_iter(f, read_size=1 << 20, write_size=1 << 20)
+                yield from cctx.read_to_iter(f, size=size, read_size=1 << 20, write_size=1 << 20)
 
         return self._atomic_write(dest, chunks(), overwrite=False)
 
@@ -153,20 +156,16 @@ class LocalStore(Store):
     def get_object(self, digest: str, max_size: int | None = None) -> bytes:
         with self._open_raw(digest) as f:
             raw = f.read()
-        try:
-            limit = max_size if max_size is not None else 1 << 34
-            data = _decompress(raw, limit)
-        except zstandard.ZstdError as exc:
-            raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
-        if max_size is not None and len(data) > max_size:
-            raise CorruptObject(f"object {digest} is larger than the {max_size} bytes the manifest promises")
-        if digest_bytes(data) != digest:
-            raise CorruptObject(f"object {digest} is corrupt: its bytes hash to {digest_bytes(data)}")
-        return data
+        return decode_verified(raw, digest, max_size if max_size is not None else MAX_OBJECT_BYTES)
 
     def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
-        import hashlib
-
+        if size is not None and size <= PREALLOCATE_MAX:
+            with self._open_raw(digest) as src:
+                raw = src.read(compressed_bound(size) + 1)
+            if len(raw) > compressed_bound(size):
+                raise CorruptObject(f"object {digest}: its compressed bytes cannot hold the {size} bytes promised")
+            decode_to_file(raw, digest, size, dest)
+            return
         h = hashlib.sha256()
         total = 0
         with self._open_raw(digest) as src, open(dest, "wb") as out:
@@ -294,12 +293,3 @@ class LocalStore(Store):
 
     def gc_lock(self, on_wait=None):
         return self._lock("gc", fcntl.LOCK_EX, on_wait)
-
-
-def _decompress(raw: bytes, limit: int) -> bytes:
-    """Decompress a whole zstd frame without trusting its declared size beyond ``limit``."""
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    out = dobj.decompress(raw)
-    if len(out) > limit:
-        raise CorruptObject(f"object decompresses to more than {limit} bytes")
-    return out

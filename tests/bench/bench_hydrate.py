@@ -54,10 +54,12 @@ def file_digests(root: Path) -> dict[str, int]:
     return out
 
 
-def hydrate_cli(root: Path, url: str, trust: Path, workers: int) -> tuple[float, dict]:
+def hydrate_cli(root: Path, url: str, trust: Path, workers: int | None) -> tuple[float, dict]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "console.cli", "--headless", "node", "hydrate", "--root", str(root), "--store", url,
-           "--trust", str(trust), "--channel", "production", "--json", "--workers", str(workers)]
+           "--trust", str(trust), "--channel", "production", "--json"]
+    if workers:
+        cmd += ["--workers", str(workers)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=0.2)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", type=int, help="hydrate's --workers (default: the node's own default)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
 

@@ -9,8 +9,9 @@ channel pointer names, in an order that makes every interruption harmless:
 2. choose the image for this CPU (``core.arch.choose_image``; a per-node override wins);
 3. fetch the image's tree objects level by level, in parallel, into ``cache/trees`` (unchanged
    directories of an earlier release are read locally), then every file object missing from
-   ``cache/objects``: each download goes to ``cache/tmp``, is decompressed and re-hashed while
-   streaming by the store, and only then renamed into the cache (read-only). When the store has
+   ``cache/objects``: each download goes to ``cache/tmp``, is decompressed and re-hashed by the
+   store (in one piece up to 32 MiB, large ones written with ``O_DIRECT``: ``core.store.codec``;
+   streaming beyond), and only then renamed into the cache (read-only). When the store has
    packs for the image (``core.packs``) and many entries are missing, the missing trees (all
    levels at once, into memory) and small files (written in place) come from a few
    byte-range reads of the pack instead, verified the same way; large objects and anything the

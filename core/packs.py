@@ -45,7 +45,6 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from .digest import canonical_json, digest_bytes, hex_of, is_digest
 from .errors import BadInput, CorruptObject, DepotError
 from .manifest import parse_tree
@@ -289,7 +288,8 @@ def plan_spans(entries: Iterable[PackEntry], workers: int = 8) -> list[Span]:
 
 def decode_entry(entry: PackEntry, frame: bytes | memoryview, limit: int) -> bytes:
     """Decompress one pack entry (at most ``limit`` bytes) and check it hashes to its digest."""
-    return decode_verified(frame, entry.digest, limit, f"object {entry.digest} (pack {entry.pack[7:19]} at {entry.offset})")
+    where = f"object {entry.digest} (pack {entry.pack[7:19]} at {entry.offset})"
+    return decode_verified(frame, entry.digest, limit, where)
 
 
 def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], workers: int,

@@ -180,17 +180,23 @@ def _two_releases(site: Path, tmp_path: Path) -> tuple[str, str, bytes]:
     return v1, v2, b"extra content " * 50
 
 
+def _on_v1_with_v2_promoted(site: Path, store: str, tmp_path: Path) -> tuple[str, str, bytes, Path, Path]:
+    """A node hydrated at release v1, then v2 (v1 plus ``extra``) promoted: (v1, v2, extra, trust, root)."""
+    v1, v2, extra = _two_releases(site, tmp_path)
+    trust = trust_file(site)
+    root = tmp_path / "node"
+    promote(site, v1)
+    hydrate(root, store, trust)
+    promote(site, v2)
+    return v1, v2, extra, trust, root
+
+
 def _store_object(store_root: Path, data: bytes) -> Path:
     return store_root / object_path("sha256:" + hashlib.sha256(data).hexdigest())
 
 
 def test_corrupt_object_fails_and_leaves_current(http_site, nginx_server, tmp_path):
-    v1, v2, extra = _two_releases(http_site, tmp_path)
-    trust = trust_file(http_site)
-    root = tmp_path / "node"
-    promote(http_site, v1)
-    hydrate(root, nginx_server.url, trust)
-    promote(http_site, v2)
+    v1, v2, extra, trust, root = _on_v1_with_v2_promoted(http_site, nginx_server.url, tmp_path)
     obj = _store_object(nginx_server.root, extra)
     os.chmod(obj, 0o644)
     obj.write_bytes(zstandard.ZstdCompressor().compress(b"evil content " * 50 + b"!!!!!!!!!!!!!!"))
@@ -205,12 +211,7 @@ def test_corrupt_object_fails_and_leaves_current(http_site, nginx_server, tmp_pa
 
 
 def test_missing_object_fails_and_leaves_current(site_dir, tmp_path):
-    v1, v2, extra = _two_releases(site_dir, tmp_path)
-    trust = trust_file(site_dir)
-    root = tmp_path / "node"
-    promote(site_dir, v1)
-    hydrate(root, str(site_dir / "store"), trust)
-    promote(site_dir, v2)
+    v1, v2, extra, trust, root = _on_v1_with_v2_promoted(site_dir, str(site_dir / "store"), tmp_path)
     _store_object(site_dir / "store", extra).unlink()
     proc = hydrate(root, str(site_dir / "store"), trust, check=1)
     assert "is incomplete" in proc.stderr and "missing from store" in proc.stderr
@@ -220,12 +221,7 @@ def test_missing_object_fails_and_leaves_current(site_dir, tmp_path):
 
 def test_cached_object_no_image_links_is_rehashed(site_dir, tmp_path):
     """What a power loss before the syncfs can leave: an object of the right size with other bytes."""
-    v1, v2, extra = _two_releases(site_dir, tmp_path)
-    trust = trust_file(site_dir)
-    root = tmp_path / "node"
-    promote(site_dir, v1)
-    hydrate(root, str(site_dir / "store"), trust)
-    promote(site_dir, v2)
+    v1, v2, extra, trust, root = _on_v1_with_v2_promoted(site_dir, str(site_dir / "store"), tmp_path)
     hexname = hashlib.sha256(extra).hexdigest()
     damaged = root / "cache" / "objects" / hexname[:2] / hexname[2:]
     damaged.parent.mkdir(exist_ok=True)

@@ -59,6 +59,11 @@ from typing import TypeVar
 
 import zstandard
 
+from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from .codec import MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_to_file, decode_verified
+from .local import ZSTD_LEVEL
+
 
 @contextlib.contextmanager
 def _hidden_modules(*names: str) -> Iterator[None]:
@@ -82,11 +87,6 @@ def _hidden_modules(*names: str) -> Iterator[None]:
 with _hidden_modules("httpx._main", "trio"):
     import httpcore  # noqa: F401 (httpx would import it on the first Client, outside this guard)
     import httpx
-
-from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
-from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from .codec import MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_to_file, decode_verified
-from .local import ZSTD_LEVEL
 
 #: Largest metadata file (envelope, index, listing) read into memory.
 MAX_FILE_BYTES = 64 << 20

@@ -41,7 +41,7 @@ from .manifest import (
     release_id_of,
     tree_bytes,
 )
-from .packs import write_release_packs
+from .packs import existing_packs, write_release_packs
 from .scan import ScannedDir, ScannedTree, scan_tree
 from .signing import RELEASE_TYPE, make_envelope
 from .site import Site, format_time
@@ -71,6 +71,7 @@ class PublishResult:
     reused_bytes: int = 0
     hashed_files: int = 0
     cached_files: int = 0
+    reused_packs: int = 0  # images whose packs an earlier release of the same name already had
     seconds: float = 0.0
     already_published: bool = False
 
@@ -170,6 +171,10 @@ def run_hook(site: Site, which: str, env_extra: dict[str, str]) -> None:
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
         raise CheckFailed(f"{which} hook failed (exit {proc.returncode}): {tail[0]}")
+
+
+#: How many earlier releases of the same name publish looks through for packs it can reuse.
+PACK_REUSE_LOOKBACK = 5
 
 
 def publish(
@@ -280,8 +285,11 @@ def publish(
                 if not store.has_object(d):
                     result.stored_bytes += store.put_object(d, data)
             if not result.already_published:  # packs (derived, for fast HTTP hydrate), then their list
-                write_release_packs(store, release_id, {a: m.root for a, m in image_meta.items()}, tree_objects,
-                                    workers)
+                roots = {a: m.root for a, m in image_meta.items()}
+                earlier = [r["id"] for r in site.state.release_rows(name=name, limit=PACK_REUSE_LOOKBACK)]
+                reuse = existing_packs(store, earlier, set(roots.values()))
+                result.reused_packs = sum(root in reuse for root in roots.values())
+                write_release_packs(store, release_id, roots, tree_objects, workers, reuse=reuse)
             envelope = make_envelope(RELEASE_TYPE, payload, [signing_key])
             store.sync()  # objects, trees and packs are durable before the release that names them
             if not result.already_published:

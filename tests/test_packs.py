@@ -172,6 +172,29 @@ def test_corrupt_pack_entry_fails_and_leaves_current(http_site, nginx_server, tm
     assert not (root / "cache" / "objects" / victim[0][7:9] / victim[0][9:]).exists()
 
 
+def test_republish_of_an_unchanged_image_reuses_its_packs(site_dir, tmp_path):
+    store = site_dir / "store"
+    tree = make_tree(tmp_path / "t", many_files(80))
+    first = publish(site_dir, tree, "one")
+    pack_hex, _ = pack_of(store, first)
+    pack = store / "packs" / f"{pack_hex}.pack"
+
+    def republish(tree: Path, label: str) -> tuple[str, int]:
+        doc = run_json(site_dir, "publish", "--name", "demo", "--image", f"x86_64={tree}", "--label", label)
+        return doc["release_id"], doc["reused_packs"]
+
+    again, reused = republish(tree, "two")  # same image, another release (label)
+    assert again != first and reused == 1 and pack_of(store, again)[0] == pack_hex
+    # A pack that has gone (a foreign gc, a hand clean-up) is not reused: it is built again.
+    pack.unlink()
+    third, reused = republish(tree, "three")
+    assert reused == 0 and pack_of(store, third)[0] == pack_hex and pack.is_file()
+    changed = make_tree(tmp_path / "u", many_files(80, variant=1, changed_every=10))
+    fourth, reused = republish(changed, "four")
+    assert reused == 0 and pack_of(store, fourth)[0] != pack_hex
+    assert run_json(site_dir, "verify", "--deep")["ok"] is True
+
+
 def test_gc_removes_orphan_packs_and_lists(site_dir, tmp_path):
     rid = publish(site_dir, make_tree(tmp_path / "t", many_files(80)))
     store = site_dir / "store"

@@ -30,6 +30,7 @@ _direct_ok = [hasattr(os, "O_DIRECT")]
 #: when the promise is at most this; beyond, it is streamed (a lying store cannot make the node
 #: reserve a tree's 256 MiB bound for every tree).
 PREALLOCATE_MAX = 32 << 20
+_STREAM_CHUNK = 1 << 20
 
 
 def compressed_bound(size: int) -> int:
@@ -52,7 +53,7 @@ def _stream_bounded(frame: bytes | memoryview, limit: int) -> bytes:
     """Decompress at most ``limit + 1`` bytes of ``frame`` (a longer result means a lie)."""
     reader = _dctx().stream_reader(bytes(frame))
     parts, got = [], 0
-    while got <= limit and (chunk := reader.read(limit + 1 - got)):
+    while got <= limit and (chunk := reader.read(min(_STREAM_CHUNK, limit + 1 - got))):
         parts.append(chunk)
         got += len(chunk)
     return b"".join(parts)

@@ -49,7 +49,7 @@ from .digest import digest_bytes, hash_file, is_digest
 from .durable import syncfs
 from .errors import Ambiguous, BadInput, CheckFailed, CorruptObject, DepotError, NotFound, StoreError
 from .manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
-from .node import EXEC_SUFFIX, NodeRoot, default_workers, force_rmtree
+from .node import NodeRoot, cache_name, default_workers, force_rmtree
 from .packs import PACK_MIN_MISSING, PackIndex, fetch_packed, fetch_packed_bytes, load_pack_index
 from .signing import TrustSet, parse_envelope
 from .store.base import Store, channel_path, check_channel_name, release_path
@@ -352,7 +352,7 @@ class _NodeTrees:
 
 
 def _cache_names(base: Path) -> set[str]:
-    """``"<2 hex>/<rest>"`` of every entry of a fan-out cache directory: one listing per
+    """``cache_name`` of every entry of a fan-out cache directory: one listing per
     subdirectory, where a check per object would cost a path and a stat each (on a fresh node,
     thousands of them for nothing)."""
     names: set[str] = set()
@@ -384,11 +384,6 @@ def _cached_ok(path: Path, digest: str, size: int) -> bool:
     if not ok:
         path.unlink()  # truncated, damaged or foreign: fetch it again
     return ok
-
-
-def _object_name(digest: str, executable: bool) -> str:
-    """The cache name of an object as ``_cache_names`` lists it (see ``NodeRoot.object_path``)."""
-    return f"{digest[7:9]}/{digest[9:]}{EXEC_SUFFIX if executable else ''}"
 
 
 def _copy_into_cache(src: Path, dest: Path, mode: int, tmpdir: Path) -> None:
@@ -591,9 +586,9 @@ def _usable_pack(store: Store, node: NodeRoot, release_id: str, arch: str,
     missing = 0
     for e in index.entries:
         if e.kind == "tree":
-            here = e.digest in bundled or f"{e.digest[7:9]}/{e.digest[9:]}" in trees
+            here = e.digest in bundled or cache_name(e.digest) in trees
         else:
-            here = _object_name(e.digest, False) in objects or _object_name(e.digest, True) in objects
+            here = cache_name(e.digest) in objects or cache_name(e.digest, True) in objects
         missing += not here
         if missing >= PACK_MIN_MISSING:
             return index
@@ -626,7 +621,7 @@ def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: P
         cached = _cache_names(node.objects)
         for digest, (size, modes) in needed.items():
             present = [x for x in (False, True)
-                       if _object_name(digest, x) in cached and _cached_ok(node.object_path(digest, x), digest, size)]
+                       if cache_name(digest, x) in cached and _cached_ok(node.object_path(digest, x), digest, size)]
             if present:
                 src = present[0]
                 result.reused_objects += 1

@@ -163,6 +163,12 @@ def force_rmtree(path: Path) -> None:
             shutil.rmtree(path, onerror=onerror)
 
 
+def cache_name(digest: str, executable: bool = False) -> str:
+    """``<2 hex>/<62 hex>[.x]``: where an object (or tree) sits below ``cache/objects`` (``cache/trees``)."""
+    h = hex_of(digest)
+    return f"{h[:2]}/{h[2:]}{EXEC_SUFFIX if executable else ''}"
+
+
 @dataclass(frozen=True)
 class CurrentImage:
     """What ``current/<channel>`` points at."""
@@ -195,12 +201,10 @@ class NodeRoot:
 
     # -- cache names -----------------------------------------------------------------------
     def object_path(self, digest: str, executable: bool = False) -> Path:
-        h = hex_of(digest)
-        return Path(f"{self.objects}/{h[:2]}/{h[2:]}{EXEC_SUFFIX if executable else ''}")  # one Path, not three
+        return Path(f"{self.objects}/{cache_name(digest, executable)}")  # one Path, not three
 
     def tree_path(self, digest: str) -> Path:
-        h = hex_of(digest)
-        return self.trees / h[:2] / h[2:]
+        return Path(f"{self.trees}/{cache_name(digest)}")
 
     def release_dir(self, release_id: str) -> Path:
         return self.releases / hex_of(release_id)

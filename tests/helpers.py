@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 CONSOLE = [sys.executable, "-m", "console.cli"]
@@ -116,3 +117,10 @@ def build_find_links(root: Path) -> Path:
                    stdout=subprocess.DEVNULL)
     assert sorted(p.name for p in links.iterdir()) == ["purepkg-1.0-py3-none-any.whl", "vecext-1.0.tar.gz"]
     return links
+
+
+def write_script(path: Path, body: str) -> Path:
+    """An executable ``/bin/sh`` script (``set -e``) with ``body`` (dedented): builds, hooks, stand-ins."""
+    path.write_text("#!/bin/sh\nset -e\n" + textwrap.dedent(body))
+    path.chmod(0o755)
+    return path

@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from core import jobs
 from core.buildrun import group_alive
 from core.errors import BadInput, NotFound
 from core.site import open_site
-from helpers import CONSOLE, REPO, build_find_links, run_console, run_json, set_config, tree_listing
+from helpers import CONSOLE, REPO, build_find_links, run_console, run_json, set_config, tree_listing, write_script
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PKGS = FIXTURES / "pkgs"
@@ -47,12 +46,6 @@ def build_audit(site: Path) -> list[tuple[str, str, str]]:
 def release_files(site: Path) -> list[str]:
     releases = site / "store" / "releases"
     return sorted(p.name for p in releases.iterdir()) if releases.is_dir() else []
-
-
-def write_script(path: Path, body: str) -> Path:
-    path.write_text("#!/bin/sh\nset -e\n" + textwrap.dedent(body))
-    path.chmod(0o755)
-    return path
 
 
 def wait_for_markers(site: Path, build_id: int, paths: list[Path], limit_s: float = 120) -> None:

@@ -64,6 +64,19 @@ def many_files(n: int = 300, variant: int = 0, changed_every: int = 0) -> dict[s
     return files
 
 
+def on_v1_with_v2_promoted(site: Path, store: str, tmp_path: Path) -> tuple[str, str, Path, Path]:
+    """A node hydrated at v1 (300 files), then v2 (every third file changed) promoted:
+    (v1, v2, trust file, node root)."""
+    v1 = publish(site, make_tree(tmp_path / "v1", many_files()))
+    promote(site, v1)
+    trust = trust_file(site)
+    root = tmp_path / "node"
+    hydrate(root, store, trust)
+    v2 = publish(site, make_tree(tmp_path / "v2", many_files(variant=1, changed_every=3)))
+    promote(site, v2)
+    return v1, v2, trust, root
+
+
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -123,13 +136,7 @@ def test_hydrate_over_nginx_reads_the_pack_with_few_requests(http_site, nginx_se
 
 
 def test_incremental_hydrate_reads_only_missing_entries(http_site, nginx_server, tmp_path):
-    v1 = publish(http_site, make_tree(tmp_path / "v1", many_files()))
-    promote(http_site, v1)
-    trust = trust_file(http_site)
-    root = tmp_path / "node"
-    hydrate(root, nginx_server.url, trust)
-    v2 = publish(http_site, make_tree(tmp_path / "v2", many_files(variant=1, changed_every=3)))
-    promote(http_site, v2)
+    v1, v2, trust, root = on_v1_with_v2_promoted(http_site, nginx_server.url, tmp_path)
     old = {e[0] for e in pack_of(nginx_server.root, v1)[1]}
     pack_hex, entries = pack_of(nginx_server.root, v2)
     missing = [e for e in entries if e[0] not in old]
@@ -148,13 +155,7 @@ def test_incremental_hydrate_reads_only_missing_entries(http_site, nginx_server,
 
 
 def test_corrupt_pack_entry_fails_and_leaves_current(http_site, nginx_server, tmp_path):
-    v1 = publish(http_site, make_tree(tmp_path / "v1", many_files()))
-    promote(http_site, v1)
-    trust = trust_file(http_site)
-    root = tmp_path / "node"
-    hydrate(root, nginx_server.url, trust)
-    v2 = publish(http_site, make_tree(tmp_path / "v2", many_files(variant=1, changed_every=3)))
-    promote(http_site, v2)
+    v1, v2, trust, root = on_v1_with_v2_promoted(http_site, nginx_server.url, tmp_path)
     pack_hex, entries = pack_of(nginx_server.root, v2)
     victim = next(e for e in entries if e[3] == "file" and e[0] not in {x[0] for x in pack_of(nginx_server.root, v1)[1]})
     pack = nginx_server.root / "packs" / f"{pack_hex}.pack"

@@ -17,6 +17,7 @@ from core import channels as channel_ops
 from core import jobs
 from core.site import Site
 from demo_site import demo_master, demo_site  # noqa: F401 - fixtures
+from helpers import write_script
 
 SIZE = (120, 36)
 
@@ -296,9 +297,8 @@ async def test_fleet_check_runs_live_and_records(demo_site: Path) -> None:
 
 
 async def test_build_from_the_form_streams_its_log_and_succeeds(demo_site: Path, tmp_path: Path) -> None:
-    script = tmp_path / "build.sh"
-    script.write_text('#!/bin/sh\nset -e\necho "hello-from-build on $DEPOT_ARCH"\necho hi > "$DEPOT_OUT/hello"\n')
-    script.chmod(0o755)
+    script = write_script(tmp_path / "build.sh",
+                          'echo "hello-from-build on $DEPOT_ARCH"\necho hi > "$DEPOT_OUT/hello"\n')
     app = DepotConsole(demo_site, start="builds")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -332,9 +332,7 @@ async def test_build_form_errors_use_the_cli_words(demo_site: Path, tmp_path: Pa
 
 
 async def test_cancel_a_running_build(demo_site: Path, tmp_path: Path) -> None:
-    script = tmp_path / "block.sh"
-    script.write_text("#!/bin/sh\necho waiting-for-cancel\nexec sleep 3600\n")
-    script.chmod(0o755)
+    script = write_script(tmp_path / "block.sh", "echo waiting-for-cancel\nexec sleep 3600\n")
     app = DepotConsole(demo_site, start="builds")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

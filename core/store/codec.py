@@ -13,6 +13,7 @@ import hashlib
 import mmap
 import os
 import threading
+from typing import Any
 
 import zstandard
 
@@ -57,6 +58,29 @@ def _stream_bounded(frame: bytes | memoryview, limit: int) -> bytes:
         parts.append(chunk)
         got += len(chunk)
     return b"".join(parts)
+
+
+def decode_stream(source: Any, digest: str, limit: int, sink: Any, read_size: int = 1 << 16) -> int:
+    """Decompress the zstd stream ``source`` (``read()``-able) into ``sink`` (``write()``-able),
+    hashing as it goes and never producing more than one byte past ``limit``; return the size.
+    For objects too large to decode in one piece. Raises ``CorruptObject`` as ``decode_verified``
+    does; ``sink`` then holds unverified bytes, which the caller discards."""
+    h = hashlib.sha256()
+    total = 0
+    try:
+        reader = _dctx().stream_reader(source, read_size=read_size)
+        while chunk := reader.read(min(_STREAM_CHUNK, limit - total + 1)):
+            total += len(chunk)
+            if total > limit:
+                raise CorruptObject(f"object {digest} is larger than the {limit} bytes the manifest promises")
+            h.update(chunk)
+            sink.write(chunk)
+    except zstandard.ZstdError as exc:
+        raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
+    got = "sha256:" + h.hexdigest()
+    if got != digest:
+        raise CorruptObject(f"object {digest} is corrupt: its bytes hash to {got}")
+    return total
 
 
 def decode_verified(frame: bytes | memoryview, digest: str, limit: int, where: str | None = None) -> bytes:
@@ -176,4 +200,4 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[written:]
 
 
-__all__ = ["decode_verified", "decode_to_file", "compressed_bound"]
+__all__ = ["decode_verified", "decode_to_file", "decode_stream", "compressed_bound"]

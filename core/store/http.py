@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import hashlib
 import io
 import json
 import os
@@ -61,7 +60,8 @@ import zstandard
 
 from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from .codec import MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_to_file, decode_verified
+from .codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
+                    decode_verified)
 from .local import ZSTD_LEVEL
 
 
@@ -452,7 +452,7 @@ class HttpStore(Store):
     def _read_whole(self, resp: httpx.Response, cap: int, digest: str, limit: int) -> bytes:
         """The whole compressed body, refusing to read past ``cap``, and stopping after the first
         chunk if the frame header already declares more than ``limit`` bytes."""
-        source = _CappedSource(resp.iter_raw(_CHUNK), cap, digest, lambda n: self._count("object_bytes_in", n))
+        source = self._body(resp, cap, digest)
         parts = [source.read()]
         try:
             declared = zstandard.frame_content_size(parts[0])
@@ -464,25 +464,12 @@ class HttpStore(Store):
             parts.append(chunk)
         return b"".join(parts)
 
+    def _body(self, resp: httpx.Response, cap: int, digest: str) -> _CappedSource:
+        """The response body as a file-like source that counts bytes in and stops at ``cap``."""
+        return _CappedSource(resp.iter_raw(_CHUNK), cap, digest, lambda n: self._count("object_bytes_in", n))
+
     def _decode(self, digest: str, limit: int, resp: httpx.Response, cap: int, sink) -> int:
-        source = _CappedSource(resp.iter_raw(_CHUNK), cap, digest, lambda n: self._count("object_bytes_in", n))
-        h = hashlib.sha256()
-        total = 0
-        try:
-            reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=_CHUNK)
-            # Ask for at most one byte beyond the promise: never decompress more than that.
-            while chunk := reader.read(min(_OUT_CHUNK, limit - total + 1)):
-                total += len(chunk)
-                if total > limit:
-                    raise CorruptObject(f"object {digest} is larger than the {limit} bytes the manifest promises")
-                h.update(chunk)
-                sink.write(chunk)
-        except zstandard.ZstdError as exc:
-            raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
-        got = "sha256:" + h.hexdigest()
-        if got != digest:
-            raise CorruptObject(f"object {digest} is corrupt: its bytes hash to {got}")
-        return total
+        return decode_stream(self._body(resp, cap, digest), digest, limit, sink, read_size=_CHUNK)
 
     def get_object(self, digest: str, max_size: int | None = None) -> bytes:
         def streamed(resp: httpx.Response, limit: int, cap: int) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import tempfile
@@ -25,7 +24,8 @@ from ..digest import is_digest
 from ..durable import fsync_dir, syncfs
 from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from .codec import MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_to_file, decode_verified
+from .codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
+                    decode_verified)
 
 ZSTD_LEVEL = 3
 _TMP_PREFIX = ".tmp-"
@@ -166,21 +166,8 @@ class LocalStore(Store):
                 raise CorruptObject(f"object {digest}: its compressed bytes cannot hold the {size} bytes promised")
             decode_to_file(raw, digest, size, dest)
             return
-        h = hashlib.sha256()
-        total = 0
         with self._open_raw(digest) as src, open(dest, "wb") as out:
-            try:
-                reader = zstandard.ZstdDecompressor().stream_reader(src)
-                while chunk := reader.read(1 << 20):
-                    total += len(chunk)
-                    if size is not None and total > size:
-                        raise CorruptObject(f"object {digest} is larger than the {size} bytes the manifest promises")
-                    h.update(chunk)
-                    out.write(chunk)
-            except zstandard.ZstdError as exc:
-                raise CorruptObject(f"object {digest} is not valid zstd data: {exc}") from None
-        if "sha256:" + h.hexdigest() != digest:
-            raise CorruptObject(f"object {digest} is corrupt: its bytes hash to sha256:{h.hexdigest()}")
+            decode_stream(src, digest, size if size is not None else MAX_OBJECT_BYTES, out, read_size=1 << 20)
 
     def read_object_raw(self, digest: str) -> bytes:
         with self._open_raw(digest) as f:

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import EXIT_BAD_INPUT, Ambiguous, DepotError
 
-from . import __version__
+from console import __version__
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Context:
 
     @property
     def site_dir(self) -> Path:
-        from core.site import default_site_dir
+        from core.site.site import default_site_dir
 
         s = getattr(self.args, "site", None)
         return Path(s) if s else default_site_dir()
@@ -47,7 +47,7 @@ class Context:
     @property
     def site(self):
         if self._site is None:
-            from core.site import open_site
+            from core.site.site import open_site
 
             self._site = open_site(self.site_dir, read_only=bool(getattr(self.args, "read_only", False)))
         return self._site
@@ -85,7 +85,7 @@ def common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> ArgumentParser:
-    from .verbs import register_all
+    from console.verbs import register_all
 
     common = common_options()
     parser = ArgumentParser(prog="console", parents=[common],
@@ -124,11 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, "verb", None):
                 parser.parse_args([args.verb, "--help"])
             if getattr(args, "headless", False) or not sys.stdout.isatty():
-                from .verbs.site_verbs import summary
+                from console.verbs.site_verbs import summary
 
                 out = summary(ctx)
             else:
-                from .app import run_app
+                from console.tui.app import run_app
 
                 return run_app(ctx.site_dir, read_only=bool(getattr(args, "read_only", False)))
         else:

@@ -1,6 +1,6 @@
 """Time as the console and the nodes write it: UTC, ISO 8601 with ``Z``, and one injectable clock.
 
-Kept apart from ``core.site`` so that node-side code (hydrate, channel pointer checks) can read the
+Kept apart from ``core.site.site`` so that node-side code (hydrate, channel pointer checks) can read the
 clock without importing the site's SQLite layer.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
-from .errors import BadInput
+from core.errors import BadInput
 
 CLOCK_ENV = "DEPOT_CONSOLE_NOW"
 

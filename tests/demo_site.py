@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import build_demo
+from core.demo.site import build_demo
 
 DEMO_NOW = "2026-11-21T12:00:00Z"
 

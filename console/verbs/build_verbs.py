@@ -1,6 +1,6 @@
 """Build verbs: ``build``, ``builds``, ``builds log ID [--follow]``, ``builds cancel ID``.
 
-``build`` queues the build and starts its worker process (its own session, see core.jobs); in the
+``build`` queues the build and starts its worker process (its own session, see core.build.jobs); in the
 foreground (default) it then follows the log on stderr until the build ends, and Ctrl-C cancels
 the build. ``--detach`` returns at once with the id.
 """
@@ -12,12 +12,12 @@ from pathlib import Path
 
 from core.errors import DepotError
 
-from ..cli import Context, Output
-from ..lazy import lazy_import
-from ..output import ago, short, table
+from console.cli import Context, Output
+from console.lazy import lazy_import
+from console.render import ago, short, table
 
 
-jobs = lazy_import("core.jobs")
+jobs = lazy_import("core.build.jobs")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -10,12 +10,12 @@ import argparse
 
 from core.errors import EXIT_TRUST
 
-from ..cli import Context, Output
-from ..lazy import lazy_import
-from ..output import short, table
+from console.cli import Context, Output
+from console.lazy import lazy_import
+from console.render import short, table
 
 
-ch = lazy_import("core.channels")
+ch = lazy_import("core.site.channels")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

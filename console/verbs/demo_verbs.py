@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..cli import Context, Output
+from console.cli import Context, Output
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -22,11 +22,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_demo(ctx: Context) -> Output:
     root = ctx.args.dir or Path(tempfile.mkdtemp(prefix="depot-demo-")) / "site"
     say = (lambda m: sys.stderr.write(f"demo: {m}\n")) if sys.stderr.isatty() else None
-    from core.demo import build_demo
+    from core.demo.site import build_demo
 
     summary = build_demo(root, seed=ctx.args.seed, progress=say)
     if not (getattr(ctx.args, "headless", False) or ctx.json) and sys.stdout.isatty():
-        from ..app import run_app
+        from console.tui.app import run_app
 
         code = run_app(root, read_only=bool(getattr(ctx.args, "read_only", False)))
         return Output(summary.to_json(), f"demo site at {root} (open it again: console --site {root})", code)

@@ -2,7 +2,7 @@
 
 ``fleet check`` prints one line per node as nodes finish, then a summary; with ``--json`` one
 document at the end. Exit 1 if any node failed (any status but ``ok``). All work is in
-``core.fleetcheck`` and ``core.inventory``.
+``core.fleet.check`` and ``core.site.inventory``.
 """
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING
 
 from core.errors import EXIT_CHECK_FAILED, BadInput, DepotError
 
-from ..cli import Context, Output
-from ..lazy import lazy_import
-from ..output import ago, size, table
+from console.cli import Context, Output
+from console.lazy import lazy_import
+from console.render import ago, size, table
 
 if TYPE_CHECKING:
-    from core.fleetcheck import NodeCheck
-    from core.inventory import ChannelTarget
+    from core.fleet.check import NodeCheck
+    from core.site.inventory import ChannelTarget
 
-fleetcheck = lazy_import("core.fleetcheck")
-inventory = lazy_import("core.inventory")
-nodeset = lazy_import("core.nodeset")
+fleetcheck = lazy_import("core.fleet.check")
+inventory = lazy_import("core.site.inventory")
+nodeset = lazy_import("core.fleet.nodeset")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@
 A node needs no console database: the trust set comes from ``--trust FILE`` (the JSON printed by
 ``console keys export``) or the node config, else from a site (``--site``); the store from
 ``--store`` or the node config, else the site's. The node root is ``--root``, else the node
-config's ``root``, else ``$DEPOT_NODE_ROOT``, else ``~/.local/share/depot-node`` (``core.node``).
+config's ``root``, else ``$DEPOT_NODE_ROOT``, else ``~/.local/share/depot-node`` (``core.node.root``).
 
 Exit codes: 0 ok, 1 fetch/verify failure or failed smoke, 2 bad input, 4 trust failure (replayed,
 expired or badly signed pointer or release).
@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 from core.errors import BadInput, DepotError
-from core.node import NodeConfig, NodeRoot
+from core.node.root import NodeConfig, NodeRoot
 
 if TYPE_CHECKING:
-    from core.signing import TrustSet
+    from core.trust.signing import TrustSet
 
-from ..cli import Context, Output
-from ..output import short, size
+from console.cli import Context, Output
+from console.render import short, size
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -76,14 +76,14 @@ def _config(ctx: Context) -> NodeConfig:
 
 
 def _has_site(ctx: Context) -> bool:
-    from core.config import CONFIG_NAME
+    from core.site.config import CONFIG_NAME
 
     return bool(getattr(ctx.args, "site", None)) or (ctx.site_dir / CONFIG_NAME).exists()
 
 
 def load_trust_file(path: str) -> "TrustSet":
     """A trust set from the JSON of ``console keys export``."""
-    from core.signing import TrustSet
+    from core.trust.signing import TrustSet
 
     try:
         doc = json.loads(Path(path).read_text("utf-8"))
@@ -155,7 +155,7 @@ class CliProgress:
 # -- verbs ----------------------------------------------------------------------------------
 def cmd_probe(ctx: Context) -> Output:
     from core.arch import host_microarch
-    from core.probe import run_probe
+    from core.node.probe import run_probe
 
     cfg = _config(ctx)
     doc = run_probe(str(cfg.root))
@@ -184,7 +184,7 @@ def _progress_mode(ctx: Context) -> str | None:
 
 
 def cmd_hydrate(ctx: Context) -> Output:
-    from core.hydrate import describe_failure, hydrate
+    from core.node.hydrate import describe_failure, hydrate
 
     cfg = _config(ctx)
     node = NodeRoot(cfg.root)
@@ -217,7 +217,7 @@ def cmd_hydrate(ctx: Context) -> Output:
 
 
 def cmd_env(ctx: Context) -> Output:
-    from core.nodeenv import format_env, image_env, node_image
+    from core.node.env import format_env, image_env, node_image
 
     node = NodeRoot(_config(ctx).root)
     env = image_env(node, node_image(node, ctx.args.channel))
@@ -225,7 +225,7 @@ def cmd_env(ctx: Context) -> Output:
 
 
 def cmd_smoke(ctx: Context) -> Output:
-    from core.smoke import run_smoke
+    from core.node.smoke import run_smoke
 
     node = NodeRoot(_config(ctx).root)
     res = run_smoke(node, ctx.args.channel, baseline=ctx.args.baseline, timeout=ctx.args.timeout)

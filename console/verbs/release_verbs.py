@@ -9,17 +9,17 @@ from pathlib import Path
 
 from core.errors import EXIT_CHECK_FAILED, EXIT_TRUST
 
-from ..cli import Context, Output
-from ..lazy import lazy_import
-from ..output import ago, delta, short, size, table
+from console.cli import Context, Output
+from console.lazy import lazy_import
+from console.render import ago, delta, short, size, table
 
 
-catalogue = lazy_import("core.catalogue")
-diff = lazy_import("core.diff")
-export = lazy_import("core.export")
-gc = lazy_import("core.gc")
-publishing = lazy_import("core.publish")
-verify = lazy_import("core.verify")
+catalogue = lazy_import("core.site.catalogue")
+diff = lazy_import("core.site.diff")
+export = lazy_import("core.site.export")
+gc = lazy_import("core.site.gc")
+publishing = lazy_import("core.site.publish")
+verify = lazy_import("core.site.verify")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -145,7 +145,7 @@ def cmd_verify(ctx: Context) -> Output:
     doc = report.to_json()
     channel_problems: list[str] = []
     try:
-        from core.channels import verify_channels
+        from core.site.channels import verify_channels
 
         channel_problems = verify_channels(site)
     except ImportError:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import Context, Output
-from ..lazy import lazy_import
-from ..output import ago, size, table
+from console.cli import Context, Output
+from console.lazy import lazy_import
+from console.render import ago, size, table
 
 
-keyops = lazy_import("core.keys")
+keyops = lazy_import("core.site.keys")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_init(ctx: Context) -> Output:
-    from core.site import Site
+    from core.site.site import Site
 
     site = Site.init(ctx.site_dir, store=ctx.args.store, name=ctx.args.name)
     ctx._site = site
@@ -92,13 +92,13 @@ def cmd_keys_resign(ctx: Context) -> Output:
 
 def summary(ctx: Context) -> Output:
     """The headless answer to a bare ``console``: what is here, in a few lines."""
-    from core.catalogue import list_releases
+    from core.site.catalogue import list_releases
 
     site = ctx.site
     releases = list_releases(site)
     channels = []
     try:
-        from core.channels import channel_status
+        from core.site.channels import channel_status
 
         channels = channel_status(site)
     except ImportError:  # channels not available in this build

@@ -8,9 +8,9 @@ from __future__ import annotations
 import urllib.parse
 from pathlib import Path
 
-from ..errors import BadInput
-from .base import Store
-from .local import LocalStore
+from core.errors import BadInput
+from core.store.base import Store
+from core.store.local import LocalStore
 
 __all__ = ["Store", "LocalStore", "HttpStore", "open_store"]
 
@@ -18,7 +18,7 @@ __all__ = ["Store", "LocalStore", "HttpStore", "open_store"]
 def __getattr__(name: str):
     """``HttpStore`` loads httpx on first use only: local-store verbs start faster without it."""
     if name == "HttpStore":
-        from .http import HttpStore
+        from core.store.http import HttpStore
 
         return HttpStore
     raise AttributeError(name)
@@ -38,7 +38,7 @@ def open_store(location: str, *, proxies: list[str] | None = None, create: bool 
     parts = [p.strip() for p in location.split(",") if p.strip()]
     schemes = {urllib.parse.urlsplit(p).scheme.lower() for p in parts}
     if schemes <= {"http", "https"}:
-        from .http import HttpStore
+        from core.store.http import HttpStore
 
         return HttpStore.create(parts, proxies=proxies) if create else HttpStore.open(parts, proxies=proxies)
     if len(parts) > 1 and schemes & {"http", "https"}:

@@ -8,7 +8,7 @@ Layout (DESIGN §2), identical on every backend::
     channels/<name>.json          DSSE envelope of the current channel pointer (mutable, CAS)
     channels/<name>/<version>.json  every pointer ever issued
     index.json                    DSSE envelope: catalogue of releases (mutable, CAS)
-    packs/<hex>.pack|.idx, releases/<hex>.packs.json   optional object packs (``core.packs``)
+    packs/<hex>.pack|.idx, releases/<hex>.packs.json   optional object packs (``core.store.packs``)
 
 Backends move bytes; they never decide trust. Objects are verified on every read here
 (``get_object``/``fetch_object_to``) because that costs nothing extra while streaming.
@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from ..digest import hex_of, is_digest
-from ..errors import BadInput, NotFound, StoreError
+from core.model.digest import hex_of, is_digest
+from core.errors import BadInput, NotFound, StoreError
 
 STORE_SCHEMA = "depot-store/1"
 STORE_META = {"schema": STORE_SCHEMA, "digest": "sha256", "compression": "zstd"}

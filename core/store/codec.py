@@ -17,7 +17,7 @@ from typing import Any
 
 import zstandard
 
-from ..errors import CorruptObject
+from core.errors import CorruptObject
 
 _local = threading.local()
 #: Largest object accepted when the caller gives no size.

@@ -58,11 +58,11 @@ from typing import TypeVar
 
 import zstandard
 
-from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
-from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from .codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
+from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from core.store.codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
                     decode_verified)
-from .local import ZSTD_LEVEL
+from core.store.local import ZSTD_LEVEL
 
 
 @contextlib.contextmanager

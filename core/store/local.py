@@ -20,11 +20,11 @@ from pathlib import Path
 
 import zstandard
 
-from ..digest import is_digest
-from ..durable import fsync_dir, syncfs
-from ..errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
-from .base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from .codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
+from core.model.digest import is_digest
+from core.durable import fsync_dir, syncfs
+from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from core.store.codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
                     decode_verified)
 
 ZSTD_LEVEL = 3

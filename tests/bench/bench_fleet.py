@@ -30,7 +30,7 @@ sys.path[:0] = [str(REPO), str(HERE.parent)]
 
 from fixtures.sshd import PLAIN_NODES, _stop, start_sshd  # noqa: E402
 
-from core.probe import probe_source  # noqa: E402
+from core.node.probe import probe_source  # noqa: E402
 
 
 def bench_config(base_config: str, n: int, path: Path) -> list[str]:

@@ -37,10 +37,10 @@ from depotgen import generate  # noqa: E402
 from fixtures.nginx import start_nginx  # noqa: E402
 from peers import ostree_commit, ostree_pull_checkout  # noqa: E402
 
-from core.channels import promote  # noqa: E402
-from core.node import force_rmtree  # noqa: E402
-from core.publish import publish  # noqa: E402
-from core.site import Site  # noqa: E402
+from core.site.channels import promote  # noqa: E402
+from core.node.root import force_rmtree  # noqa: E402
+from core.site.publish import publish  # noqa: E402
+from core.site.site import Site  # noqa: E402
 
 
 def file_digests(root: Path) -> dict[str, int]:

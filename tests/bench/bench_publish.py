@@ -90,8 +90,8 @@ def main() -> None:
     rev_b, rev_a = ostree_rev(repo, "depot"), ostree_rev(repo, "depot^")
     a_id = first["release_id"]
     diff_cli = min(cli(site, "diff", a_id, b["release_id"], "--files")[0] for _ in range(max(3, args.repeat)))
-    from core.diff import diff_releases
-    from core.site import open_site
+    from core.site.diff import diff_releases
+    from core.site.site import open_site
 
     s = open_site(site)
     diff_core = min(timed(lambda: diff_releases(s, a_id, b["release_id"])) for _ in range(max(3, args.repeat)))

@@ -26,9 +26,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from console.app import DepotConsole  # noqa: E402
-from console.screens import releases as releases_screen  # noqa: E402
-from core.site import Site  # noqa: E402
+from console.tui.app import DepotConsole  # noqa: E402
+from console.tui.screens import releases as releases_screen  # noqa: E402
+from core.site.site import Site  # noqa: E402
 
 ARCHES = ["zen3", "zen4", "icelake", "haswell", "skylake_avx512", "neoverse_v1"]
 

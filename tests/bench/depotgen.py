@@ -1,4 +1,4 @@
-"""Synthetic Julia depots: a thin shim over ``core.synthdepot`` that keeps the benchmark CLI.
+"""Synthetic Julia depots: a thin shim over ``core.demo.synthdepot`` that keeps the benchmark CLI.
 
 The generator lives in core so that an installed console can build its demo site; benchmarks and
 tests keep importing ``bench.depotgen``.
@@ -15,7 +15,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.synthdepot import generate, make_plan  # noqa: E402
+from core.demo.synthdepot import generate, make_plan  # noqa: E402
 
 __all__ = ["generate", "make_plan", "main"]
 

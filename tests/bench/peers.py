@@ -6,7 +6,7 @@ seconds (``time.perf_counter``). Only the operation itself is timed: one-time se
 package; a failing tool raises ``PeerFailed`` with the command and the tool's last stderr line.
 
 - ``sha256_tree``: the floor any publisher pays — read and hash every regular file once,
-  single-threaded, with the same 1 MiB buffer as ``core.digest.hash_file``.
+  single-threaded, with the same 1 MiB buffer as ``core.model.digest.hash_file``.
 - ``ostree_commit`` / ``ostree_diff`` / ``ostree_pull_checkout``: OSTree, the closest peer
   (content-addressed trees, archive repos served over HTTP, hard-link checkouts). Flags checked
   against ostree 2022.7. ``--no-xattrs`` on commit because depot images carry no xattrs;
@@ -21,7 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from core.digest import CHUNK
+from core.model.digest import CHUNK
 
 
 class PeerMissing(RuntimeError):

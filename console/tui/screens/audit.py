@@ -1,0 +1,80 @@
+"""Audit: who did what, when, with what outcome; paged from SQLite, filterable."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Input, Static
+
+import console.tui.actions as actions
+from console.render import ago
+from console.tui.widgets.cells import fit
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+from console.tui.widgets.paged_table import PagedTable
+from console.tui.screens.base import PagedView
+
+COLUMNS = [("TIME", 20), ("AGO", 12), ("ACTOR", 18), ("VERB", 11), ("TARGET", 20), ("OUTCOME", 25)]
+
+
+def _target(t: str) -> str:
+    return t[7:19] if t.startswith("sha256:") and len(t) == 71 else t
+
+
+class AuditScreen(PagedView):
+    SCREEN_ID = "audit"
+    BINDINGS = actions.bindings_for("audit")
+
+    def __init__(self) -> None:
+        super().__init__(id="audit")
+
+    def compose(self) -> ComposeResult:
+        yield SiteHeader("Audit")
+        yield Input(placeholder="filter: actor, verb, target, outcome   (esc clears)", id="filter",
+                    classes="filter hidden")
+        yield PagedTable(COLUMNS, self.fetch, self.count, id="audit-table")
+        yield Static("", id="status", classes="status")
+        yield ConsoleFooter()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._status()
+
+    def _where(self) -> tuple[str, list]:
+        if not self.search:
+            return "", []
+        s = f"%{self.search}%"
+        return "where actor like ? or verb like ? or target like ? or outcome like ?", [s, s, s, s]
+
+    def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
+        where, params = self._where()
+        now = site.now()
+        rows = site.state.db.execute(
+            f"select id, time, actor, verb, target, outcome from audit {where} order by time desc, id desc "
+            "limit ? offset ?",
+            [*params, limit, offset]).fetchall()
+        out = []
+        for rid, time, actor, verb, target, outcome in rows:
+            style = "green" if outcome == "ok" else ("yellow" if outcome == "interrupted" else "red")
+            out.append((str(rid), [time, ago(time, now), fit(actor, 18), verb, fit(_target(target), 20),
+                                   Text(fit(outcome, 25), style=style)]))
+        return out
+
+    def count(self, site: Any) -> int:
+        where, params = self._where()
+        return site.state.db.execute(f"select count(*) from audit {where}", params).fetchone()[0]
+
+    def filtered(self) -> None:
+        self._status()
+
+    def _status(self) -> None:
+        n = self.table.total if self.table.total is not None else self.count(self.site)
+        self.query_one("#status", Static).update(
+            f" {n} audit row(s)" + (f" matching {self.search!r}" if self.search else ""))
+
+    def action_refresh(self) -> None:
+        self.table.total = None
+        self.table.reload(keep_cursor=True)
+        self._status()
+

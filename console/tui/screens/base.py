@@ -1,0 +1,183 @@
+"""What every console screen shares: the header and footer, read-only filtering of actions, and
+running store/database work in thread workers whose errors become notifications (same words as
+the CLI, which prints ``console: <message>``)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual.screen import Screen
+
+from core.errors import DepotError
+
+import console.tui.actions as actions
+
+if TYPE_CHECKING:
+    from core.site.site import Site
+
+    from console.tui.app import DepotConsole
+    from console.tui.widgets.paged_table import PagedTable
+
+
+def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], None] | None = None, *,
+                  name: str, title: str = "", failed: Callable[[Exception], None] | None = None) -> None:
+    """Run ``fn(site)`` in a thread with a Site of its own; ``done(result)`` back on the UI thread.
+
+    A ``DepotError`` becomes an error notification carrying its message, exactly the line the CLI
+    prints; anything else is a bug, also shown (with its type) rather than crashing the console.
+    ``failed(exc)`` runs on the UI thread after either.
+    """
+    app: DepotConsole = node.app
+
+    def work() -> None:
+        site = app.open_site()
+        try:
+            result = fn(site)
+        except DepotError as exc:
+            app.call_from_thread(app.notify, str(exc), title=title or "error", severity="error", timeout=8)
+            if failed is not None:
+                app.call_from_thread(failed, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the console down
+            app.call_from_thread(app.notify, f"{type(exc).__name__}: {exc}", title="unexpected error",
+                                 severity="error", timeout=10)
+            if failed is not None:
+                app.call_from_thread(failed, exc)
+            return
+        finally:
+            site.close()
+        if done is not None:
+            def deliver() -> None:
+                if node.is_attached:
+                    done(result)
+            app.call_from_thread(deliver)
+
+    node.run_worker(work, thread=True, name=name, group=name, exit_on_error=False)
+
+
+class BaseScreen(Screen):
+    """A console view: ``SCREEN_ID`` selects its bindings in the action registry."""
+
+    SCREEN_ID = ""
+    TITLE_TEXT = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Textual re-reads and re-applies the whole stylesheet to every screen (twice) the first
+        # time a screen is shown, because a new screen's CSS generation starts at -1; its widgets
+        # are styled from the current stylesheet when they mount, so that costs a first view switch
+        # ~50 ms for nothing. A theme change still bumps the app's generation and refreshes.
+        try:
+            generation = self.app._css_update_count
+        except (RuntimeError, AttributeError):  # no running app (NoActiveAppError), other Textual
+            return
+        if hasattr(self, "_css_update_count"):
+            self._css_update_count = generation
+
+    @property
+    def console(self) -> "DepotConsole":
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def site(self) -> "Site":
+        return self.console.site
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not actions.allowed(action, self.console.read_only):
+            return False
+        return True
+
+    def work(self, fn: Callable[["Site"], Any], done: Callable[[Any], None] | None = None, *, name: str,
+             title: str = "", failed: Callable[[DepotError], None] | None = None) -> None:
+        run_site_work(self, fn, done, name=name, title=title, failed=failed)
+
+    def log_command(self, action_name: str, **context: object) -> str:
+        """Record (and return) the headless equivalent of an action just started."""
+        cmd = actions.action(action_name).command(**context)
+        if cmd:
+            self.console.command_log.append(cmd)
+        return cmd
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+
+FILTER_DEBOUNCE_S = 0.15  # typing a word runs one query, not one per key
+
+
+class PagedView(BaseScreen):
+    """A view around one ``PagedTable`` with a ``/`` filter box (``#filter``).
+
+    Typing in the filter only restarts a short timer; when it fires, the table reloads in a worker
+    thread, so no key press waits for SQLite. ``enter`` applies the filter at once; ``esc`` clears
+    it. Subclasses read ``self.search`` in their ``fetch``/``count`` and override ``filtered()``
+    (the filter was applied: update the status line) and ``normalize``.
+    """
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.search = ""
+        self._typed: str | None = None
+        self._filter_timer: Any = None
+
+    @property
+    def table(self) -> "PagedTable":
+        from console.tui.widgets.paged_table import PagedTable
+
+        return self.query_one(PagedTable)
+
+    @property
+    def filter_pending(self) -> bool:
+        """A filter change is waiting for its timer or its query (tests wait on this)."""
+        return self._filter_timer is not None or self.table.fetching
+
+    def normalize(self, text: str) -> str:
+        return text.strip()
+
+    def filtered(self) -> None:
+        """The table shows the current filter's rows."""
+
+    def action_filter(self) -> None:
+        from textual.widgets import Input
+
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    def on_input_changed(self, event: Any) -> None:
+        if event.input.id != "filter":
+            return
+        self._typed = self.normalize(event.value)
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self.apply_filter, name="filter-debounce")
+
+    def apply_filter(self) -> None:
+        """Run the typed filter now (the timer, or ``enter``)."""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        if self._typed is None or self._typed == self.search:
+            self._typed = None
+            return
+        self.search, self._typed = self._typed, None
+        self.table.reload_in_background(done=self.filtered)
+
+    def on_input_submitted(self, event: Any) -> None:
+        if event.input.id == "filter":
+            self.apply_filter()
+            self.table.focus()
+
+    def action_back(self) -> None:
+        from textual.widgets import Input
+
+        box = self.query_one("#filter", Input)
+        if self.search or box.has_focus or self._typed:
+            box.value = ""  # posts Changed: the empty filter is applied through the timer
+            self._typed = ""
+            self.apply_filter()
+            box.add_class("hidden")
+            self.table.focus()
+            return
+        super().action_back()

@@ -1,0 +1,123 @@
+"""Compare two releases (old -> new): packages changed, added, removed; images added, removed;
+per image the files added, removed and modified with byte deltas, biggest first; a filterable list."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Input, Static
+
+from core.site.diff import ReleaseDiff, diff_releases
+
+import console.tui.actions as actions
+from console.render import delta, short, size
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+from console.tui.screens.base import BaseScreen
+
+MAX_FILE_ROWS = 1000
+STYLE = {"added": "green", "removed": "red", "modified": "yellow", "type-changed": "magenta"}
+
+
+class CompareScreen(BaseScreen):
+    SCREEN_ID = "compare"
+    BINDINGS = actions.bindings_for("compare")
+
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+        self.diff: ReleaseDiff | None = None
+        self.search = ""
+
+    def compose(self) -> ComposeResult:
+        yield SiteHeader(f"Compare {short(self.a)} -> {short(self.b)}")
+        with Horizontal(id="compare-top"):
+            yield Static("comparing…", id="summary", classes="panel")
+            yield DataTable(id="image-diff", cursor_type="row")
+        yield Input(placeholder="filter files by path or image", id="filter", classes="filter")
+        yield DataTable(id="file-diff", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="status", classes="status")
+        yield ConsoleFooter()
+
+    def on_mount(self) -> None:
+        t = self.query_one("#image-diff", DataTable)
+        t.add_columns("IMAGE", "STATE", "ADDED", "REMOVED", "MODIFIED", "Δ BYTES")
+        t.border_title = "images"
+        f = self.query_one("#file-diff", DataTable)
+        f.add_column("CHANGE", width=8)
+        f.add_column("IMAGE", width=10)
+        f.add_column("PATH", width=58)
+        f.add_column("OLD", width=9)
+        f.add_column("NEW", width=9)
+        f.add_column("Δ", width=10)
+        f.focus()
+        self.work(lambda s: diff_releases(s, self.a, self.b), self._loaded, name="diff", title="cannot compare")
+
+    def _loaded(self, d: ReleaseDiff) -> None:
+        self.diff = d
+        text = Text()
+        text.append(f"{short(d.a.id)} {d.a.name} {d.a.label}", style="bold")
+        text.append("  ->  ")
+        text.append(f"{short(d.b.id)} {d.b.name} {d.b.label}\n\n", style="bold")
+        for p in d.packages_changed:
+            text.append("  ~ ", style="yellow")
+            text.append(f"{p['name']} {p['from']} -> {p['to']}\n")
+        for p in d.packages_added:
+            text.append("  + ", style="green")
+            text.append(f"{p['name']} {p.get('version', '')}\n")
+        for p in d.packages_removed:
+            text.append("  - ", style="red")
+            text.append(f"{p['name']} {p.get('version', '')}\n")
+        if not (d.packages_changed or d.packages_added or d.packages_removed):
+            text.append("  packages: no change\n", style="dim")
+        for arch in d.images_added:
+            text.append("  + image ", style="green")
+            text.append(arch + "\n")
+        for arch in d.images_removed:
+            text.append("  - image ", style="red")
+            text.append(arch + "\n")
+        self.query_one("#summary", Static).update(text)
+        t = self.query_one("#image-diff", DataTable)
+        for img in d.images:
+            c = img.counts()
+            t.add_row(img.arch, "identical" if img.same else "changed", str(c["added"]), str(c["removed"]),
+                      str(c["modified"]), delta(img.delta))
+        for arch in d.images_added:
+            t.add_row(arch, Text("added", style="green"), "-", "-", "-", "-")
+        for arch in d.images_removed:
+            t.add_row(arch, Text("removed", style="red"), "-", "-", "-", "-")
+        self._fill()
+
+    def _fill(self) -> None:
+        if self.diff is None:
+            return
+        f = self.query_one("#file-diff", DataTable)
+        f.clear()
+        rows = [(img.arch, c) for img in self.diff.images for c in img.changes
+                if not self.search or self.search in c.path.lower() or self.search in img.arch]
+        rows.sort(key=lambda r: (-abs(r[1].delta), r[1].path, r[0]))
+        for arch, c in rows[:MAX_FILE_ROWS]:
+            f.add_row(Text(c.change, style=STYLE.get(c.change, "")), arch, c.path,
+                      size(c.old_size) if c.change != "added" else "-",
+                      size(c.new_size) if c.change != "removed" else "-", delta(c.delta))
+        shown = f"{min(len(rows), MAX_FILE_ROWS)} of {len(rows)}" if len(rows) > MAX_FILE_ROWS else str(len(rows))
+        self.query_one("#status", Static).update(
+            f" {shown} changed file(s)" + (f" matching {self.search!r}" if self.search else "") +
+            f"   ≡ console --headless diff {short(self.a)} {short(self.b)} --files")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.search = event.value.strip().lower()
+        self._fill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#file-diff", DataTable).focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus and box.value:
+            box.value = ""
+            return
+        super().action_back()

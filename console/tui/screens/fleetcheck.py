@@ -1,0 +1,130 @@
+"""A fleet check running live: one row per node, updated as each node finishes; ``x`` cancels
+(every ssh is killed by ``core.fleet.check``); the outcome is recorded like ``console fleet check``."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.widgets import DataTable, ProgressBar, Static
+
+from core.errors import DepotError
+from core.fleet.check import (
+    NodeCheck,
+    channel_targets,
+    check_fleet,
+    options_from_site,
+    record_check,
+    summarize,
+)
+
+import console.tui.actions as actions
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+from console.tui.screens.base import BaseScreen
+
+
+class FleetCheckScreen(BaseScreen):
+    SCREEN_ID = "fleetcheck"
+    BINDINGS = actions.bindings_for("fleetcheck")
+
+    def __init__(self, nodeset: str, nodes: list[str], smoke: bool, channel: str) -> None:
+        super().__init__()
+        self.nodeset, self.nodes, self.smoke, self.channel = nodeset, nodes, smoke, channel
+        self.results: dict[str, NodeCheck] = {}
+        self.running = False
+        self.t0 = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield SiteHeader(f"Fleet check {self.nodeset}")
+        yield ProgressBar(total=len(self.nodes), show_eta=False, id="fleet-progress")
+        yield DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="status", classes="status")
+        yield ConsoleFooter()
+
+    def on_mount(self) -> None:
+        t = self.query_one("#fleet-table", DataTable)
+        t.add_column("NODE", key="node", width=12)
+        t.add_column("STATUS", key="status", width=18)
+        t.add_column("ARCH", key="arch", width=16)
+        t.add_column("DETAIL", key="detail", width=60)
+        t.add_column("SECONDS", key="seconds", width=8)
+        for n in self.nodes:
+            t.add_row(n, Text("waiting", style="dim"), "", "", "", key=n)
+        t.focus()
+        self.running = True
+        self.t0 = time.monotonic()
+        self.run_check()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel" and not self.running:
+            return None
+        return super().check_action(action, parameters)
+
+    @work(exclusive=True, group="fleet-check", exit_on_error=False)
+    async def run_check(self) -> None:
+        import asyncio
+
+        interrupted = False
+
+        def prepare() -> tuple[Any, Any]:
+            site = self.console.open_site()
+            try:
+                opts = options_from_site(site, smoke=self.smoke or None, channel=self.channel if self.smoke else None)
+                return opts, channel_targets(site)
+            finally:
+                site.close()
+
+        try:
+            options, targets = await asyncio.to_thread(prepare)
+            await check_fleet(self.nodes, options, targets, on_start=self._started, on_result=self._result)
+        except asyncio.CancelledError:
+            interrupted = True
+            self._finish(interrupted, None)
+            raise
+        except DepotError as exc:
+            self.notify(str(exc), title="fleet check failed", severity="error")
+            self.running = False
+            self.refresh_bindings()
+            return
+        self._finish(interrupted, options)
+
+    def _started(self, node: str) -> None:
+        self.query_one("#fleet-table", DataTable).update_cell(node, "status", Text("checking…", style="yellow"))
+
+    def _result(self, check: NodeCheck) -> None:
+        self.results[check.node] = check
+        t = self.query_one("#fleet-table", DataTable)
+        t.update_cell(check.node, "status", Text(check.status, style="green" if check.ok else "bold red"))
+        t.update_cell(check.node, "arch", check.arch or "-")
+        t.update_cell(check.node, "detail", check.detail[:120])
+        t.update_cell(check.node, "seconds", f"{check.seconds:.1f}")
+        self.query_one(ProgressBar).update(progress=len(self.results))
+        self._status()
+
+    def _status(self, extra: str = "") -> None:
+        s = summarize(self.results.values())
+        counts = "  ".join(f"{k} {v}" for k, v in s["counts"].items()) or "-"
+        self.query_one("#status", Static).update(
+            f" {len(self.results)}/{len(self.nodes)} done   {counts}   {time.monotonic() - self.t0:.1f}s{extra}")
+
+    def _finish(self, interrupted: bool, options: Any) -> None:
+        self.running = False
+        self.refresh_bindings()
+        checks = list(self.results.values())
+        self._status("   cancelled" if interrupted else "   finished")
+
+        def record(site: Any) -> None:
+            opts = options or options_from_site(site)
+            record_check(site, self.nodeset, checks, opts, interrupted=interrupted)
+
+        if not self.console.read_only:
+            self.work(record, lambda _: None, name="record-check", title="cannot record fleet check")
+        self.notify(("fleet check cancelled: " if interrupted else "fleet check done: ")
+                    + f"{len(checks)} of {len(self.nodes)} node(s) answered")
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self.app.workers.cancel_group(self, "fleet-check")

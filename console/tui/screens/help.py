@@ -1,0 +1,55 @@
+"""``?``: every key of every view from the action registry, with its headless equivalent, and the
+command log (the headless commands the actions of this session stood for)."""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Static
+
+import console.tui.actions as actions
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+
+SECTIONS = [("everywhere", actions.GLOBAL), ("releases", "releases"), ("release", "release"),
+            ("compare", "compare"), ("channels", "channels"), ("nodes", "nodes"), ("fleet check", "fleetcheck"),
+            ("builds", "builds"), ("audit", "audit")]
+
+
+def _key(a: actions.Action) -> str:
+    return a.key_display or {"escape": "esc", "enter": "enter", "space": "space"}.get(a.key, a.key)
+
+
+class HelpScreen(Screen):
+    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
+
+    def compose(self) -> ComposeResult:
+        read_only = self.app.read_only  # type: ignore[attr-defined]
+        self.listed: list[str] = []  # descriptions shown (tests read it)
+        yield SiteHeader("Keys")
+        with VerticalScroll(id="help-body"):
+            table = Table(expand=True, box=None, padding=(0, 2), show_header=True, header_style="bold")
+            table.add_column("VIEW", style="bold magenta", width=12)
+            table.add_column("KEY", style="bold cyan", width=8)
+            table.add_column("ACTION", width=22)
+            table.add_column("HEADLESS EQUIVALENT", style="dim")
+            for title, sid in SECTIONS:
+                first = True
+                for a in actions.ACTIONS:
+                    if sid not in a.screens or not actions.allowed(a.name, read_only):
+                        continue
+                    table.add_row(title if first else "", _key(a), a.description, a.headless or "-")
+                    self.listed.append(a.description)
+                    first = False
+            yield Static(table, id="help-table")
+            note = ("read-only mode: state-changing actions are hidden" if read_only
+                    else "ctrl+p: command palette (every action that applies now)   esc: back   : jump to a view")
+            yield Static(Text(note, style="italic"), classes="section")
+            log = self.app.command_log  # type: ignore[attr-defined]
+            yield Static(Text("command log (headless equivalents of this session's actions)", style="bold"),
+                         classes="section")
+            yield Static("\n".join(f"  {c}" for c in log[-20:]) or "  (nothing yet)", id="command-log")
+        yield ConsoleFooter()

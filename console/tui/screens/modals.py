@@ -1,0 +1,282 @@
+"""Modal dialogs: confirmations (No first, No focused), promote, jump to a view, fleet check, build.
+
+Every confirmation shows what will happen (``from -> to``), asks for a reason, shows the headless
+command it stands for, and returns None when the operator says No or presses escape.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from console.tui.actions import VIEWS
+
+
+@dataclass
+class Confirmed:
+    """What a confirmation returns on Yes."""
+
+    reason: str = ""
+    choice: str = ""
+
+
+class ConfirmModal(ModalScreen[Confirmed | None]):
+    """A yes/no question that defaults to No; optionally asks for a reason."""
+
+    BINDINGS = [Binding("escape", "no", "No", show=False)]
+
+    def __init__(self, title: str, lines: list[str], *, yes: str = "Yes", ask_reason: bool = True,
+                 command: str = "", id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.title_text = title
+        self.lines = lines
+        self.yes_label = yes
+        self.ask_reason = ask_reason
+        self.command = command
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            for line in self.lines:
+                yield Static(line, classes="dialog-line")
+            if self.ask_reason:
+                yield Input(placeholder="reason (recorded in the pointer and the audit log)", id="reason")
+            if self.command:
+                yield Static(f"≡ {self.command}", classes="headless")
+            with Horizontal(classes="buttons"):
+                yield Button("No", id="no", variant="primary")
+                yield Button(self.yes_label, id="yes", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "yes":
+            reason = self.query_one("#reason", Input).value.strip() if self.ask_reason else ""
+            self.dismiss(Confirmed(reason))
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#no", Button).focus()  # enter in the reason never confirms by itself
+
+    def action_no(self) -> None:
+        self.dismiss(None)
+
+
+class PromoteModal(ModalScreen[Confirmed | None]):
+    """Promote a release: pick the channel (its current release is shown as ``from``), give a reason."""
+
+    BINDINGS = [Binding("escape", "no", "No", show=False)]
+
+    def __init__(self, release: str, label: str, channels: dict[str, tuple[str, str]]) -> None:
+        super().__init__(id="promote-modal")
+        self.release = release
+        self.label = label
+        self.channels = channels  # channel -> (current short id + label, version)
+
+    def compose(self) -> ComposeResult:
+        names = sorted(self.channels) or ["testing"]
+        with Vertical(classes="dialog"):
+            yield Label(f"Promote {self.release[7:19]} ({self.label})", classes="dialog-title")
+            yield Select([(n, n) for n in names], value=names[0], allow_blank=False, id="channel")
+            yield Static("", id="from-to", classes="dialog-line")
+            yield Input(placeholder="reason (recorded in the pointer and the audit log)", id="reason")
+            yield Static("", id="command", classes="headless")
+            with Horizontal(classes="buttons"):
+                yield Button("No", id="no", variant="primary")
+                yield Button("Promote", id="yes", variant="error")
+
+    def on_mount(self) -> None:
+        self._update()
+        self.query_one("#no", Button).focus()
+
+    def _update(self) -> None:
+        ch = str(self.query_one("#channel", Select).value)
+        current, version = self.channels.get(ch, ("(none)", "0"))
+        self.query_one("#from-to", Static).update(f"{ch}: {current}  ->  {self.release[7:19]} {self.label}"
+                                                  f"   (version {version} -> {int(version) + 1})")
+        self.query_one("#command", Static).update(
+            f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._update()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "yes":
+            self.dismiss(Confirmed(self.query_one("#reason", Input).value.strip(),
+                                   str(self.query_one("#channel", Select).value)))
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_no(self) -> None:
+        self.dismiss(None)
+
+
+class JumpModal(ModalScreen[str | None]):
+    """``:`` then a view name (prefixes work, tab completes): releases, channels, nodes, builds, audit."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog jump"):
+            yield Label("Jump to view: " + " · ".join(VIEWS), classes="dialog-title")
+            yield Input(placeholder=":", id="jump", suggester=SuggestFromList(VIEWS, case_sensitive=False))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip().lstrip(":").lower()
+        hits = [v for v in VIEWS if v.startswith(text)] if text else []
+        if len(hits) == 1 or text in VIEWS:
+            self.dismiss(text if text in VIEWS else hits[0])
+        else:
+            self.notify(f"no view {text!r}: " + ", ".join(VIEWS), severity="warning")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass
+class FleetRequest:
+    nodeset: str
+    smoke: bool
+    channel: str
+
+
+class FleetCheckModal(ModalScreen[FleetRequest | None]):
+    """Which nodes to check (a ClusterShell node set), and whether to smoke-test a channel."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, nodeset: str, channels: list[str]) -> None:
+        super().__init__(id="fleet-modal")
+        self.nodeset = nodeset
+        self.channels = channels or ["production"]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Fleet check: probe nodes over ssh, classify CPUs, optionally smoke-test",
+                        classes="dialog-title")
+            yield Input(self.nodeset, placeholder="node set, e.g. node[001-042],gpu[01-04]", id="nodeset")
+            yield Checkbox("smoke-test the channel's release", id="smoke")
+            yield Select([(c, c) for c in self.channels], value=self.channels[0], allow_blank=False, id="channel")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="no", variant="primary")
+                yield Button("Start", id="yes", variant="warning")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "yes":
+            nodeset = self.query_one("#nodeset", Input).value.strip()
+            if not nodeset:
+                self.notify("give a node set", severity="warning")
+                return
+            self.dismiss(FleetRequest(nodeset, self.query_one("#smoke", Checkbox).value,
+                                      str(self.query_one("#channel", Select).value)))
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass
+class BuildRequest:
+    """What the build form returns: the fields of ``console --headless build``."""
+
+    source: str
+    builder: str
+    targets: str
+    publish: bool
+    promote: str
+    options: list[str]  # KEY=VALUE pairs, as ``--option`` takes them
+
+
+BUILDERS = ("julia", "python", "command")
+
+
+class BuildModal(ModalScreen[BuildRequest | None]):
+    """Start a build: source spec, builder, target micro-architectures, publish, promote, options."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, builders: list[str]) -> None:
+        super().__init__(id="build-modal")
+        self.builders = list(BUILDERS) + [b for b in builders if b not in BUILDERS]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("New build: one image per target, built by a background worker", classes="dialog-title")
+            yield Input(placeholder="source spec: Julia project dir, requirements.txt or build script",
+                        id="source")
+            yield Select([(b, b) for b in self.builders], value=self.builders[0], allow_blank=False, id="builder")
+            yield Input("x86_64,x86_64_v3", placeholder="targets, e.g. x86_64,x86_64_v3,zen4", id="targets")
+            yield Input(placeholder="options KEY=VALUE … (optional, e.g. cpu_target=generic)", id="options")
+            yield Checkbox("publish the images as one release when all succeed", value=True, id="publish")
+            yield Input(placeholder="then promote to channel (optional, needs publish)", id="promote")
+            yield Static("", id="command", classes="headless")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="no", variant="primary")
+                yield Button("Start", id="yes", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#source", Input).focus()
+        self._show_command()
+
+    def request(self) -> BuildRequest:
+        """The form as it stands (options split like a shell line; a bad quote keeps the raw text)."""
+        raw = self.query_one("#options", Input).value.strip()
+        try:
+            options = shlex.split(raw)
+        except ValueError:
+            options = raw.split()
+        return BuildRequest(self.query_one("#source", Input).value.strip(),
+                            str(self.query_one("#builder", Select).value),
+                            self.query_one("#targets", Input).value.strip(),
+                            self.query_one("#publish", Checkbox).value,
+                            self.query_one("#promote", Input).value.strip(), options)
+
+    def _show_command(self) -> None:
+        self.query_one("#command", Static).update(f"≡ {build_command(self.request())}")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_command()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._show_command()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._show_command()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "yes":
+            self.dismiss(None)
+            return
+        req = self.request()
+        if not req.source or not req.targets:
+            self.notify("a build needs a source and targets", severity="warning")
+            return
+        self.dismiss(req)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def build_command(req: BuildRequest) -> str:
+    """The headless command line a build request stands for (shown in the form and the command log)."""
+    argv = ["console", "--headless", "build", req.source or "SPEC", "--builder", req.builder,
+            "--arch", req.targets or "A,B"]
+    for opt in req.options:
+        argv += ["--option", opt]
+    if req.publish:
+        argv.append("--publish")
+    if req.promote:
+        argv += ["--promote", req.promote]
+    return shlex.join(argv)

@@ -1,0 +1,176 @@
+"""Nodes: the inventory (paged from SQLite), nodes per micro-architecture as a bar chart with the
+image each channel gives them, the nodes no image fits, and fleet checks with live progress."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Input, Static
+
+from core.errors import DepotError
+from core.site.inventory import ChannelTarget, ImageCache, live_images
+from core.fleet.nodeset import expand, fold
+
+import console.tui.actions as actions
+from console.render import ago, short
+from console.tui.widgets.barchart import bar_chart
+from console.tui.widgets.cells import fit
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+from console.tui.widgets.paged_table import PagedTable
+from console.tui.screens.base import PagedView
+from console.tui.screens.modals import FleetCheckModal, FleetRequest
+from console.tui.screens.releases import current_channels
+
+# Fixed widths that fit 120 columns; "PROD IMAGE" is the image the production channel gives the node.
+COLUMNS = [("NODE", 9), ("ARCH", 14), ("PROD IMAGE", 11), ("TEST IMAGE", 11), ("RELEASE", 12),
+           ("LAST SMOKE", 15), ("STATUS", 11), ("LAST SEEN", 14)]
+
+NODE_QUERY = """
+select n.name, n.arch, n.images, n.channels, n.status, n.last_seen,
+       s.ok, s.wall_s, s.reduction
+from nodes n left join smoke_runs s on s.id = (select max(id) from smoke_runs where node = n.name)
+{where} order by n.name limit ? offset ?"""
+
+
+def channel_targets_from_db(site: Any) -> list[ChannelTarget]:
+    """Each channel's current release and images, from the database (no store read)."""
+    out = []
+    for ch, (rid, _) in sorted(current_channels(site).items()):
+        row = site.state.db.execute("select images from releases where id = ?", [rid]).fetchone()
+        if row:
+            out.append(ChannelTarget(ch, rid, tuple(json.loads(row[0] or "[]"))))
+    return out
+
+
+class NodesScreen(PagedView):
+    """Composes at once; the first window of rows and the per-arch summary load in workers."""
+
+    SCREEN_ID = "nodes"
+    BINDINGS = actions.bindings_for("nodes")
+
+    def __init__(self) -> None:
+        super().__init__(id="nodes")
+        self.marked: set[str] = set()
+        self.total: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield SiteHeader("Nodes")
+        with Horizontal(id="nodes-top"):
+            yield Static("loading…", id="arch-chart", classes="panel")
+            yield Static("", id="no-fit", classes="panel")
+        yield Input(placeholder="filter: node, arch, status   (esc clears)", id="filter", classes="filter hidden")
+        yield PagedTable(COLUMNS, self.fetch, self.count, id="nodes-table", load_on_mount=False)
+        yield Static(" loading the inventory…", id="status", classes="status")
+        yield ConsoleFooter()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.query_one("#arch-chart", Static).border_title = "nodes per micro-architecture -> image per channel"
+        self.query_one("#no-fit", Static).border_title = "no image fits"
+        self.action_refresh()
+
+    def _where(self) -> tuple[str, list]:
+        if not self.search:
+            return "", []
+        s = f"%{self.search}%"
+        return "where n.name like ? or n.arch like ? or n.status like ?", [s, s, s]
+
+    def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
+        where, params = self._where()
+        now = site.now()
+        out = []
+        for name, arch, images, chans, status, seen, ok, wall, red in site.state.db.execute(
+                NODE_QUERY.format(where=where), [*params, limit, offset]):
+            imgs = json.loads(images or "{}")
+            have = json.loads(chans or "{}")
+
+            def img(ch: str) -> Text:
+                pick = imgs.get(ch)
+                if not pick:
+                    return Text("-", style="dim")
+                return Text(fit(pick.get("image") or "none fits", 11), style="" if pick.get("image") else "bold red")
+
+            rel = (have.get("production") or {}).get("release")
+            smoke = Text("-", style="dim")
+            if ok is not None:
+                smoke = Text(f"ok {wall:.1f}s -{red:.0%}" if ok and wall is not None and red is not None
+                             else ("ok" if ok else f"FAIL {wall or 0:.0f}s"), style="green" if ok else "bold red")
+            mark = "●" if name in self.marked else " "
+            out.append((name, [fit(mark + name, 9), fit(arch, 14), img("production"), img("testing"), short(rel),
+                               smoke, Text(fit(status, 11), style="green" if status == "ok" else "red"),
+                               fit(ago(seen, now), 14)]))
+        return out
+
+    def count(self, site: Any) -> int:
+        where, params = self._where()
+        return site.state.db.execute(f"select count(*) from nodes n {where}", params).fetchone()[0]
+
+    @staticmethod
+    def summary(site: Any) -> tuple[list[tuple[str, int, str]], list[str]]:
+        """(nodes per arch with each channel's image, the nodes no image fits): a worker's job."""
+        db = site.state.db
+        counts = db.execute("select arch, count(*) from nodes group by arch order by count(*) desc, arch").fetchall()
+        cache = ImageCache(channel_targets_from_db(site))
+        rows, no_fit = [], []
+        for arch, n in counts:
+            picks = live_images(arch, cache)
+            by_image: dict[str, list[str]] = {}
+            for ch, p in sorted(picks.items()):
+                by_image.setdefault(p["image"] or "no image", []).append(ch)
+            note = " · ".join(f"{image} ({', '.join(chs)})" for image, chs in by_image.items())
+            rows.append((arch, n, note))
+            if picks and all(p["image"] is None for p in picks.values()):
+                names = [r[0] for r in db.execute("select name from nodes where arch = ? order by name", [arch])]
+                reason = next(iter(picks.values()))["reason"]
+                no_fit.append(f"{fold(names)}: {n} {arch} node(s)\n  {reason.split(';')[0][:90]}")
+        return rows, no_fit
+
+    def _show_summary(self, result: tuple[list[tuple[str, int, str]], list[str]]) -> None:
+        rows, no_fit = result
+        self.query_one("#arch-chart", Static).update(bar_chart(rows, width=10) if rows else "no nodes yet")
+        self.query_one("#no-fit", Static).update("\n".join(no_fit) or "every node has an image")
+
+    def _status(self) -> None:
+        total = self.table.total
+        marked = f"   marked {fold(sorted(self.marked))}" if self.marked else ""
+        self.query_one("#status", Static).update(
+            f" {total if total is not None else '…'} node(s)" + (f" matching {self.search!r}" if self.search else "")
+            + marked + "   (space marks nodes, f checks the marked ones or a node set)")
+
+    def filtered(self) -> None:
+        self._status()
+
+    def action_refresh(self) -> None:
+        self.table.reload_in_background(keep_cursor=True, done=self._status)
+        self.work(self.summary, self._show_summary, name="nodes-summary", title="nodes")
+
+    def action_mark(self) -> None:
+        key = self.table.current_key
+        if key:
+            self.marked.symmetric_difference_update({key})
+            self.table.reload(keep_cursor=True)
+            self._status()
+
+    def action_fleet_check(self) -> None:
+        default = fold(sorted(self.marked)) if self.marked else (self.table.current_key or "")
+        chans = sorted(current_channels(self.site))
+
+        def start(req: FleetRequest | None) -> None:
+            if req is None:
+                return
+            try:
+                nodes = expand(req.nodeset)
+            except DepotError as exc:
+                self.notify(str(exc), title="bad node set", severity="error")
+                return
+            from console.tui.screens.fleetcheck import FleetCheckScreen
+
+            self.log_command("fleet_check", nodeset=req.nodeset + (f" --smoke --channel {req.channel}"
+                                                                   if req.smoke else ""))
+            self.app.push_screen(FleetCheckScreen(req.nodeset, nodes, req.smoke, req.channel))
+
+        self.app.push_screen(FleetCheckModal(default, chans), start)

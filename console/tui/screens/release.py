@@ -1,0 +1,136 @@
+"""One release: metadata, images (files, size, CPU target), packages from the lock file, and a
+lazy file tree per image (a directory's entries are read from the store only when it is opened,
+so a 100k-file image costs one tree object per expanded directory)."""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from core.site.catalogue import load_release
+from core.model.manifest import Release
+from core.store.trees import TreeReader
+
+import console.tui.actions as actions
+from console.render import ago, short, size
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+from console.tui.screens.base import BaseScreen
+from console.tui.screens.releases import current_channels, start_promote
+
+MAX_CHILDREN = 2000  # entries shown per directory; the rest are summarised in one line
+
+
+class ReleaseScreen(BaseScreen):
+    SCREEN_ID = "release"
+    BINDINGS = actions.bindings_for("release")
+
+    def __init__(self, release_id: str) -> None:
+        super().__init__()
+        self.release_id = release_id
+        self.release: Release | None = None
+        self._reader: TreeReader | None = None
+        self._reader_lock = threading.Lock()
+
+    def compose(self) -> ComposeResult:
+        yield SiteHeader(f"Release {short(self.release_id)}")
+        with Horizontal(id="release-top"):
+            yield Static("loading…", id="meta", classes="panel")
+            with Vertical(id="release-images"):
+                yield DataTable(id="images", cursor_type="row")
+                yield DataTable(id="packages", cursor_type="row", zebra_stripes=True)
+        yield Tree("files", id="files")
+        yield ConsoleFooter()
+
+    def on_mount(self) -> None:
+        images = self.query_one("#images", DataTable)
+        images.add_columns("IMAGE", "FILES", "SIZE", "CPU TARGET", "ROOT")
+        images.border_title = "images"
+        pk = self.query_one("#packages", DataTable)
+        pk.add_columns("PACKAGE", "VERSION", "UUID")
+        pk.border_title = "packages (lock file)"
+        tree = self.query_one("#files", Tree)
+        tree.border_title = "files (enter opens a directory)"
+        tree.show_root = False
+        self.work(lambda s: load_release(s, self.release_id), self._loaded, name="load-release",
+                  title="cannot open release")
+
+    def _loaded(self, rel: Release) -> None:
+        self.release = rel
+        site = self.site
+        now = site.now()
+        channels = [ch for ch, (rid, _) in current_channels(site).items() if rid == rel.id]
+        meta = Text()
+        for k, v in [("id", rel.id[:40] + "…"), ("name", rel.name), ("label", rel.label or "-"),
+                     ("created", f"{rel.created} ({ago(rel.created, now)})"), ("parent", short(rel.parent)),
+                     ("builder", " ".join(f"{k}={v}" for k, v in sorted(rel.builder.items()))),
+                     ("channels", ", ".join(channels) or "-"),
+                     ("signed by", ", ".join(short(k, 16) for k in rel.signed_by)),
+                     ("size", f"{size(rel.total_bytes)} in {rel.total_files} files"),
+                     ("smoke", " ".join(rel.smoke["command"]) if rel.smoke else "-")]:
+            meta.append(f"{k:>10}  ", style="dim")
+            meta.append(f"{v}\n")
+        self.query_one("#meta", Static).update(meta)
+        images = self.query_one("#images", DataTable)
+        for arch, img in sorted(rel.images.items()):
+            images.add_row(arch, str(img.files), size(img.bytes), img.cpu_target or "-", short(img.root), key=arch)
+        pk = self.query_one("#packages", DataTable)
+        for p in sorted(rel.packages, key=lambda p: p["name"].lower()):
+            pk.add_row(p["name"], p.get("version", ""), p.get("uuid", "")[:8])
+        tree = self.query_one("#files", Tree)
+        for arch, img in sorted(rel.images.items()):
+            node = tree.root.add(Text.assemble((arch, "bold"), f"  {img.files} files, {size(img.bytes)}"),
+                                 data={"digest": img.root, "path": "", "loaded": False})
+            node.allow_expand = True
+        tree.root.expand()
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:
+        node = event.node
+        data = node.data
+        if not data or data.get("loaded"):
+            return
+        data["loaded"] = True
+        digest, path = data["digest"], data["path"]
+
+        def read(site: Any) -> list:
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = TreeReader(site.store)
+                else:
+                    self._reader.store = site.store
+                return self._reader.entries(digest, path)
+
+        self.work(read, lambda entries: self._add_children(node, entries), name=f"tree-{digest}",
+                  title="cannot read tree")
+
+    def _add_children(self, node: TreeNode, entries: list) -> None:
+        for e in entries[:MAX_CHILDREN]:
+            path = f"{node.data['path']}/{e.name}" if node.data["path"] else e.name
+            if e.type == "dir":
+                child = node.add(Text(e.name + "/", style="bold blue"),
+                                 data={"digest": e.digest, "path": path, "loaded": False})
+                child.allow_expand = True
+            elif e.type == "link":
+                node.add_leaf(Text.assemble((e.name, "cyan"), f" -> {e.target}"))
+            else:
+                mode = " x" if e.mode & 0o111 else ""
+                node.add_leaf(Text.assemble(e.name, (f"  {size(e.size)}{mode}", "dim")))
+        if len(entries) > MAX_CHILDREN:
+            node.add_leaf(Text(f"… {len(entries) - MAX_CHILDREN} more entries", style="italic dim"))
+
+    def action_show_compare_parent(self) -> None:
+        if self.release and self.release.parent:
+            from console.tui.screens.compare import CompareScreen
+
+            self.log_command("show_compare_parent", a=short(self.release.parent), b=short(self.release.id))
+            self.app.push_screen(CompareScreen(self.release.parent, self.release.id))
+        else:
+            self.notify("this release has no parent to compare with", severity="warning")
+
+    def action_promote(self) -> None:
+        start_promote(self, self.release_id)

@@ -1,0 +1,1 @@
+"""Node sets and fan-out over them: SSH transport, fleet checks."""

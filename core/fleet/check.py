@@ -1,0 +1,418 @@
+"""Fleet checks (DESIGN §6): probe, classify, and optionally hydrate and smoke-test every node of a set.
+
+Used alike by ``console fleet check`` and the TUI. ``check_fleet`` is a coroutine: per node, under
+a semaphore of ``fanout``, it sends the stdlib probe over ssh (``core.fleet.ssh``), classifies the CPU
+with archspec on this side (``core.site.inventory``), picks the image each channel's current release
+would run, then — when asked — runs the console installed on the node (``remote_console``) for
+``node hydrate`` and ``node smoke`` with ``--json``. Results stream through ``on_result`` as
+nodes finish; cancelling the task kills every ssh it started (``core.fleet.ssh`` guarantees it).
+After every node is done, smoke fingerprints of nodes running the same image are compared and
+odd ones out become ``fingerprint-mismatch`` (``on_result`` is called again for them).
+
+``record_check`` writes the outcome to the database: ``nodes`` rows, ``smoke_runs`` rows and one
+audit row. Nothing here prints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import core.fleet.ssh as fleet
+from core.errors import BadInput, DepotError, NotFound
+from core.fleet.ssh import NodeResult, apply_parser, bounded_gather, run_fleet
+from core.site.inventory import (FINGERPRINT_MISMATCH, ChannelTarget, Classified, ImageCache, classify_probe,
+                        fingerprint_mismatches, node_row, os_label, record_smoke_runs, smoke_row, upsert_nodes)
+from core.fleet.nodeset import fold
+from core.node.probe import parse_probe_output, probe_source
+from core.site.state import utcnow_iso
+
+#: Every per-node status a fleet check can report, in display order.
+STATUSES = (*fleet.STATUSES, FINGERPRINT_MISMATCH)
+_TAIL_LINES = 3
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to reach nodes and what to do there (defaults: console.toml ``[fleet]``, see ``options_from_site``)."""
+
+    fanout: int = 64
+    connect_timeout: float = 10
+    timeout: float = 120  # per ssh call (probe, hydrate, smoke each get the full deadline)
+    ssh_config: str | None = None
+    root: str | None = None  # node root (DESIGN §5) whose current/ channels the probe reports
+    smoke: bool = False
+    baseline: bool = False  # smoke also runs cold and reports the start-up reduction
+    hydrate: bool = False
+    channel: str | None = None
+    remote_console: tuple[str, ...] = ("console",)
+    store: str | None = None  # the store as the nodes reach it (hydrate)
+    trust: str | None = None  # trust file path on the nodes (hydrate)
+
+    def validate(self) -> None:
+        """BadInput for contradictory or impossible options, before any ssh starts."""
+        if self.fanout < 1:
+            raise BadInput(f"fanout must be at least 1, not {self.fanout}")
+        if self.timeout <= 0 or self.connect_timeout <= 0:
+            raise BadInput("timeout and connect timeout must be positive")
+        if (self.smoke or self.hydrate) and not self.channel:
+            raise BadInput("--smoke and --hydrate need --channel C")
+        if (self.smoke or self.hydrate) and not self.remote_console:
+            raise BadInput("remote_console is empty in console.toml")
+        if self.hydrate and not self.store:
+            raise BadInput("--hydrate needs a store location the nodes can reach (--store)")
+
+
+@dataclass
+class NodeCheck:
+    """One node's outcome: status (one of ``STATUSES``), a one-line detail, and what was learnt."""
+
+    node: str
+    status: str
+    detail: str
+    seconds: float = 0.0
+    stage: str = "probe"  # where the check ended: probe, hydrate, smoke
+    arch: str | None = None
+    vendor: str = ""
+    cpus: int | None = None
+    memory: int | None = None
+    os: str = ""
+    flags_digest: str = ""
+    channels: dict[str, Any] = field(default_factory=dict)  # as the node reports them (current/ links)
+    images: dict[str, Any] = field(default_factory=dict)  # per channel: release, image, reason
+    probe: dict[str, Any] | None = None
+    hydrate: dict[str, Any] | None = None
+    smoke: dict[str, Any] | None = None
+    smoke_attempted: bool = False
+    mismatch: list[str] | None = None  # modules that differ from the majority, when flagged
+    checked: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == fleet.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.node, "status": self.status, "detail": self.detail, "stage": self.stage,
+                "seconds": round(self.seconds, 3), "arch": self.arch, "vendor": self.vendor, "cpus": self.cpus,
+                "memory": self.memory, "os": self.os, "flags_digest": self.flags_digest or None,
+                "channels": self.channels, "images": self.images, "hydrate": self.hydrate, "smoke": self.smoke,
+                "mismatch": self.mismatch}
+
+
+# --------------------------------------------------------------------------- site glue
+
+
+def _path_option(value: str | None, base: Path) -> str | None:
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise BadInput(f"ssh config {path} does not exist")
+    return str(path)
+
+
+def options_from_site(site: Any, **given: Any) -> CheckOptions:
+    """Options from console.toml (``[fleet]``, ``[node] root`` and ``remote_console``), overridden
+    by every non-None keyword. A relative ``ssh_config`` in console.toml is relative to the site;
+    one given on the command line, to the current directory."""
+    cfg = site.config
+    fleet_cfg = cfg.data.get("fleet", {})
+    remote = fleet_cfg.get("remote_console") or cfg.get("node", "remote_console") or "console"
+    ssh_config = given.pop("ssh_config", None)
+    ssh_config = (_path_option(ssh_config, Path.cwd()) if ssh_config
+                  else _path_option(str(cfg.get("fleet", "ssh_config") or ""), site.root))
+    try:
+        remote_argv = tuple(shlex.split(remote) if isinstance(remote, str) else [str(x) for x in remote])
+    except ValueError as exc:
+        raise BadInput(f"remote_console {remote!r} is not a valid command line: {exc}") from None
+    opts: dict[str, Any] = {
+        "fanout": int(cfg.get("fleet", "fanout")), "connect_timeout": float(cfg.get("fleet", "connect_timeout")),
+        "timeout": float(cfg.get("fleet", "timeout")), "ssh_config": ssh_config,
+        "root": str(fleet_cfg.get("root") or cfg.get("node", "root") or "") or None,
+        "remote_console": remote_argv,
+        "store": str(fleet_cfg.get("store") or "") or None, "trust": str(fleet_cfg.get("trust") or "") or None,
+    }
+    opts.update({k: v for k, v in given.items() if v is not None})
+    if opts.get("hydrate") and not opts.get("store"):
+        opts["store"] = site.store_location
+    options = CheckOptions(**opts)
+    options.validate()
+    return options
+
+
+def channel_targets(site: Any) -> list[ChannelTarget]:
+    """Each channel's current release and its images, read (and verified) from the store.
+
+    A channel whose pointer or release does not verify is left out: no node would run it.
+    """
+    from core.site.catalogue import load_release
+    from core.site.channels import channel_status
+
+    targets = []
+    for row in channel_status(site):
+        if not row.get("release"):
+            continue
+        try:
+            release = load_release(site, row["release"])
+        except DepotError:
+            continue
+        targets.append(ChannelTarget(row["channel"], release.id, tuple(sorted(release.images))))
+    return targets
+
+
+def node_groups(site: Any) -> dict[str, str]:
+    """``[fleet] groups`` (name -> node set) with a clear error when it is not a table of strings."""
+    groups = site.config.get("fleet", "groups") or {}
+    if not isinstance(groups, Mapping) or not all(isinstance(v, str) for v in groups.values()):
+        raise BadInput("[fleet] groups in console.toml must map names to node sets, e.g. compute = \"n[01-64]\"")
+    return dict(groups)
+
+
+# --------------------------------------------------------------------------- one node
+
+
+def _remote_doc(stdout: bytes) -> dict[str, Any] | None:
+    """stdout as one JSON object (a console's ``--json`` document, possibly indented), or None."""
+    try:
+        text = stdout.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _tail(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-_TAIL_LINES:])
+
+
+def _remote_outcome(result: NodeResult, verb: str) -> tuple[str, str, dict[str, Any] | None]:
+    """(status, detail, document) of one ``remote_console node VERB --json`` run."""
+    doc = _remote_doc(result.stdout)
+    if result.status == fleet.NO_PYTHON:
+        return fleet.REMOTE_FAILED, f"node {verb}: remote console not found ({result.detail})", None
+    if result.status == fleet.OK:
+        if doc is None:
+            return fleet.BAD_OUTPUT, f"node {verb}: output is not one JSON document", None
+        return fleet.OK, "", doc
+    if result.status == fleet.REMOTE_FAILED:
+        if doc is not None and isinstance(doc.get("error"), str):
+            return fleet.REMOTE_FAILED, f"node {verb}: {doc['error']} (exit {result.exit_code})", doc
+        if doc is not None:
+            return fleet.REMOTE_FAILED, "", doc
+        return fleet.REMOTE_FAILED, f"node {verb}: {result.detail}", None
+    return result.status, f"node {verb}: {result.detail}", doc
+
+
+def _smoke_detail(doc: Mapping[str, Any], exit_code: int | None) -> str:
+    wall, base, red = doc.get("wall_s"), doc.get("baseline_s"), doc.get("reduction")
+    timing = f"{wall:.2f}s" if isinstance(wall, (int, float)) else ""
+    if isinstance(base, (int, float)):
+        timing += f" (cold {base:.2f}s" + (f", {red:.0%} less" if isinstance(red, (int, float)) else "") + ")"
+    if doc.get("ok") is True:
+        return f"smoke ok {timing}".rstrip()
+    problem = str(doc.get("problem") or "")
+    parts = [f"smoke failed: {problem or 'exit ' + str(doc.get('exit_code', exit_code))}"]
+    rejected = doc.get("rejected_caches")
+    if rejected and not problem:
+        parts.append(f"{len(rejected) if isinstance(rejected, list) else rejected} rejected cache file(s)")
+    tail = _tail(str(doc.get("output_tail") or ""))
+    if tail:
+        parts.append(tail)
+    return "; ".join(parts)
+
+
+def _hydrate_detail(doc: Mapping[str, Any]) -> str:
+    bits = [str(doc[k])[:19] if k == "release" else str(doc[k]) for k in ("release", "image") if doc.get(k)]
+    return "hydrated " + " ".join(bits) if bits else "hydrated"
+
+
+class _Classifier:
+    """``classify_probe`` memoised on the CPU facts: a fleet has a handful of distinct CPUs."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, Classified] = {}
+
+    def __call__(self, probe: Mapping[str, Any]) -> Classified:
+        cpu = probe.get("cpuinfo") or {}
+        key = json.dumps([cpu, probe.get("machine")], sort_keys=True)
+        if key not in self._memo:
+            self._memo[key] = classify_probe(probe)
+        return self._memo[key]
+
+
+async def _ssh(node: str, argv: list[str], stdin: bytes | None, options: CheckOptions,
+               on_start: Callable[[str], None] | None = None) -> NodeResult:
+    [result] = await run_fleet([node], argv, stdin, fanout=1, connect_timeout=options.connect_timeout,
+                               deadline=options.timeout, ssh_config=options.ssh_config, on_start=on_start)
+    return result
+
+
+async def _check_node(node: str, options: CheckOptions, classify: _Classifier, images: ImageCache,
+                      probe_bytes: bytes, on_start: Callable[[str], None] | None) -> NodeCheck:
+    started = time.monotonic()
+    root = ["--root", options.root] if options.root else []
+    result = await _ssh(node, ["python3", "-", *root], probe_bytes, options, on_start)
+    apply_parser(result, parse_probe_output)
+    check = NodeCheck(node, result.status, result.detail if not result.ok else "", checked=utcnow_iso())
+    if result.ok:
+        probe: dict[str, Any] = result.data
+        c = classify(probe)
+        check.probe, check.arch, check.vendor, check.flags_digest = probe, c.arch, c.vendor, c.flags_digest
+        check.cpus, check.memory = probe["cpus"], probe["memory"]
+        check.os = os_label(probe)
+        check.channels = probe.get("channels") or {}
+        check.images = images.get(c.arch, c.problem)
+        if c.arch is None:
+            check.detail = c.problem
+        else:
+            picks = sorted(check.images.items())
+            check.detail = ", ".join(f"{ch}={v['image'] or 'none'}" for ch, v in picks) or "no channels"
+        await _remote_stages(check, options, root)
+    check.seconds = time.monotonic() - started
+    return check
+
+
+async def _remote_stages(check: NodeCheck, options: CheckOptions, root: list[str]) -> None:
+    """Hydrate, then smoke, with the node's own console; the first failure ends the node's check."""
+    base = [*options.remote_console, "node"]
+    channel = ["--channel", str(options.channel)]
+    if options.hydrate:
+        check.stage = "hydrate"
+        argv = [*base, "hydrate", "--store", str(options.store), *channel, *root]
+        argv += ["--trust", options.trust] if options.trust else []
+        result = await _ssh(check.node, [*argv, "--json"], None, options)
+        status, detail, doc = _remote_outcome(result, "hydrate")
+        check.hydrate = doc
+        if status != fleet.OK:
+            check.status, check.detail = status, detail or f"node hydrate: exit {result.exit_code}"
+            return
+        check.detail = _hydrate_detail(doc or {})
+    if options.smoke:
+        check.stage = "smoke"
+        check.smoke_attempted = True
+        baseline = ["--baseline"] if options.baseline else []
+        result = await _ssh(check.node, [*base, "smoke", *channel, *root, *baseline, "--json"], None, options)
+        status, detail, doc = _remote_outcome(result, "smoke")
+        if doc is not None and status in (fleet.OK, fleet.REMOTE_FAILED) and not isinstance(doc.get("ok"), bool) \
+                and "error" not in doc:
+            status, detail, doc = fleet.BAD_OUTPUT, "node smoke: JSON document has no boolean 'ok'", None
+        check.smoke = doc if doc is not None and "error" not in doc else None
+        if status == fleet.OK and check.smoke is not None and check.smoke.get("ok") is not True:
+            status = fleet.REMOTE_FAILED
+        if check.smoke is not None and not detail:
+            detail = _smoke_detail(check.smoke, result.exit_code)
+        check.status, check.detail = status, detail
+
+
+# --------------------------------------------------------------------------- the fleet
+
+
+def flag_mismatches(checks: Iterable[NodeCheck]) -> list[NodeCheck]:
+    """Turn ok nodes whose smoke fingerprint differs from their image group's majority into
+    ``fingerprint-mismatch``; return the nodes flagged."""
+    by_node = {c.node: c for c in checks if c.ok and c.smoke is not None}
+    items = [{"node": c.node, "release": c.smoke.get("release"), "image": c.smoke.get("image"),
+              "fingerprint": c.smoke.get("fingerprint")} for c in by_node.values() if c.smoke]
+    flagged = []
+    for m in fingerprint_mismatches(items):
+        check = by_node[m.node]
+        check.status, check.detail, check.mismatch = FINGERPRINT_MISMATCH, m.detail, list(m.modules)
+        flagged.append(check)
+    return flagged
+
+
+async def check_fleet(nodes: list[str], options: CheckOptions, targets: Iterable[ChannelTarget], *,
+                      on_start: Callable[[str], None] | None = None,
+                      on_result: Callable[[NodeCheck], None] | None = None) -> list[NodeCheck]:
+    """Check every node; results in the order of ``nodes``.
+
+    ``on_start(node)`` is called when a node's probe ssh starts, ``on_result(check)`` when a node
+    is done (again, later, for a node flagged ``fingerprint-mismatch``). At most
+    ``options.fanout`` nodes are worked on at once. Cancel the task to stop: every ssh is killed
+    and the results streamed so far are all there is. Raises BadInput for bad options, NotFound
+    when ``--smoke``/``--hydrate`` name a channel without a current release.
+    """
+    options.validate()
+    targets = list(targets)
+    if (options.smoke or options.hydrate) and options.channel not in {t.channel for t in targets}:
+        raise NotFound(f"channel {options.channel} has no current release")
+    classify, images, probe_bytes = _Classifier(), ImageCache(targets), probe_source()
+    done = await bounded_gather(
+        len(nodes), options.fanout,
+        lambda i: _check_node(nodes[i], options, classify, images, probe_bytes, on_start), on_result)
+    for check in flag_mismatches(done):
+        if on_result is not None:
+            on_result(check)
+    return done
+
+
+# --------------------------------------------------------------------------- summary and record
+
+
+def summarize(checks: Iterable[NodeCheck]) -> dict[str, Any]:
+    """Counts per status, folded node set per status, counts per micro-architecture."""
+    checks = list(checks)
+    by_status: dict[str, list[str]] = {}
+    for c in checks:
+        by_status.setdefault(c.status, []).append(c.node)
+    order = {s: i for i, s in enumerate(STATUSES)}
+    statuses = sorted(by_status, key=lambda s: (order.get(s, len(order)), s))
+    arches = Counter(c.arch for c in checks if c.arch)
+    failed = sum(len(names) for status, names in by_status.items() if status != fleet.OK)
+    return {"total": len(checks), "failed": failed,
+            "counts": {s: len(by_status[s]) for s in statuses},
+            "nodesets": {s: _fold(by_status[s]) for s in statuses},
+            "arches": dict(sorted(arches.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def _fold(names: list[str]) -> str:
+    try:
+        return fold(names)
+    except BadInput:
+        return ",".join(names)
+
+
+def record_check(site: Any, target: str, checks: Iterable[NodeCheck], options: CheckOptions,
+                 *, interrupted: bool = False) -> None:
+    """Write a check to the database: node rows, smoke runs, one audit row (``fleet check``).
+
+    A node that answered its probe gets its full row; one that did not keeps what was known
+    about it and only gets the new status and detail.
+    """
+    checks = list(checks)
+    rows, smokes = [], []
+    for c in checks:
+        if c.probe is not None:
+            c_classified = Classified(c.arch, c.vendor, c.flags_digest)
+            rows.append(node_row(c.node, c.probe, c_classified, c.images, c.status, c.detail, c.checked))
+        else:
+            rows.append({"name": c.node, "status": c.status, "detail": c.detail})
+        if c.smoke_attempted:
+            doc = c.smoke or {"release": (c.images.get(str(options.channel)) or {}).get("release"),
+                              "image": (c.images.get(str(options.channel)) or {}).get("image"), "ok": False}
+            smokes.append(smoke_row(c.node, doc, f"{c.status}: {c.detail}", c.checked))
+    upsert_nodes(site.state, rows)
+    record_smoke_runs(site.state, smokes)
+    summary = summarize(checks)
+    if interrupted:
+        outcome = "interrupted"
+    elif summary["failed"]:
+        outcome = f"failed: {summary['failed']} of {summary['total']} nodes"
+    else:
+        outcome = "ok"
+    detail = {"counts": summary["counts"], "smoke": options.smoke, "hydrate": options.hydrate,
+              "channel": options.channel}
+    site.audit("fleet check", target, outcome, detail)

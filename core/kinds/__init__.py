@@ -1,0 +1,1 @@
+"""Everything Julia- or Python-specific: lock files, depot layouts, environments."""

@@ -1,0 +1,430 @@
+"""Signed channel pointers: promote, rollback (a roll-forward), refresh, history, replay protection.
+
+A channel (``production``, ``testing``…) is a mutable name for an immutable release. Every change
+issues pointer version N+1, a DSSE envelope of the payload in DESIGN §4, stored twice:
+``channels/<name>.json`` (the current pointer, compare-and-swap) and ``channels/<name>/<N+1>.json``
+(write-once history). A rollback is version N+1 pointing at an older release, never a rewind.
+
+Verification (``verify_pointer``) is one pure function over bytes, shared by nodes and the
+console: it knows nothing of sites or databases, only the trust set and the caller's high-water
+mark for the channel (last accepted version and the digest of those exact bytes).
+
+Write order of an update, and why: **compare-and-swap first, history second.**
+
+1. read the high-water floors (the database mark, then the history listing), then the current
+   pointer bytes; verify them; if the current version's history file is missing (see below),
+   write it from those verified bytes;
+2. build and sign version N+1, and check that it verifies under the site's own trust set;
+3. ``compare_and_swap(channels/<name>.json, current_bytes, new_bytes)``: the single point where
+   racing writers are ordered. A loser fails here having issued nothing (at most it repaired
+   the winner's record in step 1), so "a loser changes nothing" holds on any backend that has a compare-and-swap, with no extra store lock;
+4. write ``channels/<name>/<N+1>.json`` (write-once) with the same bytes;
+5. raise the high-water mark, record a ``channel_events`` row (and the caller's audit row).
+
+Writing history first would break step 3's guarantee: two racers both compute N+1, the history
+file is first-writer-wins, and the compare-and-swap winner could be the one whose history write
+was silently dropped. With this order only the winner of version N+1 ever writes history N+1 with
+new bytes; anybody else writing it (the healing below) copies the current pointer, i.e. the very
+same bytes. A crash between steps 3 and 4 leaves the current pointer without its history file;
+the next update writes it from the verified current bytes, and ``history`` shows the current
+pointer meanwhile. The invariant "highest history version <= current version" also makes the
+history a replay floor for a console without marks (read the listing *before* the pointer, as
+marks are read before it, so a concurrent legitimate update never looks like a replay).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from core.site.catalogue import load_release, resolve_release
+from core.clock import format_time
+from core.model.digest import canonical_json, digest_bytes
+from core.errors import BadInput, Conflict, DepotError, NotFound
+from core.trust.signing import CHANNEL_TYPE, TrustSet, make_envelope
+from core.trust.pointers import (  # noqa: F401 (the rules and their names are re-exported)
+    ACTIONS, CHANNEL_MISMATCH, EXPIRED, FIELDS, MALFORMED, MAX_POINTER_BYTES, MISSING, POINTER_SCHEMA,
+    POINTER_TYPE, REPLAY, REVOKED, SAME_VERSION, THRESHOLD, UNTRUSTED, Pointer, PointerRejected,
+    check_expiry, check_high_water, parse_pointer_payload, pointer_envelope, pointer_signatures,
+    verify_pointer,
+)
+from core.store.base import channel_history_path, channel_path, check_channel_name
+
+if TYPE_CHECKING:
+    from core.site.site import Site
+
+_HISTORY_NAME = re.compile(r"^([1-9][0-9]{0,17})\.json$")
+
+# -- high-water marks and events (the console's database) -----------------------------------------
+def get_mark(site: Site, channel: str) -> tuple[int | None, str | None]:
+    row = site.state.db.execute("select version, pointer_digest from channel_marks where channel = ?",
+                                [channel]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _accept(site: Site, ptr: Pointer) -> None:
+    """Raise the mark to ``ptr`` (never lower it: racing readers may accept older versions late)."""
+    with site.state.db.conn:
+        site.state.db.execute(
+            "insert into channel_marks(channel, version, pointer_digest, updated) values (?,?,?,?) "
+            "on conflict(channel) do update set version = excluded.version, "
+            "pointer_digest = excluded.pointer_digest, updated = excluded.updated "
+            "where excluded.version > channel_marks.version",
+            [ptr.channel, ptr.version, ptr.digest, format_time(site.now())])
+
+
+def _record(site: Site, ptr: Pointer) -> None:
+    with site.state.db.conn:
+        site.state.db.execute(
+            "insert or ignore into channel_events(channel, version, release, previous, action, reason, actor, "
+            "issued, expires, recorded_at) values (?,?,?,?,?,?,?,?,?,?)",
+            [ptr.channel, ptr.version, ptr.release, ptr.previous or "", ptr.action, ptr.reason, ptr.actor,
+             ptr.issued, ptr.expires, format_time(site.now())])
+
+
+def channel_events(site: Site, channel: str | None = None) -> list[dict]:
+    """Recorded channel events (newest first)."""
+    where, params = ("where channel = ?", [channel]) if channel else ("", [])
+    return list(site.state.db.query(f"select * from channel_events {where} order by channel, version desc", params))
+
+
+# -- history -------------------------------------------------------------------------------
+@dataclass
+class HistoryEntry:
+    """One ``channels/<name>/<version>.json`` file: its pointer (if parseable) and any problem."""
+
+    version: int
+    pointer: Pointer | None
+    problem: str = ""
+    rule: str = ""
+    data: bytes = field(default=b"", repr=False)
+
+    @property
+    def usable(self) -> bool:
+        """Authentic history: verified now, or signed by a key revoked since (it was good then)."""
+        return self.pointer is not None and self.rule in ("", REVOKED)
+
+    def to_json(self) -> dict:
+        doc: dict[str, Any] = {"version": self.version, "problem": self.problem}
+        if self.pointer is not None:
+            doc.update(self.pointer.to_json())
+            doc["version"] = self.version
+        return doc
+
+
+def _history_entry(channel: str, version: int, data: bytes, trust: TrustSet) -> HistoryEntry:
+    where = f"{channel} history version {version}"
+    try:
+        env = pointer_envelope(data, where)
+        ptr = parse_pointer_payload(env.payload, digest_bytes(data), where)
+    except PointerRejected as exc:
+        return HistoryEntry(version, None, str(exc), exc.rule, data)
+    if ptr.channel != channel:
+        return HistoryEntry(version, None, f"{CHANNEL_MISMATCH}: {where} is a pointer for {ptr.channel!r}",
+                            CHANNEL_MISMATCH, data)
+    if ptr.version != version:
+        return HistoryEntry(version, None, f"{MALFORMED}: {where} holds version {ptr.version}", MALFORMED, data)
+    try:
+        ptr = replace(ptr, signed_by=pointer_signatures(env, trust, where))
+    except PointerRejected as exc:
+        return HistoryEntry(version, ptr, str(exc), exc.rule, data)
+    return HistoryEntry(version, ptr, "", "", data)
+
+
+def _history_versions(site: Site, channel: str) -> list[int]:
+    names = site.store.list_files(f"channels/{check_channel_name(channel)}")
+    return sorted(int(m.group(1)) for n in names if (m := _HISTORY_NAME.match(n)))
+
+
+def read_history(site: Site, channel: str) -> list[HistoryEntry]:
+    """Every history file of ``channel``, oldest first, each verified against the trust set."""
+    out = []
+    for v in _history_versions(site, channel):
+        data = site.store.read_file(channel_history_path(channel, v))
+        if data is not None:
+            entry = _history_entry(channel, v, data, site.trust)
+            out.append(entry)
+            if entry.pointer is not None and entry.rule == "":
+                _record(site, entry.pointer)
+    return out
+
+
+def _history_floor(site: Site, channel: str) -> tuple[int | None, str | None]:
+    """The highest history version that fully verifies, and the digest of its bytes."""
+    for v in reversed(_history_versions(site, channel)):
+        data = site.store.read_file(channel_history_path(channel, v))
+        if data is None:
+            continue
+        entry = _history_entry(channel, v, data, site.trust)
+        if entry.pointer is not None and not entry.problem:
+            return v, entry.pointer.digest
+    return None, None
+
+
+# -- reading the current pointer -------------------------------------------------------------
+@dataclass
+class Current:
+    """The current pointer of a channel as read from the store (``pointer`` None: no channel yet)."""
+
+    channel: str
+    data: bytes | None
+    pointer: Pointer | None
+
+
+def read_current(site: Site, channel: str, now: datetime | None, *, for_update: bool = False) -> Current:
+    """Read and verify ``channels/<channel>.json`` against the marks; raise the mark on success.
+
+    The floors (database mark, history) are read before the pointer so that a legitimate update
+    landing in between can only make the pointer newer than the floor, never older. With
+    ``for_update``, a pointer whose only fault is a key revoked since is still accepted when its
+    bytes are exactly the ones this console accepted before, so rotating keys never strands a
+    channel: the update replaces it with a pointer signed by the current key.
+    """
+    check_channel_name(channel)
+    mark_v, mark_d = get_mark(site, channel)
+    floor_v, floor_d = _history_floor(site, channel)
+    data = site.store.read_file(channel_path(channel))
+    if data is None:
+        known = max(v for v in (mark_v, floor_v, 0) if v is not None)
+        if known:
+            raise PointerRejected(MISSING, f"{channel} pointer is gone, but version {known} was accepted before")
+        return Current(channel, None, None)
+    try:
+        ptr = verify_pointer(data, channel, site.trust, mark_v, mark_d, None)
+    except PointerRejected as exc:
+        if not (for_update and exc.rule in (REVOKED, UNTRUSTED, THRESHOLD) and digest_bytes(data) == mark_d):
+            raise
+        where = f"{channel} pointer"
+        ptr = parse_pointer_payload(pointer_envelope(data, where).payload, mark_d, where)
+    check_high_water(ptr, floor_v, floor_d)
+    _accept(site, ptr)
+    if now is not None:
+        check_expiry(ptr, now)
+    return Current(channel, data, ptr)
+
+
+# -- updates ---------------------------------------------------------------------------------
+@dataclass
+class ChannelUpdate:
+    """The outcome of promote/rollback/refresh; ``changed`` is False for a no-op."""
+
+    pointer: Pointer
+    changed: bool
+    message: str = ""
+
+    def to_json(self) -> dict:
+        doc = self.pointer.summary()
+        if not self.changed:
+            doc["action"] = "none"
+        return doc
+
+
+def lifetime(site: Site) -> timedelta:
+    days = site.config.get("channels", "lifetime_days")
+    if not isinstance(days, (int, float)) or isinstance(days, bool) or days <= 0:
+        raise BadInput(f"console.toml: [channels] lifetime_days must be a positive number, not {days!r}")
+    return timedelta(days=days)
+
+
+def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> Pointer:
+    """Sign version N+1, compare-and-swap it in, then write its history file (module docstring)."""
+    store, channel = site.store, cur.channel
+    version = cur.pointer.version + 1 if cur.pointer else 1
+    moved = Conflict(f"channel moved meanwhile: {channel} version {version} was issued by someone else; "
+                     "nothing changed, look at 'console channels' and run the command again")
+    if cur.pointer is not None:  # heal a history file lost to a crash after its swap
+        try:
+            store.write_file(channel_history_path(channel, cur.pointer.version), cur.data or b"")
+        except Conflict:
+            raise PointerRejected(SAME_VERSION, f"{channel} history version {cur.pointer.version} holds other "
+                                                "bytes than the current pointer; investigate") from None
+    hist = channel_history_path(channel, version)
+    if store.read_file(hist) is not None:
+        if store.read_file(channel_path(channel)) != cur.data:
+            raise moved
+        raise PointerRejected(MALFORMED, f"{hist} already exists while the channel is at version {version - 1}: "
+                                         "someone wrote history outside the console; investigate")
+    issued = site.now()
+    payload = canonical_json({
+        "type": POINTER_TYPE, "schema": POINTER_SCHEMA, "channel": channel, "version": version,
+        "release": release, "previous": cur.pointer.release if cur.pointer else None, "action": action,
+        "reason": reason, "actor": site.actor, "issued": format_time(issued),
+        "expires": format_time(issued + lifetime(site))})
+    data = make_envelope(CHANNEL_TYPE, payload, [site.signing_key])
+    ptr = verify_pointer(data, channel, site.trust, cur.pointer.version if cur.pointer else None, None, None)
+    try:
+        store.compare_and_swap(channel_path(channel), cur.data, data)
+    except Conflict:
+        raise moved from None
+    store.write_file(hist, data)
+    _accept(site, ptr)
+    _record(site, ptr)
+    return ptr
+
+
+def _noop(cur: Current, message: str) -> ChannelUpdate:
+    assert cur.pointer is not None
+    return ChannelUpdate(cur.pointer, False, message)
+
+
+def promote(site: Site, ref: str, channel: str, reason: str = "") -> ChannelUpdate:
+    """Point ``channel`` at release ``ref`` (full id or unique prefix) as version N+1."""
+    check_channel_name(channel)
+    with site.action("promote", channel) as detail:
+        release = resolve_release(site, ref)
+        detail.update(release=release, reason=reason)
+        load_release(site, release)
+        cur = read_current(site, channel, None, for_update=True)
+        if cur.pointer is not None and cur.pointer.release == release:
+            detail["noop"] = True
+            return _noop(cur, f"{channel} already points at {release[7:19]} (version {cur.pointer.version}); "
+                              "nothing to do (use 'refresh' to renew its expiry)")
+        ptr = _issue(site, cur, release, "promote", reason)
+        detail.update(version=ptr.version, previous=ptr.previous)
+    return ChannelUpdate(ptr, True)
+
+
+def rollback_target(history: list[HistoryEntry], current: Pointer, steps: int) -> str:
+    """The release ``steps`` distinct releases back in the channel's history (current excluded)."""
+    if steps < 1:
+        raise BadInput("--steps must be at least 1")
+    seen: list[str] = []
+    for entry in sorted((e for e in history if e.usable and e.version < current.version),
+                        key=lambda e: -e.version):
+        rel = entry.pointer.release  # type: ignore[union-attr]
+        if rel != current.release and rel not in seen:
+            seen.append(rel)
+    if steps > len(seen):
+        raise BadInput(f"channel {current.channel} has only {len(seen)} earlier release(s) in its history; "
+                       f"cannot go back {steps}")
+    return seen[steps - 1]
+
+
+def rollback(site: Site, channel: str, to: str | None = None, steps: int | None = None,
+             reason: str = "") -> ChannelUpdate:
+    """Roll ``channel`` forward to an older release it carried before (``to``, or ``steps`` back, default 1)."""
+    check_channel_name(channel)
+    if to is not None and steps is not None:
+        raise BadInput("rollback: give --to or --steps, not both")
+    with site.action("rollback", channel) as detail:
+        detail["reason"] = reason
+        cur = read_current(site, channel, None, for_update=True)
+        if cur.pointer is None:
+            raise NotFound(f"channel {channel} has no pointer yet: use promote")
+        history = read_history(site, channel)
+        if to is not None:
+            release = resolve_release(site, to)
+            if release == cur.pointer.release:
+                detail["noop"] = True
+                return _noop(cur, f"{channel} already points at {release[7:19]} (version {cur.pointer.version}); "
+                                  "nothing to roll back")
+            if not any(e.usable and e.pointer.release == release for e in history):  # type: ignore[union-attr]
+                raise BadInput(f"release {release[7:19]} was never on channel {channel}: use promote")
+        else:
+            release = rollback_target(history, cur.pointer, steps or 1)
+        detail["release"] = release
+        load_release(site, release)
+        ptr = _issue(site, cur, release, "rollback", reason)
+        detail.update(version=ptr.version, previous=ptr.previous)
+    return ChannelUpdate(ptr, True)
+
+
+def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
+    """Re-sign the current pointer as version N+1 with a fresh expiry (same release)."""
+    check_channel_name(channel)
+    with site.action("refresh", channel) as detail:
+        cur = read_current(site, channel, None, for_update=True)
+        if cur.pointer is None:
+            raise NotFound(f"channel {channel} has no pointer to refresh")
+        ptr = _issue(site, cur, cur.pointer.release, "refresh", reason or "refresh")
+        detail.update(release=ptr.release, version=ptr.version)
+    return ChannelUpdate(ptr, True)
+
+
+def refresh_all(site: Site, channels: list[str] | None = None) -> tuple[list[ChannelUpdate], list[tuple[str, DepotError]]]:
+    """Refresh each channel (all by default) independently; failures do not stop the others."""
+    done, failed = [], []
+    for ch in channels if channels is not None else site.store.list_channels():
+        try:
+            done.append(refresh(site, ch))
+        except DepotError as exc:
+            failed.append((ch, exc))
+    return done, failed
+
+
+# -- status and verification -----------------------------------------------------------------
+def _channel_names(site: Site) -> list[str]:
+    marked = [r[0] for r in site.state.db.execute("select channel from channel_marks")]
+    return sorted(set(site.store.list_channels()) | set(marked))
+
+
+def channel_status(site: Site) -> list[dict]:
+    """One row per channel: channel, version, release, action, actor, issued, expires, seconds_left,
+    reason, signed_by, problem ('' when the pointer verifies and has not expired)."""
+    now = site.now()
+    rows = []
+    for ch in _channel_names(site):
+        row: dict[str, Any] = {"channel": ch, "version": None, "release": None, "action": None, "actor": None,
+                               "issued": None, "expires": None, "seconds_left": None, "reason": None,
+                               "signed_by": [], "problem": ""}
+        try:
+            ptr = read_current(site, ch, None).pointer
+            if ptr is None:
+                continue
+            row.update(version=ptr.version, release=ptr.release, action=ptr.action, actor=ptr.actor,
+                       issued=ptr.issued, expires=ptr.expires, seconds_left=ptr.seconds_left(now),
+                       reason=ptr.reason, signed_by=list(ptr.signed_by))
+            check_expiry(ptr, now)
+        except DepotError as exc:
+            row["problem"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+def verify_channels(site: Site) -> list[str]:
+    """Check every channel's current pointer and history; return problems, one line each.
+
+    History files signed by a key revoked since are fine (they were valid when issued); a gap
+    below the current version, a forged or foreign history file, or a current pointer that fails
+    any rule of ``verify_pointer`` is a problem.
+    """
+    problems: list[str] = []
+    now = site.now()
+    for ch in _channel_names(site):
+        try:
+            cur = read_current(site, ch, now)
+        except DepotError as exc:
+            problems.append(f"{ch}: {exc}")
+            cur = None
+        history = read_history(site, ch)
+        for e in history:
+            if e.problem and e.rule != REVOKED:
+                problems.append(f"{ch}: history version {e.version}: {e.problem}")
+        if cur is not None and cur.pointer is not None:
+            have = {e.version for e in history}
+            missing = [v for v in range(1, cur.pointer.version) if v not in have]
+            if missing:
+                problems.append(f"{ch}: history is missing version(s) {', '.join(map(str, missing))}")
+    return problems
+
+
+def history_rows(site: Site, channel: str) -> list[dict]:
+    """Every version of ``channel`` from the store (oldest first), each with its verification problem.
+
+    If the current pointer's history file is not written yet (a crash right after its swap),
+    the current pointer is listed in its place.
+    """
+    entries = read_history(site, channel)
+    rows = [e.to_json() for e in entries]
+    data = site.store.read_file(channel_path(channel))
+    if not entries and data is None:
+        raise NotFound(f"channel {channel} has no pointer and no history")
+    if data is not None:
+        try:
+            cur = read_current(site, channel, None)
+        except DepotError:
+            cur = None
+        if cur is not None and cur.pointer is not None and cur.pointer.version not in {e.version for e in entries}:
+            rows.append(dict(cur.pointer.to_json(), problem="history file not written yet (current pointer)"))
+    return rows

@@ -1,0 +1,108 @@
+"""Scanning a directory tree to publish: validation first, nothing written.
+
+Only regular files, directories and relative symlinks that stay inside the tree are accepted;
+names must be UTF-8 single components of at most 255 bytes. Everything is checked before the
+store is touched, so bad input never leaves a half-written store.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import BadInput
+from core.model.manifest import check_link_target, check_name
+
+
+@dataclass(slots=True)
+class ScannedFile:
+    relpath: str
+    abspath: str
+    size: int
+    mtime_ns: int
+    inode: int
+    executable: bool
+    digest: str | None = None
+
+
+@dataclass
+class ScannedDir:
+    """A directory: its files, links (name -> target) and subdirectories, by name."""
+
+    relpath: str
+    files: dict[str, ScannedFile] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    dirs: dict[str, "ScannedDir"] = field(default_factory=dict)
+
+
+@dataclass
+class ScannedTree:
+    root: Path
+    top: ScannedDir
+    files: list[ScannedFile]
+    dirs: int
+    links: int
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+_KIND_NAMES = {stat.S_IFSOCK: "a socket", stat.S_IFIFO: "a named pipe", stat.S_IFBLK: "a block device",
+               stat.S_IFCHR: "a character device"}
+
+
+def scan_tree(root: Path) -> ScannedTree:
+    """Walk ``root`` (not following symlinks) and validate every entry."""
+    root = Path(root)
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise BadInput(f"{root}: no such directory") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{root}: not a directory")
+    files: list[ScannedFile] = []
+    counts = {"dirs": 0, "links": 0}
+
+    def visit(absdir: str, rel: str) -> ScannedDir:
+        node = ScannedDir(rel)
+        try:
+            it = list(os.scandir(absdir))
+        except PermissionError:
+            raise BadInput(f"{absdir}: cannot read directory (permission denied)") from None
+        for entry in it:
+            relpath = f"{rel}/{entry.name}" if rel else entry.name
+            where = str(root / relpath) if isinstance(entry.name, str) else "tree"
+            check_name(entry.name, where=f"{root}")
+            est = entry.stat(follow_symlinks=False)
+            mode = est.st_mode
+            if stat.S_ISREG(mode):
+                if not os.access(entry.path, os.R_OK):
+                    raise BadInput(f"{where}: cannot read file (permission denied)")
+                f = ScannedFile(relpath, entry.path, est.st_size, est.st_mtime_ns, est.st_ino, bool(mode & 0o111))
+                node.files[entry.name] = f
+                files.append(f)
+            elif stat.S_ISDIR(mode):
+                counts["dirs"] += 1
+                node.dirs[entry.name] = visit(entry.path, relpath)
+            elif stat.S_ISLNK(mode):
+                target = os.readlink(entry.path)
+                check_link_target(target, relpath, where=str(root))
+                check_name_utf8(target, where)
+                counts["links"] += 1
+                node.links[entry.name] = target
+            else:
+                kind = _KIND_NAMES.get(stat.S_IFMT(mode), "a special file")
+                raise BadInput(f"{where} is {kind}: only regular files, directories and symlinks can be published")
+        return node
+
+    top = visit(str(root), "")
+    return ScannedTree(root, top, files, counts["dirs"], counts["links"])
+
+
+def check_name_utf8(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{where}: link target is not valid UTF-8") from None

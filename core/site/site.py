@@ -1,0 +1,181 @@
+"""``Site``: one object tying config + store + keys + state together, used by the CLI and the TUI.
+
+A site is a directory::
+
+    console.toml      configuration and trust set
+    state.db          SQLite state (WAL)
+    keys/<id>.pem     private signing keys (mode 0600)
+    store/            the default local store (``[site] store`` may point elsewhere, or at a URL)
+    logs/             build logs
+"""
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import socket
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.clock import CLOCK_ENV, format_time, parse_time, system_clock  # noqa: F401 (re-exported)
+from core.site.config import CONFIG_NAME, Config
+from core.errors import BadInput, DepotError, NotFound
+from core.trust.signing import ROLES, SigningKey, TrustSet, generate_key, load_key
+from core.site.state import State
+from core.store.base import Store
+
+SITE_ENV = "DEPOT_CONSOLE_SITE"
+
+
+def default_site_dir() -> Path:
+    """``$DEPOT_CONSOLE_SITE``, else ``$XDG_DATA_HOME/depot-console`` (``~/.local/share/depot-console``)."""
+    if os.environ.get(SITE_ENV):
+        return Path(os.environ[SITE_ENV])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "depot-console"
+
+
+def default_actor() -> str:
+    """``user@host`` of whoever runs the console."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+class Site:
+    """An opened site. Cheap to construct; the store is opened on first use."""
+
+    def __init__(self, root: Path, *, clock: Callable[[], datetime] = system_clock, read_only: bool = False) -> None:
+        self.root = Path(root)
+        self.config = Config.load(self.root / CONFIG_NAME)
+        self.state = State(self.root / "state.db")
+        self.clock = clock
+        self.read_only = read_only
+        self._store: Store | None = None
+        self._trust: TrustSet | None = None
+        self._key: SigningKey | None = None
+
+    # -- creation ------------------------------------------------------------------------
+    @classmethod
+    def init(cls, root: Path, store: str | None = None, name: str | None = None) -> "Site":
+        """Create a site: config, database, store, and a signing key trusted for both roles."""
+        from core.store import open_store
+
+        root = Path(root)
+        if (root / CONFIG_NAME).exists():
+            raise BadInput(f"a site already exists at {root}")
+        root.mkdir(parents=True, exist_ok=True)
+        store_loc = store or "store"
+        open_store(_resolve_store(root, store_loc), create=True)
+        key = generate_key(root / "keys" / "signing.pem")
+        trust = TrustSet()
+        trust.add(key.public, ROLES, name="initial")
+        cfg = Config.new(root / CONFIG_NAME, name=name or root.name, store=store_loc,
+                         signing_key="keys/signing.pem")
+        cfg.data["trust"] = trust.to_config()
+        cfg.save()
+        site = cls(root)
+        site.audit("init", str(root), "ok", {"store": store_loc, "key": key.id})
+        return site
+
+    # -- parts ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.config.get("site", "name"))
+
+    @property
+    def store_location(self) -> str:
+        return _resolve_store(self.root, str(self.config.get("site", "store")))
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from core.store import open_store
+
+            self._store = open_store(self.store_location, proxies=self.config.get("http", "proxies") or None)
+        return self._store
+
+    @property
+    def trust(self) -> TrustSet:
+        if self._trust is None:
+            self._trust = TrustSet.from_config(self.config.data.get("trust", {}))
+        return self._trust
+
+    def save_trust(self) -> None:
+        self.config.data["trust"] = self.trust.to_config()
+        self.config.save()
+
+    @property
+    def signing_key_path(self) -> Path:
+        rel = str(self.config.get("site", "signing_key") or "")
+        if not rel:
+            raise NotFound("this site has no signing key configured ([site] signing_key)")
+        return (self.root / rel) if not os.path.isabs(rel) else Path(rel)
+
+    @property
+    def signing_key(self) -> SigningKey:
+        if self._key is None:
+            self._key = load_key(self.signing_key_path)
+        return self._key
+
+    def signing_key_id(self) -> str:
+        """The signing key id, or '' if none can be loaded (for headers)."""
+        try:
+            return self.signing_key.id
+        except DepotError:
+            return ""
+
+    @property
+    def actor(self) -> str:
+        return str(self.config.get("site", "actor") or "") or os.environ.get("DEPOT_ACTOR") or default_actor()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # -- record --------------------------------------------------------------------------
+    def audit(self, verb: str, target: str, outcome: str, detail: Any = None) -> None:
+        self.state.audit(self.actor, verb, target, outcome, detail, time=format_time(self.now()))
+
+    @contextlib.contextmanager
+    def action(self, verb: str, target: str) -> Iterator[dict]:
+        """Run a state-changing action: refuse in read-only mode, write one audit row either way.
+
+        The body may put details into the yielded dict; they land in the audit row.
+        """
+        if self.read_only:
+            raise BadInput(f"{verb}: refused, the console is in read-only mode")
+        detail: dict = {}
+        try:
+            yield detail
+        except DepotError as exc:
+            self.audit(verb, target, f"error: {exc}", detail or None)
+            raise
+        except KeyboardInterrupt:
+            self.audit(verb, target, "interrupted", detail or None)
+            raise
+        self.audit(verb, target, "ok", detail or None)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self.state.close()
+
+
+def _resolve_store(root: Path, location: str) -> str:
+    """Relative store paths are relative to the site directory; URLs pass through."""
+    if "://" in location and not location.startswith("file://"):
+        return location
+    path = location.removeprefix("file://")
+    return str(Path(path) if os.path.isabs(path) else (root / path))
+
+
+def open_site(root: Path | str | None = None, **kw: Any) -> Site:
+    """Open the site at ``root`` (or the default location) with a clear error if there is none."""
+    path = Path(root) if root else default_site_dir()
+    if not (path / CONFIG_NAME).exists():
+        raise NotFound(f"no site at {path}: run 'console init' (or pass --site DIR / set {SITE_ENV})")
+    return Site(path, **kw)

@@ -1,0 +1,519 @@
+"""Object packs: an acceleration layer that lets an HTTP node fetch many small objects with few requests.
+
+Loose objects stay the truth (DESIGN §2): every object is still written under ``objects/`` and
+every reader that ignores packs (verify, gc marking, export, diff, older nodes) keeps working.
+Packs are extra, derived files::
+
+    packs/<hex>.pack              concatenated zstd frames: exactly the loose objects' stored bytes
+    packs/<hex>.idx               canonical JSON {"schema", "pack", "size", "entries": [[digest, offset,
+                                  length, "tree"|"file"], …]} sorted by offset; <hex> = sha256(pack bytes)
+    packs/lists/<hex>.json        {"schema", "release", "images": {arch: [pack id, …]}}: a release's packs
+                                  (<hex> = the release id; kept out of releases/, which holds envelopes only)
+
+Publish writes, per image, the image's tree objects (breadth-first from the root) followed by its
+file objects smaller than ``PACK_MAX_OBJECT`` (in path order, so one package's files sit together),
+objects that already existed in the store included: a node can hydrate a whole image from its
+pack. Write order is objects, trees, packs (pack then idx), pack list, release, index, so any visible
+release already has its packs. Large objects stay loose fetches only (storing them twice per release
+would double the store for nothing: they are few and already one request per many kilobytes).
+
+Trust: the pack list and indexes are **unsigned**, and need not be. Every entry fetched from a pack
+is decompressed with its promised size as a bound and re-hashed exactly like a loose object, so a
+lying index can only cause a ``CorruptObject`` (the hydrate fails, ``current`` untouched) or a
+fallback to loose objects, never wrong bytes. The node only asks the pack for objects its verified
+trees need (trees: the ones its cache lacks).
+
+Node side: entries the node lacks are grouped into byte ranges. Adjacent entries always merge; a gap
+between two needed entries merges only if it is at most ``MAX_GAP`` and the total of merged gaps stays
+within ``GAP_FRACTION`` of the needed bytes, smallest gaps first: an incremental hydrate transfers at
+most 5% more than it needs, while a full hydrate reads the pack in a few large spans. Spans are cut
+into about ``workers`` pieces (at least ``MIN_SPAN``, at most ``MAX_SPAN``) that are fetched in
+parallel, one plain ``Range: bytes=a-b`` request each (no multipart parsing). A LocalStore "range" is
+a seek and a read.
+
+gc deletes pack lists whose release is gone and pack files no pack list names (a pack of a live
+release only holds objects that release references, so no other condition is needed).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.model.digest import canonical_json, digest_bytes, hex_of, is_digest
+from core.errors import BadInput, CorruptObject, DepotError
+from core.model.manifest import parse_tree
+from core.store.base import Store
+from core.store.codec import compressed_bound, decode_verified
+
+PACK_LIST_SCHEMA = "depot-packs/1"
+PACK_INDEX_SCHEMA = "depot-pack-index/1"
+#: File objects at most this large (uncompressed) go into packs; larger ones stay loose fetches.
+PACK_MAX_OBJECT = 256 << 10
+#: A pack is closed and a new one started past this many bytes (HTTP metadata reads cap at 64 MiB).
+PACK_MAX_BYTES = 32 << 20
+#: Below this many missing entries a node fetches loose objects: a few parallel GETs cost no more.
+PACK_MIN_MISSING = 64
+MAX_GAP = 64 << 10
+GAP_FRACTION = 0.05
+MIN_SPAN = 256 << 10
+MAX_SPAN = 4 << 20
+#: Bound on an index's entries (an honest one has one per small object of one image).
+MAX_INDEX_ENTRIES = 1 << 20
+
+Job = tuple[str, Path, "int | None", int]  # (digest, final path, promised size, mode), as in hydrate
+
+
+def pack_list_path(release_id: str) -> str:
+    """``packs/lists/<hex>.json``: the packs of one release, per image."""
+    return f"packs/lists/{hex_of(release_id)}.json"
+
+
+def pack_path(pack_id: str) -> str:
+    return f"packs/{hex_of(pack_id)}.pack"
+
+
+def pack_index_path(pack_id: str) -> str:
+    return f"packs/{hex_of(pack_id)}.idx"
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """One object in a pack: its digest, where its zstd frame starts, how long it is, its kind."""
+
+    digest: str
+    offset: int
+    length: int
+    kind: str  # "tree" or "file"
+    pack: str = ""
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+# -- publish side ----------------------------------------------------------------------------------
+def image_objects(root: str, tree_objects: dict[str, bytes], max_object: int = PACK_MAX_OBJECT
+                  ) -> tuple[list[str], list[str]]:
+    """(trees breadth-first from ``root``, small file digests in path order), each digest once."""
+    trees: list[str] = []
+    files: list[str] = []
+    seen_trees, seen_files = {root}, set()
+    level = [root]
+    while level:
+        trees.extend(level)
+        nxt = []
+        for d in level:
+            for e in parse_tree(tree_objects[d], d):
+                if e.type == "dir" and e.digest not in seen_trees:
+                    seen_trees.add(e.digest)  # type: ignore[arg-type]
+                    nxt.append(e.digest)
+        level = nxt  # type: ignore[assignment]
+
+    def walk(d: str) -> None:
+        for e in parse_tree(tree_objects[d], d):
+            if e.type == "file" and e.size <= max_object and e.digest not in seen_files:
+                seen_files.add(e.digest)  # type: ignore[arg-type]
+                files.append(e.digest)  # type: ignore[arg-type]
+            elif e.type == "dir":
+                walk(e.digest)  # type: ignore[arg-type]
+
+    walk(root)
+    return trees, files
+
+
+def _write_pack(store: Store, chunks: list[bytes], entries: list[list]) -> str:
+    data = b"".join(chunks)
+    pack_id = digest_bytes(data)
+    index = {"schema": PACK_INDEX_SCHEMA, "pack": pack_id, "size": len(data), "entries": entries}
+    store.write_file(pack_path(pack_id), data)
+    store.write_file(pack_index_path(pack_id), canonical_json(index) + b"\n")
+    return pack_id
+
+
+def write_image_packs(store: Store, root: str, tree_objects: dict[str, bytes], workers: int = 4) -> list[str]:
+    """Write the pack(s) of one image (trees, then small files); return their ids."""
+    trees, files = image_objects(root, tree_objects)
+    kinds = [(d, "tree") for d in trees] + [(d, "file") for d in files]
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        raws = pool.map(lambda item: store.read_object_raw(item[0]), kinds)
+        pack_ids: list[str] = []
+        chunks: list[bytes] = []
+        entries: list[list] = []
+        offset = 0
+        for (digest, kind), raw in zip(kinds, raws):
+            if offset and offset + len(raw) > PACK_MAX_BYTES:
+                pack_ids.append(_write_pack(store, chunks, entries))
+                chunks, entries, offset = [], [], 0
+            chunks.append(raw)
+            entries.append([digest, offset, len(raw), kind])
+            offset += len(raw)
+        if entries:
+            pack_ids.append(_write_pack(store, chunks, entries))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return pack_ids
+
+
+def write_release_packs(store: Store, release_id: str, roots: dict[str, str], tree_objects: dict[str, bytes],
+                        workers: int = 4, reuse: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Write every image's packs, then the release's pack list; return ``{arch: [pack id, …]}``.
+
+    Called by publish after objects and trees are in the store and before the release envelope.
+    ``reuse`` maps an image's tree root to packs already in the store for that root
+    (``existing_packs``): a pack's bytes follow from its root alone, so they are not built again.
+    """
+    reuse = reuse or {}
+    images = {arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers)
+              for arch, root in sorted(roots.items())}
+    doc = {"schema": PACK_LIST_SCHEMA, "release": release_id, "images": images}
+    store.write_file(pack_list_path(release_id), canonical_json(doc) + b"\n")
+    return images
+
+
+def existing_packs(store: Store, release_ids: Iterable[str], roots: set[str]) -> dict[str, list[str]]:
+    """Tree root -> pack ids of an image with that root in one of ``release_ids`` (tried in order),
+    for the roots in ``roots``, if that release's pack list and every listed pack are still in the
+    store. An unchanged re-publish then writes no pack (the packs were ~60% of its time).
+
+    The manifests read here are this site's own store's; nothing read is trusted further than
+    packs ever are (nodes re-hash every entry).
+    """
+    from core.model.manifest import parse_payload
+    from core.trust.signing import parse_envelope
+    from core.store.base import release_path
+
+    found: dict[str, list[str]] = {}
+    present: set[str] | None = None  # names in packs/, listed once if a candidate turns up
+    for rid in release_ids:
+        if roots <= found.keys():
+            break
+        try:
+            env = store.read_file(release_path(rid))
+            doc = store.read_file(pack_list_path(rid))
+            if env is None or doc is None:
+                continue
+            rel = parse_payload(parse_envelope(env, rid).payload, rid, [])
+            listed = json.loads(doc).get("images") or {}
+        except (DepotError, ValueError, AttributeError):
+            continue
+        for arch, image in rel.images.items():
+            ids = listed.get(arch)
+            if image.root not in roots or image.root in found or not isinstance(ids, list) or not ids \
+                    or not all(is_digest(i) for i in ids):
+                continue
+            if present is None:
+                present = set(store.list_files("packs"))
+            if all(f"{i[7:]}.pack" in present and f"{i[7:]}.idx" in present for i in ids):
+                found[image.root] = ids
+    return found
+
+
+# -- reading indexes -------------------------------------------------------------------------------
+class PackIndex:
+    """Where the objects of one image sit in its packs (from the unsigned pack list and indexes)."""
+
+    def __init__(self, entries: list[PackEntry]) -> None:
+        self.by_digest: dict[str, PackEntry] = {}
+        for e in entries:
+            self.by_digest.setdefault(e.digest, e)
+
+    @property
+    def entries(self) -> Iterable[PackEntry]:
+        return self.by_digest.values()
+
+    def __len__(self) -> int:
+        return len(self.by_digest)
+
+
+def _parse_index(data: bytes, pack_id: str) -> list[PackEntry]:
+    where = f"pack index {pack_id[7:19]}"
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput(f"{where}: not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("schema") != PACK_INDEX_SCHEMA or doc.get("pack") != pack_id:
+        raise BadInput(f"{where}: not an index of this pack")
+    size, raw = doc.get("size"), doc.get("entries")
+    if not isinstance(size, int) or not isinstance(raw, list) or len(raw) > MAX_INDEX_ENTRIES:
+        raise BadInput(f"{where}: malformed")
+    out = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 4 and is_digest(item[0]) and item[3] in ("tree", "file")
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in item[1:3])
+                and 0 <= item[1] and 0 < item[2] and item[1] + item[2] <= size):
+            raise BadInput(f"{where}: malformed entry {item!r:.80}")
+        out.append(PackEntry(item[0], item[1], item[2], item[3], pack_id))
+    return out
+
+
+def load_pack_index(store: Store, release_id: str, arch: str) -> PackIndex | None:
+    """The pack index of one image, or None when the store has no (usable) packs for it.
+
+    Packs are an optimization: a missing or malformed pack list or index means "use loose
+    objects", never a failed hydrate.
+    """
+    try:
+        data = store.read_file(pack_list_path(release_id))
+        if data is None:
+            return None
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("schema") != PACK_LIST_SCHEMA or doc.get("release") != release_id:
+            return None
+        ids = (doc.get("images") or {}).get(arch)
+        if not isinstance(ids, list) or not ids or not all(is_digest(i) for i in ids):
+            return None
+        entries: list[PackEntry] = []
+        for pack_id in ids:
+            raw = store.read_file(pack_index_path(pack_id))
+            if raw is None:
+                return None
+            entries.extend(_parse_index(raw, pack_id))
+        return PackIndex(entries)
+    except (DepotError, ValueError, AttributeError):
+        return None
+
+
+# -- fetching ranges -------------------------------------------------------------------------------
+@dataclass
+class Span:
+    """A byte range of one pack and the needed entries inside it (sorted by offset)."""
+
+    pack: str
+    start: int
+    end: int
+    entries: list[PackEntry]
+
+
+def plan_spans(entries: Iterable[PackEntry], workers: int = 8) -> list[Span]:
+    """Group needed entries into ranges (see the module doc for the gap and size rules)."""
+    by_pack: dict[str, list[PackEntry]] = {}
+    for e in entries:
+        by_pack.setdefault(e.pack, []).append(e)
+    spans: list[Span] = []
+    for pack_id, items in sorted(by_pack.items()):
+        items.sort(key=lambda e: e.offset)
+        needed = sum(e.length for e in items)
+        gaps = sorted((items[i + 1].offset - items[i].end, i) for i in range(len(items) - 1))
+        budget = GAP_FRACTION * needed
+        join = set()
+        for gap, i in gaps:
+            if gap <= 0:  # adjacent (or an index listing overlaps: merging is harmless)
+                join.add(i)
+            elif gap <= MAX_GAP and gap <= budget:
+                budget -= gap
+                join.add(i)
+        groups: list[list[PackEntry]] = [[items[0]]]
+        for i in range(1, len(items)):
+            if i - 1 in join:
+                groups[-1].append(items[i])
+            else:
+                groups.append([items[i]])
+        total = sum(g[-1].end - g[0].offset for g in groups)
+        target = min(MAX_SPAN, max(MIN_SPAN, total // max(1, workers) + 1))
+        for g in groups:
+            cur: list[PackEntry] = []
+            for e in g:
+                if cur and max(e.end, cur[-1].end) - cur[0].offset > target:
+                    spans.append(Span(pack_id, cur[0].offset, max(x.end for x in cur), cur))
+                    cur = []
+                cur.append(e)
+            spans.append(Span(pack_id, cur[0].offset, max(x.end for x in cur), cur))
+    return spans
+
+
+def decode_entry(entry: PackEntry, frame: bytes | memoryview, limit: int) -> bytes:
+    """Decompress one pack entry (at most ``limit`` bytes) and check it hashes to its digest."""
+    where = f"object {entry.digest} (pack {entry.pack[7:19]} at {entry.offset})"
+    return decode_verified(frame, entry.digest, limit, where)
+
+
+def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], workers: int,
+                 on_done: Callable[[str, int], None] | None = None) -> list[Job]:
+    """Fetch the jobs whose objects the packs hold; return the jobs left for loose fetches.
+
+    Each object is verified, then written at its final path with its mode (``_write_new``).
+    ``on_done(digest, nbytes)`` is called serialized, per object.
+    The first failure cancels spans not started and is raised once running ones end.
+    """
+    rest: list[Job] = []
+    wanted: dict[str, tuple[PackEntry, Job]] = {}
+    for job in jobs:
+        entry = index.by_digest.get(job[0])
+        if entry is None or job[0] in wanted:
+            rest.append(job)
+            continue
+        limit = job[2] if job[2] is not None else PACK_MAX_OBJECT
+        if entry.length > compressed_bound(limit):
+            raise CorruptObject(f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
+                                f"more than {limit} promised bytes can take")
+        wanted[job[0]] = (entry, job)
+    if not wanted:
+        return rest
+    lock = threading.Lock()
+    made_dirs: dict[str, int] = {}  # fan-out directory -> an open descriptor of it
+    chmod = _umask() & 0o555 != 0  # the umask would strip a bit of the final mode: set it explicitly
+
+    def one(span: Span) -> None:
+        data = store.read_range(pack_path(span.pack), span.start, span.end - span.start)
+        view = memoryview(data)
+        for entry in span.entries:
+            digest, dest, size, mode = wanted[entry.digest][1]
+            obj = decode_entry(entry, view[entry.offset - span.start:entry.end - span.start],
+                               size if size is not None else PACK_MAX_OBJECT)
+            parent, name = os.path.split(dest)
+            with lock:
+                dirfd = made_dirs.get(parent)
+                if dirfd is None:  # under the lock: no thread writes into it before it exists
+                    os.makedirs(parent, exist_ok=True)
+                    dirfd = made_dirs[parent] = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+            _write_new(obj, name, dirfd, mode, chmod)
+            obj_done(digest, len(obj))
+
+    def obj_done(digest: str, n: int) -> None:
+        if on_done is not None:
+            with lock:
+                on_done(digest, n)
+
+    spans = plan_spans([e for e, _ in wanted.values()], workers)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(one, s) for s in spans]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in pending:
+                fut.cancel()
+    finally:
+        for dirfd in made_dirs.values():
+            os.close(dirfd)
+    for fut in futures:
+        if not fut.cancelled() and fut.exception() is not None:
+            raise fut.exception()  # type: ignore[misc]
+    return rest
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``; assume the worst otherwise)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
+
+
+def _write_new(data: bytes, name: str, dirfd: int, mode: int, chmod: bool) -> None:
+    """Create ``name`` in the directory ``dirfd`` holding ``data`` (already verified), with its
+    final mode: one ``openat``, one ``write``.
+
+    Written in place, not under a temp name: a kill mid-write leaves a short file, and a power
+    loss before the hydrate's ``syncfs`` can leave one of the right size with other bytes. The
+    node cache tells those apart from complete objects because no image links to them yet
+    (``hydrate._cached_ok`` re-hashes such files before reuse). A failed write removes its file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, mode, dir_fd=dirfd)
+    except FileExistsError:  # a leftover the caller chose not to reuse: replace it
+        os.unlink(name, dir_fd=dirfd)
+        fd = os.open(name, flags, mode, dir_fd=dirfd)
+    try:
+        if os.write(fd, data) != len(data):  # a regular file takes a short write only on a full disk
+            raise OSError(errno.ENOSPC, f"short write of {name}")
+        if chmod:
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name, dir_fd=dirfd)
+        raise
+    os.close(fd)
+
+
+def fetch_packed_bytes(store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
+                       ) -> dict[str, bytes]:
+    """Fetch objects the packs hold into memory (tree objects: the node keeps them in one bundle
+    per image, not a file each), each decompressed within ``limit`` and verified.
+
+    Returns what was delivered: a pack that cannot be read leaves its objects out (the caller
+    fetches them loose); an entry that fails verification is a ``CorruptObject``.
+    """
+    wanted = [index.by_digest[d] for d in dict.fromkeys(digests) if d in index.by_digest]
+    for entry in wanted:
+        if entry.length > compressed_bound(limit):
+            raise CorruptObject(f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
+                                f"more than {limit} promised bytes can take")
+    out: dict[str, bytes] = {}
+
+    def one(span: Span) -> None:
+        data = store.read_range(pack_path(span.pack), span.start, span.end - span.start)
+        view = memoryview(data)
+        for entry in span.entries:
+            out[entry.digest] = decode_entry(entry, view[entry.offset - span.start:entry.end - span.start], limit)
+
+    if not wanted:
+        return out
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(one, s) for s in plan_spans(wanted, workers)]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+    for fut in futures:
+        exc = None if fut.cancelled() else fut.exception()
+        if isinstance(exc, CorruptObject) or (exc is not None and not isinstance(exc, DepotError)):
+            raise exc
+    return out
+
+
+# -- gc --------------------------------------------------------------------------------------------
+@dataclass
+class PackSweep:
+    """What gc found among packs: pack files and lists kept, and orphans deleted (or to delete)."""
+
+    packs: int = 0
+    orphan_files: list[str] | None = None
+    freed_bytes: int = 0
+
+
+def sweep_packs(store: Store, release_ids: Iterable[str], dry_run: bool = False) -> PackSweep:
+    """Delete pack lists of releases that are gone and pack files that no remaining list names."""
+    live = set(release_ids)
+    keep: set[str] = set()
+    orphans: list[str] = []
+    for name in store.list_files("packs/lists"):
+        if not name.endswith(".json"):
+            continue
+        rid = "sha256:" + name[: -len(".json")]
+        rel = f"packs/lists/{name}"
+        if rid not in live:
+            orphans.append(rel)
+            continue
+        try:
+            doc = json.loads(store.read_file(rel) or b"{}")
+            for ids in (doc.get("images") or {}).values():
+                keep.update(i[7:] for i in ids if is_digest(i))
+        except (ValueError, AttributeError, TypeError):
+            orphans.append(rel)  # unreadable: packs are derived data, drop them
+    sweep = PackSweep(orphan_files=[])
+    for name in store.list_files("packs"):
+        stem, _, ext = name.rpartition(".")
+        if ext in ("pack", "idx") and stem in keep:
+            sweep.packs += ext == "pack"
+        else:
+            orphans.append(f"packs/{name}")
+    sweep.orphan_files = orphans
+    if not dry_run:
+        for rel in orphans:
+            sweep.freed_bytes += store.delete_file(rel)
+    return sweep
+
+
+__all__ = ["PACK_MAX_OBJECT", "PACK_MIN_MISSING", "PackEntry", "PackIndex", "Span", "PackSweep", "image_objects",
+           "write_image_packs", "write_release_packs", "existing_packs", "load_pack_index", "plan_spans", "decode_entry",
+           "fetch_packed", "fetch_packed_bytes", "sweep_packs", "pack_list_path", "pack_path", "pack_index_path"]

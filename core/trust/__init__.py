@@ -1,0 +1,1 @@
+"""Signatures and verification over bytes: keys, DSSE envelopes, the trust set, pointer and release rules."""

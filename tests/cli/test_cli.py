@@ -1,0 +1,40 @@
+"""The CLI contract itself: usage errors, the headless summary, global options after the verb."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import run_console, run_json, sample_tree
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    proc = run_console(tmp_path, "publish", "--name")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("console: error: ")
+    unknown = run_console(tmp_path, "frobnicate")
+    assert unknown.returncode == 2 and "invalid choice: 'frobnicate'" in unknown.stderr
+
+
+def test_headless_summary_and_json_after_the_verb(site_dir: Path, tmp_path: Path) -> None:
+    src = sample_tree(tmp_path / "src")
+    rid = run_json(site_dir, "publish", "--name", "jetreco", "--image", f"x86_64={src}")["release_id"]
+    doc = run_json(site_dir)  # no verb + --headless: the site summary
+    assert doc["releases"] == 1 and doc["name"] == "site" and doc["signing_key"].startswith("sha256:")
+    text = run_console(site_dir, check=0).stdout
+    assert f"{rid[7:19]}  jetreco" in text and "1 release(s)" in text
+
+
+def test_builds_status_choices_match_core() -> None:
+    from console.cli import build_parser
+    from core.build.jobs import STATUSES
+
+    parser = build_parser()
+    builds = parser._subparsers._group_actions[0].choices["builds"]  # type: ignore[union-attr]
+    status = next(a for a in builds._actions if a.dest == "status")
+    assert tuple(status.choices) == STATUSES
+
+
+def test_read_only_refuses_state_changes(site_dir: Path, tmp_path: Path) -> None:
+    src = sample_tree(tmp_path / "src")
+    proc = run_console(site_dir, "--read-only", "publish", "--name", "n", "--image", f"x86_64={src}")
+    assert proc.returncode == 2 and proc.stderr == "console: publish: refused, the console is in read-only mode\n"
+    assert run_json(site_dir, "releases") == []

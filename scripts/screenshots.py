@@ -33,7 +33,7 @@ SHOTS = [  # (file name, starting view, keys)
 
 
 async def shoot(site: Path, out: Path, name: str, start: str, keys: tuple[str, ...]) -> Path:
-    from console.app import DepotConsole
+    from console.tui.app import DepotConsole
 
     app = DepotConsole(site, start=start)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["DEPOT_CONSOLE_NOW"] = DEMO_NOW
     os.environ["DEPOT_ACTOR"] = "operator@ops"
-    from core.demo import build_demo
+    from core.demo.site import build_demo
 
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

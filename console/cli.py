@@ -9,59 +9,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import EXIT_BAD_INPUT, Ambiguous, DepotError
 
 from console import __version__
-
-
-@dataclass
-class Output:
-    """What a verb returns: a JSON document, the human text, an exit code."""
-
-    data: Any = None
-    text: str = ""
-    exit_code: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-class Context:
-    """Per-invocation context handed to verbs: parsed args and lazy site access."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.json = bool(getattr(args, "json", False))
-        self._site = None
-
-    @property
-    def site_dir(self) -> Path:
-        from core.site.site import default_site_dir
-
-        s = getattr(self.args, "site", None)
-        return Path(s) if s else default_site_dir()
-
-    @property
-    def site(self):
-        if self._site is None:
-            from core.site.site import open_site
-
-            self._site = open_site(self.site_dir, read_only=bool(getattr(self.args, "read_only", False)))
-        return self._site
-
-    def progress_enabled(self) -> bool:
-        flag = getattr(self.args, "progress", None)
-        return sys.stderr.isatty() if flag is None else flag
-
-    def close(self) -> None:
-        if self._site is not None:
-            self._site.close()
-
-
-Handler = Callable[[Context], Output]
+from console.context import Context, Handler, Output
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -114,6 +68,16 @@ def error_document(exc: DepotError) -> dict:
     return doc
 
 
+def open_console(site_dir: Path, read_only: bool) -> int:
+    """Run the terminal console on ``site_dir`` until the operator quits; its exit code.
+
+    The only place the CLI imports the TUI (lazily: headless verbs never load Textual).
+    """
+    from console.tui.app import run_app
+
+    return run_app(site_dir, read_only=read_only)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -128,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 out = summary(ctx)
             else:
-                from console.tui.app import run_app
-
-                return run_app(ctx.site_dir, read_only=bool(getattr(args, "read_only", False)))
+                return open_console(ctx.site_dir, ctx.read_only)
         else:
             out = handler(ctx)
+        if out.open_console is not None:
+            out.exit_code = open_console(out.open_console, ctx.read_only)
         emit(ctx, out)
         return out.exit_code
     except DepotError as exc:

@@ -11,17 +11,23 @@ compiler tables); this module only adapts it to the console's needs (DESIGN §5,
 """
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable
+from pathlib import Path
+from typing import Any
 
 import archspec.cpu
 from archspec.cpu import TARGETS, Microarchitecture, UnsupportedMicroarchitecture
 from archspec.cpu import detect as _detect
+from archspec.cpu.schema import TARGETS_JSON
 
 from core.errors import BadInput
+from core.node.probe import CPUINFO_ENV, count_processors
+from core.node.probe import parse_cpuinfo as probe_cpuinfo
 
 X86_64 = "x86_64"
 AARCH64 = "aarch64"
@@ -48,7 +54,18 @@ def check_microarch(name: str) -> str:
 
 
 def host_microarch() -> str:
-    """The micro-architecture of the machine running this code, as archspec detects it."""
+    """The micro-architecture of the machine running this code, as archspec detects it.
+
+    With ``$DEPOT_PROBE_CPUINFO`` set (the node's test/override hook, see ``core.node.probe``) the
+    CPU described by that cpuinfo file is classified instead, as the probe reports it.
+    """
+    path = os.environ.get(CPUINFO_ENV)
+    if path:
+        try:
+            text = Path(path).read_text("utf-8", errors="replace")
+        except OSError as exc:
+            raise BadInput(f"${CPUINFO_ENV}={path}: cannot read it ({exc.strerror})") from None
+        return classify_cpuinfo(text)
     return archspec.cpu.host().name
 
 
@@ -73,57 +90,51 @@ class CpuInfo:
     cpu_part: str = ""
 
 
-def _blocks(text: str) -> list[dict[str, str]]:
-    """Split cpuinfo text into per-processor ``key -> value`` dicts (blank lines separate)."""
-    blocks: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if not sep:
-            if current:
-                blocks.append(current)
-                current = {}
-            continue
-        current[key.strip()] = value.strip()
-    if current:
-        blocks.append(current)
-    return blocks
+def _arm_vendor(implementer: str) -> str:
+    """archspec's readable name of an aarch64 ``CPU implementer`` code (``0x41`` -> ``ARM``)."""
+    if not implementer:
+        return "generic"
+    vendors: dict[str, str] = TARGETS_JSON["conversions"]["arm_vendors"]
+    return vendors.get(implementer, implementer)
+
+
+def cpuinfo_from_probe(probe: Mapping[str, Any]) -> CpuInfo:
+    """The ``CpuInfo`` of a probe dict (``core.node.probe`` shape).
+
+    The family is decided by what the node's cpuinfo holds, not by where the console runs: aarch64
+    kernels print ``CPU implementer``/``Features``, x86 kernels ``vendor_id``/``flags``; only when
+    neither is there does ``machine`` (``uname -m``) decide. The aarch64 vendor is archspec's
+    readable name of the implementer code (``0x41`` -> ``ARM``), as archspec's own reader does.
+    """
+    cpu = probe.get("cpuinfo") or {}
+    cpus = int(probe.get("cpus") or 1)
+    model_name = str(cpu.get("model_name") or "")
+    implementer, features = str(cpu.get("implementer") or ""), list(cpu.get("features") or [])
+    vendor, flags = str(cpu.get("vendor") or ""), list(cpu.get("flags") or [])
+    machine = str(probe.get("machine") or "")
+    if implementer or features or (not vendor and not flags and machine in ("aarch64", "arm64")):
+        return CpuInfo(family=AARCH64, vendor=_arm_vendor(implementer), flags=frozenset(features),
+                       model_name=model_name, cpus=cpus, cpu_part=str(cpu.get("part") or ""))
+    if vendor or flags or machine in ("x86_64", "amd64"):
+        return CpuInfo(family=X86_64, vendor=vendor or "generic", flags=frozenset(flags),
+                       model_name=model_name, cpus=cpus)
+    raise BadInput(f"cannot classify {machine or 'an unknown'} CPU: no x86_64 or aarch64 cpuinfo fields")
 
 
 def parse_cpuinfo(text: str) -> CpuInfo:
     """Parse ``/proc/cpuinfo`` text of an x86_64 or aarch64 Linux machine.
 
-    The first processor block gives vendor and flags (as archspec's own reader does); the number
-    of ``processor`` entries gives ``cpus``. Raises BadInput if the text is neither.
+    The probe's parser reads it (``core.node.probe.parse_cpuinfo``: the first processor block
+    gives vendor and flags, as archspec's own reader does); the number of ``processor`` entries
+    gives ``cpus``. Raises BadInput if the text is neither.
     """
-    blocks = _blocks(text)
-    processor_blocks = [b for b in blocks if "processor" in b]
-    first = processor_blocks[0] if processor_blocks else (blocks[0] if blocks else {})
-    # Some aarch64 kernels print shared fields (e.g. "Hardware") in a trailing block.
-    merged = {**{k: v for b in blocks for k, v in b.items()}, **first}
-    cpus = max(len(processor_blocks), 1)
-
-    if "vendor_id" in merged or "flags" in merged:
-        return CpuInfo(
-            family=X86_64,
-            vendor=merged.get("vendor_id", "generic"),
-            flags=frozenset(_detect._feature_set(merged, key="flags")),
-            model_name=merged.get("model name", ""),
-            cpus=cpus,
+    fields = probe_cpuinfo(text)
+    if not any(fields[key] for key in ("vendor", "flags", "implementer", "features")):
+        raise BadInput(
+            "not x86_64 or aarch64 /proc/cpuinfo text: "
+            "found neither vendor_id/flags nor CPU implementer/Features"
         )
-    if "CPU implementer" in merged or "Features" in merged:
-        return CpuInfo(
-            family=AARCH64,
-            vendor=_detect._canonicalize_aarch64_vendor(merged),
-            flags=frozenset(_detect._feature_set(merged, key="Features")),
-            model_name=merged.get("model name", ""),
-            cpus=cpus,
-            cpu_part=merged.get("CPU part", ""),
-        )
-    raise BadInput(
-        "not x86_64 or aarch64 /proc/cpuinfo text: "
-        "found neither vendor_id/flags nor CPU implementer/Features"
-    )
+    return cpuinfo_from_probe({"cpuinfo": fields, "cpus": count_processors(text)})
 
 
 def _compatible(family: str, info: Microarchitecture, target: Microarchitecture) -> bool:

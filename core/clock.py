@@ -6,7 +6,7 @@ clock without importing the site's SQLite layer.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.errors import BadInput
 
@@ -18,7 +18,7 @@ def system_clock() -> datetime:
     pinned = os.environ.get(CLOCK_ENV)
     if pinned:
         return parse_time(pinned)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_time(text: str) -> datetime:
@@ -27,12 +27,12 @@ def parse_time(text: str) -> datetime:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
         raise BadInput(f"invalid timestamp {text!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def format_time(dt: datetime) -> str:
     """``dt`` in UTC as ``YYYY-MM-DDTHH:MM:SSZ``."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 __all__ = ["CLOCK_ENV", "system_clock", "parse_time", "format_time"]

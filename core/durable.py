@@ -1,13 +1,19 @@
-"""Durability barriers shared by the store and the node: fsync a directory, syncfs a file system.
+"""Durable, atomic file writes shared by the store, the node and the site.
 
-One ``syncfs(2)`` after many writes is far cheaper than an fsync per file and is enough to order
-"objects durable" before "release visible" (publish) or before "current switched" (hydrate).
+``atomic_write`` is the one way a file is replaced in this project: temp file, rename (or link)
+into place, so a reader sees the old bytes or the new ones, never half. ``fsync_dir`` makes a
+rename durable; one ``syncfs(2)`` after many writes is far cheaper than an fsync per file and is
+enough to order "objects durable" before "release visible" (publish) or before "current switched"
+(hydrate).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -20,10 +26,59 @@ def fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
-def _load_syncfs():
+def atomic_write(path: Path | str, data: bytes | Iterable[bytes], mode: int = 0o644, *, overwrite: bool = True,
+                 durable: bool = True, tmp_prefix: str | None = None, tmp_dir: Path | str | None = None) -> int:
+    """Write ``data`` (bytes, or an iterable of chunks) to ``path`` atomically; the bytes written.
+
+    The bytes go to a temporary file (``tmp_prefix`` + random, default ``.<name>.tmp-``) in
+    ``tmp_dir`` (default: beside ``path``; it must be on the same file system), which gets
+    ``mode`` and is then renamed over ``path``, or with ``overwrite=False`` hard-linked to it:
+    ``link(2)`` fails if ``path`` exists, so a write-once file needs no check-then-act (0 is
+    returned and ``path`` is left as it was). ``durable`` fsyncs the file before and the directory
+    after the rename, so the new bytes survive a power cut. The temporary file never outlives the
+    call, whatever fails; the mode is set on it before it becomes visible (a key is never readable
+    by others, even for an instant).
+    """
+    dest = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.tmp-" if tmp_prefix is None else tmp_prefix,
+                               dir=dest.parent if tmp_dir is None else tmp_dir)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                f.write(data)
+                written = len(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
+                    written += len(chunk)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        if overwrite:
+            os.replace(tmp, dest)
+        else:
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                written = 0
+            finally:
+                os.unlink(tmp)
+        if durable:
+            fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return written
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.syncfs
+        syncfs: Callable[[int], int] = libc.syncfs
+        return syncfs
     except (OSError, AttributeError):
         return None
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 CONSOLE = [sys.executable, "-m", "console.cli"]
 REPO = Path(__file__).resolve().parent.parent
@@ -119,8 +120,52 @@ def build_find_links(root: Path) -> Path:
     return links
 
 
-def write_script(path: Path, body: str) -> Path:
-    """An executable ``/bin/sh`` script (``set -e``) with ``body`` (dedented): builds, hooks, stand-ins."""
+def write_script(path: Path, body: str, executable: bool = True) -> Path:
+    """A ``/bin/sh`` script (``set -e``) with ``body`` (dedented): builds, hooks, stand-ins.
+
+    Executable (0755) unless ``executable=False`` (to test that a missing exec bit is refused).
+    """
     path.write_text("#!/bin/sh\nset -e\n" + textwrap.dedent(body))
-    path.chmod(0o755)
+    if executable:
+        path.chmod(0o755)
     return path
+
+
+# -- publish, promote and hydrate through the CLI (the node-side tests' shared steps) --------------
+def publish(site: Path, tree: Path, label: str = "", smoke: str | None = None) -> str:
+    """``publish`` ``tree`` as image x86_64 of release "demo"; its id."""
+    args = ["publish", "--name", "demo", "--image", f"x86_64={tree}", "--label", label]
+    if smoke:
+        args += ["--smoke", smoke]
+    return run_json(site, *args)["release_id"]  # type: ignore[index]
+
+
+def promote(site: Path, rid: str, channel: str = "production") -> dict:
+    """``promote`` ``rid`` to ``channel``; the JSON document."""
+    return run_json(site, "promote", rid, "--channel", channel)  # type: ignore[return-value]
+
+
+def trust_file(site: Path) -> Path:
+    """The site's trust set exported beside it (``trust.json``), as a node would be given it."""
+    path = site.parent / "trust.json"
+    path.write_text(run_console(site, "keys", "export", "--json", check=0).stdout)
+    return path
+
+
+def hydrate(root: Path, store: str, trust: Path, *extra: str, check: int | None = 0) -> subprocess.CompletedProcess:
+    """``node hydrate --channel production --json`` of node ``root`` from ``store`` with ``trust``."""
+    return run_console(None, "node", "hydrate", "--root", str(root), "--store", store, "--trust", str(trust),
+                       "--channel", "production", "--json", *extra, check=check)
+
+
+def exported(site: Path, rid: str, dest: Path) -> dict[str, tuple]:
+    """``tree_listing`` of image x86_64 of ``rid`` exported to ``dest``."""
+    run_console(site, "export", rid, "--arch", "x86_64", str(dest), check=0)
+    return tree_listing(dest)
+
+
+async def settle(pilot: Any) -> None:
+    """TUI tests: let workers finish and their results land on screen (no sleeps)."""
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()

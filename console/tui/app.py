@@ -3,8 +3,10 @@
 Views (Textual modes): releases, channels, nodes, builds, audit; detail screens (a release, a
 comparison, a fleet check) are pushed on top and ``esc`` goes back. Bindings, the help screen and
 the command palette all come from ``console.tui.actions``. Store, database and SSH work runs in
-workers (``screens.base.run_site_work``), each with a ``Site`` of its own; the UI thread only
-pages small windows of rows out of SQLite.
+workers (``screens.base.run_site_work``), each with a ``Site`` of its own, which post their
+results back as messages (``console.tui.messages``); the UI thread only pages small windows of
+rows out of SQLite. A change that every view shows (a channel moved) reaches the app as a
+``ChannelUpdated`` message, and the app asks every open view to reload.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import events
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
@@ -24,7 +26,10 @@ from textual.screen import Screen
 from core.site.site import Site, open_site, system_clock
 
 import console.tui.actions as actions
-from console.render import short
+from console.render import channel_update_text, short
+from console.tui import textual_compat
+from console.tui.messages import ChannelUpdated, ReloadView
+from console.tui.screens.base import BaseScreen
 
 
 class ConsoleCommands(Provider):
@@ -32,9 +37,11 @@ class ConsoleCommands(Provider):
     ``compare`` with each release when on the releases view."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        from console.tui.screens.releases import ReleasesScreen
+
         app: DepotConsole = self.app  # type: ignore[assignment]
         screen = self.screen
-        sid = getattr(screen, "SCREEN_ID", "")
+        sid = screen.SCREEN_ID if isinstance(screen, BaseScreen) else ""
         out: list[tuple[str, str, Callable[[], Any]]] = []
         for a in actions.for_screen(sid, app.read_only):
             if a.name in ("command_palette", "help", "jump", "quit", "back") or a.name.startswith("view("):
@@ -44,15 +51,15 @@ class ConsoleCommands(Provider):
             out.append((a.description, a.headless or a.description, partial(screen.run_action, a.name)))
         for v in actions.VIEWS:
             out.append((f"View: {v}", f"jump to the {v} view", partial(app.action_view, v)))
-        if sid == "releases":
-            cur = screen.table.current_key  # type: ignore[attr-defined]
+        if isinstance(screen, ReleasesScreen):
+            cur = screen.table.current_key
             if cur:
                 for rid, name, label in app.site.state.db.execute(
                         "select id, name, label from releases order by created desc limit 50"):
                     if rid != cur:
                         out.append((f"Compare {short(cur)} with {short(rid)} {name} {label}",
                                     f"console --headless diff {short(rid)} {short(cur)} --files",
-                                    partial(screen.open_compare, *screen._oldest_first([cur, rid]))))  # type: ignore[attr-defined]
+                                    partial(screen.open_compare, *screen.oldest_first([cur, rid]))))
         return out
 
     async def discover(self) -> Hits:
@@ -120,7 +127,7 @@ class DepotConsole(App):
         self._to_warm = [v for v in WARM_VIEWS if v != start]
         self._refreeze = False
         key = self.site.signing_key_id()
-        self.site_info = {"name": self.site.name, "store": str(self.site.config.get("site", "store")),
+        self.site_info = {"name": self.site.name, "store": self.site.config.site.store,
                           "key": short(key, 12) if key else ""}
 
     def open_site(self) -> Site:
@@ -130,14 +137,14 @@ class DepotConsole(App):
     def on_mount(self) -> None:
         self.switch_mode(self.start_view)
         self.call_after_refresh(self._freeze_startup_objects)
-        self.set_interval(IDLE_CHECK_S, self._on_idle, name="idle-work")
+        self.set_interval(IDLE_CHECK_S, self._idle_work, name="idle-work")
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
             self._last_key = time.monotonic()
         await super().on_event(event)
 
-    def _on_idle(self) -> None:
+    def _idle_work(self) -> None:
         """Work kept out of key presses, done once no key has come for a moment (the operator
         reads): compose the next view off-screen, else collect garbage. One step per pause."""
         if time.monotonic() - self._last_key < IDLE_S:
@@ -177,7 +184,7 @@ class DepotConsole(App):
         walks the start-up objects costs a key press 50-100 ms, and CPython starts one as soon as
         the objects that survived young collections reach a quarter of the (small, once frozen)
         old generation: often, while scrolling. So full collections wait for many more young ones
-        (``gc.set_threshold``), and ``_on_idle`` runs them between key presses instead.
+        (``gc.set_threshold``), and ``_idle_work`` runs them between key presses instead.
         """
         gc.collect()
         gc.freeze()
@@ -194,8 +201,20 @@ class DepotConsole(App):
 
     def mounted_views(self) -> Iterable[Screen]:
         """Every screen of every mode that has been opened (for refresh after a change)."""
-        for stack in self._screen_stacks.values():
+        for stack in textual_compat.screen_stacks(self):
             yield from stack
+
+    @on(ChannelUpdated)
+    def _channel_updated(self, event: ChannelUpdated) -> None:
+        """A worker promoted, rolled back or renewed: say so, and have every open view reload."""
+        text = channel_update_text(event.update)
+        self.notify(f"{text}\n≡ {event.command}" if event.command else text, title=event.title)
+        self.reload_views()
+
+    def reload_views(self) -> None:
+        """Post ``ReloadView`` to every open screen (screens that show nothing changeable ignore it)."""
+        for screen in self.mounted_views():
+            screen.post_message(ReloadView())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return actions.allowed(action, self.read_only)
@@ -225,10 +244,9 @@ class DepotConsole(App):
         self.push_screen(JumpModal(), go)
 
     def action_back(self) -> None:
-        """``esc``: the screen decides (clear a filter first, else go back)."""
-        back = getattr(self.screen, "action_back", None)
-        if back is not None:
-            back()
+        """``esc``: a console view decides (clear a filter first, else go back)."""
+        if isinstance(self.screen, BaseScreen):
+            self.screen.action_back()
         elif len(self.screen_stack) > 1:
             self.pop_screen()
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from core.errors import DepotError
 
-from console.cli import Context, Output
+from console.context import Context, Output
 from console.lazy import lazy_import
-from console.render import ago, short, table
+from console.render import ago, build_summary, short, table
 
 
 jobs = lazy_import("core.build.jobs")
@@ -52,17 +52,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.set_defaults(handler=cmd_builds_cancel)
 
 
-def _summary(row: dict) -> str:
-    text = f"build {row['id']} {row['status']}"
-    if row.get("release"):
-        text += f": release {row['release']}"
-        if row.get("channel") and row["status"] == "succeeded":
-            text += f", {row['channel']} -> {short(row['release'])}"
-    if row.get("error"):
-        text += f": {row['error']}"
-    return text
-
-
 def _exit_code(row: dict) -> int:
     return 0 if row["status"] == "succeeded" else 1
 
@@ -96,8 +85,8 @@ def cmd_build(ctx: Context) -> Output:
             _stderr(f"console: {exc}\n")
         row = jobs.follow_log(site, build_id, write, follower=follower)
     proc.wait()
-    notes = [] if row["status"] == "succeeded" else [f"console: {_summary(row)} (log: {log_path})"]
-    return Output(row, _summary(row), _exit_code(row), notes)
+    notes = [] if row["status"] == "succeeded" else [f"console: {build_summary(row)} (log: {log_path})"]
+    return Output(row, build_summary(row), _exit_code(row), notes)
 
 
 def cmd_builds(ctx: Context) -> Output:
@@ -126,4 +115,4 @@ def cmd_builds_log(ctx: Context) -> Output:
 
 def cmd_builds_cancel(ctx: Context) -> Output:
     row = jobs.cancel_build(ctx.site, ctx.args.id)
-    return Output(row, _summary(row))
+    return Output(row, build_summary(row))

@@ -10,9 +10,9 @@ import argparse
 
 from core.errors import EXIT_TRUST
 
-from console.cli import Context, Output
+from console.context import Context, Output
 from console.lazy import lazy_import
-from console.render import short, table
+from console.render import channel_update_text, short, table, time_left
 
 
 ch = lazy_import("core.site.channels")
@@ -47,42 +47,21 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     h.set_defaults(handler=cmd_history)
 
 
-def time_left(seconds: int | None) -> str:
-    """``29d 23h`` / ``5h 3m`` / ``12m`` / ``expired 40s ago``."""
-    if seconds is None:
-        return "-"
-    s = abs(seconds)
-    d, rem = divmod(s, 86400)
-    h, rem = divmod(rem, 3600)
-    m, sec = divmod(rem, 60)
-    text = f"{d}d {h}h" if d else (f"{h}h {m}m" if h else (f"{m}m" if m else f"{sec}s"))
-    return text if seconds > 0 else f"expired {text} ago"
-
-
-def _update_text(u: ch.ChannelUpdate) -> str:
-    p = u.pointer
-    if not u.changed:
-        return u.message
-    verb = {"promote": "promoted", "rollback": "rolled back to", "refresh": "refreshed"}[p.action]
-    was = f", was {short(p.previous)}" if p.previous and p.previous != p.release else ""
-    return f"{p.channel}: {verb} {short(p.release)} (version {p.version}{was}; expires {p.expires})"
-
-
 def cmd_promote(ctx: Context) -> Output:
     u = ch.promote(ctx.site, ctx.args.id, ctx.args.channel, ctx.args.reason)
-    return Output(u.to_json(), _update_text(u))
+    return Output(u.to_json(), channel_update_text(u))
 
 
 def cmd_rollback(ctx: Context) -> Output:
     u = ch.rollback(ctx.site, ctx.args.channel, to=ctx.args.to, steps=ctx.args.steps, reason=ctx.args.reason)
-    return Output(u.to_json(), _update_text(u))
+    return Output(u.to_json(), channel_update_text(u))
 
 
 def cmd_refresh(ctx: Context) -> Output:
     done, failed = ch.refresh_all(ctx.site, ctx.args.channel)
     data = [u.to_json() for u in done] + [{"channel": c, "error": str(e), "exit_code": e.exit_code}
                                           for c, e in failed]
-    lines = [_update_text(u) for u in done] or ([] if failed else ["no channels to refresh"])
+    lines = [channel_update_text(u) for u in done] or ([] if failed else ["no channels to refresh"])
     notes = [f"console: {c}: {e}" for c, e in failed]
     code = max((e.exit_code for _, e in failed), default=0)
     return Output(data, "\n".join(lines), code, notes)

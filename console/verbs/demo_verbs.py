@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from console.cli import Context, Output
+from console.context import Context, Output
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -26,10 +26,8 @@ def cmd_demo(ctx: Context) -> Output:
 
     summary = build_demo(root, seed=ctx.args.seed, progress=say)
     if not (getattr(ctx.args, "headless", False) or ctx.json) and sys.stdout.isatty():
-        from console.tui.app import run_app
-
-        code = run_app(root, read_only=bool(getattr(ctx.args, "read_only", False)))
-        return Output(summary.to_json(), f"demo site at {root} (open it again: console --site {root})", code)
+        return Output(summary.to_json(), f"demo site at {root} (open it again: console --site {root})",
+                      open_console=root)
     chans = ", ".join(f"{c} -> {r[7:19]}" for c, r in sorted(summary.channels.items()))
     text = (f"demo site at {root}\n{len(summary.releases)} releases; channels {chans}; {summary.nodes} nodes, "
             f"{summary.smoke_runs} smoke runs, {summary.builds} builds\nopen it: console --site {root}")

@@ -14,9 +14,9 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from core.errors import EXIT_CHECK_FAILED, BadInput, DepotError
+from core.errors import EXIT_CHECK_FAILED, DepotError
 
-from console.cli import Context, Output
+from console.context import Context, Output
 from console.lazy import lazy_import
 from console.render import ago, size, table
 
@@ -76,8 +76,7 @@ def cmd_fleet_check(ctx: Context) -> Output:
     site = ctx.site
     nodes = nodeset.expand(a.nodeset, fleetcheck.node_groups(site))
     target = nodeset.fold(nodes)
-    if site.read_only and a.hydrate:
-        raise BadInput("fleet check --hydrate: refused, the console is in read-only mode")
+    fleetcheck.refuse_if_read_only(site, hydrate=a.hydrate)
     options = fleetcheck.options_from_site(site, fanout=a.fanout, timeout=a.timeout, connect_timeout=a.connect_timeout,
                                 ssh_config=a.ssh_config, root=a.root, smoke=a.smoke or None,
                                 baseline=a.baseline or None,
@@ -93,7 +92,7 @@ def cmd_fleet_check(ctx: Context) -> Output:
             sys.stdout.flush()
 
     started = time.monotonic()
-    interrupted = True
+    interrupted, recorded = True, False
     try:
         import asyncio  # here, not at the top: every console command would pay its ~20 ms import
 
@@ -101,14 +100,14 @@ def cmd_fleet_check(ctx: Context) -> Output:
         interrupted = False
     finally:
         checks = [done[n] for n in nodes if n in done]
-        if not site.read_only and (checks or not interrupted):
-            fleetcheck.record_check(site, target, checks, options, interrupted=interrupted)
+        if checks or not interrupted:
+            recorded = fleetcheck.record_check(site, target, checks, options, interrupted=interrupted)
     seconds = time.monotonic() - started
     summary = fleetcheck.summarize(checks)
     doc = {"nodeset": target, "channel": options.channel, "smoke": options.smoke, "hydrate": options.hydrate,
            "seconds": round(seconds, 3), "summary": summary, "nodes": [c.to_json() for c in checks],
            "channels": [_target_json(t) for t in targets]}
-    notes = ["read-only: results not recorded"] if site.read_only else []
+    notes = [] if recorded else ["read-only: results not recorded"]
     return Output(doc, summary_text(target, summary, seconds),
                   EXIT_CHECK_FAILED if summary["failed"] else 0, notes)
 

@@ -24,7 +24,7 @@ from core.node.root import NodeConfig, NodeRoot
 if TYPE_CHECKING:
     from core.trust.signing import TrustSet
 
-from console.cli import Context, Output
+from console.context import Context, Output
 from console.render import short, size
 
 
@@ -110,10 +110,10 @@ def _store(ctx: Context, cfg: NodeConfig):
     proxies = cfg.proxies or None
     if not location and _has_site(ctx):
         location = ctx.site.store_location
-        proxies = proxies or ctx.site.config.get("http", "proxies") or None
+        proxies = proxies or ctx.site.config.http.proxies or None
     if not location:
         raise BadInput("no store: pass --store PATH|URL (or set store in the node config)")
-    return open_store(location, proxies=proxies)
+    return open_store(location, proxies=proxies, timeout_s=cfg.timeout_s, retries=cfg.retries)
 
 
 class CliProgress:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from core.errors import EXIT_CHECK_FAILED, EXIT_TRUST
 
-from console.cli import Context, Output
+from console.context import Context, Output
 from console.lazy import lazy_import
 from console.render import ago, delta, short, size, table
 
 
+audited = lazy_import("core.site.audited")
 catalogue = lazy_import("core.site.catalogue")
 diff = lazy_import("core.site.diff")
 export = lazy_import("core.site.export")
@@ -96,11 +97,9 @@ class StderrProgress:
 def cmd_publish(ctx: Context) -> Output:
     site = ctx.site
     images = publishing.parse_image_args(ctx.args.image)
-    prog = StderrProgress(ctx.progress_enabled(), float(site.config.get("publish", "progress_interval_s")))
-    with site.action("publish", ctx.args.name) as detail:
-        res = publishing.publish(site, ctx.args.name, images, label=ctx.args.label, parent=ctx.args.parent,
-                      smoke=publishing.parse_smoke(ctx.args.smoke, ctx.args.smoke_timeout), progress=prog)
-        detail.update(release=res.release_id, new_objects=res.new_objects, new_bytes=res.new_bytes)
+    prog = StderrProgress(ctx.progress_enabled(), site.config.publish.progress_interval_s)
+    res = audited.publish_release(site, ctx.args.name, images, label=ctx.args.label, parent=ctx.args.parent,
+                                  smoke=publishing.parse_smoke(ctx.args.smoke, ctx.args.smoke_timeout), progress=prog)
     text = (f"published {res.release_id}\n"
             f"  {res.name} {res.label}  images: {', '.join(res.images)}  {res.files} files, {size(res.bytes)}\n"
             f"  new objects: {res.new_objects} ({size(res.new_bytes)}, stored {size(res.stored_bytes)}); "
@@ -203,10 +202,8 @@ def cmd_export(ctx: Context) -> Output:
 
 def cmd_gc(ctx: Context) -> Output:
     site = ctx.site
-    with site.action("gc", "--dry-run" if ctx.args.dry_run else "store") as detail:
-        rep = gc.collect(site, dry_run=ctx.args.dry_run,
-                      on_wait=lambda: print("gc: waiting for running publishes to finish", file=sys.stderr, flush=True))
-        detail.update(rep.to_json())
+    rep = gc.collect(site, dry_run=ctx.args.dry_run,
+                     on_wait=lambda: print("gc: waiting for running publishes to finish", file=sys.stderr, flush=True))
     verb = "would delete" if rep.dry_run else "deleted"
     return Output(rep.to_json(), f"{verb} {rep.unreferenced} unreferenced object(s), {size(rep.freed_bytes)}; "
                                  f"{rep.reachable} reachable from {rep.releases} release(s)"

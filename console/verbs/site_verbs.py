@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from console.cli import Context, Output
+from console.context import Context, Output
 from console.lazy import lazy_import
 from console.render import ago, size, table
 
@@ -46,7 +46,7 @@ def cmd_init(ctx: Context) -> Output:
     from core.site.site import Site
 
     site = Site.init(ctx.site_dir, store=ctx.args.store, name=ctx.args.name)
-    ctx._site = site
+    ctx.use_site(site)
     data = {"site": str(site.root), "store": site.store_location, "key": site.signing_key.id}
     text = f"site created at {site.root}\nstore: {site.store_location}\nsigning key: {site.signing_key.id}"
     return Output(data, text)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.build.run import (DEFAULT_GRACE_S, BuildCancelled, Runner, group_alive, kill_groups, read_pgid_file,
+from core.build.run import (BuildCancelled, Runner, group_alive, kill_groups, read_pgid_file,
                        terminate_build)
 from core.errors import BadInput, CheckFailed, Conflict, DepotError, NotFound
 from core.site.site import Site, format_time, open_site
@@ -139,7 +139,7 @@ def builder_for(site: Site, name: str):
     """The builder called ``name``, the site's own builders from config included."""
     from core.build.builders import get_builder, load_site_builders
 
-    load_site_builders(dict(site.config.get("build", "builders") or {}))
+    load_site_builders(dict(site.config.build.builders))
     return get_builder(name)
 
 
@@ -240,9 +240,6 @@ def create_build(site: Site, source: Path | str, builder: str, targets: str | Se
     if promote:
         check_channel_name(promote)
     name = check_release_name(name if name is not None else default_name(source))
-    parallel = site.config.get("build", "parallel")
-    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
-        raise BadInput(f"console.toml: [build] parallel must be a positive whole number, not {parallel!r}")
 
     build_id = site.state.db["builds"].insert({
         "status": "queued", "builder": builder, "source": str(source), "targets": json.dumps(arches),
@@ -321,7 +318,7 @@ class _Worker:
         self.row = row
         self.id: int = row["id"]
         self.paths = build_paths(site, self.id)
-        grace = float(site.config.get("build", "grace_s") or DEFAULT_GRACE_S)
+        grace = site.config.build.grace_s
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.runner = Runner(self.paths.log, grace_s=grace, pgid_file=self.paths.pgid_file)
         self.builder = builder_for(site, row["builder"])
@@ -376,7 +373,7 @@ class _Worker:
     def build_all(self) -> dict[str, Any]:
         """Build every target, at most ``[build] parallel`` at once; raise the first real failure."""
         targets: list[str] = self.row["targets"]
-        parallel = max(1, int(self.site.config.get("build", "parallel") or 1))
+        parallel = self.site.config.build.parallel
         outputs: dict[str, Any] = {}
         failure: tuple[str, DepotError] | None = None
         with ThreadPoolExecutor(max_workers=min(parallel, len(targets)), thread_name_prefix="target") as pool:
@@ -414,7 +411,7 @@ class _Worker:
     def publish(self, outputs: dict[str, Any]) -> str:
         from core.site.catalogue import list_releases
         from core.model.digest import hash_file
-        from core.site.publish import publish
+        from core.site.audited import publish_release
 
         row, site = self.row, self.site
         first = next(iter(outputs.values()))
@@ -424,13 +421,10 @@ class _Worker:
         earlier = list_releases(site, row["name"])
         parent = earlier[0]["id"] if earlier else None
         self.log(f"publishing {row['name']} {row['label']} ({', '.join(outputs)})")
-        with site.action("publish", row["name"]) as detail:
-            res = publish(site, row["name"], {a: self.paths.image_dir(a) for a in outputs},
-                          label=row["label"], parent=parent, builder=_merge_builder(outputs),
-                          source=source, smoke=first.smoke,
-                          cpu_targets={a: o.cpu_target for a, o in outputs.items()})
-            detail.update(release=res.release_id, build=self.id, new_objects=res.new_objects,
-                          new_bytes=res.new_bytes)
+        res = publish_release(site, row["name"], {a: self.paths.image_dir(a) for a in outputs},
+                              audit={"build": self.id}, label=row["label"], parent=parent,
+                              builder=_merge_builder(outputs), source=source, smoke=first.smoke,
+                              cpu_targets={a: o.cpu_target for a, o in outputs.items()})
         _update(site, self.id, {"release": res.release_id})
         self.log(f"published {res.release_id}: {res.files} files, {res.new_objects} new objects")
         return res.release_id
@@ -536,7 +530,7 @@ def _refresh(site: Site, row: dict) -> dict:
     paths = build_paths(site, row["id"])
     orphans = [g for g in read_pgid_file(paths.pgid_file) if group_alive(g)]
     if orphans:
-        kill_groups(orphans, float(site.config.get("build", "grace_s") or DEFAULT_GRACE_S))
+        kill_groups(orphans, site.config.build.grace_s)
     if _update(site, row["id"], {"status": "failed", "error": "worker died", "finished": _now(site)},
                when_status=ACTIVE):
         _log_line(paths.log, f"failed: worker died (pid {row['pid']} is gone)")
@@ -626,7 +620,7 @@ def cancel_build(site: Site, build_id: int | str, *, grace_s: float | None = Non
     Returns once no process of the build is left.
     """
     build_id = parse_build_id(build_id)
-    grace = float(grace_s if grace_s is not None else site.config.get("build", "grace_s") or DEFAULT_GRACE_S)
+    grace = float(grace_s if grace_s is not None else site.config.build.grace_s)
     paths = build_paths(site, build_id)
     with site.action("build-cancel", f"build {build_id}") as detail:
         row = get_build(site, build_id)

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from core.durable import atomic_write
 from core.errors import CheckFailed, DepotError
 
 DEFAULT_GRACE_S = 10.0
@@ -163,9 +164,7 @@ class Runner:
     def _save_pgids(self) -> None:
         if self.pgid_file is None:
             return
-        tmp = self.pgid_file.with_name(self.pgid_file.name + ".tmp")
-        tmp.write_text("".join(f"{g}\n" for g in self._live))
-        os.replace(tmp, self.pgid_file)
+        atomic_write(self.pgid_file, "".join(f"{g}\n" for g in self._live).encode(), durable=False)
 
     # --- log -------------------------------------------------------------------------------------
 

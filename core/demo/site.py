@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import core.site.channels as channels
 from core.site.inventory import (ChannelTarget, Classified, images_for, node_row, record_smoke_runs, smoke_row,
                         upsert_nodes)
+from core.durable import atomic_write
 from core.site.publish import publish
 from core.trust.signing import ROLES, TrustSet, load_key
 from core.site.site import Site, format_time, system_clock
@@ -98,11 +98,7 @@ def _install_seeded_key(site: Site, seed: int) -> str:
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     path = site.signing_key_path
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    os.replace(tmp, path)
+    atomic_write(path, pem, 0o600, durable=False)
     key = load_key(path)
     trust = TrustSet()
     trust.add(key.public, ROLES, name="demo")
@@ -138,7 +134,7 @@ class _Story:
 
     def at(self, days: float, actor: str) -> None:
         self.clock.t = self.start + timedelta(days=days)
-        self.site.config.data["site"]["actor"] = actor
+        self.site.config.set("site", "actor", actor)
 
 
 
@@ -168,7 +164,7 @@ def build_demo(root: Path, *, seed: int = 0, now: datetime | None = None, scale:
         clock.t = end
         summary.nodes, summary.smoke_runs = _inventory(site, seed, summary.channels, ids, end)
         summary.builds = _builds(site, ids, end)
-        site.config.data["site"]["actor"] = ""
+        site.config.set("site", "actor", "")
         site.config.save()
         return summary
     finally:

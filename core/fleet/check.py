@@ -35,6 +35,7 @@ from core.site.state import utcnow_iso
 
 #: Every per-node status a fleet check can report, in display order.
 STATUSES = (*fleet.STATUSES, FINGERPRINT_MISMATCH)
+AUDIT_VERB = "fleet check"  # the audit rows of a check, and the verb named when one is refused
 _TAIL_LINES = 3
 
 
@@ -123,21 +124,21 @@ def options_from_site(site: Any, **given: Any) -> CheckOptions:
     by every non-None keyword. A relative ``ssh_config`` in console.toml is relative to the site;
     one given on the command line, to the current directory."""
     cfg = site.config
-    fleet_cfg = cfg.data.get("fleet", {})
-    remote = fleet_cfg.get("remote_console") or cfg.get("node", "remote_console") or "console"
+    fleet_cfg = cfg.fleet
+    remote = fleet_cfg.remote_console or cfg.node.remote_console or "console"
     ssh_config = given.pop("ssh_config", None)
     ssh_config = (_path_option(ssh_config, Path.cwd()) if ssh_config
-                  else _path_option(str(cfg.get("fleet", "ssh_config") or ""), site.root))
+                  else _path_option(fleet_cfg.ssh_config, site.root))
     try:
         remote_argv = tuple(shlex.split(remote) if isinstance(remote, str) else [str(x) for x in remote])
     except ValueError as exc:
         raise BadInput(f"remote_console {remote!r} is not a valid command line: {exc}") from None
     opts: dict[str, Any] = {
-        "fanout": int(cfg.get("fleet", "fanout")), "connect_timeout": float(cfg.get("fleet", "connect_timeout")),
-        "timeout": float(cfg.get("fleet", "timeout")), "ssh_config": ssh_config,
-        "root": str(fleet_cfg.get("root") or cfg.get("node", "root") or "") or None,
+        "fanout": fleet_cfg.fanout, "connect_timeout": float(fleet_cfg.connect_timeout),
+        "timeout": float(fleet_cfg.timeout), "ssh_config": ssh_config,
+        "root": fleet_cfg.root or cfg.node.root or None,
         "remote_console": remote_argv,
-        "store": str(fleet_cfg.get("store") or "") or None, "trust": str(fleet_cfg.get("trust") or "") or None,
+        "store": fleet_cfg.store or None, "trust": fleet_cfg.trust or None,
     }
     opts.update({k: v for k, v in given.items() if v is not None})
     if opts.get("hydrate") and not opts.get("store"):
@@ -168,11 +169,8 @@ def channel_targets(site: Any) -> list[ChannelTarget]:
 
 
 def node_groups(site: Any) -> dict[str, str]:
-    """``[fleet] groups`` (name -> node set) with a clear error when it is not a table of strings."""
-    groups = site.config.get("fleet", "groups") or {}
-    if not isinstance(groups, Mapping) or not all(isinstance(v, str) for v in groups.values()):
-        raise BadInput("[fleet] groups in console.toml must map names to node sets, e.g. compute = \"n[01-64]\"")
-    return dict(groups)
+    """``[fleet] groups`` (name -> node set; a table of strings, checked when console.toml is loaded)."""
+    return dict(site.config.fleet.groups)
 
 
 # --------------------------------------------------------------------------- one node
@@ -385,34 +383,44 @@ def _fold(names: list[str]) -> str:
         return ",".join(names)
 
 
+def refuse_if_read_only(site: Any, *, hydrate: bool | None) -> None:
+    """A fleet check only reads the nodes, so a read-only console may run one (its outcome is not
+    recorded); with ``--hydrate`` it changes them, and is refused as ``Site.action`` refuses."""
+    if hydrate:
+        site.refuse_if_read_only(f"{AUDIT_VERB} --hydrate")
+
+
 def record_check(site: Any, target: str, checks: Iterable[NodeCheck], options: CheckOptions,
-                 *, interrupted: bool = False) -> None:
-    """Write a check to the database: node rows, smoke runs, one audit row (``fleet check``).
+                 *, interrupted: bool = False) -> bool:
+    """Write a check to the database: node rows, smoke runs, one audit row (``fleet check``),
+    through ``Site.action`` like every state-changing verb. False, and nothing written, on a
+    read-only site: the check itself only read the nodes.
 
     A node that answered its probe gets its full row; one that did not keeps what was known
     about it and only gets the new status and detail.
     """
+    if site.read_only:
+        return False
     checks = list(checks)
-    rows, smokes = [], []
-    for c in checks:
-        if c.probe is not None:
-            c_classified = Classified(c.arch, c.vendor, c.flags_digest)
-            rows.append(node_row(c.node, c.probe, c_classified, c.images, c.status, c.detail, c.checked))
-        else:
-            rows.append({"name": c.node, "status": c.status, "detail": c.detail})
-        if c.smoke_attempted:
-            doc = c.smoke or {"release": (c.images.get(str(options.channel)) or {}).get("release"),
-                              "image": (c.images.get(str(options.channel)) or {}).get("image"), "ok": False}
-            smokes.append(smoke_row(c.node, doc, f"{c.status}: {c.detail}", c.checked))
-    upsert_nodes(site.state, rows)
-    record_smoke_runs(site.state, smokes)
-    summary = summarize(checks)
-    if interrupted:
-        outcome = "interrupted"
-    elif summary["failed"]:
-        outcome = f"failed: {summary['failed']} of {summary['total']} nodes"
-    else:
-        outcome = "ok"
-    detail = {"counts": summary["counts"], "smoke": options.smoke, "hydrate": options.hydrate,
-              "channel": options.channel}
-    site.audit("fleet check", target, outcome, detail)
+    with site.action(AUDIT_VERB, target) as detail:
+        rows, smokes = [], []
+        for c in checks:
+            if c.probe is not None:
+                c_classified = Classified(c.arch, c.vendor, c.flags_digest)
+                rows.append(node_row(c.node, c.probe, c_classified, c.images, c.status, c.detail, c.checked))
+            else:
+                rows.append({"name": c.node, "status": c.status, "detail": c.detail})
+            if c.smoke_attempted:
+                doc = c.smoke or {"release": (c.images.get(str(options.channel)) or {}).get("release"),
+                                  "image": (c.images.get(str(options.channel)) or {}).get("image"), "ok": False}
+                smokes.append(smoke_row(c.node, doc, f"{c.status}: {c.detail}", c.checked))
+        upsert_nodes(site.state, rows)
+        record_smoke_runs(site.state, smokes)
+        summary = summarize(checks)
+        if interrupted:
+            detail.outcome = "interrupted"
+        elif summary["failed"]:
+            detail.outcome = f"failed: {summary['failed']} of {summary['total']} nodes"
+        detail.update(counts=summary["counts"], smoke=options.smoke, hydrate=options.hydrate,
+                      channel=options.channel)
+    return True

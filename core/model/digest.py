@@ -9,10 +9,14 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
+
+from core.errors import Ambiguous, BadInput, NotFound
 
 PREFIX = "sha256:"
 HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+REF_RE = re.compile(r"^[0-9a-f]{4,64}$")
 CHUNK = 1 << 20
 
 
@@ -49,6 +53,32 @@ def hex_of(digest: str) -> str:
 def short(digest: str, n: int = 12) -> str:
     """A short display form: the first ``n`` hex characters."""
     return digest[len(PREFIX):][:n] if digest.startswith(PREFIX) else digest[:n]
+
+
+def resolve_release_ref(ref: str, matches: Callable[[str], list[str]], *,
+                        exists: Callable[[str], bool] | None = None, where: str = "") -> str:
+    """A full release id from ``sha256:<hex>``, bare hex, or a unique hex prefix of at least 4 characters.
+
+    The one resolver of the site (``matches`` asks the catalogue) and of the node (it lists the
+    store): ``matches(prefix)`` gives the full ids starting with that hex, ``exists(id)`` (when
+    given) checks a full id; ``where`` ends the not-found message (`` in store …``). BadInput for a
+    malformed reference, NotFound, or Ambiguous listing the candidates.
+    """
+    text = ref.strip().lower().removeprefix(PREFIX)
+    if not REF_RE.match(text):
+        raise BadInput(f"invalid release id {ref!r}: expected sha256:<hex> or a hex prefix of at least 4 characters")
+    if len(text) == 64:
+        rid = PREFIX + text
+        if exists is not None and not exists(rid):
+            raise NotFound(f"release {ref} not found{where}")
+        return rid
+    hits = matches(text)
+    if not hits:
+        raise NotFound(f"no release matches {ref}{where}")
+    if len(hits) > 1:
+        raise Ambiguous(f"release id {ref} is ambiguous: {len(hits)} candidates: "
+                        + ", ".join(short(h) for h in hits), hits)
+    return hits[0]
 
 
 def canonical_json(value: Any) -> bytes:

@@ -156,14 +156,14 @@ class Release:
     label: str
     created: str
     parent: str | None
-    builder: dict
-    source: dict
+    builder: dict[str, Any]
+    source: dict[str, Any]
     images: dict[str, Image]
-    smoke: dict | None
+    smoke: dict[str, Any] | None
     signed_by: list[str]
 
     @property
-    def packages(self) -> list[dict]:
+    def packages(self) -> list[dict[str, Any]]:
         return list(self.source.get("packages", []))
 
     @property
@@ -176,7 +176,7 @@ class Release:
 
     def to_json(self) -> dict[str, Any]:
         """The payload fields plus id, as scripts see them."""
-        doc = json.loads(self.payload)
+        doc: dict[str, Any] = json.loads(self.payload)
         doc["id"] = self.id
         doc["signed_by"] = self.signed_by
         return doc
@@ -188,10 +188,10 @@ def build_payload(
     label: str,
     created: str,
     parent: str | None,
-    builder: dict,
-    source: dict,
+    builder: dict[str, Any],
+    source: dict[str, Any],
     images: dict[str, Image],
-    smoke: dict | None,
+    smoke: dict[str, Any] | None,
 ) -> bytes:
     """Serialize a release payload canonically (its sha256 is the release id)."""
     doc = {
@@ -213,7 +213,7 @@ def build_payload(
     return canonical_json(doc)
 
 
-def _str(doc: dict, key: str, where: str, *, optional: bool = False, maxlen: int = 256) -> str | None:
+def _str(doc: dict[str, Any], key: str, where: str, *, optional: bool = False, maxlen: int = 256) -> str | None:
     v = doc.get(key)
     if v is None and optional:
         return None

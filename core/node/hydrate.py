@@ -45,9 +45,9 @@ from pathlib import Path
 
 from core.arch import choose_image, host_microarch
 from core.trust.releases import release_from_envelope
-from core.model.digest import digest_bytes, hash_file, is_digest
-from core.durable import syncfs
-from core.errors import Ambiguous, BadInput, CheckFailed, CorruptObject, DepotError, NotFound, StoreError
+from core.model.digest import digest_bytes, hash_file, is_digest, resolve_release_ref
+from core.durable import atomic_write, syncfs
+from core.errors import CheckFailed, CorruptObject, DepotError, NotFound, StoreError
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
 from core.node.root import NodeRoot, cache_name, default_workers, force_rmtree
 from core.store.packs import PACK_MIN_MISSING, PackIndex, fetch_packed, fetch_packed_bytes, load_pack_index
@@ -120,18 +120,10 @@ def local_release(node: NodeRoot, release_id: str) -> Release:
 
 
 def resolve_store_release(store: Store, ref: str) -> str:
-    """A full release id from ``sha256:<hex>``, bare hex, or a unique prefix of >= 4 hex characters."""
-    text = ref.strip().lower().removeprefix("sha256:")
-    if not (4 <= len(text) <= 64) or any(c not in "0123456789abcdef" for c in text):
-        raise BadInput(f"invalid release id {ref!r}: expected sha256:<hex> or a hex prefix of at least 4 characters")
-    if len(text) == 64:
-        return "sha256:" + text
-    hits = [r for r in store.list_release_ids() if r[7:].startswith(text)]
-    if not hits:
-        raise NotFound(f"no release matches {ref} in store {store.location}")
-    if len(hits) > 1:
-        raise Ambiguous(f"release id {ref} is ambiguous: {', '.join(h[7:19] for h in hits)}", hits)
-    return hits[0]
+    """A full release id from ``sha256:<hex>``, bare hex, or a unique prefix of >= 4 hex characters
+    (``resolve_release_ref`` over the store's listing: a node has no catalogue)."""
+    return resolve_release_ref(ref, lambda prefix: [r for r in store.list_release_ids() if r[7:].startswith(prefix)],
+                               where=f" in store {store.location}")
 
 
 # -- fetching into the cache -----------------------------------------------------------------------
@@ -267,11 +259,7 @@ def _write_bundle(node: NodeRoot, root: str, trees: dict[str, bytes], tmpdir: Pa
     parts = []
     for digest, data in trees.items():
         parts += [f"{digest} {len(data)}\n".encode(), data]
-    fd, tmp = tempfile.mkstemp(dir=tmpdir)
-    with os.fdopen(fd, "wb") as f:
-        f.write(b"".join(parts))
-    os.chmod(tmp, 0o444)
-    os.replace(tmp, dest)
+    atomic_write(dest, parts, 0o444, durable=False, tmp_dir=tmpdir)
 
 
 class _NodeTrees:
@@ -550,8 +538,6 @@ def _hydrate(store: Store, trust: TrustSet, node: NodeRoot, channel: str, *, rel
         rel_dir = node.release_dir(release_id)
         rel_dir.mkdir(parents=True, exist_ok=True)
         if not (rel_dir / "release.json").is_file():
-            from core.node.root import atomic_write
-
             atomic_write(rel_dir / "release.json", envelope, 0o444)
         image_dir = node.image_dir(release_id, choice.image)
         if not image_dir.is_dir():

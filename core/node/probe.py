@@ -13,7 +13,9 @@ python version and ``channels``: the release each ``<root>/current/<channel>`` s
 (node layout of DESIGN §5: ``current/<channel> -> ../releases/<id>/<arch>``).
 
 ``DEPOT_PROBE_CPUINFO=<path>`` makes the probe read that file instead of /proc/cpuinfo (tests, and
-nodes whose /proc lies, e.g. under emulation). Classification with archspec happens on the console.
+nodes whose /proc lies, e.g. under emulation): the node's test/override hook, which
+``core.arch.host_microarch`` (the image ``node hydrate`` picks) honours as well. Classification
+with archspec happens in ``core.arch``, over the shape ``parse_cpuinfo`` returns.
 
 Console side: ``probe_source()`` (these bytes), ``run_probe()`` (probe this host in-process) and
 ``parse_probe_output()`` (strict validation of what a node printed).
@@ -46,14 +48,13 @@ def _first_cpu_block(text: str) -> Dict[str, str]:
     return data
 
 
-def read_cpuinfo(path: Optional[str] = None) -> Dict[str, Any]:
-    """Parse cpuinfo (``path``, else $DEPOT_PROBE_CPUINFO, else /proc/cpuinfo) into the probe's shape."""
-    path = path or os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            data = _first_cpu_block(fh.read())
-    except OSError:
-        data = {}
+def parse_cpuinfo(text: str) -> Dict[str, Any]:
+    """The probe's ``cpuinfo`` object from /proc/cpuinfo text: the one cpuinfo parser of the project.
+
+    ``core.arch`` classifies this shape (``cpuinfo_from_probe``), for a remote probe and for text
+    read on the console alike, so a node and the console can never read a CPU differently.
+    """
+    data = _first_cpu_block(text)
     return {
         "vendor": data.get("vendor_id", ""),
         "model_name": data.get("model name", ""),
@@ -64,6 +65,26 @@ def read_cpuinfo(path: Optional[str] = None) -> Dict[str, Any]:
         "part": data.get("CPU part", ""),
         "features": sorted(set(data.get("Features", "").split())),
     }
+
+
+def count_processors(text: str) -> int:
+    """How many ``processor`` entries cpuinfo text lists (at least 1)."""
+    return max(sum(1 for line in text.splitlines() if line.partition(":")[0].strip() == "processor"), 1)
+
+
+def read_cpuinfo(path: Optional[str] = None) -> Dict[str, Any]:
+    """``parse_cpuinfo`` of ``path``, else of $DEPOT_PROBE_CPUINFO, else of /proc/cpuinfo.
+
+    ``$DEPOT_PROBE_CPUINFO`` is the node's test/override hook: ``core.arch.host_microarch`` honours
+    it too, so what a node reports and the image it picks for itself agree.
+    """
+    path = path or os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        text = ""
+    return parse_cpuinfo(text)
 
 
 def _memory_bytes() -> int:

@@ -19,28 +19,32 @@ A node needs no console database. Everything it knows lives under one directory:
     <root>/.lock                        held (flock) by hydrate and prune
 
 Configuration is read from ``$DEPOT_NODE_CONFIG`` (else ``$XDG_CONFIG_HOME/depot-node/node.toml``)
-and then ``<root>/node.toml``; keys: ``root``, ``keep``, ``arch``, ``store``, ``trust``,
-``proxies``, ``workers``. The root itself comes from ``--root``, else that config's ``root``, else
-``$DEPOT_NODE_ROOT``, else ``~/.local/share/depot-node``.
+and then ``<root>/node.toml`` (whose keys win); its keys are the fields of ``NodeConfig``, at the
+top level or in a ``[node]`` table, validated like console.toml (unknown keys refused). The root
+itself comes from ``--root``, else that config's ``root``, else ``$DEPOT_NODE_ROOT``, else
+``~/.local/share/depot-node``.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import shutil
 import stat
-import tempfile
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.model.digest import hex_of
-from core.durable import fsync_dir
+from core.durable import atomic_write, fsync_dir
 from core.errors import BadInput
+from core.xdg import CONFIG_HOME, DATA_HOME, default_path
+from core.settings import markdown_rows, parse, setting
+from core.store import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 ROOT_ENV = "DEPOT_NODE_ROOT"
 CONFIG_ENV = "DEPOT_NODE_CONFIG"
@@ -48,33 +52,33 @@ STATE_SCHEMA = "depot-node-state/1"
 EXEC_SUFFIX = ".x"
 DEFAULT_KEEP = 3
 HISTORY_LIMIT = 1000
-_CONFIG_KEYS = {"root": str, "keep": int, "arch": str, "store": str, "trust": str, "proxies": list, "workers": int}
 
 
 def user_config_path() -> Path:
     """``$DEPOT_NODE_CONFIG``, else ``$XDG_CONFIG_HOME/depot-node/node.toml``."""
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "depot-node" / "node.toml"
+    return default_path(CONFIG_ENV, CONFIG_HOME, "depot-node", "node.toml")
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    """The keys one node config file sets, validated against ``NodeConfig`` ({} if there is none).
+
+    The keys sit in a ``[node]`` table or at the top level; anything else is refused with one
+    line naming the file and the key.
+    """
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: unreadable node config ({exc})") from None
-    table = raw.get("node", raw)
-    out: dict[str, Any] = {}
-    for key, kind in _CONFIG_KEYS.items():
-        if key in table:
-            value = table[key]
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise BadInput(f"{path}: {key} must be a {kind.__name__}")
-            out[key] = value
-    return out
+    table, where = raw, f"{path}: "
+    if isinstance(raw.get("node"), dict):
+        table, where = raw["node"], f"{path}: [node] "
+        for key in raw:
+            if key != "node":
+                raise BadInput(f"{path}: unknown key {key!r} outside [node] (a node config has only [node])")
+    parse(NodeConfig, table, where)
+    return dict(table)
 
 
 def default_workers() -> int:
@@ -94,54 +98,47 @@ def default_workers() -> int:
     return max(2, min(8, cpus))
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeConfig:
-    """Effective node settings (user config, then the root's node.toml, then command-line flags)."""
+    """A node's settings: the keys of its config files (README, "Node configuration").
 
-    root: Path
-    keep: int = DEFAULT_KEEP
-    arch: str | None = None
-    store: str | None = None
-    trust: str | None = None
-    proxies: list[str] = field(default_factory=list)
-    workers: int = field(default_factory=default_workers)
+    ``load`` returns the effective ones (user config, then the root's node.toml; command-line
+    flags win over both, in the verbs): ``root`` resolved, empty ``arch``/``store``/``trust``
+    as None, ``workers`` 0 as ``default_workers()``.
+    """
+
+    root: str = setting("", "the node root (`--root` wins); read from the user config only, and before "
+                        "`$DEPOT_NODE_ROOT`", shown="`$DEPOT_NODE_ROOT`, else `~/.local/share/depot-node`")
+    keep: int = setting(DEFAULT_KEEP, "images kept per channel, current included (as `--keep`)", ge=1, le=10000)
+    arch: str | None = setting(None, "image to pick instead of the best fit for this CPU (as `--arch`)")
+    store: str | None = setting(None, "store path or `http(s)://` URL(s), comma-separated mirrors (as `--store`)")
+    trust: str | None = setting(None, "trust file from `console keys export` (as `--trust`)")
+    proxies: list[str] = setting([], "proxy URLs tried in order; empty: `HTTP(S)_PROXY`/`NO_PROXY` "
+                                 "from the environment")
+    workers: int = setting(0, "parallel downloads (as `--workers`); 0: the CPU count, 2 to 8", ge=0, le=256,
+                           shown="`0` (CPUs, 2 to 8)")
+    timeout_s: float = setting(DEFAULT_TIMEOUT_S, "per-request HTTP timeout in seconds, as `[http] timeout_s`",
+                               gt=0, le=86400)
+    retries: int = setting(DEFAULT_RETRIES, "HTTP retries, as `[http] retries`", ge=0, le=100)
 
     @classmethod
     def load(cls, root: str | Path | None = None) -> "NodeConfig":
         user = _read_config(user_config_path())
         chosen = Path(root) if root else Path(user["root"]) if user.get("root") else default_root()
-        merged = {**user, **_read_config(chosen / "node.toml")}
-        keep = merged.get("keep", DEFAULT_KEEP)
-        if keep < 1:
-            raise BadInput("node config: keep must be at least 1")
-        return cls(root=chosen.expanduser(), keep=keep, arch=merged.get("arch") or None,
-                   store=merged.get("store") or None, trust=merged.get("trust") or None,
-                   proxies=list(merged.get("proxies", [])), workers=max(1, merged.get("workers") or default_workers()))
+        merged = cls(**{**user, **_read_config(chosen / "node.toml")})
+        return dataclasses.replace(merged, root=str(chosen.expanduser()), arch=merged.arch or None,
+                                   store=merged.store or None, trust=merged.trust or None,
+                                   workers=merged.workers or default_workers())
+
+
+def node_config_table() -> str:
+    """The README's node.toml table, generated from ``NodeConfig``."""
+    return "\n".join(["| key | default | meaning |", "| --- | --- | --- |", *markdown_rows(NodeConfig)])
 
 
 def default_root() -> Path:
     """``$DEPOT_NODE_ROOT``, else ``$XDG_DATA_HOME/depot-node`` (``~/.local/share/depot-node``)."""
-    if os.environ.get(ROOT_ENV):
-        return Path(os.environ[ROOT_ENV])
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "depot-node"
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, rename over it, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    return default_path(ROOT_ENV, DATA_HOME, "depot-node")
 
 
 

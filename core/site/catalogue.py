@@ -4,21 +4,17 @@ database's catalogue cache in step with the store (which stays the truth).
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING
 
-from core.model.digest import canonical_json
-from core.errors import Ambiguous, BadInput, Conflict, NotFound, TrustError
-from core.model.manifest import Release
-from core.trust.signing import INDEX_TYPE, make_envelope
-from core.store.base import release_path
-from core.trust.releases import load_release_from, release_from_envelope  # noqa: F401 (re-exported)
+from core.model.digest import canonical_json, resolve_release_ref
+from core.errors import BadInput, Conflict, NotFound, TrustError
+from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES, Release
+from core.trust.signing import INDEX_TYPE, TrustSet, make_envelope
+from core.store.base import Store, release_path
+from core.trust.releases import release_from_envelope
 
 if TYPE_CHECKING:  # the Site (and SQLite) is not needed by nodes, which only verify envelopes
     from core.site.site import Site
-
-HEX_RE = re.compile(r"^[0-9a-f]{4,64}$")
-
 
 def load_release(site: Site, release_id: str) -> Release:
     """Read a release envelope, check that its payload hashes to its name, verify signatures, parse.
@@ -27,7 +23,16 @@ def load_release(site: Site, release_id: str) -> Release:
     name) or the signatures do not meet the release threshold; ``BadInput`` if malformed.
     """
     return load_release_from(site.store, site.trust, release_id,
-                             int(site.config.get("publish", "max_manifest_bytes")))
+                             site.config.publish.max_manifest_bytes)
+
+
+def load_release_from(store: Store, trust: TrustSet, release_id: str,
+                      max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> Release:
+    """``load_release`` without a Site: a store and a trust set (what a node has)."""
+    data = store.read_file(release_path(release_id))
+    if data is None:
+        raise NotFound(f"release {release_id} not found in store")
+    return release_from_envelope(data, trust, release_id, max_bytes)
 
 
 def _row(site: Site, rel: Release) -> dict:
@@ -64,24 +69,15 @@ def sync_catalogue(site: Site, only: list[str] | None = None) -> list[str]:
 
 def resolve_release(site: Site, ref: str) -> str:
     """A full id from ``sha256:<hex>``, bare hex, or a unique hex prefix of at least 4 characters."""
-    text = ref.strip().lower().removeprefix("sha256:")
-    if not HEX_RE.match(text):
-        raise BadInput(f"invalid release id {ref!r}: expected sha256:<hex> or a hex prefix of at least 4 characters")
-    if len(text) == 64:
-        rid = "sha256:" + text
-        if site.store.read_file(release_path(rid)) is None:
-            raise NotFound(f"release {ref} not found")
-        return rid
-    hits = site.state.release_ids_with_prefix(text)
-    if not hits:
-        sync_catalogue(site)
-        hits = site.state.release_ids_with_prefix(text)
-    if not hits:
-        raise NotFound(f"no release matches {ref}")
-    if len(hits) > 1:
-        raise Ambiguous(f"release id {ref} is ambiguous: {len(hits)} candidates: "
-                        + ", ".join(h[7:19] for h in hits), hits)
-    return hits[0]
+
+    def matches(prefix: str) -> list[str]:  # the database cache, synced with the store on a miss
+        hits = site.state.release_ids_with_prefix(prefix)
+        if not hits:
+            sync_catalogue(site)
+            hits = site.state.release_ids_with_prefix(prefix)
+        return hits
+
+    return resolve_release_ref(ref, matches, exists=lambda rid: site.store.read_file(release_path(rid)) is not None)
 
 
 def list_releases(site: Site, name: str | None = None) -> list[dict]:

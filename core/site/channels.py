@@ -45,7 +45,7 @@ from core.errors import BadInput, Conflict, DepotError, NotFound
 from core.trust.signing import CHANNEL_TYPE, TrustSet, make_envelope
 from core.trust.pointers import (  # noqa: F401 (the rules and their names are re-exported)
     ACTIONS, CHANNEL_MISMATCH, EXPIRED, FIELDS, MALFORMED, MAX_POINTER_BYTES, MISSING, POINTER_SCHEMA,
-    POINTER_TYPE, REPLAY, REVOKED, SAME_VERSION, THRESHOLD, UNTRUSTED, Pointer, PointerRejected,
+    POINTER_TYPE, REPLAY, REVOKED, SAME_VERSION, THRESHOLD, UNTRUSTED, Pointer, PointerRejected, reject,
     check_expiry, check_high_water, parse_pointer_payload, pointer_envelope, pointer_signatures,
     verify_pointer,
 )
@@ -188,7 +188,7 @@ def read_current(site: Site, channel: str, now: datetime | None, *, for_update: 
     if data is None:
         known = max(v for v in (mark_v, floor_v, 0) if v is not None)
         if known:
-            raise PointerRejected(MISSING, f"{channel} pointer is gone, but version {known} was accepted before")
+            raise reject(MISSING, f"{channel} pointer is gone, but version {known} was accepted before")
         return Current(channel, None, None)
     try:
         ptr = verify_pointer(data, channel, site.trust, mark_v, mark_d, None)
@@ -221,10 +221,8 @@ class ChannelUpdate:
 
 
 def lifetime(site: Site) -> timedelta:
-    days = site.config.get("channels", "lifetime_days")
-    if not isinstance(days, (int, float)) or isinstance(days, bool) or days <= 0:
-        raise BadInput(f"console.toml: [channels] lifetime_days must be a positive number, not {days!r}")
-    return timedelta(days=days)
+    """How long a pointer signed now stays valid (``[channels] lifetime_days``, checked at load)."""
+    return timedelta(days=site.config.channels.lifetime_days)
 
 
 def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> Pointer:
@@ -237,13 +235,13 @@ def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> 
         try:
             store.write_file(channel_history_path(channel, cur.pointer.version), cur.data or b"")
         except Conflict:
-            raise PointerRejected(SAME_VERSION, f"{channel} history version {cur.pointer.version} holds other "
+            raise reject(SAME_VERSION, f"{channel} history version {cur.pointer.version} holds other "
                                                 "bytes than the current pointer; investigate") from None
     hist = channel_history_path(channel, version)
     if store.read_file(hist) is not None:
         if store.read_file(channel_path(channel)) != cur.data:
             raise moved
-        raise PointerRejected(MALFORMED, f"{hist} already exists while the channel is at version {version - 1}: "
+        raise reject(MALFORMED, f"{hist} already exists while the channel is at version {version - 1}: "
                                          "someone wrote history outside the console; investigate")
     issued = site.now()
     payload = canonical_json({

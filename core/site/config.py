@@ -1,70 +1,236 @@
-"""``console.toml``: the site's configuration, read with tomllib and written with tomli-w.
+"""``console.toml``: the site's configuration, one frozen dataclass per section.
 
-Defaults live here, in one table, so the CLI, the TUI and the docs agree on them.
+Every key is declared here, with its type, default and meaning (``core.settings.setting``), so
+the CLI, the TUI and the README agree on them: the README's configuration table is
+``markdown_table()``, and ``tests/unit/test_config.py`` fails when the two differ. The file is
+validated once, in ``Config.load``: an unknown section or key, a value of the wrong type or out of
+range is refused with one line naming the file, the section and the key (``BadInput``, exit 2).
+Callers read typed attributes (``site.config.publish.workers``) and never re-check.
+
+The file is read with tomllib and written (every declared key, defaults included) with tomli-w.
 """
 from __future__ import annotations
 
-import copy
-import os
+import dataclasses
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from core.durable import atomic_write
 from core.errors import BadInput
+from core.settings import check_value, markdown_rows, parse, setting, to_table
+from core.store import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 CONFIG_NAME = "console.toml"
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "site": {"name": "depot-site", "store": "store", "signing_key": "", "actor": ""},
-    "publish": {"pre_publish": "", "post_publish": "", "abort_publish": "", "workers": 0,
-                "max_manifest_bytes": 16 << 20, "progress_interval_s": 0.5},
-    "channels": {"lifetime_days": 30},
-    "node": {"keep": 3, "remote_console": "console", "root": ""},
-    "fleet": {"fanout": 64, "connect_timeout": 10, "timeout": 120, "ssh_config": "", "groups": {}},
-    "http": {"proxies": [], "timeout_s": 30, "retries": 3},
-    "build": {"parallel": 2, "builders": {}},
-    "trust": {"thresholds": {"release": 1, "channel": 1}, "keys": []},
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """``[site]``: what the site is called, where its store is, who signs and who acts."""
+
+    name: str = setting("depot-site", "the site's name, shown in the console header; "
+                        "`console init` sets it to the directory's name")
+    store: str = setting("store", "path (relative to the site) or `http(s)://` URL(s), comma-separated mirrors")
+    signing_key: str = setting("", "PKCS8 PEM Ed25519 key (mode 0600) that signs releases and pointers, relative "
+                               "to the site; `$DEPOT_KEY_PASSPHRASE` if encrypted",
+                               shown="`keys/signing.pem` (written by `console init`)")
+    actor: str = setting("", "who the audit log names; empty: `$DEPOT_ACTOR`, else `user@host`")
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """``[publish]``: hooks around a publish and its resource limits."""
+
+    pre_publish: str = setting("", "shell hook run before anything is written (e.g. `cvmfs_server transaction`); "
+                               "a failing pre-hook aborts with nothing written. Hooks run in the site directory "
+                               "with `$DEPOT_RELEASE`, `$DEPOT_RELEASE_NAME` and `$DEPOT_STORE` set")
+    post_publish: str = setting("", "shell hook run after a successful publish (e.g. `cvmfs_server publish`)")
+    abort_publish: str = setting("", "shell hook run when a publish fails after `pre_publish` succeeded "
+                                 "(e.g. `cvmfs_server abort`)")
+    workers: int = setting(0, "hashing/compression threads; 0: the CPU count, at most 4", ge=0, le=1024,
+                           shown="`0` (cores, max 4)")
+    max_manifest_bytes: int = setting(16 << 20, "manifests larger than this are refused before parsing",
+                                      ge=1, shown="`16777216` (16 MiB)")
+    progress_interval_s: float = setting(0.5, "seconds between progress lines on a terminal (stderr)", ge=0)
+
+
+@dataclass(frozen=True)
+class ChannelsSettings:
+    """``[channels]``: how long a signed channel pointer stays valid."""
+
+    lifetime_days: float = setting(30, "pointer expiry in days; `console refresh` (cron) re-signs", gt=0, le=36500)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """``[node]``: how the console reaches the depot on its nodes (``fleet check``)."""
+
+    remote_console: str | list[str] = setting("console", "the console on the nodes, as a command line or a list "
+                                              "of words; `fleet check --smoke/--hydrate` runs `<it> node ...` "
+                                              "over ssh")
+    root: str = setting("", "node root passed as `--root` to the nodes' console; empty: the nodes' default")
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """``[fleet]``: fleet check over the operator's ssh."""
+
+    fanout: int = setting(64, "nodes worked on at once", ge=1, le=100000)
+    connect_timeout: float = setting(10, "ssh connect timeout per node, seconds", gt=0)
+    timeout: float = setting(120, "deadline of each ssh call (probe, hydrate, smoke), seconds", gt=0)
+    ssh_config: str = setting("", "ssh config file (`ssh -F`), relative to the site; empty: ssh's own")
+    groups: dict[str, str] = setting({}, "named node sets, e.g. `compute = \"n[01-64]\"`, used as `@compute`")
+    remote_console: str | list[str] = setting("", "overrides `[node] remote_console` for fleet check")
+    root: str = setting("", "overrides `[node] root` for fleet check")
+    store: str = setting("", "the store as the nodes reach it (`fleet check --hydrate`); empty: the site's store")
+    trust: str = setting("", "trust file path on the nodes (`fleet check --hydrate`), passed as `--trust`")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """``[http]``: how the console reaches an HTTP(S) store."""
+
+    proxies: list[str] = setting([], "proxy URLs tried in order; empty: `HTTP(S)_PROXY`/`NO_PROXY` "
+                                 "from the environment")
+    timeout_s: float = setting(DEFAULT_TIMEOUT_S, "per-request timeout in seconds: each read, write and "
+                               "connection-pool wait (a connect waits at most 5 s)", gt=0, le=86400)
+    retries: int = setting(DEFAULT_RETRIES, "retries of a request, over every mirror, after a connection error, "
+                           "timeout or 5xx answer (pauses 0.2 s, 0.4 s, then 0.8 s)", ge=0, le=100)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """``[build]``: the build queue."""
+
+    parallel: int = setting(2, "builds run at once", ge=1, le=1024)
+    grace_s: float = setting(10.0, "seconds a cancelled build's processes get between SIGTERM and SIGKILL", gt=0)
+    builders: dict[str, str] = setting({}, "the site's own builders, `name = \"module:ClassName\"`")
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """``[trust]``: the trust set (maintained by ``console keys``; parsed by ``TrustSet.from_config``)."""
+
+    thresholds: dict[str, int] = setting({"release": 1, "channel": 1},
+                                         "signatures needed per role (`release`, `channel`)")
+    keys: list[dict[str, Any]] = setting([], "trusted public keys: `id`, `public`, `roles`, `revoked`, `name`",
+                                         shown="the site key, both roles")
+
+
+#: Section name -> its dataclass, in the order the file is written.
+SECTIONS: dict[str, type] = {
+    "site": SiteSettings, "publish": PublishSettings, "channels": ChannelsSettings, "node": NodeSettings,
+    "fleet": FleetSettings, "http": HttpSettings, "build": BuildSettings, "trust": TrustSettings,
 }
+
+#: Keys that earlier versions declared and wrote but nothing ever read: accepted on load (every
+#: ``console init`` wrote them), dropped, and not written back.
+RETIRED: frozenset[tuple[str, str]] = frozenset({("node", "keep")})
 
 
 class Config:
-    """The parsed configuration with defaults filled in; ``save`` writes it back."""
+    """The parsed, validated configuration: one typed attribute per section; ``save`` writes it back."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, sections: dict[str, Any] | None = None) -> None:
         self.path = path
-        self.data = data
+        self._sections = {name: (sections or {}).get(name) or cls() for name, cls in SECTIONS.items()}
 
     @classmethod
-    def load(cls, path: Path) -> "Config":
+    def load(cls, path: Path) -> Config:
         try:
             raw = tomllib.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             raise BadInput(f"no site at {path.parent} ({CONFIG_NAME} missing): run 'console init' first") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise BadInput(f"{path}: invalid TOML ({exc})") from None
-        data = copy.deepcopy(DEFAULTS)
-        for section, values in raw.items():
-            if not isinstance(values, dict):
-                raise BadInput(f"{path}: [{section}] must be a table")
-            data.setdefault(section, {}).update(values)
-        return cls(path, data)
+        return cls(path, parse_config(raw, path))
 
     @classmethod
-    def new(cls, path: Path, **site: Any) -> "Config":
-        data = copy.deepcopy(DEFAULTS)
-        data["site"].update(site)
-        return cls(path, data)
+    def new(cls, path: Path, **site: Any) -> Config:
+        cfg = cls(path)
+        for key, value in site.items():
+            cfg.set("site", key, value)
+        return cfg
 
-    def get(self, section: str, key: str) -> Any:
-        return self.data.get(section, {}).get(key, DEFAULTS.get(section, {}).get(key))
+    # -- typed sections --------------------------------------------------------------------
+    @property
+    def site(self) -> SiteSettings:
+        return self._sections["site"]
 
+    @property
+    def publish(self) -> PublishSettings:
+        return self._sections["publish"]
+
+    @property
+    def channels(self) -> ChannelsSettings:
+        return self._sections["channels"]
+
+    @property
+    def node(self) -> NodeSettings:
+        return self._sections["node"]
+
+    @property
+    def fleet(self) -> FleetSettings:
+        return self._sections["fleet"]
+
+    @property
+    def http(self) -> HttpSettings:
+        return self._sections["http"]
+
+    @property
+    def build(self) -> BuildSettings:
+        return self._sections["build"]
+
+    @property
+    def trust(self) -> TrustSettings:
+        return self._sections["trust"]
+
+    # -- changes ---------------------------------------------------------------------------
     def set(self, section: str, key: str, value: Any) -> None:
-        self.data.setdefault(section, {})[key] = value
+        """Change one key (validated like the file; takes effect at once, written by ``save``)."""
+        self.update(section, {key: value})
+
+    def update(self, section: str, values: dict[str, Any]) -> None:
+        """Change several keys of one section, each validated like the file."""
+        cls = SECTIONS.get(section)
+        if cls is None:
+            raise BadInput(f"{self.path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            if key not in known:
+                raise BadInput(f"{self.path}: [{section}] unknown key {key!r} (known: {', '.join(sorted(known))})")
+            check_value(cls, key, value, f"{self.path}: [{section}] ")
+        self._sections[section] = dataclasses.replace(self._sections[section], **values)
+
+    def to_toml(self) -> dict[str, dict[str, Any]]:
+        """Every section with every declared key (defaults included), as written to the file."""
+        return {name: to_table(value) for name, value in self._sections.items()}
 
     def save(self) -> None:
         """Write atomically (temp then rename) so a crash never leaves half a config."""
-        tmp = self.path.with_suffix(".toml.tmp")
-        tmp.write_text(tomli_w.dumps(self.data), "utf-8")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, tomli_w.dumps(self.to_toml()).encode("utf-8"), durable=False)
+
+
+def parse_config(raw: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """Section name -> validated dataclass for a parsed ``console.toml`` (missing ones: defaults)."""
+    out: dict[str, Any] = {}
+    for section, values in raw.items():
+        cls = SECTIONS.get(section)
+        if cls is None:
+            raise BadInput(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(values, dict):
+            raise BadInput(f"{path}: [{section}] must be a table")
+        values = {k: v for k, v in values.items() if (section, k) not in RETIRED}
+        out[section] = parse(cls, values, f"{path}: [{section}] ")
+    return out
+
+
+def markdown_table() -> str:
+    """The README's ``console.toml`` table, generated from the declarations above."""
+    rows = ["| section | key | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, cls in SECTIONS.items():
+        rows += markdown_rows(cls, name)
+    return "\n".join(rows)

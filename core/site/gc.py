@@ -39,7 +39,20 @@ class GcReport:
 
 
 def collect(site: Site, dry_run: bool = False, on_wait: Callable[[], None] | None = None) -> GcReport:
-    """Mark every object reachable from any release envelope in the store, sweep the rest.
+    """Garbage collection as a site action, whoever starts it: refused in read-only mode (even
+    ``dry_run``), one audit row ``gc`` (target ``store``, or ``--dry-run``) carrying the report.
+
+    ``on_wait`` is called when gc has to wait for running publishes to finish.
+    """
+    with site.action("gc", "--dry-run" if dry_run else "store") as detail:
+        report = sweep(site, dry_run, on_wait)
+        detail.update(report.to_json())
+    return report
+
+
+def sweep(site: Site, dry_run: bool = False, on_wait: Callable[[], None] | None = None) -> GcReport:
+    """Mark every object reachable from any release envelope in the store, sweep the rest (no
+    audit, no read-only check: ``collect`` is the entry point).
 
     ``on_wait`` is called when gc has to wait for running publishes to finish.
     """

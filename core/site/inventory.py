@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from archspec.cpu import detect as _detect
-
-from core.arch import AARCH64, X86_64, CpuInfo, choose_image, classify
+from core.arch import choose_image, classify, cpuinfo_from_probe
 from core.model.digest import canonical_json, digest_bytes
 from core.errors import BadInput
 from core.site.state import State, utcnow_iso
@@ -27,31 +25,6 @@ _NODE_JSON_COLUMNS = ("channels", "images")
 
 
 # --------------------------------------------------------------------------- classification
-
-
-def cpuinfo_from_probe(probe: Mapping[str, Any]) -> CpuInfo:
-    """The ``CpuInfo`` of a probe dict (``core.node.probe`` shape).
-
-    The family is decided by what the node's cpuinfo holds, not by where the console runs: aarch64
-    kernels print ``CPU implementer``/``Features``, x86 kernels ``vendor_id``/``flags``; only when
-    neither is there does ``machine`` (``uname -m``) decide. The aarch64 vendor is archspec's
-    readable name of the implementer code (``0x41`` -> ``ARM``), as archspec's own reader does.
-    """
-    cpu = probe.get("cpuinfo") or {}
-    cpus = int(probe.get("cpus") or 1)
-    model_name = str(cpu.get("model_name") or "")
-    implementer, features = str(cpu.get("implementer") or ""), list(cpu.get("features") or [])
-    vendor, flags = str(cpu.get("vendor") or ""), list(cpu.get("flags") or [])
-    machine = str(probe.get("machine") or "")
-    if implementer or features or (not vendor and not flags and machine in ("aarch64", "arm64")):
-        raw = {"CPU implementer": implementer} if implementer else {}
-        return CpuInfo(family=AARCH64, vendor=_detect._canonicalize_aarch64_vendor(raw),
-                       flags=frozenset(features), model_name=model_name, cpus=cpus,
-                       cpu_part=str(cpu.get("part") or ""))
-    if vendor or flags or machine in ("x86_64", "amd64"):
-        return CpuInfo(family=X86_64, vendor=vendor or "generic", flags=frozenset(flags),
-                       model_name=model_name, cpus=cpus)
-    raise BadInput(f"cannot classify {machine or 'an unknown'} CPU: no x86_64 or aarch64 cpuinfo fields")
 
 
 def flags_digest(flags: Iterable[str]) -> str:

@@ -163,7 +163,7 @@ def _tree_entries(node: ScannedDir, out: dict[str, bytes]) -> tuple[str, int, in
 
 def run_hook(site: Site, which: str, env_extra: dict[str, str]) -> None:
     """Run a configured shell hook (``pre_publish``, ``post_publish``, ``abort_publish``)."""
-    cmd = str(site.config.get("publish", which) or "").strip()
+    cmd = str(getattr(site.config.publish, which)).strip()
     if not cmd:
         return
     env = dict(os.environ, **env_extra)
@@ -206,7 +206,7 @@ def publish(
     if parent:
         parent = resolve_release(site, parent)
     trees = {a: scan_tree(Path(d)) for a, d in sorted(images.items())}
-    workers = int(site.config.get("publish", "workers") or 0) or min(4, (os.cpu_count() or 2))
+    workers = site.config.publish.workers or min(4, (os.cpu_count() or 2))
     result = PublishResult(name=name, label=label)
     result.hashed_files, result.cached_files = _hash_all(site, list(trees.values()), workers, progress)
 

@@ -21,20 +21,19 @@ from typing import Any
 
 from core.clock import CLOCK_ENV, format_time, parse_time, system_clock  # noqa: F401 (re-exported)
 from core.site.config import CONFIG_NAME, Config
+from core.settings import to_table
 from core.errors import BadInput, DepotError, NotFound
 from core.trust.signing import ROLES, SigningKey, TrustSet, generate_key, load_key
 from core.site.state import State
 from core.store.base import Store
+from core.xdg import DATA_HOME, default_path
 
 SITE_ENV = "DEPOT_CONSOLE_SITE"
 
 
 def default_site_dir() -> Path:
     """``$DEPOT_CONSOLE_SITE``, else ``$XDG_DATA_HOME/depot-console`` (``~/.local/share/depot-console``)."""
-    if os.environ.get(SITE_ENV):
-        return Path(os.environ[SITE_ENV])
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "depot-console"
+    return default_path(SITE_ENV, DATA_HOME, "depot-console")
 
 
 def default_actor() -> str:
@@ -44,6 +43,13 @@ def default_actor() -> str:
     except Exception:  # no passwd entry in some containers
         user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
+
+
+class ActionDetail(dict):
+    """The audit detail a ``Site.action`` body fills in, and its ``outcome`` (``ok`` unless the
+    body says otherwise: a fleet check that reached every node but found failures)."""
+
+    outcome: str = "ok"
 
 
 class Site:
@@ -76,7 +82,7 @@ class Site:
         trust.add(key.public, ROLES, name="initial")
         cfg = Config.new(root / CONFIG_NAME, name=name or root.name, store=store_loc,
                          signing_key="keys/signing.pem")
-        cfg.data["trust"] = trust.to_config()
+        cfg.update("trust", trust.to_config())
         cfg.save()
         site = cls(root)
         site.audit("init", str(root), "ok", {"store": store_loc, "key": key.id})
@@ -85,33 +91,35 @@ class Site:
     # -- parts ---------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return str(self.config.get("site", "name"))
+        return self.config.site.name
 
     @property
     def store_location(self) -> str:
-        return _resolve_store(self.root, str(self.config.get("site", "store")))
+        return _resolve_store(self.root, self.config.site.store)
 
     @property
     def store(self) -> Store:
         if self._store is None:
             from core.store import open_store
 
-            self._store = open_store(self.store_location, proxies=self.config.get("http", "proxies") or None)
+            http = self.config.http
+            self._store = open_store(self.store_location, proxies=http.proxies or None, timeout_s=http.timeout_s,
+                                     retries=http.retries)
         return self._store
 
     @property
     def trust(self) -> TrustSet:
         if self._trust is None:
-            self._trust = TrustSet.from_config(self.config.data.get("trust", {}))
+            self._trust = TrustSet.from_config(to_table(self.config.trust))
         return self._trust
 
     def save_trust(self) -> None:
-        self.config.data["trust"] = self.trust.to_config()
+        self.config.update("trust", self.trust.to_config())
         self.config.save()
 
     @property
     def signing_key_path(self) -> Path:
-        rel = str(self.config.get("site", "signing_key") or "")
+        rel = self.config.site.signing_key
         if not rel:
             raise NotFound("this site has no signing key configured ([site] signing_key)")
         return (self.root / rel) if not os.path.isabs(rel) else Path(rel)
@@ -131,7 +139,7 @@ class Site:
 
     @property
     def actor(self) -> str:
-        return str(self.config.get("site", "actor") or "") or os.environ.get("DEPOT_ACTOR") or default_actor()
+        return self.config.site.actor or os.environ.get("DEPOT_ACTOR") or default_actor()
 
     def now(self) -> datetime:
         return self.clock()
@@ -140,15 +148,22 @@ class Site:
     def audit(self, verb: str, target: str, outcome: str, detail: Any = None) -> None:
         self.state.audit(self.actor, verb, target, outcome, detail, time=format_time(self.now()))
 
-    @contextlib.contextmanager
-    def action(self, verb: str, target: str) -> Iterator[dict]:
-        """Run a state-changing action: refuse in read-only mode, write one audit row either way.
-
-        The body may put details into the yielded dict; they land in the audit row.
-        """
+    def refuse_if_read_only(self, verb: str) -> None:
+        """BadInput (exit 2) in read-only mode: ``verb`` would change state. ``action`` calls it
+        first; an operation that only *sometimes* changes state (``fleet check --hydrate``) calls
+        it for that case, with the same words."""
         if self.read_only:
             raise BadInput(f"{verb}: refused, the console is in read-only mode")
-        detail: dict = {}
+
+    @contextlib.contextmanager
+    def action(self, verb: str, target: str) -> Iterator[ActionDetail]:
+        """Run a state-changing action: refuse in read-only mode, write one audit row either way.
+
+        The body may put details into the yielded dict; they land in the audit row. An action
+        that ran to its end without fully succeeding sets ``detail.outcome`` (default ``ok``).
+        """
+        self.refuse_if_read_only(verb)
+        detail = ActionDetail()
         try:
             yield detail
         except DepotError as exc:
@@ -157,7 +172,7 @@ class Site:
         except KeyboardInterrupt:
             self.audit(verb, target, "interrupted", detail or None)
             raise
-        self.audit(verb, target, "ok", detail or None)
+        self.audit(verb, target, detail.outcome, detail or None)
 
     def close(self) -> None:
         if self._store is not None:

@@ -12,6 +12,7 @@ from core.site.catalogue import load_release
 from core.errors import BadInput, CorruptObject, NotFound, TrustError
 from core.site.site import Site
 from core.store.trees import TreeReader
+from core.trust.releases import PayloadMismatch
 
 
 @dataclass
@@ -102,9 +103,11 @@ def verify_releases(site: Site, release_ids: list[str], *, deep: bool = False,
         report.releases += 1
         try:
             rel = load_release(site, rid)
+        except PayloadMismatch as exc:
+            report.problems.append(Problem(rid, "", "", "payload-hash", str(exc)))
+            continue
         except TrustError as exc:
-            kind = "payload-hash" if "does not match" in str(exc) else "signature"
-            report.problems.append(Problem(rid, "", "", kind, str(exc)))
+            report.problems.append(Problem(rid, "", "", "signature", str(exc)))
             continue
         except (BadInput, NotFound) as exc:
             report.problems.append(Problem(rid, "", "", "malformed-release", str(exc)))

@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import BadInput
 from core.store.base import Store
 from core.store.local import LocalStore
 
+if TYPE_CHECKING:  # imported lazily at run time (see __getattr__)
+    from core.store.http import HttpStore
+
 __all__ = ["Store", "LocalStore", "HttpStore", "open_store"]
 
+#: Per-request timeout and retries of every HTTP store opened here: the defaults of console.toml's
+#: ``[http] timeout_s``/``retries`` and of the node config's keys of the same names.
+DEFAULT_TIMEOUT_S = 30
+DEFAULT_RETRIES = 3
+#: The longest an HTTP connect may take whatever ``timeout_s`` says: a dead mirror costs this
+#: once (then it is skipped for a while), not a whole read timeout.
+CONNECT_TIMEOUT_S = 5.0
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> type[HttpStore]:
     """``HttpStore`` loads httpx on first use only: local-store verbs start faster without it."""
     if name == "HttpStore":
         from core.store.http import HttpStore
@@ -24,13 +36,17 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def open_store(location: str, *, proxies: list[str] | None = None, create: bool = False) -> Store:
+def open_store(location: str, *, proxies: list[str] | None = None, create: bool = False,
+               timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES) -> Store:
     """Open (or with ``create``, create) the store at ``location``.
 
     * a path or ``file:///path`` -> ``LocalStore``;
     * an ``http(s)://`` URL -> ``HttpStore``; a comma-separated list of URLs is a list of
       mirrors tried in order (the first is the one published to). ``proxies`` (tried in
       order) apply to HTTP only; without them the ``HTTP(S)_PROXY``/``NO_PROXY`` env applies.
+      ``timeout_s`` bounds each read, write and pool wait of a request (a connect waits at most
+      ``CONNECT_TIMEOUT_S``); ``retries`` is how many more rounds over the mirrors follow a
+      connection error, timeout or 5xx answer, with ``HttpStore``'s backoff between them.
     """
     location = (location or "").strip()
     if not location:
@@ -40,7 +56,12 @@ def open_store(location: str, *, proxies: list[str] | None = None, create: bool 
     if schemes <= {"http", "https"}:
         from core.store.http import HttpStore
 
-        return HttpStore.create(parts, proxies=proxies) if create else HttpStore.open(parts, proxies=proxies)
+        # isort: split
+        import httpx  # only after core.store.http, which loads it without its optional parts
+
+        kwargs = {"proxies": proxies, "timeout": httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
+                  "tries": retries + 1}
+        return HttpStore.create(parts, **kwargs) if create else HttpStore.open(parts, **kwargs)
     if len(parts) > 1 and schemes & {"http", "https"}:
         raise BadInput(f"store location {location!r} mixes URLs and paths; mirrors must all be http(s) URLs")
     if location.startswith("file:"):

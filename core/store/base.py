@@ -16,8 +16,10 @@ Backends move bytes; they never decide trust. Objects are verified on every read
 from __future__ import annotations
 
 import abc
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -135,8 +137,9 @@ class Store(abc.ABC):
             for fut in pending:
                 fut.cancel()
         for fut in futures:
-            if not fut.cancelled() and fut.exception() is not None:
-                raise fut.exception()
+            error = None if fut.cancelled() else fut.exception()
+            if error is not None:
+                raise error
         return len(jobs)
 
     @abc.abstractmethod
@@ -200,22 +203,18 @@ class Store(abc.ABC):
         """Names of channels that have a current pointer."""
         return sorted(n[:-5] for n in self.list_files("channels") if n.endswith(".json"))
 
-    def publish_lock(self):  # pragma: no cover - overridden where locking is possible
+    def publish_lock(self) -> AbstractContextManager[None]:  # pragma: no cover - overridden where locking is possible
         """Context manager held (shared) by publishers and (exclusive) by gc; a no-op by default."""
-        import contextlib
-
         return contextlib.nullcontext()
 
-    def gc_lock(self, on_wait=None):  # pragma: no cover - overridden where locking is possible
+    def gc_lock(self, on_wait: Callable[[], None] | None = None) -> AbstractContextManager[None]:  # pragma: no cover
         """Exclusive counterpart of ``publish_lock``; ``on_wait()`` is called if it must wait."""
-        import contextlib
-
         return contextlib.nullcontext()
 
-    def sync(self) -> None:
+    def sync(self) -> None:  # noqa: B027 (an optional hook: a no-op unless the store can do better)
         """Make everything written so far durable (a barrier between publish steps); no-op by default."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: a no-op unless the store holds connections)
         """Release connections or handles."""
 
 

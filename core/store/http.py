@@ -54,7 +54,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import zstandard
 
@@ -214,20 +214,26 @@ class HttpStore(Store):
         self._clock = clock
         self.down_for = down_for
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        tls: ssl.SSLContext | str | bool = verify
         if verify is True and not _may_use_tls(bases, proxies):
-            verify = _NO_TLS  # type: ignore[assignment]
-        common = dict(timeout=timeout, limits=limits, verify=verify, follow_redirects=False,
-                      headers={"Accept-Encoding": "identity", "User-Agent": "depot-console"})
+            tls = _NO_TLS
+
+        def new_client(proxy: str | None) -> httpx.Client:
+            """One connection pool; through ``proxy``, else as the environment says (``HTTP(S)_PROXY``)."""
+            return httpx.Client(proxy=proxy, trust_env=proxy is None, timeout=timeout, limits=limits, verify=tls,
+                                follow_redirects=False,
+                                headers={"Accept-Encoding": "identity", "User-Agent": "depot-console"})
+
         clients: list[tuple[str | None, httpx.Client]] = []
         try:
             for proxy in proxies or []:
-                clients.append((proxy, httpx.Client(proxy=proxy, trust_env=False, **common)))
+                clients.append((proxy, new_client(proxy)))
         except (ValueError, httpx.InvalidURL) as exc:
             for _, client in clients:
                 client.close()
             raise BadInput(f"invalid proxy URL {proxy!r}: {exc}") from None
         if not clients:
-            clients = [(None, httpx.Client(trust_env=True, **common))]
+            clients = [(None, new_client(None))]
         self._clients = [c for _, c in clients]
         self._routes = [_Route(base, client, proxy) for base in bases for proxy, client in clients]
         self._lock = threading.Lock()
@@ -237,7 +243,7 @@ class HttpStore(Store):
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def open(cls, urls: str | Sequence[str], **kwargs) -> "HttpStore":
+    def open(cls, urls: str | Sequence[str], **kwargs: Any) -> HttpStore:
         """Open an existing store, checking its ``store.json``."""
         store = cls(urls, **kwargs)
         try:
@@ -256,7 +262,7 @@ class HttpStore(Store):
         return store
 
     @classmethod
-    def create(cls, urls: str | Sequence[str], **kwargs) -> "HttpStore":
+    def create(cls, urls: str | Sequence[str], **kwargs: Any) -> HttpStore:
         """Create an empty store on a writable server (idempotent), then open it."""
         store = cls(urls, **kwargs)
         try:
@@ -270,10 +276,10 @@ class HttpStore(Store):
         for client in self._clients:
             client.close()
 
-    def __enter__(self) -> "HttpStore":
+    def __enter__(self) -> HttpStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- transport -----------------------------------------------------------------------
@@ -468,7 +474,7 @@ class HttpStore(Store):
         """The response body as a file-like source that counts bytes in and stops at ``cap``."""
         return _CappedSource(resp.iter_raw(_CHUNK), cap, digest, lambda n: self._count("object_bytes_in", n))
 
-    def _decode(self, digest: str, limit: int, resp: httpx.Response, cap: int, sink) -> int:
+    def _decode(self, digest: str, limit: int, resp: httpx.Response, cap: int, sink: Any) -> int:
         return decode_stream(self._body(resp, cap, digest), digest, limit, sink, read_size=_CHUNK)
 
     def get_object(self, digest: str, max_size: int | None = None) -> bytes:

@@ -13,15 +13,16 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
 from core.model.digest import is_digest
-from core.durable import fsync_dir, syncfs
+from core.durable import atomic_write, syncfs
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
 from core.store.codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
@@ -43,7 +44,7 @@ class LocalStore(Store):
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def create(cls, root: Path) -> "LocalStore":
+    def create(cls, root: Path) -> LocalStore:
         """Create an empty store (idempotent on an existing empty or matching store)."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,7 @@ class LocalStore(Store):
         return cls.open(root)
 
     @classmethod
-    def open(cls, root: Path) -> "LocalStore":
+    def open(cls, root: Path) -> LocalStore:
         """Open an existing store, checking ``store.json``."""
         root = Path(root)
         meta_path = root / "store.json"
@@ -81,44 +82,14 @@ class LocalStore(Store):
     def _path(self, relpath: str) -> Path:
         return self.root / ensure_relpath(relpath)
 
-    def _atomic_write(self, dest: Path, chunks: Iterator[bytes] | bytes, *, overwrite: bool, mode: int = 0o444) -> int:
+    def _atomic_write(self, dest: Path, chunks: Iterable[bytes] | bytes, *, overwrite: bool, mode: int = 0o444) -> int:
+        """``atomic_write`` with the store's ``.tmp-`` prefix (what gc sweeps) and durability."""
         parent = dest.parent
         key = str(parent)
         if key not in self._known_dirs:
             parent.mkdir(parents=True, exist_ok=True)
             self._known_dirs.add(key)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=parent)
-        written = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                if isinstance(chunks, (bytes, bytearray, memoryview)):
-                    f.write(chunks)
-                    written = len(chunks)
-                else:
-                    for chunk in chunks:
-                        f.write(chunk)
-                        written += len(chunk)
-                if self.durable:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.chmod(tmp, mode)
-            if overwrite:
-                os.replace(tmp, dest)
-            else:
-                # link() fails if dest exists: write-once without a check-then-act race.
-                try:
-                    os.link(tmp, dest)
-                except FileExistsError:
-                    written = 0
-                finally:
-                    os.unlink(tmp)
-            if self.durable:
-                fsync_dir(parent)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return written
+        return atomic_write(dest, chunks, mode, overwrite=overwrite, durable=self.durable, tmp_prefix=_TMP_PREFIX)
 
     # -- objects -------------------------------------------------------------------------
     def has_object(self, digest: str) -> bool:
@@ -147,7 +118,7 @@ class LocalStore(Store):
 
         return self._atomic_write(dest, chunks(), overwrite=False)
 
-    def _open_raw(self, digest: str):
+    def _open_raw(self, digest: str) -> BinaryIO:
         try:
             return open(self.root / object_path(digest), "rb")
         except FileNotFoundError:
@@ -238,7 +209,7 @@ class LocalStore(Store):
         return size
 
     @contextlib.contextmanager
-    def _lock(self, name: str, kind: int, on_wait=None):
+    def _lock(self, name: str, kind: int, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         lock_dir = self.root / "locks"
         lock_dir.mkdir(exist_ok=True)
         with open(lock_dir / f"{name}.lock", "a+b") as f:
@@ -275,8 +246,8 @@ class LocalStore(Store):
         "release visible" at a fraction of the cost of an fsync per object."""
         syncfs(self.root)
 
-    def publish_lock(self):
+    def publish_lock(self) -> AbstractContextManager[None]:
         return self._lock("gc", fcntl.LOCK_SH)
 
-    def gc_lock(self, on_wait=None):
+    def gc_lock(self, on_wait: Callable[[], None] | None = None) -> AbstractContextManager[None]:
         return self._lock("gc", fcntl.LOCK_EX, on_wait)

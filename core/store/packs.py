@@ -118,7 +118,7 @@ def image_objects(root: str, tree_objects: dict[str, bytes], max_object: int = P
     def walk(d: str) -> None:
         for e in parse_tree(tree_objects[d], d):
             if e.type == "file" and e.size <= max_object and e.digest not in seen_files:
-                seen_files.add(e.digest)  # type: ignore[arg-type]
+                seen_files.add(e.digest)
                 files.append(e.digest)  # type: ignore[arg-type]
             elif e.type == "dir":
                 walk(e.digest)  # type: ignore[arg-type]
@@ -127,7 +127,7 @@ def image_objects(root: str, tree_objects: dict[str, bytes], max_object: int = P
     return trees, files
 
 
-def _write_pack(store: Store, chunks: list[bytes], entries: list[list]) -> str:
+def _write_pack(store: Store, chunks: list[bytes], entries: list[list[object]]) -> str:
     data = b"".join(chunks)
     pack_id = digest_bytes(data)
     index = {"schema": PACK_INDEX_SCHEMA, "pack": pack_id, "size": len(data), "entries": entries}
@@ -145,7 +145,7 @@ def write_image_packs(store: Store, root: str, tree_objects: dict[str, bytes], w
         raws = pool.map(lambda item: store.read_object_raw(item[0]), kinds)
         pack_ids: list[str] = []
         chunks: list[bytes] = []
-        entries: list[list] = []
+        entries: list[list[object]] = []
         offset = 0
         for (digest, kind), raw in zip(kinds, raws):
             if offset and offset + len(raw) > PACK_MAX_BYTES:

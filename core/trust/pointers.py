@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, ClassVar
 
 from core.clock import format_time, parse_time
 from core.errors import BadInput, TrustError
@@ -36,11 +37,81 @@ MISSING = "missing"
 
 
 class PointerRejected(TrustError):
-    """A pointer failed one verification rule (exit 4); ``rule`` names it."""
+    """A pointer failed one verification rule (exit 4).
 
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(f"{rule}: {message}")
-        self.rule = rule
+    Each rule is a subclass (catch ``Replay``, ``Expired``, ...); ``rule`` is its name, the word
+    every message starts with (``"replay: ..."``), kept for JSON, the database and old callers.
+    """
+
+    rule: ClassVar[str] = ""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{self.rule}: {message}")
+
+
+class MalformedPointer(PointerRejected):
+    """The envelope or payload is not a well-formed pointer (size, JSON, fields, types)."""
+
+    rule = MALFORMED
+
+
+class UntrustedPointer(PointerRejected):
+    """No signature is by a key the trust set knows."""
+
+    rule = UNTRUSTED
+
+
+class RevokedKey(PointerRejected):
+    """The only known signing keys are revoked."""
+
+    rule = REVOKED
+
+
+class ThresholdNotMet(PointerRejected):
+    """Trusted channel keys signed, but too few distinct ones (or bad signatures, a missing role)."""
+
+    rule = THRESHOLD
+
+
+class ChannelMismatch(PointerRejected):
+    """A valid pointer for another channel than the file it was read from."""
+
+    rule = CHANNEL_MISMATCH
+
+
+class Replay(PointerRejected):
+    """A version older than the one accepted before (a rollback attack or a stale mirror)."""
+
+    rule = REPLAY
+
+
+class SameVersion(PointerRejected):
+    """The accepted version again, but with other bytes (a forked history)."""
+
+    rule = SAME_VERSION
+
+
+class Expired(PointerRejected):
+    """The pointer's ``expires`` time has passed: someone must refresh the channel."""
+
+    rule = EXPIRED
+
+
+class MissingPointer(PointerRejected):
+    """The pointer (or its history entry) is gone although a version was accepted before."""
+
+    rule = MISSING
+
+
+#: rule name -> its exception class.
+RULES: dict[str, type[PointerRejected]] = {cls.rule: cls for cls in (
+    MalformedPointer, UntrustedPointer, RevokedKey, ThresholdNotMet, ChannelMismatch, Replay, SameVersion,
+    Expired, MissingPointer)}
+
+
+def reject(rule: str, message: str) -> PointerRejected:
+    """The exception for rule name ``rule`` (one of ``RULES``) with ``message``: ``raise reject(...)``."""
+    return RULES[rule](message)
 
 
 @dataclass(frozen=True)
@@ -59,12 +130,12 @@ class Pointer:
     digest: str
     signed_by: tuple[str, ...] = ()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The five keys scripts rely on (``rollback … --json``)."""
         return {"channel": self.channel, "version": self.version, "release": self.release,
                 "previous": self.previous, "action": self.action}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {**self.summary(), "reason": self.reason, "actor": self.actor, "issued": self.issued,
                 "expires": self.expires, "digest": self.digest, "signed_by": list(self.signed_by)}
 
@@ -75,11 +146,11 @@ class Pointer:
 # -- verification (pure: bytes + trust + high-water mark) -----------------------------------------
 def pointer_envelope(data: bytes, where: str) -> Envelope:
     if len(data) > MAX_POINTER_BYTES:
-        raise PointerRejected(MALFORMED, f"{where} is larger than {MAX_POINTER_BYTES} bytes")
+        raise MalformedPointer(f"{where} is larger than {MAX_POINTER_BYTES} bytes")
     try:
         return parse_envelope(data, where)
     except BadInput as exc:
-        raise PointerRejected(MALFORMED, str(exc)) from None
+        raise MalformedPointer(str(exc)) from None
 
 
 def pointer_signatures(env: Envelope, trust: TrustSet, where: str) -> tuple[str, ...]:
@@ -88,24 +159,25 @@ def pointer_signatures(env: Envelope, trust: TrustSet, where: str) -> tuple[str,
         return tuple(verify_envelope(env, CHANNEL_TYPE, "channel", trust, where))
     except TrustError as exc:
         if env.payload_type != CHANNEL_TYPE:
-            raise PointerRejected(MALFORMED, str(exc)) from None
+            raise MalformedPointer(str(exc)) from None
         keys = [trust.keys.get(s["keyid"]) for s in env.signatures]
         usable = {k.id for k in keys if k is not None and not k.revoked and "channel" in k.roles}
+        rejected: type[PointerRejected]
         if usable:  # some trusted signature(s), but not enough distinct keys
-            rule = THRESHOLD
+            rejected = ThresholdNotMet
         elif any(k is not None and k.revoked for k in keys):
-            rule = REVOKED
+            rejected = RevokedKey
         elif env.signatures and all(k is not None for k in keys):
-            rule = THRESHOLD  # trusted keys, but bad signatures or a missing role
+            rejected = ThresholdNotMet  # trusted keys, but bad signatures or a missing role
         else:
-            rule = UNTRUSTED
-        raise PointerRejected(rule, str(exc)) from None
+            rejected = UntrustedPointer
+        raise rejected(str(exc)) from None
 
 
-def _text(doc: dict, key: str, where: str, maxlen: int = 1024) -> str:
+def _text(doc: dict[str, Any], key: str, where: str, maxlen: int = 1024) -> str:
     value = doc.get(key)
     if not isinstance(value, str) or len(value) > maxlen:
-        raise PointerRejected(MALFORMED, f"{where}: field {key!r} must be a string")
+        raise MalformedPointer(f"{where}: field {key!r} must be a string")
     return value
 
 
@@ -114,27 +186,27 @@ def parse_pointer_payload(payload: bytes, digest: str, where: str = "pointer") -
     try:
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
-        raise PointerRejected(MALFORMED, f"{where}: payload is not valid JSON") from None
+        raise MalformedPointer(f"{where}: payload is not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("type") != POINTER_TYPE:
-        raise PointerRejected(MALFORMED, f"{where}: not a {POINTER_TYPE} payload")
+        raise MalformedPointer(f"{where}: not a {POINTER_TYPE} payload")
     if doc.get("schema") != POINTER_SCHEMA:
-        raise PointerRejected(MALFORMED, f"{where}: unsupported pointer schema {doc.get('schema')!r}")
+        raise MalformedPointer(f"{where}: unsupported pointer schema {doc.get('schema')!r}")
     if set(doc) != FIELDS:
-        raise PointerRejected(MALFORMED, f"{where}: fields {sorted(set(doc) ^ FIELDS)} missing or unknown")
+        raise MalformedPointer(f"{where}: fields {sorted(set(doc) ^ FIELDS)} missing or unknown")
     version = doc["version"]
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < 10**18:
-        raise PointerRejected(MALFORMED, f"{where}: version must be a positive integer")
+        raise MalformedPointer(f"{where}: version must be a positive integer")
     release, previous = doc["release"], doc["previous"]
     if not is_digest(release) or not (previous is None or is_digest(previous)):
-        raise PointerRejected(MALFORMED, f"{where}: release/previous must be sha256 digests")
+        raise MalformedPointer(f"{where}: release/previous must be sha256 digests")
     if doc["action"] not in ACTIONS:
-        raise PointerRejected(MALFORMED, f"{where}: unknown action {doc['action']!r}")
+        raise MalformedPointer(f"{where}: unknown action {doc['action']!r}")
     times = {}
     for key in ("issued", "expires"):
         try:
             times[key] = format_time(parse_time(_text(doc, key, where, 40)))
         except BadInput:
-            raise PointerRejected(MALFORMED, f"{where}: {key} is not an ISO 8601 time") from None
+            raise MalformedPointer(f"{where}: {key} is not an ISO 8601 time") from None
     return Pointer(_text(doc, "channel", where, 64), version, release, previous, doc["action"],
                    _text(doc, "reason", where), _text(doc, "actor", where, 256), times["issued"],
                    times["expires"], digest)
@@ -145,36 +217,37 @@ def check_high_water(ptr: Pointer, last_version: int | None, last_digest: str | 
     if last_version is None:
         return
     if ptr.version < last_version:
-        raise PointerRejected(REPLAY, f"{ptr.channel} pointer version {ptr.version} is older than accepted "
-                                      f"version {last_version}")
+        raise Replay(f"{ptr.channel} pointer version {ptr.version} is older than accepted "
+                     f"version {last_version}")
     if ptr.version == last_version and last_digest and ptr.digest != last_digest:
-        raise PointerRejected(SAME_VERSION, f"{ptr.channel} pointer version {ptr.version} differs from the "
-                                            f"version {last_version} accepted before ({ptr.digest[7:19]} != "
-                                            f"{last_digest[7:19]})")
+        raise SameVersion(f"{ptr.channel} pointer version {ptr.version} differs from the "
+                          f"version {last_version} accepted before ({ptr.digest[7:19]} != "
+                          f"{last_digest[7:19]})")
 
 
 def check_expiry(ptr: Pointer, now: datetime) -> None:
     if now >= parse_time(ptr.expires):
-        raise PointerRejected(EXPIRED, f"{ptr.channel} pointer version {ptr.version} expired at {ptr.expires} "
-                                       f"(now {format_time(now)}): refresh it")
+        raise Expired(f"{ptr.channel} pointer version {ptr.version} expired at {ptr.expires} "
+                      f"(now {format_time(now)}): refresh it")
 
 
 def verify_pointer(data: bytes, channel: str, trust: TrustSet, last_version: int | None,
                    last_digest: str | None, now: datetime | None) -> Pointer:
-    """Accept the pointer ``data`` read from channel ``channel``'s file, or raise ``PointerRejected``.
+    """Accept the pointer ``data`` read from channel ``channel``'s file, or raise a ``PointerRejected``.
 
-    Rules, in order: well-formed envelope; enough distinct trusted, unrevoked channel keys
-    (``untrusted``/``revoked``/``threshold``); well-formed payload; its ``channel`` field equals
-    ``channel``; not older than ``last_version`` (``replay``); not ``last_version`` with bytes other
-    than ``last_digest`` (``same version``); not expired at ``now`` (``now=None`` skips only this
-    rule, for callers that must read a frozen channel to replace it).
+    Rules, in order (the subclass raised): well-formed envelope (``MalformedPointer``); enough
+    distinct trusted, unrevoked channel keys (``UntrustedPointer``/``RevokedKey``/``ThresholdNotMet``);
+    well-formed payload; its ``channel`` field equals ``channel`` (``ChannelMismatch``); not older
+    than ``last_version`` (``Replay``); not ``last_version`` with bytes other than ``last_digest``
+    (``SameVersion``); not expired at ``now`` (``Expired``; ``now=None`` skips only this rule, for
+    callers that must read a frozen channel to replace it).
     """
     where = f"{channel} pointer"
     env = pointer_envelope(data, where)
     signed_by = pointer_signatures(env, trust, where)
     ptr = replace(parse_pointer_payload(env.payload, digest_bytes(data), where), signed_by=signed_by)
     if ptr.channel != channel:
-        raise PointerRejected(CHANNEL_MISMATCH, f"pointer for channel {ptr.channel!r} found at {channel!r}")
+        raise ChannelMismatch(f"pointer for channel {ptr.channel!r} found at {channel!r}")
     check_high_water(ptr, last_version, last_digest)
     if now is not None:
         check_expiry(ptr, now)

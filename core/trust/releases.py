@@ -5,20 +5,14 @@ the site's view (short ids, the index, the database cache).
 """
 from __future__ import annotations
 
-from core.errors import NotFound, TrustError
+from core.errors import TrustError
 from core.model.digest import digest_bytes
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES, Release, parse_payload
-from core.store.base import Store, release_path
 from core.trust.signing import RELEASE_TYPE, TrustSet, parse_envelope, verify_envelope
 
 
-def load_release_from(store: Store, trust: TrustSet, release_id: str,
-                      max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> Release:
-    """``load_release`` without a Site: a store and a trust set (what a node has)."""
-    data = store.read_file(release_path(release_id))
-    if data is None:
-        raise NotFound(f"release {release_id} not found in store")
-    return release_from_envelope(data, trust, release_id, max_bytes)
+class PayloadMismatch(TrustError):
+    """A release envelope's payload does not hash to the release id it is stored under (edited?)."""
 
 
 def release_from_envelope(data: bytes, trust: TrustSet, release_id: str,
@@ -28,6 +22,6 @@ def release_from_envelope(data: bytes, trust: TrustSet, release_id: str,
     env = parse_envelope(data, where)
     actual = digest_bytes(env.payload)
     if actual != release_id:
-        raise TrustError(f"{where}: payload hash {actual[7:19]} does not match its file name (edited?)")
+        raise PayloadMismatch(f"{where}: payload hash {actual[7:19]} does not match its file name (edited?)")
     signed_by = verify_envelope(env, RELEASE_TYPE, "release", trust, where)
     return parse_payload(env.payload, release_id, signed_by, max_bytes)

@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -60,7 +61,7 @@ class SigningKey:
     def id(self) -> str:
         return key_id(self.public)
 
-    def sign(self, payload_type: str, payload: bytes) -> dict:
+    def sign(self, payload_type: str, payload: bytes) -> dict[str, str]:
         """One DSSE signature entry for ``payload``."""
         sig = self.private.sign(pae(payload_type, payload))
         return {"keyid": self.id, "sig": base64.b64encode(sig).decode()}
@@ -147,7 +148,7 @@ class TrustSet:
         self.keys[kid] = tk
         return tk
 
-    def to_config(self) -> dict:
+    def to_config(self) -> dict[str, Any]:
         """The ``[trust]`` table of console.toml (and of a node's trust file)."""
         return {
             "thresholds": dict(self.thresholds),
@@ -158,7 +159,7 @@ class TrustSet:
         }
 
     @classmethod
-    def from_config(cls, table: dict) -> "TrustSet":
+    def from_config(cls, table: dict[str, Any]) -> TrustSet:
         """Parse a ``[trust]`` table; a key whose id does not match its bytes is refused."""
         ts = cls()
         if not isinstance(table, dict):
@@ -201,7 +202,7 @@ class Envelope:
 
     payload_type: str
     payload: bytes
-    signatures: list[dict]
+    signatures: list[dict[str, Any]]
 
 
 def make_envelope(payload_type: str, payload: bytes, keys: list[SigningKey]) -> bytes:

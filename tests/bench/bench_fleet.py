@@ -45,7 +45,7 @@ def bench_config(base_config: str, n: int, path: Path) -> list[str]:
 
 def timed(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> tuple[float, bytes, int]:
     start = time.perf_counter()
-    proc = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    proc = subprocess.run(argv, input=stdin, capture_output=True, env=env,
                           stdin=None if stdin is not None else subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:

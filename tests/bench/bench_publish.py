@@ -100,11 +100,11 @@ def main() -> None:
     startup = min(timed(lambda: subprocess.run([*CLI, "--help"], capture_output=True, env=dict(
         os.environ, PYTHONPATH=str(REPO)))) for _ in range(3))
 
-    P, R, O, S = min(pub), min(repub), min(ost), sha
+    P, R, OST, S = min(pub), min(repub), min(ost), sha
     print(f"{'measurement':44} {'seconds':>8} {'ratio':>7}  goal")
     print(f"{'sha256 of every file (1 thread)':44} {S:8.2f}")
-    print(f"{'ostree commit (archive, default fsync)':44} {O:8.2f}")
-    print(f"{'console publish (first)':44} {P:8.2f} {P / O:7.2f}  <= 0.30 x ostree commit")
+    print(f"{'ostree commit (archive, default fsync)':44} {OST:8.2f}")
+    print(f"{'console publish (first)':44} {P:8.2f} {P / OST:7.2f}  <= 0.30 x ostree commit")
     print(f"{'   ... vs sha256 of every file':44} {'':8} {P / S:7.2f}")
     print(f"{'console publish (unchanged, cached)':44} {R:8.2f} {R / P:7.2f}  <= 0.20 x first publish")
     print(f"{'console verify --deep':44} {ver:8.2f} {ver / fsck:7.2f}  (vs ostree fsck {fsck:.2f}s, no goal)")

@@ -45,7 +45,7 @@ def _ostree() -> str:
 
 def _run(args: list[str]) -> str:
     """Run a command, return its stdout; PeerFailed with the last stderr line on non-zero exit."""
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
         raise PeerFailed(f"{' '.join(args)}: {lines[-1]}")

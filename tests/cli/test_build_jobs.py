@@ -22,7 +22,7 @@ import core.build.jobs as jobs
 from core.build.run import group_alive
 from core.errors import BadInput, NotFound
 from core.site.site import open_site
-from helpers import CONSOLE, REPO, build_find_links, run_console, run_json, set_config, tree_listing, write_script
+from helpers import CONSOLE, REPO, run_console, run_json, set_config, tree_listing, write_script
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PKGS = FIXTURES / "pkgs"
@@ -75,12 +75,6 @@ BLOCKING = """
 
 
 # --- python builder end to end -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def find_links(tmp_path_factory) -> Path:
-    """A local find-links dir: purepkg as a wheel, vecext (C extension) as an sdist."""
-    return build_find_links(tmp_path_factory.mktemp("pysrc"))
 
 
 def test_python_build_publish_promote_export_and_smoke(site_dir, tmp_path, find_links):

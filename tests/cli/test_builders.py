@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import struct
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from core.build.builders import base as builders_base
 from core.build.builders import BuildTarget, get_builder, known_builders, load_site_builders
 from core.build.run import BuildCancelled, Runner, group_alive, read_pgid_file, terminate_build
 from core.errors import BadInput, CheckFailed
-from helpers import build_find_links
+from helpers import write_script
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PKGS = FIXTURES / "pkgs"
@@ -384,12 +383,6 @@ def test_build_refuses_non_empty_output(tmp_path, standin_julia):
 # --- python --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def find_links(tmp_path_factory) -> Path:
-    """A local find-links dir: purepkg as a wheel, vecext (C extension) as an sdist."""
-    return build_find_links(tmp_path_factory.mktemp("pysrc"))
-
-
 def tree_digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -464,13 +457,6 @@ def test_python_failing_pip_is_check_failed(tmp_path, find_links):
 
 
 # --- command -------------------------------------------------------------------------------------
-
-
-def write_script(path: Path, body: str, executable: bool = True) -> Path:
-    path.write_text("#!/bin/sh\nset -e\n" + textwrap.dedent(body))
-    if executable:
-        path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 def test_command_script_gets_target_in_env(tmp_path):

@@ -23,6 +23,26 @@ def test_headless_summary_and_json_after_the_verb(site_dir: Path, tmp_path: Path
     assert f"{rid[7:19]}  jetreco" in text and "1 release(s)" in text
 
 
+def test_python_dash_m_console_is_the_console(site_dir: Path) -> None:
+    """``python -m console`` runs the same entry point as the ``console`` script."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("DEPOT_CONSOLE_SITE", None)
+    run = [sys.executable, "-m", "console"]
+    version = subprocess.run([*run, "--version"], capture_output=True, text=True, env=env, check=True)
+    assert version.stdout.startswith("depot-console ")
+    doc = subprocess.run([*run, "--headless", "--site", str(site_dir), "--json"], capture_output=True,
+                         text=True, env=env, check=True).stdout
+    assert doc == run_console(site_dir, "--json", check=0).stdout
+    usage = subprocess.run([*run, "frobnicate"], capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and usage.stderr.startswith("console: error: ")
+
+
 def test_builds_status_choices_match_core() -> None:
     from console.cli import build_parser
     from core.build.jobs import STATUSES

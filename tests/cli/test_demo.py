@@ -7,7 +7,7 @@ from pathlib import Path
 import core.site.channels as channel_ops
 from core.site.site import Site
 from core.site.verify import verify_releases
-from demo_site import DEMO_NOW, demo_master  # noqa: F401 - fixture
+from fixtures.demo import DEMO_NOW
 from helpers import run_console
 
 

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-import core.fleet.ssh as fleet
 import core.node.probe
 from core.errors import BadInput
 from core.fleet.ssh import NodeResult, apply_parser, classify, probe_nodes, run_fleet, ssh_argv
 from core.node.probe import PROBE_SCHEMA, parse_probe_output, probe_source, read_cpuinfo, run_probe
-from fixtures.sshd import ZEN3_CPUINFO, SshdServer, ssh_client_pids, sshd  # noqa: F401  (fixture)
+from fixtures.sshd import PLAIN_CPUINFO, ZEN3_CPUINFO, SshdServer, ssh_client_pids
 
 ZEN3_FLAGS = sorted(set(next(line for line in ZEN3_CPUINFO.read_text().splitlines()
                              if line.startswith("flags")).split(":", 1)[1].split()))
@@ -190,7 +189,7 @@ async def test_probe_every_alias_streams_exact_statuses(sshd: SshdServer) -> Non
     for name in sshd.plain_nodes:
         data = by_node[name].data
         assert data["schema"] == PROBE_SCHEMA and data["channels"] == {}
-        assert data["cpuinfo"] == read_cpuinfo("/proc/cpuinfo")
+        assert data["cpuinfo"] == read_cpuinfo(str(PLAIN_CPUINFO))
         assert by_node[name].exit_code == 0
     zen3 = by_node["zen3node"].data["cpuinfo"]
     assert zen3["vendor"] == "AuthenticAMD"

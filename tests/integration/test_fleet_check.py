@@ -24,7 +24,7 @@ from core.fleet.check import CheckOptions, NodeCheck, check_fleet, flag_mismatch
 from core.site.inventory import (ChannelTarget, arch_summary, classify_probe, cpuinfo_from_probe, flags_digest,
                             fingerprint_mismatches, images_for)
 from core.node.probe import read_cpuinfo
-from fixtures.sshd import SshdServer, ssh_client_pids, sshd  # noqa: F401  (fixture)
+from fixtures.sshd import PLAIN_ARCH, SshdServer, ssh_client_pids
 from helpers import REPO, init_site, make_tree, run_console, set_config
 
 CPUINFO = Path(__file__).parents[1] / "fixtures" / "cpuinfo"
@@ -226,7 +226,7 @@ def test_fleet_check_streams_lines_and_summarizes_with_folded_sets(checked: dict
     assert summary[0].endswith(": 6 ok, 1 unreachable, 1 auth-refused, 1 host-key-mismatch, 1 timeout, 1 no-python")
     assert summary[1:7] == ["  ok: node[01-05],zen3node", "  unreachable: deadnode", "  auth-refused: refusednode",
                             "  host-key-mismatch: badkeynode", "  timeout: slownode", "  no-python: nopynode"]
-    host = classify_cpuinfo(Path("/proc/cpuinfo").read_text())
+    host = PLAIN_ARCH
     arches = sorted(["zen3 1", f"{host} 5"], key=lambda s: (-int(s.split()[1]), s))
     assert summary[7:] == ["arch: " + ", ".join(arches)]
     zen3_line = next(line for line in lines if line.startswith("zen3node"))
@@ -246,7 +246,7 @@ def test_fleet_check_records_nodes_and_one_audit_row(checked: dict) -> None:
     assert json.loads(zen3["images"])["arm"]["image"] is None
     assert json.loads(zen3["probe"])["cpuinfo"]["model_name"] == "AMD EPYC 7763 64-Core Processor"
     assert json.loads(zen3["channels"]) == {} and zen3["last_seen"].endswith("Z") and zen3["memory"] > 0
-    host = classify_cpuinfo(Path("/proc/cpuinfo").read_text())
+    host = PLAIN_ARCH
     assert {rows[f"node0{i}"]["arch"] for i in range(1, 6)} == {host}
     dead = rows["deadnode"]
     assert (dead["arch"], dead["probe"], dead["last_seen"]) == (None, None, None)
@@ -260,7 +260,7 @@ def test_fleet_check_records_nodes_and_one_audit_row(checked: dict) -> None:
 
 def test_nodes_view_and_arch_summary(checked: dict) -> None:
     site = checked["site"]
-    host = classify_cpuinfo(Path("/proc/cpuinfo").read_text())
+    host = PLAIN_ARCH
     doc = json.loads(run_console(site, "nodes", "--json", check=0).stdout)
     assert [n["name"] for n in doc["nodes"]] == sorted(EXPECTED)
     assert {g["arch"]: (g["count"], g["images"]) for g in doc["summary"]["arches"]} == {
@@ -291,7 +291,7 @@ def test_fleet_check_json_document_and_all_ok_exit_zero(checked: dict) -> None:
     doc = json.loads(proc.stdout)
     assert doc["nodeset"] == "node[01-05]"
     assert doc["summary"] == {"total": 5, "failed": 0, "counts": {"ok": 5}, "nodesets": {"ok": "node[01-05]"},
-                              "arches": {classify_cpuinfo(Path("/proc/cpuinfo").read_text()): 5}}
+                              "arches": {PLAIN_ARCH: 5}}
     node = doc["nodes"][0]
     assert (node["name"], node["status"], node["stage"]) == ("node01", "ok", "probe")
     assert node["images"]["production"]["image"] == "x86_64"

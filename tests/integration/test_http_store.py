@@ -17,7 +17,7 @@ from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from core.store import HttpStore, LocalStore, open_store
 from core.store.base import object_path
 from core.store.http import _CappedSource, compressed_bound
-from fixtures.nginx import NginxServer, fault_proxy, nginx_server, nginx_store  # noqa: F401 (fixtures)
+from fixtures.nginx import NginxServer
 
 NO_WAIT: dict = {"sleep": lambda s: None}
 

@@ -14,35 +14,9 @@ import pytest
 import zstandard
 
 from core.store.base import object_path
-from fixtures.nginx import NginxServer, nginx_server  # noqa: F401 (fixture)
-from helpers import CONSOLE, REPO, make_tree, run_console, run_json, sample_tree, tree_listing
-
-
-def publish(site: Path, tree: Path, label: str = "", smoke: str | None = None) -> str:
-    args = ["publish", "--name", "demo", "--image", f"x86_64={tree}", "--label", label]
-    if smoke:
-        args += ["--smoke", smoke]
-    return run_json(site, *args)["release_id"]
-
-
-def promote(site: Path, rid: str, channel: str = "production") -> dict:
-    return run_json(site, "promote", rid, "--channel", channel)
-
-
-def trust_file(site: Path) -> Path:
-    path = site.parent / "trust.json"
-    path.write_text(run_console(site, "keys", "export", "--json", check=0).stdout)
-    return path
-
-
-def hydrate(root: Path, store: str, trust: Path, *extra: str, check: int | None = 0):
-    return run_console(None, "node", "hydrate", "--root", str(root), "--store", store, "--trust", str(trust),
-                       "--channel", "production", "--json", *extra, check=check)
-
-
-def exported(site: Path, rid: str, dest: Path) -> dict:
-    run_console(site, "export", rid, "--arch", "x86_64", str(dest), check=0)
-    return tree_listing(dest)
+from fixtures.nginx import NginxServer
+from helpers import (CONSOLE, REPO, exported, hydrate, make_tree, promote, publish, run_console, run_json, sample_tree,
+                     tree_listing, trust_file)
 
 
 def current(root: Path) -> Path:
@@ -93,14 +67,6 @@ def test_no_trust_set_is_bad_input(tmp_path):
     proc = run_console(None, "node", "hydrate", "--root", str(tmp_path / "n"), "--store", str(tmp_path),
                        "--channel", "production", env={"HOME": str(tmp_path)}, check=2)
     assert "no trust set" in proc.stderr
-
-
-@pytest.fixture
-def http_site(tmp_path, nginx_server):
-    """A site whose store is the directory nginx serves."""
-    site = tmp_path / "site"
-    run_console(site, "init", "--store", str(nginx_server.root), check=0)
-    return site
 
 
 def test_hydrate_over_http_then_incremental(http_site, nginx_server, tmp_path):

@@ -9,36 +9,9 @@ import os
 import random
 from pathlib import Path
 
-import pytest
-
 from core.store.packs import GAP_FRACTION, PACK_MAX_OBJECT, PackEntry, plan_spans
 from core.store.base import object_path
-from fixtures.nginx import NginxServer, nginx_server  # noqa: F401 (fixture)
-from helpers import make_tree, run_console, run_json, tree_listing
-
-
-def publish(site: Path, tree: Path, label: str = "") -> str:
-    return run_json(site, "publish", "--name", "demo", "--image", f"x86_64={tree}", "--label", label)["release_id"]
-
-
-def promote(site: Path, rid: str) -> None:
-    run_json(site, "promote", rid, "--channel", "production")
-
-
-def trust_file(site: Path) -> Path:
-    path = site.parent / "trust.json"
-    path.write_text(run_console(site, "keys", "export", "--json", check=0).stdout)
-    return path
-
-
-def hydrate(root: Path, store: str, trust: Path, check: int | None = 0):
-    return run_console(None, "node", "hydrate", "--root", str(root), "--store", store, "--trust", str(trust),
-                       "--channel", "production", "--json", check=check)
-
-
-def exported(site: Path, rid: str, dest: Path) -> dict:
-    run_console(site, "export", rid, "--arch", "x86_64", str(dest), check=0)
-    return tree_listing(dest)
+from helpers import exported, hydrate, make_tree, promote, publish, run_json, tree_listing, trust_file
 
 
 def pack_of(store: Path, rid: str) -> tuple[str, list[list]]:
@@ -79,13 +52,6 @@ def on_v1_with_v2_promoted(site: Path, store: str, tmp_path: Path) -> tuple[str,
 
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def http_site(tmp_path, nginx_server):
-    site = tmp_path / "site"
-    run_console(site, "init", "--store", str(nginx_server.root), check=0)
-    return site
 
 
 def test_publish_writes_a_pack_of_trees_then_small_files(site_dir, tmp_path):

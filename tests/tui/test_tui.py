@@ -13,24 +13,17 @@ from console.tui.screens.help import HelpScreen
 from console.tui.screens.modals import ConfirmModal, PromoteModal
 from console.tui.screens.release import ReleaseScreen
 from console.tui.screens.releases import ReleasesScreen
+from console.tui.textual_compat import notification_messages
 import core.site.channels as channel_ops
 import core.build.jobs as jobs
 from core.site.site import Site
-from demo_site import demo_master, demo_site  # noqa: F401 - fixtures
-from helpers import write_script
+from helpers import settle, write_script
 
 SIZE = (120, 36)
 
 
-async def settle(pilot) -> None:
-    """Let workers finish and their results land on screen (no sleeps)."""
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
 def notes(app) -> list[str]:
-    return [n.message for n in app._notifications]
+    return notification_messages(app)
 
 
 async def wait_until(pilot, condition, what: str, limit: int = 1200) -> None:

@@ -7,15 +7,9 @@ from pathlib import Path
 import pytest
 
 from console.tui.app import DepotConsole
-from demo_site import demo_master, demo_site  # noqa: F401 - fixtures
+from helpers import settle
 
 SIZE = (120, 36)
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def keys_then_settle(*keys: str):

@@ -1,16 +1,20 @@
 """What every console screen shares: the header and footer, read-only filtering of actions, and
-running store/database work in thread workers whose errors become notifications (same words as
-the CLI, which prints ``console: <message>``)."""
+running store/database work in thread workers that post their results back as messages and whose
+errors become notifications (same words as the CLI, which prints ``console: <message>``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from textual import on
+from textual.message import Message
 from textual.screen import Screen
 
 from core.errors import DepotError
 
 import console.tui.actions as actions
+from console.tui import textual_compat
+from console.tui.messages import ReloadView, TableReloaded
 
 if TYPE_CHECKING:
     from core.site.site import Site
@@ -19,13 +23,15 @@ if TYPE_CHECKING:
     from console.tui.widgets.paged_table import PagedTable
 
 
-def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], None] | None = None, *,
-                  name: str, title: str = "", failed: Callable[[Exception], None] | None = None) -> None:
-    """Run ``fn(site)`` in a thread with a Site of its own; ``done(result)`` back on the UI thread.
+def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], Message] | None = None, *,
+                  name: str, title: str = "", failed: Callable[[Exception], Message] | None = None) -> None:
+    """Run ``fn(site)`` in a thread worker with a Site of its own; post ``done(result)`` to ``node``.
 
-    A ``DepotError`` becomes an error notification carrying its message, exactly the line the CLI
-    prints; anything else is a bug, also shown (with its type) rather than crashing the console.
-    ``failed(exc)`` runs on the UI thread after either.
+    ``done`` and ``failed`` build messages (``console.tui.messages``) that ``node`` handles with
+    ``@on``; a message for a node that has closed meanwhile is dropped. A ``DepotError`` becomes an
+    error notification carrying its message, exactly the line the CLI prints; anything else is a
+    bug, also shown (with its type) rather than crashing the console. ``failed(exc)`` is posted
+    after either.
     """
     app: DepotConsole = node.app
 
@@ -36,21 +42,18 @@ def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], 
         except DepotError as exc:
             app.call_from_thread(app.notify, str(exc), title=title or "error", severity="error", timeout=8)
             if failed is not None:
-                app.call_from_thread(failed, exc)
+                node.post_message(failed(exc))
             return
         except Exception as exc:  # noqa: BLE001 - a bug must not take the console down
             app.call_from_thread(app.notify, f"{type(exc).__name__}: {exc}", title="unexpected error",
                                  severity="error", timeout=10)
             if failed is not None:
-                app.call_from_thread(failed, exc)
+                node.post_message(failed(exc))
             return
         finally:
             site.close()
         if done is not None:
-            def deliver() -> None:
-                if node.is_attached:
-                    done(result)
-            app.call_from_thread(deliver)
+            node.post_message(done(result))
 
     node.run_worker(work, thread=True, name=name, group=name, exit_on_error=False)
 
@@ -63,16 +66,7 @@ class BaseScreen(Screen):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Textual re-reads and re-applies the whole stylesheet to every screen (twice) the first
-        # time a screen is shown, because a new screen's CSS generation starts at -1; its widgets
-        # are styled from the current stylesheet when they mount, so that costs a first view switch
-        # ~50 ms for nothing. A theme change still bumps the app's generation and refreshes.
-        try:
-            generation = self.app._css_update_count
-        except (RuntimeError, AttributeError):  # no running app (NoActiveAppError), other Textual
-            return
-        if hasattr(self, "_css_update_count"):
-            self._css_update_count = generation
+        textual_compat.skip_first_restyle(self)  # a first view switch ~50 ms faster
 
     @property
     def console(self) -> "DepotConsole":
@@ -87,9 +81,18 @@ class BaseScreen(Screen):
             return False
         return True
 
-    def work(self, fn: Callable[["Site"], Any], done: Callable[[Any], None] | None = None, *, name: str,
-             title: str = "", failed: Callable[[DepotError], None] | None = None) -> None:
+    def work(self, fn: Callable[["Site"], Any], done: Callable[[Any], Message] | None = None, *, name: str,
+             title: str = "", failed: Callable[[Exception], Message] | None = None) -> None:
+        """``run_site_work`` for this screen: ``done(result)`` comes back as a message to it."""
         run_site_work(self, fn, done, name=name, title=title, failed=failed)
+
+    def action_refresh(self) -> None:
+        """Re-read what the view shows (``r`` where bound, and after a change elsewhere).
+        Screens that show nothing that changes keep this default: nothing to do."""
+
+    @on(ReloadView)
+    def _reload_requested(self, _: ReloadView) -> None:
+        self.action_refresh()
 
     def log_command(self, action_name: str, **context: object) -> str:
         """Record (and return) the headless equivalent of an action just started."""
@@ -135,8 +138,12 @@ class PagedView(BaseScreen):
     def normalize(self, text: str) -> str:
         return text.strip()
 
+    @on(TableReloaded)
+    def _table_reloaded(self, _: TableReloaded) -> None:
+        self.filtered()
+
     def filtered(self) -> None:
-        """The table shows the current filter's rows."""
+        """The table shows the rows of the current filter (after every background reload)."""
 
     def action_filter(self) -> None:
         from textual.widgets import Input
@@ -162,7 +169,7 @@ class PagedView(BaseScreen):
             self._typed = None
             return
         self.search, self._typed = self._typed, None
-        self.table.reload_in_background(done=self.filtered)
+        self.table.reload_in_background()  # TableReloaded: filtered()
 
     def on_input_submitted(self, event: Any) -> None:
         if event.input.id == "filter":

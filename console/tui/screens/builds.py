@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Log, Static
 
@@ -19,8 +20,8 @@ import core.build.jobs as jobs
 from core.errors import DepotError
 
 import console.tui.actions as actions
-from console.render import ago, short
-from console.verbs.build_verbs import _summary
+from console.render import ago, build_summary, short
+from console.tui.messages import BuildCancelled, BuildsListed, BuildsListFailed, BuildStarted
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
@@ -87,14 +88,16 @@ class BuildsScreen(BaseScreen):
         if self._listing:
             return
         self._listing = True
+        self.work(lambda s: jobs.list_builds(s, limit=LIST_LIMIT), BuildsListed, name="builds-list",
+                  title="builds", failed=lambda _: BuildsListFailed())
 
-        def failed(_exc: DepotError) -> None:
-            self._listing = False
+    @on(BuildsListFailed)
+    def _list_failed(self, _: BuildsListFailed) -> None:
+        self._listing = False
 
-        self.work(lambda s: jobs.list_builds(s, limit=LIST_LIMIT), self._loaded, name="builds-list",
-                  title="builds", failed=failed)
-
-    def _loaded(self, rows: list[dict]) -> None:
+    @on(BuildsListed)
+    def _loaded(self, event: BuildsListed) -> None:
+        rows = event.rows
         self._listing = False
         t, now = self.table, self.site.now()
         keep = self.select_next or self.current_build()
@@ -138,7 +141,7 @@ class BuildsScreen(BaseScreen):
         if row is None:
             return
         text = Text(f" build {bid}  ", style="bold")
-        text.append(_summary(row).removeprefix(f"build {bid} "), style=STATUS_STYLE.get(row["status"], ""))
+        text.append(build_summary(row).removeprefix(f"build {bid} "), style=STATUS_STYLE.get(row["status"], ""))
         text.append(f"\n {row['builder']} {row['source']}  ->  {', '.join(row['targets'])}", style="")
         if row.get("publish"):
             text.append(f"   publish {row.get('name')} {row.get('label')}")
@@ -214,14 +217,15 @@ class BuildsScreen(BaseScreen):
                 return jobs.start_build(site, Path(req.source).expanduser(), req.builder, req.targets, options,
                                         publish=req.publish, promote=req.promote or None)
 
-            def started(bid: int) -> None:
-                self.notify(f"build {bid} started\n≡ {cmd}", title="build")
-                self.select_next = bid
-                self.action_refresh()
-
-            self.work(run, started, name="build-start", title="build refused")
+            self.work(run, lambda bid: BuildStarted(bid, cmd), name="build-start", title="build refused")
 
         self.app.push_screen(BuildModal(builders), start)
+
+    @on(BuildStarted)
+    def _started(self, event: BuildStarted) -> None:
+        self.notify(f"build {event.build_id} started\n≡ {event.command}", title="build")
+        self.select_next = event.build_id
+        self.action_refresh()
 
     def action_cancel(self) -> None:
         bid = self.current_build()
@@ -241,11 +245,13 @@ class BuildsScreen(BaseScreen):
             self.log_command("cancel", build=bid)
             self.notify(f"cancelling build {bid}…", title="build")
 
-            def done(final: dict) -> None:
-                self.notify(_summary(final), title="build")
-                self.action_refresh()
-
-            self.work(lambda s: jobs.cancel_build(s, bid), done, name="build-cancel", title="cancel failed")
+            self.work(lambda s: jobs.cancel_build(s, bid), BuildCancelled, name="build-cancel",
+                      title="cancel failed")
 
         self.app.push_screen(ConfirmModal(f"Cancel build {bid}?", lines, yes="Cancel build", ask_reason=False,
                                           command=cmd, id="cancel-modal"), answered)
+
+    @on(BuildCancelled)
+    def _cancelled(self, event: BuildCancelled) -> None:
+        self.notify(build_summary(event.row), title="build")
+        self.action_refresh()

@@ -5,20 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 import core.site.channels as channel_ops
+from core.site.guards import require_channel_version
 
 import console.tui.actions as actions
-from console.render import ago, short
-from console.verbs.channel_verbs import _update_text, time_left
+from console.render import ago, short, time_left
+from console.tui.messages import ChannelsLoaded, ChannelUpdated, HistoryLoaded, ReloadView, RollbackTargetFound
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import Confirmed, ConfirmModal
-from console.tui.screens.releases import guard_version, refresh_all
 
 # The history fits 120 columns: long reasons end in "…" (``history --channel C`` prints them whole);
 # the release a pointer replaced is the one on the row below it.
@@ -53,13 +54,14 @@ class ChannelsScreen(BaseScreen):
         self.action_refresh()
 
     def action_refresh(self) -> None:
-        self.work(channel_ops.channel_status, self._loaded, name="channel-status", title="channels")
+        self.work(channel_ops.channel_status, ChannelsLoaded, name="channel-status", title="channels")
 
     def _labels(self) -> dict[str, str]:
         return {r[0]: (r[1], r[2]) for r in self.site.state.db.execute("select id, name, label from releases")}
 
-    def _loaded(self, rows: list[dict]) -> None:
-        self.rows = rows
+    @on(ChannelsLoaded)
+    def _loaded(self, event: ChannelsLoaded) -> None:
+        rows = self.rows = event.rows
         labels = self._labels()
         now = self.site.now()
         t = self.query_one("#channels-table", DataTable)
@@ -93,10 +95,12 @@ class ChannelsScreen(BaseScreen):
             return
         self.query_one("#history-title", Static).update(
             f" history of {channel}   ≡ console --headless history --channel {channel}")
-        self.work(lambda s: channel_ops.history_rows(s, channel), self._history_loaded, name="history",
+        self.work(lambda s: channel_ops.history_rows(s, channel), HistoryLoaded, name="history",
                   title="history")
 
-    def _history_loaded(self, rows: list[dict]) -> None:
+    @on(HistoryLoaded)
+    def _history_loaded(self, event: HistoryLoaded) -> None:
+        rows = event.rows
         labels = self._labels()
         now = self.site.now()
         h = self.query_one("#history-table", DataTable)
@@ -123,10 +127,12 @@ class ChannelsScreen(BaseScreen):
             cur = channel_ops.read_current(site, channel, None)
             return channel_ops.rollback_target(channel_ops.read_history(site, channel), cur.pointer, 1)
 
-        self.work(target, lambda to: self._confirm_rollback(row, to), name="rollback-target",
+        self.work(target, lambda to: RollbackTargetFound(row, to), name="rollback-target",
                   title="cannot roll back")
 
-    def _confirm_rollback(self, row: dict, to: str) -> None:
+    @on(RollbackTargetFound)
+    def _confirm_rollback(self, event: RollbackTargetFound) -> None:
+        row, to = event.row, event.release
         labels = self._labels()
         channel, frm, version = row["channel"], row["release"], row["version"]
         lines = [f"{channel}  version {version} -> {version + 1}",
@@ -142,17 +148,13 @@ class ChannelsScreen(BaseScreen):
             self.log_command("rollback", channel=channel, release=short(to), reason=answer.reason)
 
             def run(site: Any) -> Any:
-                guard_version(site, channel, version)
+                require_channel_version(site, channel, version)
                 return channel_ops.rollback(site, channel, to=to, reason=answer.reason)
 
-            self.work(run, self._changed, name="rollback", title="rollback failed", failed=lambda e: self.action_refresh())
+            self.work(run, _updated, name="rollback", title="rollback failed", failed=lambda _: ReloadView())
 
         self.app.push_screen(ConfirmModal(f"Roll back {channel}?", lines, yes="Roll back", command=cmd,
                                           id="rollback-modal"), answered)
-
-    def _changed(self, update: Any) -> None:
-        self.notify(_update_text(update), title="channel updated")
-        refresh_all(self)
 
     # -- renew ------------------------------------------------------------------------------
     def action_refresh_pointer(self) -> None:
@@ -169,9 +171,14 @@ class ChannelsScreen(BaseScreen):
             self.log_command("refresh_pointer", channel=channel)
 
             def run(site: Any) -> Any:
-                guard_version(site, channel, row["version"])
+                require_channel_version(site, channel, row["version"])
                 return channel_ops.refresh(site, channel, answer.reason)
 
-            self.work(run, self._changed, name="refresh-pointer", title="refresh failed")
+            self.work(run, _updated, name="refresh-pointer", title="refresh failed")
 
         self.app.push_screen(ConfirmModal(f"Renew {channel}?", lines, yes="Renew", command=cmd), answered)
+
+
+def _updated(update: Any) -> ChannelUpdated:
+    """A roll back or renew went through: the app says so and every open view reloads."""
+    return ChannelUpdated(update, title="channel updated")

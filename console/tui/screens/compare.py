@@ -3,6 +3,7 @@ per image the files added, removed and modified with byte deltas, biggest first;
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
@@ -13,6 +14,7 @@ import console.tui.actions as actions
 from console.render import delta, short, size
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
+from console.tui.messages import DiffLoaded
 from console.tui.screens.base import BaseScreen
 
 MAX_FILE_ROWS = 1000
@@ -51,10 +53,11 @@ class CompareScreen(BaseScreen):
         f.add_column("NEW", width=9)
         f.add_column("Δ", width=10)
         f.focus()
-        self.work(lambda s: diff_releases(s, self.a, self.b), self._loaded, name="diff", title="cannot compare")
+        self.work(lambda s: diff_releases(s, self.a, self.b), DiffLoaded, name="diff", title="cannot compare")
 
-    def _loaded(self, d: ReleaseDiff) -> None:
-        self.diff = d
+    @on(DiffLoaded)
+    def _loaded(self, event: DiffLoaded) -> None:
+        d = self.diff = event.diff
         text = Text()
         text.append(f"{short(d.a.id)} {d.a.name} {d.a.label}", style="bold")
         text.append("  ->  ")

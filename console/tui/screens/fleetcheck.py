@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, ProgressBar, Static
 
@@ -21,6 +21,7 @@ from core.fleet.check import (
 )
 
 import console.tui.actions as actions
+from console.tui.messages import FleetCheckFinished, NodeChecked, NodeStarted
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.screens.base import BaseScreen
@@ -77,25 +78,41 @@ class FleetCheckScreen(BaseScreen):
             finally:
                 site.close()
 
+        def started(node: str) -> None:
+            self.post_message(NodeStarted(node))
+
+        def result(check: NodeCheck) -> None:
+            self.results[check.node] = check  # at once: what gets recorded must not wait for the screen
+            self.post_message(NodeChecked(check))
+
         try:
             options, targets = await asyncio.to_thread(prepare)
-            await check_fleet(self.nodes, options, targets, on_start=self._started, on_result=self._result)
+            await check_fleet(self.nodes, options, targets, on_start=started, on_result=result)
         except asyncio.CancelledError:
             interrupted = True
-            self._finish(interrupted, None)
+            self._ended(interrupted, None)
             raise
         except DepotError as exc:
             self.notify(str(exc), title="fleet check failed", severity="error")
             self.running = False
             self.refresh_bindings()
             return
-        self._finish(interrupted, options)
+        self._ended(interrupted, options)
 
-    def _started(self, node: str) -> None:
-        self.query_one("#fleet-table", DataTable).update_cell(node, "status", Text("checking…", style="yellow"))
+    def _ended(self, interrupted: bool, options: Any) -> None:
+        """Finish after the results queued so far are shown; a screen that is closing (esc during
+        the check) cannot take messages any more, and finishes (records) at once."""
+        if not self.post_message(FleetCheckFinished(interrupted, options)):
+            self._finish(interrupted, options)
 
-    def _result(self, check: NodeCheck) -> None:
-        self.results[check.node] = check
+    @on(NodeStarted)
+    def _node_started(self, event: NodeStarted) -> None:
+        self.query_one("#fleet-table", DataTable).update_cell(event.node, "status",
+                                                              Text("checking…", style="yellow"))
+
+    @on(NodeChecked)
+    def _node_checked(self, event: NodeChecked) -> None:
+        check = event.check
         t = self.query_one("#fleet-table", DataTable)
         t.update_cell(check.node, "status", Text(check.status, style="green" if check.ok else "bold red"))
         t.update_cell(check.node, "arch", check.arch or "-")
@@ -110,6 +127,10 @@ class FleetCheckScreen(BaseScreen):
         self.query_one("#status", Static).update(
             f" {len(self.results)}/{len(self.nodes)} done   {counts}   {time.monotonic() - self.t0:.1f}s{extra}")
 
+    @on(FleetCheckFinished)
+    def _finished(self, event: FleetCheckFinished) -> None:
+        self._finish(event.interrupted, event.options)
+
     def _finish(self, interrupted: bool, options: Any) -> None:
         self.running = False
         self.refresh_bindings()
@@ -120,8 +141,7 @@ class FleetCheckScreen(BaseScreen):
             opts = options or options_from_site(site)
             record_check(site, self.nodeset, checks, opts, interrupted=interrupted)
 
-        if not self.console.read_only:
-            self.work(record, lambda _: None, name="record-check", title="cannot record fleet check")
+        self.work(record, name="record-check", title="cannot record fleet check")  # read-only: records nothing
         self.notify(("fleet check cancelled: " if interrupted else "fleet check done: ")
                     + f"{len(checks)} of {len(self.nodes)} node(s) answered")
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
@@ -21,9 +22,10 @@ from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
+from console.tui.lookups import current_channels
+from console.tui.messages import NodesSummarised
 from console.tui.screens.base import PagedView
 from console.tui.screens.modals import FleetCheckModal, FleetRequest
-from console.tui.screens.releases import current_channels
 
 # Fixed widths that fit 120 columns; "PROD IMAGE" is the image the production channel gives the node.
 COLUMNS = [("NODE", 9), ("ARCH", 14), ("PROD IMAGE", 11), ("TEST IMAGE", 11), ("RELEASE", 12),
@@ -129,8 +131,9 @@ class NodesScreen(PagedView):
                 no_fit.append(f"{fold(names)}: {n} {arch} node(s)\n  {reason.split(';')[0][:90]}")
         return rows, no_fit
 
-    def _show_summary(self, result: tuple[list[tuple[str, int, str]], list[str]]) -> None:
-        rows, no_fit = result
+    @on(NodesSummarised)
+    def _show_summary(self, event: NodesSummarised) -> None:
+        rows, no_fit = event.rows, event.no_fit
         self.query_one("#arch-chart", Static).update(bar_chart(rows, width=10) if rows else "no nodes yet")
         self.query_one("#no-fit", Static).update("\n".join(no_fit) or "every node has an image")
 
@@ -145,8 +148,8 @@ class NodesScreen(PagedView):
         self._status()
 
     def action_refresh(self) -> None:
-        self.table.reload_in_background(keep_cursor=True, done=self._status)
-        self.work(self.summary, self._show_summary, name="nodes-summary", title="nodes")
+        self.table.reload_in_background(keep_cursor=True)  # TableReloaded: filtered(), the status line
+        self.work(self.summary, lambda result: NodesSummarised(*result), name="nodes-summary", title="nodes")
 
     def action_mark(self) -> None:
         key = self.table.current_key

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static, Tree
@@ -20,8 +21,10 @@ import console.tui.actions as actions
 from console.render import ago, short, size
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
+from console.tui.lookups import current_channels
+from console.tui.messages import ReleaseLoaded, TreeEntriesRead
+from console.tui.promote import start_promote
 from console.tui.screens.base import BaseScreen
-from console.tui.screens.releases import current_channels, start_promote
 
 MAX_CHILDREN = 2000  # entries shown per directory; the rest are summarised in one line
 
@@ -57,11 +60,12 @@ class ReleaseScreen(BaseScreen):
         tree = self.query_one("#files", Tree)
         tree.border_title = "files (enter opens a directory)"
         tree.show_root = False
-        self.work(lambda s: load_release(s, self.release_id), self._loaded, name="load-release",
+        self.work(lambda s: load_release(s, self.release_id), ReleaseLoaded, name="load-release",
                   title="cannot open release")
 
-    def _loaded(self, rel: Release) -> None:
-        self.release = rel
+    @on(ReleaseLoaded)
+    def _loaded(self, event: ReleaseLoaded) -> None:
+        rel = self.release = event.release
         site = self.site
         now = site.now()
         channels = [ch for ch, (rid, _) in current_channels(site).items() if rid == rel.id]
@@ -105,10 +109,17 @@ class ReleaseScreen(BaseScreen):
                     self._reader.store = site.store
                 return self._reader.entries(digest, path)
 
-        self.work(read, lambda entries: self._add_children(node, entries), name=f"tree-{digest}",
+        self.work(read, lambda entries: TreeEntriesRead(node, entries), name=f"tree-{digest}",
                   title="cannot read tree")
 
-    def _add_children(self, node: TreeNode, entries: list) -> None:
+    @on(TreeEntriesRead)
+    def _entries_read(self, event: TreeEntriesRead) -> None:
+        self._add_entries(event.node, event.entries)
+
+    def _add_entries(self, node: TreeNode, entries: list) -> None:
+        """Put a directory's entries under its tree node (at most ``MAX_CHILDREN``, then a note).
+
+        Not ``_add_children``: that name is Textual's (``DOMNode._add_children``)."""
         for e in entries[:MAX_CHILDREN]:
             path = f"{node.data['path']}/{e.name}" if node.data["path"] else e.name
             if e.type == "dir":

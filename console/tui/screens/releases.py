@@ -5,39 +5,26 @@ import json
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Input, Static
 
 import core.site.channels as channel_ops
 from core.site.catalogue import sync_catalogue
-from core.errors import Conflict
 
 import console.tui.actions as actions
 from console.render import ago, short, size
+from console.tui.lookups import channels_by_release
+from console.tui.messages import CatalogueSynced
+from console.tui.promote import start_promote
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
-from console.tui.screens.base import BaseScreen, PagedView
-from console.tui.screens.modals import Confirmed, PromoteModal
+from console.tui.screens.base import PagedView
 
 COLUMNS = [("ID", 14), ("NAME", 11), ("LABEL", 10), ("CREATED", 11), ("IMAGES", 21), ("SIZE", 8),
            ("CHANNELS", 18), ("SIGNATURE", 10)]
-
-
-def current_channels(site: Any) -> dict[str, tuple[str, int]]:
-    """channel -> (release id, version) as last accepted by this console (database, no store read)."""
-    rows = site.state.db.execute(
-        "select m.channel, e.release, m.version from channel_marks m join channel_events e "
-        "on e.channel = m.channel and e.version = m.version")
-    return {r[0]: (r[1], r[2]) for r in rows}
-
-
-def channels_by_release(site: Any) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for ch, (rid, _) in sorted(current_channels(site).items()):
-        out.setdefault(rid, []).append(ch)
-    return out
 
 
 def signature_state(site: Any, signed_by_json: str) -> Text:
@@ -53,18 +40,6 @@ def signature_state(site: Any, signed_by_json: str) -> Text:
     if any(k in trust.keys and trust.keys[k].revoked for k in keys):
         return Text("✗ revoked key", style="red")
     return Text("✗ untrusted", style="red")
-
-
-def guard_version(site: Any, channel: str, expected: int | None) -> None:
-    """Refuse when the channel is no longer at the version the operator confirmed against."""
-    for row in channel_ops.channel_status(site):
-        if row["channel"] == channel:
-            if expected is not None and row["version"] != expected:
-                raise Conflict(f"channel moved meanwhile: {channel} is at version {row['version']}, not "
-                               f"{expected} as shown; nothing changed, look again and retry")
-            return
-    if expected:
-        raise Conflict(f"channel moved meanwhile: {channel} has no pointer any more; nothing changed")
 
 
 class ReleasesScreen(PagedView):
@@ -89,7 +64,7 @@ class ReleasesScreen(PagedView):
         self.table.focus()
         self.table.total = self.count(self.site)
         self._status()
-        self.work(self._sync, self._synced, name="sync-catalogue")
+        self.action_refresh()
 
     # -- data -------------------------------------------------------------------------------
     def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
@@ -132,8 +107,9 @@ class ReleasesScreen(PagedView):
             pass
         return problems, channels_by_release(site)
 
-    def _synced(self, result: tuple[list[str], dict]) -> None:
-        problems, by_release = result
+    @on(CatalogueSynced)
+    def _synced(self, event: CatalogueSynced) -> None:
+        problems, by_release = event.problems, event.by_release
         for p in problems:
             self.notify(p, title="release left out", severity="warning", timeout=8)
         total = self.count(self.site)
@@ -145,7 +121,7 @@ class ReleasesScreen(PagedView):
 
     # -- actions ----------------------------------------------------------------------------
     def action_refresh(self) -> None:
-        self.work(self._sync, self._synced, name="sync-catalogue")
+        self.work(self._sync, lambda result: CatalogueSynced(*result), name="sync-catalogue")
 
     def on_data_table_row_selected(self, event: PagedTable.RowSelected) -> None:
         self.action_open()
@@ -176,9 +152,10 @@ class ReleasesScreen(PagedView):
             picks.append(cur)
         if len(picks) != 2:
             return None
-        return tuple(self._oldest_first(picks))  # type: ignore[return-value]
+        return tuple(self.oldest_first(picks))  # type: ignore[return-value]
 
-    def _oldest_first(self, ids: list[str]) -> list[str]:
+    def oldest_first(self, ids: list[str]) -> list[str]:
+        """``ids`` ordered by creation time, oldest first (a comparison reads old -> new)."""
         created = {r[0]: r[1] for r in self.site.state.db.execute(
             f"select id, created from releases where id in ({','.join('?' * len(ids))})", ids)}
         return sorted(ids, key=lambda i: (created.get(i, ""), i))
@@ -201,47 +178,3 @@ class ReleasesScreen(PagedView):
         rid = self.table.current_key
         if rid:
             start_promote(self, rid)
-
-
-def start_promote(screen: BaseScreen, rid: str) -> None:
-    """Ask which channel and why (default No), then promote in a worker; show conflicts as errors."""
-    site = screen.site
-    row = site.state.db.execute("select name, label from releases where id = ?", [rid]).fetchone()
-    label = f"{row[0]} {row[1]}" if row else ""
-    names = {r[0]: f"{r[0]} {r[1]}" for r in site.state.db.execute("select id, name || ' ' || label from releases")}
-    current = current_channels(site)
-    choices = {ch: (f"{short(r)} {names.get(r, '')}", str(v)) for ch, (r, v) in current.items()}
-    for ch in ("testing", "production"):
-        choices.setdefault(ch, ("(none)", "0"))
-
-    def confirmed(answer: Confirmed | None) -> None:
-        if answer is None:
-            screen.notify("promote cancelled: nothing changed")
-            return
-        channel, reason = answer.choice, answer.reason
-        expected = current.get(channel, (None, None))[1]
-        cmd = screen.log_command("promote", release=short(rid), channel=channel, reason=reason)
-
-        def run(s: Any) -> Any:
-            guard_version(s, channel, expected)
-            return channel_ops.promote(s, rid, channel, reason)
-
-        def done(update: Any) -> None:
-            from console.verbs.channel_verbs import _update_text
-
-            screen.notify(f"{_update_text(update)}\n≡ {cmd}", title="promoted" if update.changed else "no change")
-            refresh_all(screen)
-
-        screen.work(run, done, name="promote", title="promote failed")
-
-    screen.app.push_screen(PromoteModal(rid, label, choices), confirmed)
-
-
-def refresh_all(screen: BaseScreen) -> None:
-    """Ask every mounted view to reload after a state change."""
-    for s in screen.app.screen_stack:
-        if hasattr(s, "action_refresh"):
-            s.action_refresh()
-    for mode_screen in screen.app.mounted_views():  # type: ignore[attr-defined]
-        if mode_screen not in screen.app.screen_stack and hasattr(mode_screen, "action_refresh"):
-            mode_screen.action_refresh()

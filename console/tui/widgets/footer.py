@@ -6,6 +6,8 @@ from typing import Any
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from console.tui import textual_compat
+
 
 class ConsoleFooter(Footer):
     """Looks exactly like ``Footer``; cheaper to keep.
@@ -29,7 +31,7 @@ class ConsoleFooter(Footer):
         if self.is_attached and screen is self.screen and screen.app.app_focus:
             shown = self._keys_shown(screen)
             if shown == self._shown:
-                self._bindings_ready = True
+                textual_compat.mark_footer_ready(self)
                 return
             self._shown = shown
         super().bindings_changed(screen)

@@ -11,15 +11,20 @@ position move by the same amount, so what the operator sees does not jump.
 
 ``fetch(site, offset, limit)`` returns ``[(key, cells), …]`` and ``count(site)`` the number of rows
 (only needed for ``end``). Both take a ``Site`` so that `reload_in_background` can run them in a
-worker thread with a Site (an SQLite connection) of its own.
+worker thread with a Site (an SQLite connection) of its own; that worker posts its rows back as a
+message, and the table announces them to its screen with ``TableReloaded``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from textual import on
 from textual.widget import Widget
 from textual.widgets import DataTable
+
+from console.tui import textual_compat
+from console.tui.messages import RowsFetched, TableReloaded
 
 if TYPE_CHECKING:
     from core.site.site import Site
@@ -52,9 +57,8 @@ class PagedTable(DataTable):
         self._styles_seen: tuple[object, ...] | None = None
         # DataTable's render caches are sized for big tables (10k cells); a window needs a few
         # hundred, and smaller caches leave far less for the cyclic garbage collector to walk.
-        for cache, size in (("_cell_render_cache", 2000), ("_row_render_cache", 300), ("_line_cache", 300)):
-            if hasattr(self, cache):
-                getattr(self, cache).maxsize = size
+        textual_compat.shrink_render_caches(
+            self, {"_cell_render_cache": 2000, "_row_render_cache": 300, "_line_cache": 300})
 
     # -- styles -----------------------------------------------------------------------------
     def _style_key(self) -> tuple[object, ...] | None:
@@ -124,11 +128,11 @@ class PagedTable(DataTable):
         rows, offset, ended = self._fetch_window(self._site(), offset, pos)
         self._show(offset, rows, pos - offset, exact=ended)
 
-    def reload_in_background(self, keep_cursor: bool = False, done: Callable[[], None] | None = None) -> None:
+    def reload_in_background(self, keep_cursor: bool = False) -> None:
         """Run the query (and the count) in a worker thread; the newest request wins.
 
-        For a filter: typing never waits for SQLite. ``done()`` runs on the UI thread once the new
-        rows are shown.
+        For a filter: typing never waits for SQLite. The worker posts the rows back
+        (``RowsFetched``); once they are shown, ``TableReloaded`` bubbles to the screen.
         """
         pos = self.position if keep_cursor and self.row_count else 0
         offset = self.first if keep_cursor else 0
@@ -144,30 +148,28 @@ class PagedTable(DataTable):
                 total = self.count(site) if self.count is not None else None
             finally:
                 site.close()
-            app.call_from_thread(deliver, rows, start, ended, total)
-
-        def deliver(rows: list[Row], start: int, ended: bool, total: int | None) -> None:
-            if generation != self._generation or not self.is_attached:
-                return  # a newer request is on its way, or the screen is gone
-            self.fetching = False
-            self._show(start, rows, pos - start, exact=ended)
-            if total is not None:
-                self.total = total
-            if done is not None:
-                done()
-
-        def failed() -> None:
-            if generation == self._generation:
-                self.fetching = False
+            self.post_message(RowsFetched(generation, rows, start, pos - start, ended, total))
 
         def run() -> None:
             try:
                 work()
             except Exception:
-                app.call_from_thread(failed)
+                self.post_message(RowsFetched(generation, None))
                 raise
 
         self.run_worker(run, thread=True, name="paged-reload", group="paged-reload", exit_on_error=False)
+
+    @on(RowsFetched)
+    def _rows_fetched(self, event: RowsFetched) -> None:
+        if event.generation != self._generation:
+            return  # a newer request is on its way
+        self.fetching = False
+        if event.rows is None:
+            return  # the query failed (the worker's error is logged)
+        self._show(event.start, event.rows, event.cursor, exact=event.ended)
+        if event.total is not None:
+            self.total = event.total
+        self.post_message(TableReloaded(self))
 
     def _fetch_window(self, site: "Site", offset: int, pos: int) -> tuple[list[Row], int, bool]:
         """(rows, offset, whether they end the query) for the window that starts at ``offset`` and
@@ -198,7 +200,7 @@ class PagedTable(DataTable):
                         slot = str(i)
                         for ck, value in zip(self._colkeys, cells):
                             self.update_cell(slot, ck, value)
-                    self._clear_caches()  # every cached render is stale now: free it at once
+                    textual_compat.clear_render_caches(self)  # every cached render is stale now: free it
                 self.first = offset
                 self.keys = [k for k, _ in rows]
                 self.at_end = exact

@@ -3,6 +3,7 @@ as a script would, with human text or ``--json`` on stdout and diagnostics on st
 
 Exit codes (DESIGN §8): 0 ok · 1 a check failed · 2 bad input · 3 conflict · 4 trust failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import EXIT_BAD_INPUT, Ambiguous, DepotError
-
 from console import __version__
 from console.context import Context, Handler, Output
+from core.errors import EXIT_BAD_INPUT, Ambiguous, DepotError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -29,12 +29,17 @@ class ArgumentParser(argparse.ArgumentParser):
 def common_options() -> argparse.ArgumentParser:
     """Options accepted before or after the verb (``console rollback … --json``)."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--site", metavar="DIR", default=argparse.SUPPRESS,
-                   help="site directory (default: $DEPOT_CONSOLE_SITE, else ~/.local/share/depot-console)")
+    p.add_argument(
+        "--site",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="site directory (default: $DEPOT_CONSOLE_SITE, else ~/.local/share/depot-console)",
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document on stdout")
     p.add_argument("--headless", action="store_true", default=argparse.SUPPRESS, help="never open the TUI")
-    p.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
-                   help="refuse every state-changing action")
+    p.add_argument(
+        "--read-only", action="store_true", default=argparse.SUPPRESS, help="refuse every state-changing action"
+    )
     return p
 
 
@@ -42,10 +47,13 @@ def build_parser() -> ArgumentParser:
     from console.verbs import register_all
 
     common = common_options()
-    parser = ArgumentParser(prog="console", parents=[common],
-                            description="Deliver precompiled software depots to heterogeneous cluster nodes.",
-                            epilog="Without a verb: the terminal console (with --headless: a site summary). "
-                                   "Exit codes: 0 ok, 1 check failed, 2 bad input, 3 conflict, 4 trust failure.")
+    parser = ArgumentParser(
+        prog="console",
+        parents=[common],
+        description="Deliver precompiled software depots to heterogeneous cluster nodes.",
+        epilog="Without a verb: the terminal console (with --headless: a site summary). "
+        "Exit codes: 0 ok, 1 check failed, 2 bad input, 3 conflict, 4 trust failure.",
+    )
     parser.add_argument("--version", action="version", version=f"depot-console {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=ArgumentParser)
     register_all(sub, common)

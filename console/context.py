@@ -3,6 +3,7 @@
 Verbs import this module, never ``console.cli``: the CLI imports the verbs (to register them) and,
 lazily, the terminal console, so a verb that imported the CLI would close an import circle.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@ Every ``console`` run builds the whole argument parser, so a verb module's top-l
 paid by every verb. Modules named here load on first attribute access instead, which keeps
 ``console diff`` from importing SSH fan-out, HTTP and build machinery it never uses.
 """
+
 from __future__ import annotations
 
 import importlib.util

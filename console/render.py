@@ -4,10 +4,11 @@ channel update or a build that the CLI prints and the TUI puts in its notificati
 Everything here formats; nothing decides. JSON output bypasses this module entirely. Every verb
 imports it, so it imports nothing heavy (``core`` types only for annotations).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import humanize
@@ -31,7 +32,7 @@ def ago(iso: str | None, now: datetime | None = None) -> str:
         dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return humanize.naturaltime(now - dt)
 
 

@@ -9,6 +9,7 @@ compiler tables); this module only adapts it to the console's needs (DESIGN §5,
   run, never a vendor-specific image of another vendor, generic images as the fallback;
 * Julia's ``JULIA_CPU_TARGET`` and C compiler flags are derived from archspec's compiler data.
 """
+
 from __future__ import annotations
 
 import os
@@ -113,11 +114,18 @@ def cpuinfo_from_probe(probe: Mapping[str, Any]) -> CpuInfo:
     vendor, flags = str(cpu.get("vendor") or ""), list(cpu.get("flags") or [])
     machine = str(probe.get("machine") or "")
     if implementer or features or (not vendor and not flags and machine in ("aarch64", "arm64")):
-        return CpuInfo(family=AARCH64, vendor=_arm_vendor(implementer), flags=frozenset(features),
-                       model_name=model_name, cpus=cpus, cpu_part=str(cpu.get("part") or ""))
+        return CpuInfo(
+            family=AARCH64,
+            vendor=_arm_vendor(implementer),
+            flags=frozenset(features),
+            model_name=model_name,
+            cpus=cpus,
+            cpu_part=str(cpu.get("part") or ""),
+        )
     if vendor or flags or machine in ("x86_64", "amd64"):
-        return CpuInfo(family=X86_64, vendor=vendor or "generic", flags=frozenset(flags),
-                       model_name=model_name, cpus=cpus)
+        return CpuInfo(
+            family=X86_64, vendor=vendor or "generic", flags=frozenset(flags), model_name=model_name, cpus=cpus
+        )
     raise BadInput(f"cannot classify {machine or 'an unknown'} CPU: no x86_64 or aarch64 cpuinfo fields")
 
 
@@ -131,8 +139,7 @@ def parse_cpuinfo(text: str) -> CpuInfo:
     fields = probe_cpuinfo(text)
     if not any(fields[key] for key in ("vendor", "flags", "implementer", "features")):
         raise BadInput(
-            "not x86_64 or aarch64 /proc/cpuinfo text: "
-            "found neither vendor_id/flags nor CPU implementer/Features"
+            "not x86_64 or aarch64 /proc/cpuinfo text: found neither vendor_id/flags nor CPU implementer/Features"
         )
     return cpuinfo_from_probe({"cpuinfo": fields, "cpus": count_processors(text)})
 
@@ -164,9 +171,7 @@ def classify(info: CpuInfo) -> str:
     """
     if info.family not in (X86_64, AARCH64):
         raise BadInput(f"cannot classify {info.family} CPUs (only x86_64 and aarch64)")
-    partial = _detect.partial_uarch(
-        vendor=info.vendor, features=set(info.flags), cpu_part=info.cpu_part
-    )
+    partial = _detect.partial_uarch(vendor=info.vendor, features=set(info.flags), cpu_part=info.cpu_part)
     candidates = [t for t in TARGETS.values() if _compatible(info.family, partial, t)]
     if not candidates:
         return info.family
@@ -274,9 +279,7 @@ def _normal_reason(cpu: str, image: str | None, rejected: dict[str, str], images
     if image is None:
         if not images:
             return f"{cpu}: the release has no images"
-        return f"{cpu} cannot run " + "; cannot run ".join(
-            f"{name}: {rejected[name]}" for name in images
-        )
+        return f"{cpu} cannot run " + "; cannot run ".join(f"{name}: {rejected[name]}" for name in images)
     if image == cpu:
         return f"{cpu} runs {image}: exact match"
     kind = "generic fallback" if TARGETS[image].vendor == "generic" else "most specific compatible"
@@ -334,9 +337,7 @@ _JULIA_GENERIC = {
 #: Multi-targets of Julia's official binaries: a generic base plus cloned tuned targets.
 _JULIA_OFFICIAL_MULTI = {
     "x86_64": "generic;sandybridge,-xsaveopt,clone_all;haswell,-rdrnd,base(1)",
-    "aarch64": (
-        "generic;cortex-a57;thunderx2t99;carmel,clone_all;apple-m1,base(3);neoverse-512tvb,base(3)"
-    ),
+    "aarch64": ("generic;cortex-a57;thunderx2t99;carmel,clone_all;apple-m1,base(3);neoverse-512tvb,base(3)"),
 }
 
 

@@ -3,6 +3,7 @@
 Kept apart from ``core.site.site`` so that node-side code (hydrate, channel pointer checks) can read the
 clock without importing the site's SQLite layer.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ rename durable; one ``syncfs(2)`` after many writes is far cheaper than an fsync
 enough to order "objects durable" before "release visible" (publish) or before "current switched"
 (hydrate).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,16 @@ def fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path | str, data: bytes | Iterable[bytes], mode: int = 0o644, *, overwrite: bool = True,
-                 durable: bool = True, tmp_prefix: str | None = None, tmp_dir: Path | str | None = None) -> int:
+def atomic_write(
+    path: Path | str,
+    data: bytes | Iterable[bytes],
+    mode: int = 0o644,
+    *,
+    overwrite: bool = True,
+    durable: bool = True,
+    tmp_prefix: str | None = None,
+    tmp_dir: Path | str | None = None,
+) -> int:
     """Write ``data`` (bytes, or an iterable of chunks) to ``path`` atomically; the bytes written.
 
     The bytes go to a temporary file (``tmp_prefix`` + random, default ``.<name>.tmp-``) in
@@ -40,8 +49,10 @@ def atomic_write(path: Path | str, data: bytes | Iterable[bytes], mode: int = 0o
     by others, even for an instant).
     """
     dest = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.tmp-" if tmp_prefix is None else tmp_prefix,
-                               dir=dest.parent if tmp_dir is None else tmp_dir)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.name}.tmp-" if tmp_prefix is None else tmp_prefix,
+        dir=dest.parent if tmp_dir is None else tmp_dir,
+    )
     written = 0
     try:
         with os.fdopen(fd, "wb") as f:

@@ -4,6 +4,7 @@ Every failure that an operator can cause or meet is one of these, carrying a one
 The CLI prints that line on stderr and exits with ``exit_code``; the TUI shows the same words in
 a notification. Nothing else should escape to the user as a traceback.
 """
+
 from __future__ import annotations
 
 EXIT_OK = 0

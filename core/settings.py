@@ -12,6 +12,7 @@ types: ``str``, ``int``, ``float`` (an integer is accepted; NaN and infinities a
 ``list[X]``, ``dict[str, X]``, ``Any`` and unions of them (``str | list[str]``; ``None`` as a
 default means "not set", since TOML has no null).
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,15 @@ from core.errors import BadInput
 T = TypeVar("T")
 
 
-def setting(default: Any, doc: str, *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None, shown: str | None = None) -> Any:
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    shown: str | None = None,
+) -> Any:
     """A dataclass field with its documentation and bounds.
 
     ``doc``: what the setting does (one sentence, README table). ``ge``/``gt``/``le``: inclusive
@@ -61,8 +69,13 @@ def _plural(hint: Any) -> str:
     if hint is Any:
         return "values"
     text = describe(hint)
-    return {"a string": "strings", "a whole number": "whole numbers", "a number": "numbers",
-            "a table": "tables", "true or false": "booleans"}.get(text, text)
+    return {
+        "a string": "strings",
+        "a whole number": "whole numbers",
+        "a number": "numbers",
+        "a table": "tables",
+        "true or false": "booleans",
+    }.get(text, text)
 
 
 def fits(value: Any, hint: Any) -> bool:

@@ -4,6 +4,7 @@ One rule for both, so the site (``~/.local/share/depot-console``), the node root
 (``~/.local/share/depot-node``) and the node config (``~/.config/depot-node/node.toml``) can never
 disagree on how ``$XDG_DATA_HOME``/``$XDG_CONFIG_HOME`` and their defaults are read.
 """
+
 from __future__ import annotations
 
 import os

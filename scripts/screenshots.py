@@ -6,6 +6,7 @@ Builds the deterministic demo site (seed 0, clock pinned) in a temporary directo
 console on it at 120x36 and saves one SVG per screen: releases, release detail, compare,
 channels, the rollback confirmation, nodes, builds, audit and the keys (help) screen.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ Fixtures of tests/fixtures/ are registered here, once, through ``pytest_plugins`
 (importing it by name shadowed the parameter, one ruff F811 per use). Import only the types and
 constants (``SshdServer``, ``PLAIN_ARCH``, ``DEMO_NOW``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Shared test helpers: run the real CLI in a subprocess, build and compare directory trees."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,9 @@ CONSOLE = [sys.executable, "-m", "console.cli"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_console(site: Path | None, *args: str, env: dict | None = None, input: str | None = None,
-                check: int | None = None) -> subprocess.CompletedProcess:
+def run_console(
+    site: Path | None, *args: str, env: dict | None = None, input: str | None = None, check: int | None = None
+) -> subprocess.CompletedProcess:
     """Run ``console --headless [--site SITE] ARGS…`` as a real subprocess (text mode)."""
     full_env = dict(os.environ)
     full_env.pop("DEPOT_CONSOLE_SITE", None)
@@ -25,7 +27,9 @@ def run_console(site: Path | None, *args: str, env: dict | None = None, input: s
     cmd = [*CONSOLE, "--headless"] + (["--site", str(site)] if site else []) + list(args)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, input=input)
     if check is not None:
-        assert proc.returncode == check, f"exit {proc.returncode}, wanted {check}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+        assert proc.returncode == check, (
+            f"exit {proc.returncode}, wanted {check}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
     return proc
 
 
@@ -35,8 +39,13 @@ def run_json(site: Path, *args: str, check: int = 0, **kw) -> object:
     return json.loads(proc.stdout)
 
 
-def make_tree(root: Path, files: dict[str, bytes | str], links: dict[str, str] | None = None,
-              executables: tuple[str, ...] = (), empty_dirs: tuple[str, ...] = ()) -> Path:
+def make_tree(
+    root: Path,
+    files: dict[str, bytes | str],
+    links: dict[str, str] | None = None,
+    executables: tuple[str, ...] = (),
+    empty_dirs: tuple[str, ...] = (),
+) -> Path:
     """Create a directory tree from a mapping of relative path -> content."""
     root.mkdir(parents=True, exist_ok=True)
     for rel, content in files.items():
@@ -80,8 +89,12 @@ def sample_tree(root: Path, variant: str = "a") -> Path:
     """A small depot-like tree with a file, an executable, a relative link and an empty dir."""
     return make_tree(
         root,
-        {"bin/tool": f"#!/bin/sh\necho {variant}\n", "lib/libx.so.1.2": b"\x7fELF" + variant.encode() * 100,
-         "share/doc/README": "hello\n", f"data/{variant}.txt": variant * 10},
+        {
+            "bin/tool": f"#!/bin/sh\necho {variant}\n",
+            "lib/libx.so.1.2": b"\x7fELF" + variant.encode() * 100,
+            "share/doc/README": "hello\n",
+            f"data/{variant}.txt": variant * 10,
+        },
         links={"lib/libx.so.1": "libx.so.1.2", "lib/libx.so": "libx.so.1"},
         executables=("bin/tool",),
         empty_dirs=("logs", "share/empty/nested"),
@@ -111,11 +124,30 @@ def build_find_links(root: Path) -> Path:
     links.mkdir()
     for name in ("purepkg", "vecext"):
         shutil.copytree(PKGS / name, root / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--disable-pip-version-check", "-q", "-w", str(links), "./purepkg"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; "
-                    f"build_meta.build_sdist({str(links)!r})"], cwd=root / "vecext", check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(links),
+            "./purepkg",
+        ],
+        cwd=root,
+        check=True,
+    )
+    subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(links)!r})"],
+        cwd=root / "vecext",
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     assert sorted(p.name for p in links.iterdir()) == ["purepkg-1.0-py3-none-any.whl", "vecext-1.0.tar.gz"]
     return links
 
@@ -154,8 +186,22 @@ def trust_file(site: Path) -> Path:
 
 def hydrate(root: Path, store: str, trust: Path, *extra: str, check: int | None = 0) -> subprocess.CompletedProcess:
     """``node hydrate --channel production --json`` of node ``root`` from ``store`` with ``trust``."""
-    return run_console(None, "node", "hydrate", "--root", str(root), "--store", store, "--trust", str(trust),
-                       "--channel", "production", "--json", *extra, check=check)
+    return run_console(
+        None,
+        "node",
+        "hydrate",
+        "--root",
+        str(root),
+        "--store",
+        store,
+        "--trust",
+        str(trust),
+        "--channel",
+        "production",
+        "--json",
+        *extra,
+        check=check,
+    )
 
 
 def exported(site: Path, rid: str, dest: Path) -> dict[str, tuple]:

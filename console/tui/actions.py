@@ -5,6 +5,7 @@ Each screen takes its bindings from here (``bindings_for``), so a key, its descr
 headless command it stands for are written once. State-changing actions are marked ``mutating``:
 in read-only mode ``allowed`` hides them everywhere (footer, help, palette) and refuses to run them.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -19,13 +20,13 @@ GLOBAL = "*"
 class Action:
     """An operator action: where it applies, which key runs it, what it means headless."""
 
-    name: str                  # the Textual action name (``action_<name>`` on the screen or app)
+    name: str  # the Textual action name (``action_<name>`` on the screen or app)
     key: str
     description: str
-    screens: tuple[str, ...]   # screen ids, or (GLOBAL,)
+    screens: tuple[str, ...]  # screen ids, or (GLOBAL,)
     mutating: bool = False
-    headless: str = ""         # template, formatted with the action's context (``{release}``, ``{channel}``…)
-    show: bool = True          # shown in the footer
+    headless: str = ""  # template, formatted with the action's context (``{release}``, ``{channel}``…)
+    show: bool = True  # shown in the footer
     key_display: str | None = None
 
     def applies_to(self, screen_id: str) -> bool:
@@ -50,31 +51,83 @@ ACTIONS: list[Action] = [
     Action("back", "escape", "Back", (GLOBAL,), show=False),
     Action("quit", "q", "Quit", (GLOBAL,)),
     # releases
-    Action("filter", "slash", "Filter", ("releases", "audit", "nodes", "compare"), key_display="/",
-           headless="console --headless releases"),
+    Action(
+        "filter",
+        "slash",
+        "Filter",
+        ("releases", "audit", "nodes", "compare"),
+        key_display="/",
+        headless="console --headless releases",
+    ),
     Action("open", "enter", "Open", ("releases",), headless="console --headless show {release}"),
     Action("mark", "space", "Mark", ("releases", "nodes"), show=True),
     Action("compare", "c", "Compare", ("releases",), headless="console --headless diff {a} {b} --files"),
-    Action("promote", "p", "Promote", ("releases", "release"), mutating=True,
-           headless="console --headless promote {release} --channel {channel} --reason {reason}"),
-    Action("refresh", "r", "Refresh", ("releases", "channels", "nodes", "builds", "audit"),
-           headless="console --headless releases"),
+    Action(
+        "promote",
+        "p",
+        "Promote",
+        ("releases", "release"),
+        mutating=True,
+        headless="console --headless promote {release} --channel {channel} --reason {reason}",
+    ),
+    Action(
+        "refresh",
+        "r",
+        "Refresh",
+        ("releases", "channels", "nodes", "builds", "audit"),
+        headless="console --headless releases",
+    ),
     # release detail
-    Action("show_compare_parent", "c", "Compare with parent", ("release",),
-           headless="console --headless diff {a} {b} --files"),
+    Action(
+        "show_compare_parent",
+        "c",
+        "Compare with parent",
+        ("release",),
+        headless="console --headless diff {a} {b} --files",
+    ),
     # channels
-    Action("rollback", "b", "Roll back", ("channels",), mutating=True,
-           headless="console --headless rollback --channel {channel} --to {release} --reason {reason}"),
-    Action("refresh_pointer", "e", "Renew expiry", ("channels",), mutating=True,
-           headless="console --headless refresh --channel {channel}"),
+    Action(
+        "rollback",
+        "b",
+        "Roll back",
+        ("channels",),
+        mutating=True,
+        headless="console --headless rollback --channel {channel} --to {release} --reason {reason}",
+    ),
+    Action(
+        "refresh_pointer",
+        "e",
+        "Renew expiry",
+        ("channels",),
+        mutating=True,
+        headless="console --headless refresh --channel {channel}",
+    ),
     # nodes
-    Action("fleet_check", "f", "Fleet check", ("nodes",), mutating=True,
-           headless="console --headless fleet check {nodeset}"),
-    Action("cancel", "x", "Cancel", ("fleetcheck", "builds"), mutating=True,
-           headless="console --headless builds cancel {build}"),
+    Action(
+        "fleet_check",
+        "f",
+        "Fleet check",
+        ("nodes",),
+        mutating=True,
+        headless="console --headless fleet check {nodeset}",
+    ),
+    Action(
+        "cancel",
+        "x",
+        "Cancel",
+        ("fleetcheck", "builds"),
+        mutating=True,
+        headless="console --headless builds cancel {build}",
+    ),
     # builds
-    Action("new_build", "n", "New build", ("builds",), mutating=True,
-           headless="console --headless build {source} --builder {builder} --arch {targets}"),
+    Action(
+        "new_build",
+        "n",
+        "New build",
+        ("builds",),
+        mutating=True,
+        headless="console --headless build {source} --builder {builder} --arch {targets}",
+    ),
     Action("view_log", "l", "Log", ("builds",), headless="console --headless builds log {build} --follow"),
     # views (the palette offers them; ``:`` jumps)
     Action("view('releases')", "1", "Releases", (GLOBAL,), headless="console --headless releases", show=False),
@@ -113,8 +166,16 @@ def global_bindings() -> list[Binding]:
     out = []
     for a in ACTIONS:
         if GLOBAL in a.screens and a.name != "command_palette":
-            out.append(Binding(a.key, a.name, a.description, show=a.show, key_display=a.key_display,
-                               id=a.name.split("(")[0] + (a.key if "(" in a.name else "")))
+            out.append(
+                Binding(
+                    a.key,
+                    a.name,
+                    a.description,
+                    show=a.show,
+                    key_display=a.key_display,
+                    id=a.name.split("(")[0] + (a.key if "(" in a.name else ""),
+                )
+            )
     return out
 
 

@@ -8,6 +8,7 @@ results back as messages (``console.tui.messages``); the UI thread only pages sm
 rows out of SQLite. A change that every view shows (a channel moved) reaches the app as a
 ``ChannelUpdated`` message, and the app asks every open view to reload.
 """
+
 from __future__ import annotations
 
 import gc
@@ -23,13 +24,12 @@ from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
-from core.site.site import Site, open_site, system_clock
-
 import console.tui.actions as actions
 from console.render import channel_update_text, short
 from console.tui import textual_compat
 from console.tui.messages import ChannelUpdated, ReloadView
 from console.tui.screens.base import BaseScreen
+from core.site.site import Site, open_site, system_clock
 
 
 class ConsoleCommands(Provider):
@@ -55,11 +55,16 @@ class ConsoleCommands(Provider):
             cur = screen.table.current_key
             if cur:
                 for rid, name, label in app.site.state.db.execute(
-                        "select id, name, label from releases order by created desc limit 50"):
+                    "select id, name, label from releases order by created desc limit 50"
+                ):
                     if rid != cur:
-                        out.append((f"Compare {short(cur)} with {short(rid)} {name} {label}",
-                                    f"console --headless diff {short(rid)} {short(cur)} --files",
-                                    partial(screen.open_compare, *screen.oldest_first([cur, rid]))))
+                        out.append(
+                            (
+                                f"Compare {short(cur)} with {short(rid)} {name} {label}",
+                                f"console --headless diff {short(rid)} {short(cur)} --files",
+                                partial(screen.open_compare, *screen.oldest_first([cur, rid])),
+                            )
+                        )
         return out
 
     async def discover(self) -> Hits:
@@ -79,7 +84,7 @@ def GLOBAL_SCREEN_ONLY(a: actions.Action) -> bool:  # noqa: N802 - reads as a pr
 
 
 WARM_VIEWS = ("nodes", "channels", "audit")  # composed off-screen after start-up (builds polls: not)
-IDLE_S = 0.5          # no key for this long: the operator is reading, time for deferred work
+IDLE_S = 0.5  # no key for this long: the operator is reading, time for deferred work
 IDLE_CHECK_S = 0.1
 FULL_GC_EVERY = 1000  # young-generation-1 collections between full ones (CPython's default: 10)
 
@@ -88,18 +93,24 @@ def _view(name: str) -> Callable[[], Screen]:
     def make() -> Screen:
         if name == "releases":
             from console.tui.screens.releases import ReleasesScreen
+
             return ReleasesScreen()
         if name == "channels":
             from console.tui.screens.channels import ChannelsScreen
+
             return ChannelsScreen()
         if name == "nodes":
             from console.tui.screens.nodes import NodesScreen
+
             return NodesScreen()
         if name == "builds":
             from console.tui.screens.builds import BuildsScreen
+
             return BuildsScreen()
         from console.tui.screens.audit import AuditScreen
+
         return AuditScreen()
+
     return make
 
 
@@ -113,8 +124,14 @@ class DepotConsole(App):
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, site_dir: Path, read_only: bool = False, *,
-                 clock: Callable[[], datetime] = system_clock, start: str = "releases") -> None:
+    def __init__(
+        self,
+        site_dir: Path,
+        read_only: bool = False,
+        *,
+        clock: Callable[[], datetime] = system_clock,
+        start: str = "releases",
+    ) -> None:
         super().__init__()
         self.site_dir = Path(site_dir)
         self.read_only = read_only
@@ -127,8 +144,11 @@ class DepotConsole(App):
         self._to_warm = [v for v in WARM_VIEWS if v != start]
         self._refreeze = False
         key = self.site.signing_key_id()
-        self.site_info = {"name": self.site.name, "store": self.site.config.site.store,
-                          "key": short(key, 12) if key else ""}
+        self.site_info = {
+            "name": self.site.name,
+            "store": self.site.config.site.store,
+            "key": short(key, 12) if key else "",
+        }
 
     def open_site(self) -> Site:
         """A Site of its own for a worker thread (SQLite connections are not shared across threads)."""

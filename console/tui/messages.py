@@ -8,6 +8,7 @@ for a screen that has closed meanwhile is dropped), and that widget handles it w
 on the UI thread. Results stay with their screen (``bubble=False``); ``ChannelUpdated`` bubbles up
 to the app, which tells the operator and has every open view reload (``ReloadView``).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -172,8 +173,15 @@ class RowsFetched(Message, bubble=False):
     """A background reload's window of rows (``rows`` None: the query failed), for request
     ``generation`` of the table; older generations are dropped."""
 
-    def __init__(self, generation: int, rows: list[Any] | None, start: int = 0, cursor: int = 0,
-                 ended: bool = False, total: int | None = None) -> None:
+    def __init__(
+        self,
+        generation: int,
+        rows: list[Any] | None,
+        start: int = 0,
+        cursor: int = 0,
+        ended: bool = False,
+        total: int | None = None,
+    ) -> None:
         super().__init__()
         self.generation = generation
         self.rows = rows

@@ -1,4 +1,5 @@
 """Promote a release from any screen that shows one (the releases list, a release's detail)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -7,6 +7,7 @@ degrade to "do nothing" when an internal has gone, and ``tests/tui/test_textual_
 when the pinned Textual no longer has one with the shape assumed below. ``OVERRIDDEN_HOOKS``
 names the public-but-undocumented Textual methods the console overrides, for the same test.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping

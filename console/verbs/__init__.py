@@ -2,6 +2,7 @@
 
 Every handler takes a ``Context`` and returns an ``Output``; all real work is a call into ``core``.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,16 +4,15 @@
 (``channel``, ``version``, ``release``, ``previous``, ``action``); a lost race exits 3
 ("channel moved meanwhile"), a pointer that fails verification exits 4.
 """
+
 from __future__ import annotations
 
 import argparse
 
-from core.errors import EXIT_TRUST
-
 from console.context import Context, Output
 from console.lazy import lazy_import
 from console.render import channel_update_text, short, table, time_left
-
+from core.errors import EXIT_TRUST
 
 ch = lazy_import("core.site.channels")
 
@@ -25,8 +24,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--reason", default="", help="why (recorded in the pointer and the audit log)")
     p.set_defaults(handler=cmd_promote)
 
-    r = sub.add_parser("rollback", parents=[common],
-                       help="roll a channel back to a release it carried before (a new, roll-forward version)")
+    r = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help="roll a channel back to a release it carried before (a new, roll-forward version)",
+    )
     r.add_argument("--channel", required=True)
     grp = r.add_mutually_exclusive_group()
     grp.add_argument("--to", metavar="ID", help="the release to go back to (id or unique prefix)")
@@ -34,8 +36,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     r.add_argument("--reason", default="")
     r.set_defaults(handler=cmd_rollback)
 
-    f = sub.add_parser("refresh", parents=[common],
-                       help="re-sign current pointers as a new version with a fresh expiry (for cron)")
+    f = sub.add_parser(
+        "refresh", parents=[common], help="re-sign current pointers as a new version with a fresh expiry (for cron)"
+    )
     f.add_argument("--channel", action="append", metavar="C", help="only this channel (repeatable)")
     f.set_defaults(handler=cmd_refresh)
 
@@ -59,8 +62,7 @@ def cmd_rollback(ctx: Context) -> Output:
 
 def cmd_refresh(ctx: Context) -> Output:
     done, failed = ch.refresh_all(ctx.site, ctx.args.channel)
-    data = [u.to_json() for u in done] + [{"channel": c, "error": str(e), "exit_code": e.exit_code}
-                                          for c, e in failed]
+    data = [u.to_json() for u in done] + [{"channel": c, "error": str(e), "exit_code": e.exit_code} for c, e in failed]
     lines = [channel_update_text(u) for u in done] or ([] if failed else ["no channels to refresh"])
     notes = [f"console: {c}: {e}" for c, e in failed]
     code = max((e.exit_code for _, e in failed), default=0)
@@ -71,10 +73,22 @@ def cmd_channels(ctx: Context) -> Output:
     rows = ch.channel_status(ctx.site)
     if not rows:
         return Output(rows, "no channels (use 'console promote ID --channel C')")
-    text = table(["CHANNEL", "VERSION", "RELEASE", "ACTION", "ACTOR", "ISSUED", "TIME LEFT"],
-                 [[r["channel"], r["version"] if r["version"] is not None else "-", short(r["release"]),
-                   r["action"] or "-", r["actor"] or "-", r["issued"] or "-", time_left(r["seconds_left"])]
-                  for r in rows], right=[1])
+    text = table(
+        ["CHANNEL", "VERSION", "RELEASE", "ACTION", "ACTOR", "ISSUED", "TIME LEFT"],
+        [
+            [
+                r["channel"],
+                r["version"] if r["version"] is not None else "-",
+                short(r["release"]),
+                r["action"] or "-",
+                r["actor"] or "-",
+                r["issued"] or "-",
+                time_left(r["seconds_left"]),
+            ]
+            for r in rows
+        ],
+        right=[1],
+    )
     problems = [f"{r['channel']}: {r['problem']}" for r in rows if r["problem"]]
     if problems:
         text += "\n\n" + "\n".join(problems)
@@ -83,8 +97,21 @@ def cmd_channels(ctx: Context) -> Output:
 
 def cmd_history(ctx: Context) -> Output:
     rows = ch.history_rows(ctx.site, ctx.args.channel)
-    text = table(["VERSION", "ACTION", "RELEASE", "PREVIOUS", "ACTOR", "REASON", "ISSUED", "STATUS"],
-                 [[r["version"], r.get("action", "-"), short(r.get("release")), short(r.get("previous")),
-                   r.get("actor", "-"), r.get("reason") or "-", r.get("issued", "-"), r["problem"] or "ok"]
-                  for r in rows], right=[0])
+    text = table(
+        ["VERSION", "ACTION", "RELEASE", "PREVIOUS", "ACTOR", "REASON", "ISSUED", "STATUS"],
+        [
+            [
+                r["version"],
+                r.get("action", "-"),
+                short(r.get("release")),
+                short(r.get("previous")),
+                r.get("actor", "-"),
+                r.get("reason") or "-",
+                r.get("issued", "-"),
+                r["problem"] or "ok",
+            ]
+            for r in rows
+        ],
+        right=[0],
+    )
     return Output(rows, text)

@@ -1,5 +1,6 @@
 """``console demo [DIR]``: build a demo site, then open the console on it (or print its summary
 with ``--headless``, ``--json`` or when stdout is not a terminal)."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,10 +12,14 @@ from console.context import Context, Output
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("demo", parents=[common],
-                       help="create a demo site (releases, two channels, ~50 nodes) and open the console on it")
-    p.add_argument("dir", nargs="?", type=Path, metavar="DIR",
-                   help="where to create it (default: a new temporary directory)")
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="create a demo site (releases, two channels, ~50 nodes) and open the console on it",
+    )
+    p.add_argument(
+        "dir", nargs="?", type=Path, metavar="DIR", help="where to create it (default: a new temporary directory)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for the demo's key and data (default 0)")
     p.set_defaults(handler=cmd_demo)
 
@@ -26,9 +31,12 @@ def cmd_demo(ctx: Context) -> Output:
 
     summary = build_demo(root, seed=ctx.args.seed, progress=say)
     if not (getattr(ctx.args, "headless", False) or ctx.json) and sys.stdout.isatty():
-        return Output(summary.to_json(), f"demo site at {root} (open it again: console --site {root})",
-                      open_console=root)
+        return Output(
+            summary.to_json(), f"demo site at {root} (open it again: console --site {root})", open_console=root
+        )
     chans = ", ".join(f"{c} -> {r[7:19]}" for c, r in sorted(summary.channels.items()))
-    text = (f"demo site at {root}\n{len(summary.releases)} releases; channels {chans}; {summary.nodes} nodes, "
-            f"{summary.smoke_runs} smoke runs, {summary.builds} builds\nopen it: console --site {root}")
+    text = (
+        f"demo site at {root}\n{len(summary.releases)} releases; channels {chans}; {summary.nodes} nodes, "
+        f"{summary.smoke_runs} smoke runs, {summary.builds} builds\nopen it: console --site {root}"
+    )
     return Output(summary.to_json(), text)

@@ -4,21 +4,19 @@
 document at the end. Exit 1 if any node failed (any status but ``ok``). All work is in
 ``core.fleet.check`` and ``core.site.inventory``.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
-
-from typing import TYPE_CHECKING
-
-from core.errors import EXIT_CHECK_FAILED, DepotError
+from typing import TYPE_CHECKING, Any
 
 from console.context import Context, Output
 from console.lazy import lazy_import
 from console.render import ago, size, table
+from core.errors import EXIT_CHECK_FAILED, DepotError
 
 if TYPE_CHECKING:
     from core.fleet.check import NodeCheck
@@ -36,8 +34,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     f = sub.add_parser("fleet", parents=[common], help="SSH fleet operations")
     fs = f.add_subparsers(dest="fleet_verb", metavar="ACTION", required=True)
-    c = fs.add_parser("check", parents=[common],
-                      help="probe nodes over ssh (CPU, image per channel), optionally hydrate and smoke-test")
+    c = fs.add_parser(
+        "check",
+        parents=[common],
+        help="probe nodes over ssh (CPU, image per channel), optionally hydrate and smoke-test",
+    )
     c.add_argument("nodeset", metavar="NODESET", help="ClusterShell node set, e.g. 'node[001-128],@gpu'")
     c.add_argument("--smoke", action="store_true", help="run the channel's smoke test with the node's console")
     c.add_argument("--baseline", action="store_true", help="with --smoke: also run cold, report the reduction")
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 # --------------------------------------------------------------------------- fleet check
 
 
-def node_line(check: "NodeCheck", width: int) -> str:
+def node_line(check: NodeCheck, width: int) -> str:
     """``node01  ok  x86_64_v3  production=x86_64_v3`` — one node, as it finishes."""
     return f"{check.node:<{width}}  {check.status:<20}  {check.arch or '-':<16}  {check.detail}".rstrip()
 
@@ -77,15 +78,25 @@ def cmd_fleet_check(ctx: Context) -> Output:
     nodes = nodeset.expand(a.nodeset, fleetcheck.node_groups(site))
     target = nodeset.fold(nodes)
     fleetcheck.refuse_if_read_only(site, hydrate=a.hydrate)
-    options = fleetcheck.options_from_site(site, fanout=a.fanout, timeout=a.timeout, connect_timeout=a.connect_timeout,
-                                ssh_config=a.ssh_config, root=a.root, smoke=a.smoke or None,
-                                baseline=a.baseline or None,
-                                hydrate=a.hydrate or None, channel=a.channel, store=a.store, trust=a.trust)
+    options = fleetcheck.options_from_site(
+        site,
+        fanout=a.fanout,
+        timeout=a.timeout,
+        connect_timeout=a.connect_timeout,
+        ssh_config=a.ssh_config,
+        root=a.root,
+        smoke=a.smoke or None,
+        baseline=a.baseline or None,
+        hydrate=a.hydrate or None,
+        channel=a.channel,
+        store=a.store,
+        trust=a.trust,
+    )
     targets = fleetcheck.channel_targets(site)
     width = max(len(n) for n in nodes)
-    done: dict[str, "NodeCheck"] = {}
+    done: dict[str, NodeCheck] = {}
 
-    def on_result(check: "NodeCheck") -> None:
+    def on_result(check: NodeCheck) -> None:
         done[check.node] = check
         if not ctx.json:
             sys.stdout.write(node_line(check, width) + "\n")
@@ -104,15 +115,21 @@ def cmd_fleet_check(ctx: Context) -> Output:
             recorded = fleetcheck.record_check(site, target, checks, options, interrupted=interrupted)
     seconds = time.monotonic() - started
     summary = fleetcheck.summarize(checks)
-    doc = {"nodeset": target, "channel": options.channel, "smoke": options.smoke, "hydrate": options.hydrate,
-           "seconds": round(seconds, 3), "summary": summary, "nodes": [c.to_json() for c in checks],
-           "channels": [_target_json(t) for t in targets]}
+    doc = {
+        "nodeset": target,
+        "channel": options.channel,
+        "smoke": options.smoke,
+        "hydrate": options.hydrate,
+        "seconds": round(seconds, 3),
+        "summary": summary,
+        "nodes": [c.to_json() for c in checks],
+        "channels": [_target_json(t) for t in targets],
+    }
     notes = [] if recorded else ["read-only: results not recorded"]
-    return Output(doc, summary_text(target, summary, seconds),
-                  EXIT_CHECK_FAILED if summary["failed"] else 0, notes)
+    return Output(doc, summary_text(target, summary, seconds), EXIT_CHECK_FAILED if summary["failed"] else 0, notes)
 
 
-def _target_json(t: "ChannelTarget") -> dict[str, Any]:
+def _target_json(t: ChannelTarget) -> dict[str, Any]:
     return {"channel": t.channel, "release": t.release, "images": list(t.images)}
 
 
@@ -134,8 +151,9 @@ def cmd_nodes(ctx: Context) -> Output:
             r["images"] = inventory.live_images(r["arch"], cache)
     summary = inventory.arch_summary(rows, targets)
     doc = {"nodes": rows, "summary": summary, "channels": [_target_json(t) for t in targets]}
-    return Output(doc, _nodes_text(rows, summary, [t.channel for t in targets] or _stored_channels(rows),
-                                   site.now()), 0, notes)
+    return Output(
+        doc, _nodes_text(rows, summary, [t.channel for t in targets] or _stored_channels(rows), site.now()), 0, notes
+    )
 
 
 def _stored_channels(rows: list[dict[str, Any]]) -> list[str]:
@@ -146,15 +164,30 @@ def _nodes_text(rows: list[dict[str, Any]], summary: Mapping[str, Any], channels
     if not rows:
         return "no nodes in the inventory: run 'console fleet check NODESET'"
     headers = ["NODE", "ARCH", "CPUS", "MEM", *[f"IMAGE:{ch}" for ch in channels], "STATUS", "LAST SEEN"]
-    body = [[r["name"], r["arch"] or inventory.UNKNOWN_ARCH, r["cpus"] if r["cpus"] is not None else "-",
-             size(r["memory"]) if r["memory"] else "-",
-             *[(r["images"].get(ch) or {}).get("image") or "-" for ch in channels],
-             r["status"] or "-", ago(r["last_seen"], now)] for r in rows]
+    body = [
+        [
+            r["name"],
+            r["arch"] or inventory.UNKNOWN_ARCH,
+            r["cpus"] if r["cpus"] is not None else "-",
+            size(r["memory"]) if r["memory"] else "-",
+            *[(r["images"].get(ch) or {}).get("image") or "-" for ch in channels],
+            r["status"] or "-",
+            ago(r["last_seen"], now),
+        ]
+        for r in rows
+    ]
     lines = [table(headers, body, right=[2, 3])]
     lines += ["", "by micro-architecture:"]
-    lines.append(table(["  ARCH", "NODES", *[f"IMAGE:{ch}" for ch in channels]],
-                       [["  " + g["arch"], g["count"], *[g["images"].get(ch) or "-" for ch in channels]]
-                        for g in summary["arches"]], right=[1]))
+    lines.append(
+        table(
+            ["  ARCH", "NODES", *[f"IMAGE:{ch}" for ch in channels]],
+            [
+                ["  " + g["arch"], g["count"], *[g["images"].get(ch) or "-" for ch in channels]]
+                for g in summary["arches"]
+            ],
+            right=[1],
+        )
+    )
     if summary["no_fit"]:
         lines += ["", "no image fits:"]
         grouped: dict[tuple[str, str, str], list[str]] = {}

@@ -8,15 +8,15 @@ config's ``root``, else ``$DEPOT_NODE_ROOT``, else ``~/.local/share/depot-node``
 Exit codes: 0 ok, 1 fetch/verify failure or failed smoke, 2 bad input, 4 trust failure (replayed,
 expired or badly signed pointer or release).
 """
-from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import BadInput, DepotError
 from core.node.root import NodeConfig, NodeRoot
@@ -30,8 +30,11 @@ from console.render import short, size
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     shared = argparse.ArgumentParser(add_help=False)
-    shared.add_argument("--root", metavar="DIR",
-                        help="node root (default: node config, else $DEPOT_NODE_ROOT, else ~/.local/share/depot-node)")
+    shared.add_argument(
+        "--root",
+        metavar="DIR",
+        help="node root (default: node config, else $DEPOT_NODE_ROOT, else ~/.local/share/depot-node)",
+    )
     shared.add_argument("--trust", metavar="FILE", help="trust set JSON from 'console keys export' (instead of --site)")
 
     node = sub.add_parser("node", parents=[common], help="node side: probe, hydrate, env, smoke, status")
@@ -40,8 +43,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = verbs.add_parser("probe", parents=[common, shared], help="this node's facts (CPU, memory, OS, channels)")
     p.set_defaults(handler=cmd_probe)
 
-    h = verbs.add_parser("hydrate", parents=[common, shared],
-                         help="fetch, verify and switch current/CHANNEL to the channel's release")
+    h = verbs.add_parser(
+        "hydrate", parents=[common, shared], help="fetch, verify and switch current/CHANNEL to the channel's release"
+    )
     h.add_argument("--store", metavar="PATH|URL", help="store path or URL(s), comma-separated mirrors")
     h.add_argument("--channel", required=True)
     h.add_argument("--release", metavar="ID", help="hydrate this release instead of the channel's pointer")
@@ -50,8 +54,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     h.add_argument("--keep", type=int, metavar="N", help="images kept per channel, current included (default 3)")
     h.add_argument("--workers", type=int, metavar="N", help="parallel downloads (default: the node's CPUs, 2 to 8)")
     grp = h.add_mutually_exclusive_group()
-    grp.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="one stderr line per fetched object (default: throttled lines on a terminal)")
+    grp.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="one stderr line per fetched object (default: throttled lines on a terminal)",
+    )
     grp.add_argument("--no-progress", dest="progress", action="store_false")
     h.set_defaults(handler=cmd_hydrate)
 
@@ -81,7 +90,7 @@ def _has_site(ctx: Context) -> bool:
     return bool(getattr(ctx.args, "site", None)) or (ctx.site_dir / CONFIG_NAME).exists()
 
 
-def load_trust_file(path: str) -> "TrustSet":
+def load_trust_file(path: str) -> TrustSet:
     """A trust set from the JSON of ``console keys export``."""
     from core.trust.signing import TrustSet
 
@@ -94,7 +103,7 @@ def load_trust_file(path: str) -> "TrustSet":
     return TrustSet.from_config(doc)
 
 
-def _trust(ctx: Context, cfg: NodeConfig) -> "TrustSet":
+def _trust(ctx: Context, cfg: NodeConfig) -> TrustSet:
     path = getattr(ctx.args, "trust", None) or cfg.trust
     if path:
         return load_trust_file(path)
@@ -147,8 +156,11 @@ class CliProgress:
             return
         self.last = now
         rate = self.done_bytes / max(now - self.t0, 1e-6)
-        head = f"object {self.done}/{self.total} {short(digest)} {size(nbytes)}" if self.mode == "objects" \
+        head = (
+            f"object {self.done}/{self.total} {short(digest)} {size(nbytes)}"
+            if self.mode == "objects"
             else f"objects {self.done}/{self.total}"
+        )
         self._write(f"{head} ({size(self.done_bytes)} of {size(self.total_bytes)}, {size(rate)}/s)")
 
 
@@ -164,13 +176,17 @@ def cmd_probe(ctx: Context) -> Output:
     except Exception:  # archspec cannot classify every CPU; the probe stays useful without it
         uarch = "unknown"
     cpu = doc["cpuinfo"]
-    lines = [f"{doc['hostname']}  {doc['machine']}  {uarch}",
-             f"  cpu      {cpu['vendor'] or cpu['implementer']} {cpu['model_name']} ({doc['cpus']} cpus)",
-             f"  memory   {size(doc['memory'])}",
-             f"  os       {doc['os'].get('pretty_name', '')} (kernel {doc['os'].get('kernel', '')})",
-             f"  python   {doc['python']}"]
+    lines = [
+        f"{doc['hostname']}  {doc['machine']}  {uarch}",
+        f"  cpu      {cpu['vendor'] or cpu['implementer']} {cpu['model_name']} ({doc['cpus']} cpus)",
+        f"  memory   {size(doc['memory'])}",
+        f"  os       {doc['os'].get('pretty_name', '')} (kernel {doc['os'].get('kernel', '')})",
+        f"  python   {doc['python']}",
+    ]
     for ch, info in sorted(doc["channels"].items()):
-        lines.append(f"  channel  {ch}: {short(info['release'])} {info['arch']}" + ("" if info["exists"] else " (missing)"))
+        lines.append(
+            f"  channel  {ch}: {short(info['release'])} {info['arch']}" + ("" if info["exists"] else " (missing)")
+        )
     return Output(doc, "\n".join(lines))
 
 
@@ -193,8 +209,18 @@ def cmd_hydrate(ctx: Context) -> Output:
     store = None
     try:
         store = _store(ctx, cfg)
-        res = hydrate(store, trust, node, a.channel, release=a.release, arch=a.arch or cfg.arch, cpu=a.cpu,
-                      keep=a.keep or cfg.keep, workers=a.workers or cfg.workers, progress=CliProgress(_progress_mode(ctx)))
+        res = hydrate(
+            store,
+            trust,
+            node,
+            a.channel,
+            release=a.release,
+            arch=a.arch or cfg.arch,
+            cpu=a.cpu,
+            keep=a.keep or cfg.keep,
+            workers=a.workers or cfg.workers,
+            progress=CliProgress(_progress_mode(ctx)),
+        )
     except DepotError as exc:
         exc.message = describe_failure(exc, node, a.channel)
         exc.args = (exc.message,)
@@ -202,13 +228,17 @@ def cmd_hydrate(ctx: Context) -> Output:
     finally:
         if store is not None:
             store.close()
-    lines = [f"{res.channel}: {res.release} image {res.image} ({res.reason})",
-             f"  fetched {res.fetched_objects} objects ({size(res.fetched_bytes)}"
-             + (f", {size(res.transferred_bytes)} transferred" if res.transferred_bytes is not None else "")
-             + f") and {res.fetched_trees} trees; reused {res.reused_objects} ({size(res.reused_bytes)}); "
-               f"{res.files} files, {size(res.bytes)}; {res.seconds:.2f}s"]
+    lines = [
+        f"{res.channel}: {res.release} image {res.image} ({res.reason})",
+        f"  fetched {res.fetched_objects} objects ({size(res.fetched_bytes)}"
+        + (f", {size(res.transferred_bytes)} transferred" if res.transferred_bytes is not None else "")
+        + f") and {res.fetched_trees} trees; reused {res.reused_objects} ({size(res.reused_bytes)}); "
+        f"{res.files} files, {size(res.bytes)}; {res.seconds:.2f}s",
+    ]
     if res.switched:
-        lines.append(f"  current/{res.channel} -> {res.path}" + (f" (was {short(res.previous)})" if res.previous else ""))
+        lines.append(
+            f"  current/{res.channel} -> {res.path}" + (f" (was {short(res.previous)})" if res.previous else "")
+        )
     else:
         lines.append(f"  current/{res.channel} already at {short(res.release)} {res.image}")
     if res.pruned:
@@ -230,13 +260,17 @@ def cmd_smoke(ctx: Context) -> Output:
     node = NodeRoot(_config(ctx).root)
     res = run_smoke(node, ctx.args.channel, baseline=ctx.args.baseline, timeout=ctx.args.timeout)
     verdict = "ok" if res.ok else f"FAILED ({res.problem})"
-    text = [f"smoke {verdict}: {' '.join(res.command)}",
-            f"  {res.channel}: {short(res.release)} {res.image} on {res.node}; exit {res.exit_code}, {res.wall_s:.3f}s"]
+    text = [
+        f"smoke {verdict}: {' '.join(res.command)}",
+        f"  {res.channel}: {short(res.release)} {res.image} on {res.node}; exit {res.exit_code}, {res.wall_s:.3f}s",
+    ]
     if res.baseline_s is not None:
         red = f", {res.reduction:.0%} faster warm" if res.reduction is not None else ""
         text.append(f"  cold baseline {res.baseline_s:.3f}s (exit {res.baseline_exit_code}){red}")
     if res.rejected_caches:
-        text.append("  rejected caches: " + ", ".join(f"{r['package']} ({r['cache_file']})" for r in res.rejected_caches))
+        text.append(
+            "  rejected caches: " + ", ".join(f"{r['package']} ({r['cache_file']})" for r in res.rejected_caches)
+        )
     if res.fingerprint:
         text.append(f"  modules {res.fingerprint['count']}, fingerprint {short(res.fingerprint['digest'])}")
     if res.output_tail and not res.ok:
@@ -252,24 +286,43 @@ def cmd_status(ctx: Context) -> Output:
     for ch in node.channels():
         cur = node.current(ch)
         last = next((h for h in reversed(state["history"]) if h.get("channel") == ch), {})
-        channels[ch] = {"release": cur.release, "arch": cur.arch, "path": str(cur.path),
-                        "exists": cur.path.is_dir(), "since": last.get("time"), "version": last.get("version")}
+        channels[ch] = {
+            "release": cur.release,
+            "arch": cur.arch,
+            "path": str(cur.path),
+            "exists": cur.path.is_dir(),
+            "since": last.get("time"),
+            "version": last.get("version"),
+        }
     images = []
     if node.releases.is_dir():
         for rel in sorted(node.releases.iterdir()):
             if rel.is_dir() and len(rel.name) == 64:
-                images += [f"sha256:{rel.name}/{img.name}" for img in sorted(rel.iterdir())
-                           if img.is_dir() and not img.name.startswith(".")]
-    doc = {"root": str(node.root), "channels": channels, "marks": state["marks"], "cache": node.cache_usage(),
-           "images": images, "keep": cfg.keep}
+                images += [
+                    f"sha256:{rel.name}/{img.name}"
+                    for img in sorted(rel.iterdir())
+                    if img.is_dir() and not img.name.startswith(".")
+                ]
+    doc = {
+        "root": str(node.root),
+        "channels": channels,
+        "marks": state["marks"],
+        "cache": node.cache_usage(),
+        "images": images,
+        "keep": cfg.keep,
+    }
     lines = [f"node root {node.root}"]
     for ch, c in channels.items():
-        lines.append(f"  {ch}: {short(c['release'])} {c['arch']} (version {c['version']}, since {c['since']})"
-                     + ("" if c["exists"] else " MISSING"))
+        lines.append(
+            f"  {ch}: {short(c['release'])} {c['arch']} (version {c['version']}, since {c['since']})"
+            + ("" if c["exists"] else " MISSING")
+        )
     if not channels:
         lines.append("  no channel hydrated yet")
     for ch, m in sorted(state["marks"].items()):
         lines.append(f"  mark {ch}: version {m['version']} ({short(m['digest'])})")
     u = doc["cache"]
-    lines.append(f"  cache {u['objects']} objects, {u['trees']} trees, {size(u['bytes'])}; {len(images)} image(s) on disk")
+    lines.append(
+        f"  cache {u['objects']} objects, {u['trees']} trees, {size(u['bytes'])}; {len(images)} image(s) on disk"
+    )
     return Output(doc, "\n".join(lines))

@@ -1,4 +1,5 @@
 """Release verbs: ``publish``, ``releases``, ``show``, ``verify``, ``diff``, ``export``, ``gc``."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,12 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from core.errors import EXIT_CHECK_FAILED, EXIT_TRUST
-
 from console.context import Context, Output
 from console.lazy import lazy_import
 from console.render import ago, delta, short, size, table
-
+from core.errors import EXIT_CHECK_FAILED, EXIT_TRUST
 
 audited = lazy_import("core.site.audited")
 catalogue = lazy_import("core.site.catalogue")
@@ -26,8 +25,13 @@ verify = lazy_import("core.site.verify")
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("publish", parents=[common], help="ingest trees (one per CPU), sign and publish a release")
     p.add_argument("--name", required=True, help="release name, e.g. jetreco")
-    p.add_argument("--image", action="append", required=True, metavar="ARCH=DIR",
-                   help="an image: archspec micro-architecture name = directory (repeat per image)")
+    p.add_argument(
+        "--image",
+        action="append",
+        required=True,
+        metavar="ARCH=DIR",
+        help="an image: archspec micro-architecture name = directory (repeat per image)",
+    )
     p.add_argument("--label", default="", help="human label, e.g. 2026.11-1")
     p.add_argument("--parent", metavar="ID", help="the release this one follows")
     p.add_argument("--smoke", metavar="CMD", help="smoke command for nodes, e.g. \"julia -e 'using Foo'\"")
@@ -69,8 +73,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def _progress_flags(p: argparse.ArgumentParser) -> None:
     grp = p.add_mutually_exclusive_group()
-    grp.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="progress lines on stderr (default: when stderr is a terminal)")
+    grp.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="progress lines on stderr (default: when stderr is a terminal)",
+    )
     grp.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -98,13 +107,22 @@ def cmd_publish(ctx: Context) -> Output:
     site = ctx.site
     images = publishing.parse_image_args(ctx.args.image)
     prog = StderrProgress(ctx.progress_enabled(), site.config.publish.progress_interval_s)
-    res = audited.publish_release(site, ctx.args.name, images, label=ctx.args.label, parent=ctx.args.parent,
-                                  smoke=publishing.parse_smoke(ctx.args.smoke, ctx.args.smoke_timeout), progress=prog)
-    text = (f"published {res.release_id}\n"
-            f"  {res.name} {res.label}  images: {', '.join(res.images)}  {res.files} files, {size(res.bytes)}\n"
-            f"  new objects: {res.new_objects} ({size(res.new_bytes)}, stored {size(res.stored_bytes)}); "
-            f"reused: {res.reused_objects} ({size(res.reused_bytes)}); "
-            f"hashed {res.hashed_files}, cached {res.cached_files}; {res.seconds:.2f}s")
+    res = audited.publish_release(
+        site,
+        ctx.args.name,
+        images,
+        label=ctx.args.label,
+        parent=ctx.args.parent,
+        smoke=publishing.parse_smoke(ctx.args.smoke, ctx.args.smoke_timeout),
+        progress=prog,
+    )
+    text = (
+        f"published {res.release_id}\n"
+        f"  {res.name} {res.label}  images: {', '.join(res.images)}  {res.files} files, {size(res.bytes)}\n"
+        f"  new objects: {res.new_objects} ({size(res.new_bytes)}, stored {size(res.stored_bytes)}); "
+        f"reused: {res.reused_objects} ({size(res.reused_bytes)}); "
+        f"hashed {res.hashed_files}, cached {res.cached_files}; {res.seconds:.2f}s"
+    )
     return Output(res.to_json(), text)
 
 
@@ -112,22 +130,45 @@ def cmd_releases(ctx: Context) -> Output:
     rows = catalogue.list_releases(ctx.site, ctx.args.name)
     data = [dict(r, images=json.loads(r["images"]), signed_by=json.loads(r["signed_by"])) for r in rows]
     now = ctx.site.now()
-    text = table(["ID", "NAME", "LABEL", "CREATED", "IMAGES", "SIZE"],
-                 [[r["id"][7:19], r["name"], r["label"], ago(r["created"], now), ",".join(r["images"]),
-                   size(r["bytes"])] for r in data], right=[5]) if data else "no releases"
+    text = (
+        table(
+            ["ID", "NAME", "LABEL", "CREATED", "IMAGES", "SIZE"],
+            [
+                [r["id"][7:19], r["name"], r["label"], ago(r["created"], now), ",".join(r["images"]), size(r["bytes"])]
+                for r in data
+            ],
+            right=[5],
+        )
+        if data
+        else "no releases"
+    )
     return Output(data, text)
 
 
 def cmd_show(ctx: Context) -> Output:
     rel = catalogue.load_release(ctx.site, catalogue.resolve_release(ctx.site, ctx.args.id))
     doc = rel.to_json()
-    lines = [f"release {rel.id}", f"  name     {rel.name}", f"  label    {rel.label}",
-             f"  created  {rel.created} ({ago(rel.created, ctx.site.now())})",
-             f"  parent   {rel.parent or '-'}", f"  builder  {json.dumps(rel.builder, sort_keys=True)}",
-             f"  signed   {', '.join(k[:23] for k in rel.signed_by)}", "", "images:"]
-    lines.append(table(["  ARCH", "FILES", "SIZE", "CPU TARGET", "ROOT"],
-                       [["  " + a, i.files, size(i.bytes), i.cpu_target or "-", short(i.root)]
-                        for a, i in sorted(rel.images.items())], right=[1, 2]))
+    lines = [
+        f"release {rel.id}",
+        f"  name     {rel.name}",
+        f"  label    {rel.label}",
+        f"  created  {rel.created} ({ago(rel.created, ctx.site.now())})",
+        f"  parent   {rel.parent or '-'}",
+        f"  builder  {json.dumps(rel.builder, sort_keys=True)}",
+        f"  signed   {', '.join(k[:23] for k in rel.signed_by)}",
+        "",
+        "images:",
+    ]
+    lines.append(
+        table(
+            ["  ARCH", "FILES", "SIZE", "CPU TARGET", "ROOT"],
+            [
+                ["  " + a, i.files, size(i.bytes), i.cpu_target or "-", short(i.root)]
+                for a, i in sorted(rel.images.items())
+            ],
+            right=[1, 2],
+        )
+    )
     if rel.packages:
         lines += ["", f"packages ({len(rel.packages)}):"]
         lines += [f"  {p['name']} {p.get('version', '')}" for p in rel.packages]
@@ -152,8 +193,10 @@ def cmd_verify(ctx: Context) -> Output:
     doc["channels"] = channel_problems
     lines = [p.line() for p in report.problems] + [f"channel {c}" for c in channel_problems]
     mode = "deep" if ctx.args.deep else "fast"
-    lines.append(f"{mode} verify: {report.releases} release(s), {report.trees} tree(s), {report.objects} object(s): "
-                 + ("ok" if not lines else f"{len(report.problems) + len(channel_problems)} problem(s)"))
+    lines.append(
+        f"{mode} verify: {report.releases} release(s), {report.trees} tree(s), {report.objects} object(s): "
+        + ("ok" if not lines else f"{len(report.problems) + len(channel_problems)} problem(s)")
+    )
     code = 0
     if report.trust_failure or channel_problems:
         code = EXIT_TRUST
@@ -181,8 +224,11 @@ def cmd_diff(ctx: Context) -> Output:
         lines.append(f"  package removed: {p['name']} {p.get('version', '')}")
     for img in d.images:
         c = img.counts()
-        state = "identical" if img.same else (f"{c['added']} added, {c['removed']} removed, "
-                                              f"{c['modified']} modified, {delta(img.delta)}")
+        state = (
+            "identical"
+            if img.same
+            else (f"{c['added']} added, {c['removed']} removed, {c['modified']} modified, {delta(img.delta)}")
+        )
         lines.append(f"  image {img.arch}: {state}")
         if ctx.args.files:
             for ch in img.changes:
@@ -196,16 +242,25 @@ def cmd_diff(ctx: Context) -> Output:
 def cmd_export(ctx: Context) -> Output:
     site = ctx.site
     info = export.export_image(site, catalogue.resolve_release(site, ctx.args.id), ctx.args.arch, ctx.args.dest)
-    return Output(info, f"exported {info['release'][7:19]} {info['arch']} to {info['dest']}: "
-                        f"{info['files']} files, {size(info['bytes'])}")
+    return Output(
+        info,
+        f"exported {info['release'][7:19]} {info['arch']} to {info['dest']}: "
+        f"{info['files']} files, {size(info['bytes'])}",
+    )
 
 
 def cmd_gc(ctx: Context) -> Output:
     site = ctx.site
-    rep = gc.collect(site, dry_run=ctx.args.dry_run,
-                     on_wait=lambda: print("gc: waiting for running publishes to finish", file=sys.stderr, flush=True))
+    rep = gc.collect(
+        site,
+        dry_run=ctx.args.dry_run,
+        on_wait=lambda: print("gc: waiting for running publishes to finish", file=sys.stderr, flush=True),
+    )
     verb = "would delete" if rep.dry_run else "deleted"
-    return Output(rep.to_json(), f"{verb} {rep.unreferenced} unreferenced object(s), {size(rep.freed_bytes)}; "
-                                 f"{rep.reachable} reachable from {rep.releases} release(s)"
-                                 + (f"; {rep.temp_files} stray temp file(s)" if rep.temp_files else "")
-                                 + (f"; {len(rep.orphan_pack_files)} orphan pack file(s)" if rep.orphan_pack_files else ""))
+    return Output(
+        rep.to_json(),
+        f"{verb} {rep.unreferenced} unreferenced object(s), {size(rep.freed_bytes)}; "
+        f"{rep.reachable} reachable from {rep.releases} release(s)"
+        + (f"; {rep.temp_files} stray temp file(s)" if rep.temp_files else "")
+        + (f"; {len(rep.orphan_pack_files)} orphan pack file(s)" if rep.orphan_pack_files else ""),
+    )

@@ -1,4 +1,5 @@
 """Site verbs: ``init``, ``keys …``, and the headless site summary."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,6 @@ from pathlib import Path
 from console.context import Context, Output
 from console.lazy import lazy_import
 from console.render import ago, size, table
-
 
 keyops = lazy_import("core.site.keys")
 
@@ -54,16 +54,21 @@ def cmd_init(ctx: Context) -> Output:
 
 def cmd_keys_list(ctx: Context) -> Output:
     rows = keyops.list_keys(ctx.site)
-    text = table(["KEY ID", "ROLES", "STATE", "NAME"],
-                 [[r["id"][:23], ",".join(r["roles"]), r["state"], r["name"]] for r in rows])
+    text = table(
+        ["KEY ID", "ROLES", "STATE", "NAME"],
+        [[r["id"][:23], ",".join(r["roles"]), r["state"], r["name"]] for r in rows],
+    )
     return Output(rows, text)
 
 
 def cmd_keys_generate(ctx: Context) -> Output:
     roles = tuple(r.strip() for r in ctx.args.roles.split(",") if r.strip())
     info = keyops.generate(ctx.site, roles, switch=not ctx.args.no_switch)
-    return Output(info, f"generated key {info['id']} ({info['path']}), trusted for {','.join(roles)}"
-                  + ("; now signing with it" if info["signing"] else ""))
+    return Output(
+        info,
+        f"generated key {info['id']} ({info['path']}), trusted for {','.join(roles)}"
+        + ("; now signing with it" if info["signing"] else ""),
+    )
 
 
 def cmd_keys_trust(ctx: Context) -> Output:
@@ -86,8 +91,9 @@ def cmd_keys_export(ctx: Context) -> Output:
 
 def cmd_keys_resign(ctx: Context) -> Output:
     info = keyops.resign(ctx.site, ctx.args.ids, all_releases=ctx.args.all)
-    return Output(info, f"re-signed {info['resigned']} release(s) with {info['key'][:23]}"
-                  f" ({info['already']} already carried it)")
+    return Output(
+        info, f"re-signed {info['resigned']} release(s) with {info['key'][:23]} ({info['already']} already carried it)"
+    )
 
 
 def summary(ctx: Context) -> Output:
@@ -104,14 +110,24 @@ def summary(ctx: Context) -> Output:
     except ImportError:  # channels not available in this build
         pass
     nodes = site.state.db.execute("select count(*) from nodes").fetchone()[0]
-    data = {"site": str(site.root), "name": site.name, "store": site.store_location,
-            "signing_key": site.signing_key_id(), "releases": len(releases),
-            "bytes": sum(r["bytes"] for r in releases), "channels": channels, "nodes": nodes}
-    lines = [f"site {site.name} at {site.root}", f"store {site.store_location}",
-             f"signing key {site.signing_key_id()[:23] or '(none)'}",
-             f"{len(releases)} release(s), {size(data['bytes'])}; {nodes} node(s) in inventory"]
+    data = {
+        "site": str(site.root),
+        "name": site.name,
+        "store": site.store_location,
+        "signing_key": site.signing_key_id(),
+        "releases": len(releases),
+        "bytes": sum(r["bytes"] for r in releases),
+        "channels": channels,
+        "nodes": nodes,
+    }
+    lines = [
+        f"site {site.name} at {site.root}",
+        f"store {site.store_location}",
+        f"signing key {site.signing_key_id()[:23] or '(none)'}",
+        f"{len(releases)} release(s), {size(data['bytes'])}; {nodes} node(s) in inventory",
+    ]
     for r in releases[:5]:
         lines.append(f"  {r['id'][7:19]}  {r['name']} {r['label']}  {ago(r['created'])}")
     for c in channels:
-        lines.append(f"  channel {c['channel']} -> {str(c.get('release',''))[7:19]} (v{c.get('version')})")
+        lines.append(f"  channel {c['channel']} -> {str(c.get('release', ''))[7:19]} (v{c.get('version')})")
     return Output(data, "\n".join(lines))

@@ -16,6 +16,7 @@ its own (the site's clock, which also stamps audit rows), so release ids, channe
 row depend only on ``(seed, now)``; snapshot tests rely on this. Set ``$DEPOT_CONSOLE_NOW`` to pin
 ``now``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,13 +33,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import core.site.channels as channels
-from core.site.inventory import (ChannelTarget, Classified, images_for, node_row, record_smoke_runs, smoke_row,
-                        upsert_nodes)
-from core.durable import atomic_write
-from core.site.publish import publish
-from core.trust.signing import ROLES, TrustSet, load_key
-from core.site.site import Site, format_time, system_clock
 from core.demo.synthdepot import generate
+from core.durable import atomic_write
+from core.site.inventory import (
+    ChannelTarget,
+    Classified,
+    images_for,
+    node_row,
+    record_smoke_runs,
+    smoke_row,
+    upsert_nodes,
+)
+from core.site.publish import publish
+from core.site.site import Site, format_time, system_clock
+from core.trust.signing import ROLES, TrustSet, load_key
 
 DEMO_SCALE = 0.003
 CHANNELS = ("testing", "production")
@@ -78,8 +86,16 @@ class DemoSummary:
     now: str = ""
 
     def to_json(self) -> dict:
-        return {"site": str(self.root), "releases": self.releases, "channels": self.channels, "nodes": self.nodes,
-                "smoke_runs": self.smoke_runs, "builds": self.builds, "signing_key": self.key_id, "now": self.now}
+        return {
+            "site": str(self.root),
+            "releases": self.releases,
+            "channels": self.channels,
+            "nodes": self.nodes,
+            "smoke_runs": self.smoke_runs,
+            "builds": self.builds,
+            "signing_key": self.key_id,
+            "now": self.now,
+        }
 
 
 class _StoryClock:
@@ -95,8 +111,9 @@ class _StoryClock:
 def _install_seeded_key(site: Site, seed: int) -> str:
     """Replace the freshly generated signing key by one derived from ``seed``, and trust only it."""
     private = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"depot-console demo key {seed}".encode()).digest())
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     path = site.signing_key_path
     atomic_write(path, pem, 0o600, durable=False)
     key = load_key(path)
@@ -120,7 +137,7 @@ def _image_tree(base: Path, dest: Path, arch: str) -> None:
         if path.is_file() and not path.is_symlink():
             data = bytearray(path.read_bytes())
             tag = hashlib.sha256(f"{arch}:{path.relative_to(dest)}".encode()).digest()
-            data[8:8 + len(tag)] = tag[: max(0, min(len(tag), len(data) - 8))]
+            data[8 : 8 + len(tag)] = tag[: max(0, min(len(tag), len(data) - 8))]
             path.write_bytes(bytes(data))
 
 
@@ -137,9 +154,14 @@ class _Story:
         self.site.config.set("site", "actor", actor)
 
 
-
-def build_demo(root: Path, *, seed: int = 0, now: datetime | None = None, scale: float = DEMO_SCALE,
-               progress: Callable[[str], None] | None = None) -> DemoSummary:
+def build_demo(
+    root: Path,
+    *,
+    seed: int = 0,
+    now: datetime | None = None,
+    scale: float = DEMO_SCALE,
+    progress: Callable[[str], None] | None = None,
+) -> DemoSummary:
     """Create the demo site at ``root`` (must not hold a site yet); return what it holds."""
     say = progress or (lambda _msg: None)
     end = now or system_clock()
@@ -153,9 +175,10 @@ def build_demo(root: Path, *, seed: int = 0, now: datetime | None = None, scale:
     try:
         summary = DemoSummary(root=root, now=format_time(end))
         summary.key_id = _install_seeded_key(site, seed)
-        site.state.db.execute("update audit set time = ?, actor = ?, target = ?, detail = ? where verb = 'init'",
-                              [format_time(start), "admin@ops", "demo",
-                               json.dumps({"store": "store", "key": summary.key_id})])
+        site.state.db.execute(
+            "update audit set time = ?, actor = ?, target = ?, detail = ? where verb = 'init'",
+            [format_time(start), "admin@ops", "demo", json.dumps({"store": "store", "key": summary.key_id})],
+        )
         site.state.db.conn.commit()
         ids = _publish_releases(story, seed, scale, say)
         summary.releases = ids
@@ -185,9 +208,15 @@ def _publish_releases(story: _Story, seed: int, scale: float, say: Callable[[str
                 _image_tree(base, dest, arch)
                 images[arch] = dest
             story.at(day + 0.1, "ci-builder@build01")
-            res = publish(story.site, name, images, label=label, parent=parents.get(name),
-                          builder={"kind": "julia", "tool_version": "1.10.4"},
-                          smoke={"command": ["julia", "-e", "using JetReconstruction"], "timeout_s": 600})
+            res = publish(
+                story.site,
+                name,
+                images,
+                label=label,
+                parent=parents.get(name),
+                builder={"kind": "julia", "tool_version": "1.10.4"},
+                smoke={"command": ["julia", "-e", "using JetReconstruction"], "timeout_s": 600},
+            )
             story.site.audit("publish", res.release_id, "ok", {"name": name, "label": label})
             parents[name] = res.release_id
             ids.append(res.release_id)
@@ -220,8 +249,10 @@ def _inventory(site: Site, seed: int, current: dict[str, str], ids: list[str], n
     """About fifty nodes in the rows a fleet check records (``inventory.node_row`` shape), with a
     smoke run each where an image fits; a few stragglers on an older release, a few unreachable."""
     rng = random.Random(f"depot-demo-fleet:{seed}")
-    images_of = {rid: tuple(json.loads(site.state.db.execute("select images from releases where id = ?",
-                                                             [rid]).fetchone()[0])) for rid in ids}
+    images_of = {
+        rid: tuple(json.loads(site.state.db.execute("select images from releases where id = ?", [rid]).fetchone()[0]))
+        for rid in ids
+    }
     targets = [ChannelTarget(ch, rid, images_of[rid]) for ch, rid in sorted(current.items())]
     nodes, smokes = [], []
     number = {"node": 0, "gpu": 0, "arm": 0}
@@ -238,27 +269,47 @@ def _inventory(site: Site, seed: int, current: dict[str, str], ids: list[str], n
                 if ch == "production" and rng.random() < 0.08:
                     rid = ids[0]  # a straggler still on an older release
                 if pick["image"]:
-                    node_channels[ch] = {"release": rid, "arch": pick["image"],
-                                         "target": f"../releases/{rid[7:]}/{pick['image']}", "exists": True}
+                    node_channels[ch] = {
+                        "release": rid,
+                        "arch": pick["image"],
+                        "target": f"../releases/{rid[7:]}/{pick['image']}",
+                        "exists": True,
+                    }
             status = "ok"
             detail = ", ".join(f"{ch}={v['image'] or 'none'}" for ch, v in sorted(images.items()))
             if prefix == "node" and rng.random() < 0.05:
                 status, detail = "unreachable", "ssh: connect to host port 22: Connection timed out"
                 seen = now - timedelta(hours=rng.randrange(20, 60))
-            probe = {"cpuinfo": {"vendor": vendor, "model_name": model}, "cpus": cpus, "memory": mem << 30,
-                     "os": {"pretty_name": "Rocky Linux 9.4 (Blue Onyx)"}, "channels": node_channels}
-            nodes.append(node_row(name, probe, Classified(arch, vendor, ""), images, status, detail,
-                                  format_time(seen)))
+            probe = {
+                "cpuinfo": {"vendor": vendor, "model_name": model},
+                "cpus": cpus,
+                "memory": mem << 30,
+                "os": {"pretty_name": "Rocky Linux 9.4 (Blue Onyx)"},
+                "channels": node_channels,
+            }
+            nodes.append(node_row(name, probe, Classified(arch, vendor, ""), images, status, detail, format_time(seen)))
             prod = node_channels.get("production")
             if prod and status == "ok":
                 baseline = round(rng.uniform(38, 95), 1)
                 ok = not (arch == "icelake" and rng.random() < 0.25)
                 wall = round(rng.uniform(1.8, 5.5), 2) if ok else round(baseline * rng.uniform(0.9, 1.05), 1)
-                doc = {"release": prod["release"], "image": prod["arch"], "ok": ok, "wall_s": wall,
-                       "baseline_s": baseline, "reduction": round(1 - wall / baseline, 3),
-                       "exit_code": 0 if ok else 1}
-                smokes.append(smoke_row(name, doc, "" if ok else "Rejecting cache file: CPU target mismatch",
-                                        format_time(seen - timedelta(minutes=1))))
+                doc = {
+                    "release": prod["release"],
+                    "image": prod["arch"],
+                    "ok": ok,
+                    "wall_s": wall,
+                    "baseline_s": baseline,
+                    "reduction": round(1 - wall / baseline, 3),
+                    "exit_code": 0 if ok else 1,
+                }
+                smokes.append(
+                    smoke_row(
+                        name,
+                        doc,
+                        "" if ok else "Rejecting cache file: CPU target mismatch",
+                        format_time(seen - timedelta(minutes=1)),
+                    )
+                )
     upsert_nodes(site.state, nodes)
     record_smoke_runs(site.state, smokes)
     return len(nodes), len(smokes)
@@ -270,8 +321,13 @@ def _builds(site: Site, ids: list[str], now: datetime) -> int:
     logs.mkdir(exist_ok=True)
     jobs = [
         ("succeeded", ids[3], "", now - timedelta(days=10, hours=3), ("x86_64", "x86_64_v3", "zen4")),
-        ("failed", "", "julia exited 1 on zen4: Rejecting cache file (CPU target mismatch)",
-         now - timedelta(days=5, hours=2), ("zen4",)),
+        (
+            "failed",
+            "",
+            "julia exited 1 on zen4: Rejecting cache file (CPU target mismatch)",
+            now - timedelta(days=5, hours=2),
+            ("zen4",),
+        ),
         ("succeeded", ids[5], "", now - timedelta(days=4, hours=3), ("x86_64", "x86_64_v3", "zen4")),
     ]
     rows = []
@@ -281,12 +337,27 @@ def _builds(site: Site, ids: list[str], now: datetime) -> int:
         lines += [f"[{a}] done in {30 + 7 * i}s" for i, a in enumerate(targets)]
         lines.append(f"published {release}" if release else f"error: {error}")
         log.write_text("\n".join(lines) + "\n")
-        rows.append({"id": n, "status": status, "builder": "julia", "source": "examples/jetreco/Project.toml",
-                     "targets": json.dumps(list(targets)), "options": "{}",
-                     "created": format_time(created), "started": format_time(created + timedelta(seconds=5)),
-                     "finished": format_time(created + timedelta(minutes=14)), "release": release,
-                     "log_path": str(log), "pid": 0, "error": error, "actor": "ci-builder@build01",
-                     "name": "jetreco", "label": f"build{n}-{created:%Y%m%d}", "publish": 1,
-                     "step": "finishing" if release else "building"})
+        rows.append(
+            {
+                "id": n,
+                "status": status,
+                "builder": "julia",
+                "source": "examples/jetreco/Project.toml",
+                "targets": json.dumps(list(targets)),
+                "options": "{}",
+                "created": format_time(created),
+                "started": format_time(created + timedelta(seconds=5)),
+                "finished": format_time(created + timedelta(minutes=14)),
+                "release": release,
+                "log_path": str(log),
+                "pid": 0,
+                "error": error,
+                "actor": "ci-builder@build01",
+                "name": "jetreco",
+                "label": f"build{n}-{created:%Y%m%d}",
+                "publish": 1,
+                "step": "finishing" if release else "building",
+            }
+        )
     site.state.db["builds"].upsert_all(rows, pk="id")
     return len(rows)

@@ -36,6 +36,7 @@ Used by the benchmarks (``tests/bench/depotgen.py`` keeps the CLI:
 ``python tests/bench/depotgen.py DIR [--scale S] [--variant V] [--seed N]``) and by ``core.demo.site``,
 so an installed console can build its demo site without the test tree.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,9 +57,9 @@ JULIA_SHORT = "v1.10"
 NOMINAL_PACKAGES = 160
 NOMINAL_REGISTRY = 1350
 JLL_FRACTION = 0.19
-BINARY_BYTES = 488_000_000        # compiled + artifacts; sources and registry add ~10 MB
-MIN_PACKAGES = 6                  # a variant bumps 3 of them
-RANDOM_FRACTION = 0.25            # share of incompressible bytes in binaries; zstd -3 gives ~2.4x
+BINARY_BYTES = 488_000_000  # compiled + artifacts; sources and registry add ~10 MB
+MIN_PACKAGES = 6  # a variant bumps 3 of them
+RANDOM_FRACTION = 0.25  # share of incompressible bytes in binaries; zstd -3 gives ~2.4x
 
 STDLIBS = {
     "Artifacts": "56f22d72-fd6d-98f1-02f0-08ddc0907c33",
@@ -78,18 +79,127 @@ STDLIBS = {
     "Unicode": "4ec0a83e-493e-50e2-b9ac-8f72acf5a8f5",
 }
 
-WORDS = ("jet", "track", "vertex", "cluster", "hit", "flux", "energy", "seed", "graph", "tensor",
-         "kernel", "mesh", "grid", "solver", "spline", "fourier", "wave", "field", "particle", "decay",
-         "photon", "muon", "calo", "layer", "module", "sensor", "frame", "stream", "buffer", "table",
-         "query", "index", "sparse", "dense", "block", "chunk", "codec", "parse", "format", "plot",
-         "axis", "color", "theme", "model", "fit", "loss", "optim", "gradient", "sample", "chain",
-         "markov", "bayes", "prior", "random", "stat", "histo", "bin", "range", "interval", "cache")
-SYLLABLES = ("Jet", "Track", "Quark", "Flux", "Grid", "Mesh", "Spline", "Tensor", "Graph", "Stat",
-             "Plot", "Data", "Frame", "Array", "Sparse", "Fast", "Lazy", "Static", "Struct", "Time",
-             "Zip", "Json", "Arrow", "Parquet", "Cuda", "Metal", "Loop", "Vector", "Diff", "Auto",
-             "Optim", "Solve", "Roots", "Poly", "Special", "Distributions", "Sampler", "Chain",
-             "Markov", "Bayes", "Hep", "Root", "Geant", "Vertex", "Cluster", "Calo", "Hist", "Bins",
-             "Units", "Quantity", "Colors", "Images", "Signal", "Wave", "Filter", "Kernel", "Cache")
+WORDS = (
+    "jet",
+    "track",
+    "vertex",
+    "cluster",
+    "hit",
+    "flux",
+    "energy",
+    "seed",
+    "graph",
+    "tensor",
+    "kernel",
+    "mesh",
+    "grid",
+    "solver",
+    "spline",
+    "fourier",
+    "wave",
+    "field",
+    "particle",
+    "decay",
+    "photon",
+    "muon",
+    "calo",
+    "layer",
+    "module",
+    "sensor",
+    "frame",
+    "stream",
+    "buffer",
+    "table",
+    "query",
+    "index",
+    "sparse",
+    "dense",
+    "block",
+    "chunk",
+    "codec",
+    "parse",
+    "format",
+    "plot",
+    "axis",
+    "color",
+    "theme",
+    "model",
+    "fit",
+    "loss",
+    "optim",
+    "gradient",
+    "sample",
+    "chain",
+    "markov",
+    "bayes",
+    "prior",
+    "random",
+    "stat",
+    "histo",
+    "bin",
+    "range",
+    "interval",
+    "cache",
+)
+SYLLABLES = (
+    "Jet",
+    "Track",
+    "Quark",
+    "Flux",
+    "Grid",
+    "Mesh",
+    "Spline",
+    "Tensor",
+    "Graph",
+    "Stat",
+    "Plot",
+    "Data",
+    "Frame",
+    "Array",
+    "Sparse",
+    "Fast",
+    "Lazy",
+    "Static",
+    "Struct",
+    "Time",
+    "Zip",
+    "Json",
+    "Arrow",
+    "Parquet",
+    "Cuda",
+    "Metal",
+    "Loop",
+    "Vector",
+    "Diff",
+    "Auto",
+    "Optim",
+    "Solve",
+    "Roots",
+    "Poly",
+    "Special",
+    "Distributions",
+    "Sampler",
+    "Chain",
+    "Markov",
+    "Bayes",
+    "Hep",
+    "Root",
+    "Geant",
+    "Vertex",
+    "Cluster",
+    "Calo",
+    "Hist",
+    "Bins",
+    "Units",
+    "Quantity",
+    "Colors",
+    "Images",
+    "Signal",
+    "Wave",
+    "Filter",
+    "Kernel",
+    "Cache",
+)
 SUFFIXES = ("", "", "", "s", "Tools", "Base", "Core", "Utils", "IO", "Interface", "Kit")
 JULIA_TYPES = ("Float64", "Float32", "Int", "Int32", "UInt8", "Bool", "String", "Symbol")
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -108,16 +218,16 @@ class Package:
     n_src: int
     ji_size: int
     so_size: int
-    artifact: str = ""          # 40-hex tree sha1 for _jll packages
+    artifact: str = ""  # 40-hex tree sha1 for _jll packages
 
 
 @dataclass
 class Artifact:
     sha1: str
     package: str
-    lib: str                     # "libfoo"
-    libversion: str              # "1.2.3"
-    files: list[tuple[str, int, int]] = field(default_factory=list)   # (relpath, size, mode)
+    lib: str  # "libfoo"
+    libversion: str  # "1.2.3"
+    files: list[tuple[str, int, int]] = field(default_factory=list)  # (relpath, size, mode)
 
 
 def _rng(seed: int, *parts: object) -> random.Random:
@@ -173,11 +283,11 @@ def _lognormal(rng: random.Random, mean: float, sigma: float = 1.0, cap: float =
 @dataclass
 class Plan:
     seed: int
-    packages: dict[str, Package]             # environment packages, by name
-    registry: list[str]                      # every registry name (environment packages included)
+    packages: dict[str, Package]  # environment packages, by name
+    registry: list[str]  # every registry name (environment packages included)
     artifacts: list[Artifact]
-    direct: list[str]                        # Project.toml [deps]
-    bumped: list[dict[str, str]]             # [{"name", "from", "to"}] for variant > 0
+    direct: list[str]  # Project.toml [deps]
+    bumped: list[dict[str, str]]  # [{"name", "from", "to"}] for variant > 0
 
 
 def make_plan(scale: float, seed: int, variant: int) -> Plan:
@@ -196,8 +306,8 @@ def make_plan(scale: float, seed: int, variant: int) -> Plan:
     registry = sorted(names[n_pkg:] + jlls + plain)
 
     packages: dict[str, Package] = {}
-    raw_binary: list[tuple[object, str, float]] = []   # (owner, attribute or index, unscaled size)
-    for i, name in enumerate(jlls + plain):
+    raw_binary: list[tuple[object, str, float]] = []  # (owner, attribute or index, unscaled size)
+    for name in jlls + plain:
         rng = _rng(seed, "pkg", name)
         jll = name.endswith("_jll")
         earlier = [p for p in plain if p in packages]
@@ -208,8 +318,16 @@ def make_plan(scale: float, seed: int, variant: int) -> Plan:
             chosen |= set(rng.sample(earlier, min(len(earlier), rng.randrange(0, 7))))
             chosen |= set(rng.sample(jlls, min(len(jlls), rng.randrange(0, 3))))
         deps = sorted(chosen)
-        pkg = Package(name=name, uuid=_uuid(seed, name), version=_fmt(_base_version(rng)), deps=deps,
-                      jll=jll, n_src=2 if jll else rng.randrange(4, 20), ji_size=0, so_size=0)
+        pkg = Package(
+            name=name,
+            uuid=_uuid(seed, name),
+            version=_fmt(_base_version(rng)),
+            deps=deps,
+            jll=jll,
+            n_src=2 if jll else rng.randrange(4, 20),
+            ji_size=0,
+            so_size=0,
+        )
         if jll:
             pkg.ji_size = int(_lognormal(rng, 20_000, 0.5))
             pkg.so_size = int(_lognormal(rng, 40_000, 0.5))
@@ -222,8 +340,12 @@ def make_plan(scale: float, seed: int, variant: int) -> Plan:
     for name in jlls:
         rng = _rng(seed, "artifact", name)
         base = name[:-4].lower()
-        art = Artifact(sha1=_hex(seed, "artifact", name), package=name, lib="lib" + base,
-                       libversion=_fmt((rng.randrange(1, 9), rng.randrange(0, 30), rng.randrange(0, 10))))
+        art = Artifact(
+            sha1=_hex(seed, "artifact", name),
+            package=name,
+            lib="lib" + base,
+            libversion=_fmt((rng.randrange(1, 9), rng.randrange(0, 30), rng.randrange(0, 10))),
+        )
         packages[name].artifact = art.sha1
         raw_binary.append((art, f"lib/{art.lib}.so.{art.libversion}", _lognormal(rng, 3_000_000)))
         if rng.random() < 0.5:
@@ -257,8 +379,7 @@ def make_plan(scale: float, seed: int, variant: int) -> Plan:
             major, minor, patch = map(int, old.split("."))
             packages[name].version = _fmt((major, minor, patch + variant))
             bumped.append({"name": name, "from": old, "to": packages[name].version})
-    return Plan(seed=seed, packages=packages, registry=registry, artifacts=artifacts,
-                direct=direct, bumped=bumped)
+    return Plan(seed=seed, packages=packages, registry=registry, artifacts=artifacts, direct=direct, bumped=bumped)
 
 
 # --- contents ------------------------------------------------------------------------------------
@@ -294,7 +415,7 @@ def _binary(rng: random.Random, size: int, pool: bytes, magic: bytes) -> bytes:
             parts.append(rng.randbytes(n))
         else:
             off = rng.randrange(len(pool) - n)
-            parts.append(pool[off:off + n])
+            parts.append(pool[off : off + n])
         total += n
     return b"".join(parts)[:size]
 
@@ -317,25 +438,32 @@ def _julia_block(rng: random.Random) -> str:
     fn, arg, T = _ident(rng), rng.choice(WORDS), rng.choice(JULIA_TYPES)
     if kind < 0.55:
         body = "\n".join(
-            f"        acc += {arg}[i] * {rng.random():.4f}" if j % 2 == 0 else
-            f"        {rng.choice(WORDS)}_{j} = {rng.choice(('sqrt', 'abs', 'exp', 'log1p'))}(acc + {j})"
-            for j in range(rng.randrange(1, 8)))
-        return (f'"""\n    {fn}({arg}::AbstractVector{{T}}, n::Int) where {{T<:Real}}\n\n'
-                f"Compute the {rng.choice(WORDS)} {rng.choice(WORDS)} of `{arg}` over `n` "
-                f"{rng.choice(WORDS)}s.\n\"\"\"\n"
-                f"function {fn}({arg}::AbstractVector{{T}}, n::Int) where {{T<:Real}}\n"
-                f"    acc = zero(T)\n    @inbounds for i in eachindex({arg})\n{body}\n    end\n"
-                f"    return acc / n\nend\n\n")
+            f"        acc += {arg}[i] * {rng.random():.4f}"
+            if j % 2 == 0
+            else f"        {rng.choice(WORDS)}_{j} = {rng.choice(('sqrt', 'abs', 'exp', 'log1p'))}(acc + {j})"
+            for j in range(rng.randrange(1, 8))
+        )
+        return (
+            f'"""\n    {fn}({arg}::AbstractVector{{T}}, n::Int) where {{T<:Real}}\n\n'
+            f"Compute the {rng.choice(WORDS)} {rng.choice(WORDS)} of `{arg}` over `n` "
+            f'{rng.choice(WORDS)}s.\n"""\n'
+            f"function {fn}({arg}::AbstractVector{{T}}, n::Int) where {{T<:Real}}\n"
+            f"    acc = zero(T)\n    @inbounds for i in eachindex({arg})\n{body}\n    end\n"
+            f"    return acc / n\nend\n\n"
+        )
     if kind < 0.8:
-        fields = "\n".join(f"    {rng.choice(WORDS)}{k}::{rng.choice(JULIA_TYPES)}"
-                           for k in range(rng.randrange(2, 7)))
+        fields = "\n".join(f"    {rng.choice(WORDS)}{k}::{rng.choice(JULIA_TYPES)}" for k in range(rng.randrange(2, 7)))
         name = _camel(rng)
-        return (f"struct {name}{{T}} <: Abstract{_camel(rng)}\n{fields}\n    data::Vector{{T}}\nend\n\n"
-                f"Base.length(x::{name}) = length(x.data)\n"
-                f"Base.getindex(x::{name}, i::Int) = x.data[i]\n\n")
-    return (f"{fn}(x::{T}) = {fn}(convert(Float64, x))\n"
-            f"{fn}(x::Float64) = x < {rng.randrange(100)} ? x^2 : log(x)\n"
-            f"@inline {fn}!(out, x) = (out .= {fn}.(x); out)\n\n")
+        return (
+            f"struct {name}{{T}} <: Abstract{_camel(rng)}\n{fields}\n    data::Vector{{T}}\nend\n\n"
+            f"Base.length(x::{name}) = length(x.data)\n"
+            f"Base.getindex(x::{name}, i::Int) = x.data[i]\n\n"
+        )
+    return (
+        f"{fn}(x::{T}) = {fn}(convert(Float64, x))\n"
+        f"{fn}(x::Float64) = x < {rng.randrange(100)} ? x^2 : log(x)\n"
+        f"@inline {fn}!(out, x) = (out .= {fn}.(x); out)\n\n"
+    )
 
 
 def _julia_file(rng: random.Random, header: str, target: int) -> bytes:
@@ -352,16 +480,19 @@ def _package_files(plan: Plan, pkg: Package) -> dict[str, bytes]:
     """Relative path -> bytes for one package source directory."""
     rng = _rng(plan.seed, "src", pkg.name, pkg.version)
     deps = "".join(f'{d} = "{STDLIBS.get(d) or plan.packages[d].uuid}"\n' for d in pkg.deps)
-    compat = "".join(f'{d} = "{plan.packages[d].version.split(".")[0]}"\n'
-                     for d in pkg.deps if d in plan.packages)
+    compat = "".join(f'{d} = "{plan.packages[d].version.split(".")[0]}"\n' for d in pkg.deps if d in plan.packages)
     files: dict[str, bytes] = {
-        "Project.toml": (f'name = "{pkg.name}"\nuuid = "{pkg.uuid}"\n'
-                         f'authors = ["{rng.choice(WORDS).capitalize()} Developers"]\n'
-                         f'version = "{pkg.version}"\n\n[deps]\n{deps}\n'
-                         f'[compat]\n{compat}julia = "1.6"\n').encode(),
+        "Project.toml": (
+            f'name = "{pkg.name}"\nuuid = "{pkg.uuid}"\n'
+            f'authors = ["{rng.choice(WORDS).capitalize()} Developers"]\n'
+            f'version = "{pkg.version}"\n\n[deps]\n{deps}\n'
+            f'[compat]\n{compat}julia = "1.6"\n'
+        ).encode(),
         "README.md": (f"# {pkg.name}.jl\n\n" + f"{pkg.name} provides {rng.choice(WORDS)} tools.\n" * 8).encode(),
-        "LICENSE.md": (f"MIT License\n\nCopyright (c) {2015 + rng.randrange(10)} {pkg.name} contributors\n\n"
-                       + "Permission is hereby granted, free of charge, to any person obtaining a copy.\n" * 12).encode(),
+        "LICENSE.md": (
+            f"MIT License\n\nCopyright (c) {2015 + rng.randrange(10)} {pkg.name} contributors\n\n"
+            + "Permission is hereby granted, free of charge, to any person obtaining a copy.\n" * 12
+        ).encode(),
         "test/runtests.jl": _julia_file(rng, f"using {pkg.name}\nusing Test\n\n", 1500),
     }
     others = [f"src/{_ident(rng)}_{k}.jl" for k in range(pkg.n_src - 1)]
@@ -376,7 +507,8 @@ def _package_files(plan: Plan, pkg: Package) -> dict[str, bytes]:
             f'[[{pkg.name[:-4]}]]\narch = "x86_64"\ngit-tree-sha1 = "{pkg.artifact}"\nlibc = "glibc"\n'
             f'os = "linux"\n\n    [[{pkg.name[:-4]}.download]]\n    sha256 = "{_hex(plan.seed, "dl", pkg.name, n=64)}"\n'
             f'    url = "https://github.com/JuliaBinaryWrappers/{pkg.name}.jl/releases/download/'
-            f'{pkg.name}-v{pkg.version}/{pkg.name[:-4]}.v{pkg.version}.x86_64-linux-gnu.tar.gz"\n').encode()
+            f'{pkg.name}-v{pkg.version}/{pkg.name[:-4]}.v{pkg.version}.x86_64-linux-gnu.tar.gz"\n'
+        ).encode()
     return files
 
 
@@ -386,16 +518,19 @@ def _registry_files(plan: Plan, name: str) -> dict[str, bytes]:
     # Registry versions are those of variant 0: bump the patch back down for bumped packages.
     latest = next((b["from"] for b in plan.bumped if b["name"] == name), pkg.version) if pkg else None
     major, minor, patch = map(int, latest.split(".")) if latest else _base_version(rng)
-    versions = sorted({(major, minor, p) for p in range(patch + 1)} |
-                      {(major, m, 0) for m in range(minor + 1)}, reverse=True)[:rng.randrange(1, 12)]
+    versions = sorted(
+        {(major, minor, p) for p in range(patch + 1)} | {(major, m, 0) for m in range(minor + 1)}, reverse=True
+    )[: rng.randrange(1, 12)]
     uid = pkg.uuid if pkg else _uuid(plan.seed, name)
-    vers = "".join(f'["{_fmt(v)}"]\ngit-tree-sha1 = "{_tree_sha1(plan.seed, name, _fmt(v))}"\n\n'
-                   for v in sorted(versions))
+    vers = "".join(
+        f'["{_fmt(v)}"]\ngit-tree-sha1 = "{_tree_sha1(plan.seed, name, _fmt(v))}"\n\n' for v in sorted(versions)
+    )
     deps = rng.sample(sorted(STDLIBS), rng.randrange(0, 4))
     oldest = _fmt(min(versions))
     return {
-        "Package.toml": (f'name = "{name}"\nuuid = "{uid}"\n'
-                         f'repo = "https://github.com/{_camel(rng)}/{name}.jl.git"\n').encode(),
+        "Package.toml": (
+            f'name = "{name}"\nuuid = "{uid}"\nrepo = "https://github.com/{_camel(rng)}/{name}.jl.git"\n'
+        ).encode(),
         "Versions.toml": vers.encode(),
         "Deps.toml": (f'["{oldest}-{major}"]\n' + "".join(f'{d} = "{STDLIBS[d]}"\n' for d in deps)).encode(),
         "Compat.toml": f'["{oldest}-{major}"]\njulia = "1.{rng.randrange(0, 10)}.0-1"\n'.encode(),
@@ -406,14 +541,18 @@ def _manifest(plan: Plan) -> bytes:
     entries: dict[str, str] = {}
     for name, pkg in plan.packages.items():
         deps = f"deps = {json.dumps(pkg.deps)}\n" if pkg.deps else ""
-        entries[name] = (f"[[deps.{name}]]\n{deps}"
-                         f'git-tree-sha1 = "{_tree_sha1(plan.seed, name, pkg.version)}"\n'
-                         f'uuid = "{pkg.uuid}"\nversion = "{pkg.version}"\n')
+        entries[name] = (
+            f"[[deps.{name}]]\n{deps}"
+            f'git-tree-sha1 = "{_tree_sha1(plan.seed, name, pkg.version)}"\n'
+            f'uuid = "{pkg.uuid}"\nversion = "{pkg.version}"\n'
+        )
     for name, uid in STDLIBS.items():
         entries[name] = f'[[deps.{name}]]\nuuid = "{uid}"\n'
-    head = ("# This file is machine-generated - editing it directly is not advised\n\n"
-            f'julia_version = "{JULIA_VERSION}"\nmanifest_format = "2.0"\n'
-            f'project_hash = "{_hex(plan.seed, "project")}"\n\n')
+    head = (
+        "# This file is machine-generated - editing it directly is not advised\n\n"
+        f'julia_version = "{JULIA_VERSION}"\nmanifest_format = "2.0"\n'
+        f'project_hash = "{_hex(plan.seed, "project")}"\n\n'
+    )
     return (head + "\n".join(entries[k] for k in sorted(entries))).encode()
 
 
@@ -422,12 +561,16 @@ def _project(plan: Plan) -> bytes:
 
 
 def _registry_toml(plan: Plan) -> bytes:
-    lines = "".join(f'{_uuid(plan.seed, n)} = {{ name = "{n}", path = "{n[0].upper()}/{n}" }}\n'
-                    for n in sorted(plan.registry, key=lambda n: _uuid(plan.seed, n)))
-    return ('name = "General"\nuuid = "23338594-aafe-5451-b93e-139f81909106"\n'
-            'repo = "https://github.com/JuliaRegistries/General.git"\n\n'
-            'description = """\nOfficial general Julia package registry.\n"""\n\n'
-            f"[packages]\n{lines}").encode()
+    lines = "".join(
+        f'{_uuid(plan.seed, n)} = {{ name = "{n}", path = "{n[0].upper()}/{n}" }}\n'
+        for n in sorted(plan.registry, key=lambda n: _uuid(plan.seed, n))
+    )
+    return (
+        'name = "General"\nuuid = "23338594-aafe-5451-b93e-139f81909106"\n'
+        'repo = "https://github.com/JuliaRegistries/General.git"\n\n'
+        'description = """\nOfficial general Julia package registry.\n"""\n\n'
+        f"[packages]\n{lines}"
+    ).encode()
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -495,8 +638,7 @@ def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0) ->
         cslug = f"{_slug('compiled', pkg.uuid)}_{_slug('build', pkg.uuid, pkg.version)}"
         rng = _rng(seed, "compiled", pkg.name, pkg.version)
         w.file(f"compiled/{JULIA_SHORT}/{pkg.name}/{cslug}.ji", _binary(rng, pkg.ji_size, pool, JI_MAGIC))
-        w.file(f"compiled/{JULIA_SHORT}/{pkg.name}/{cslug}.so", _binary(rng, pkg.so_size, pool, ELF_MAGIC),
-               0o755)
+        w.file(f"compiled/{JULIA_SHORT}/{pkg.name}/{cslug}.so", _binary(rng, pkg.so_size, pool, ELF_MAGIC), 0o755)
 
     for art in plan.artifacts:
         rng = _rng(seed, "artifact-bytes", art.sha1)
@@ -504,13 +646,14 @@ def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0) ->
             if mode == 0o755:
                 data = _binary(rng, size, pool, ELF_MAGIC)
             else:
-                text = f"/* {rel} */\n" + "".join(f"#define {_ident(rng).upper()} {rng.randrange(1 << 16)}\n"
-                                                  for _ in range(size // 24))
+                text = f"/* {rel} */\n" + "".join(
+                    f"#define {_ident(rng).upper()} {rng.randrange(1 << 16)}\n" for _ in range(size // 24)
+                )
                 data = text.encode()[:size]
             w.file(f"artifacts/{art.sha1}/{rel}", data, mode)
         for rel, _, _ in art.files:
             if rel.startswith("lib/") and rel.endswith(art.libversion):
-                soname = rel[4:-len(art.libversion)] + art.libversion.split(".")[0]
+                soname = rel[4 : -len(art.libversion)] + art.libversion.split(".")[0]
                 w.link(f"artifacts/{art.sha1}/lib/{soname}", rel[4:])
                 w.link(f"artifacts/{art.sha1}/lib/{soname.rsplit('.', 1)[0]}", soname)
 
@@ -523,5 +666,4 @@ def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0) ->
     w.file(f"environments/{JULIA_SHORT}/Manifest.toml", _manifest(plan))
     w.mkdir("logs")
     w.mkdir("scratchspaces")
-    return {"files": w.files, "links": w.links, "bytes": w.bytes, "packages": len(plan.packages),
-            "bumped": plan.bumped}
+    return {"files": w.files, "links": w.links, "bytes": w.bytes, "packages": len(plan.packages), "bumped": plan.bumped}

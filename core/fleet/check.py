@@ -12,6 +12,7 @@ odd ones out become ``fingerprint-mismatch`` (``on_result`` is called again for 
 ``record_check`` writes the outcome to the database: ``nodes`` rows, ``smoke_runs`` rows and one
 audit row. Nothing here prints.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,11 +27,22 @@ from typing import Any
 
 import core.fleet.ssh as fleet
 from core.errors import BadInput, DepotError, NotFound
-from core.fleet.ssh import NodeResult, apply_parser, bounded_gather, run_fleet
-from core.site.inventory import (FINGERPRINT_MISMATCH, ChannelTarget, Classified, ImageCache, classify_probe,
-                        fingerprint_mismatches, node_row, os_label, record_smoke_runs, smoke_row, upsert_nodes)
 from core.fleet.nodeset import fold
+from core.fleet.ssh import NodeResult, apply_parser, bounded_gather, run_fleet
 from core.node.probe import parse_probe_output, probe_source
+from core.site.inventory import (
+    FINGERPRINT_MISMATCH,
+    ChannelTarget,
+    Classified,
+    ImageCache,
+    classify_probe,
+    fingerprint_mismatches,
+    node_row,
+    os_label,
+    record_smoke_runs,
+    smoke_row,
+    upsert_nodes,
+)
 from core.site.state import utcnow_iso
 
 #: Every per-node status a fleet check can report, in display order.
@@ -99,11 +111,24 @@ class NodeCheck:
         return self.status == fleet.OK
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.node, "status": self.status, "detail": self.detail, "stage": self.stage,
-                "seconds": round(self.seconds, 3), "arch": self.arch, "vendor": self.vendor, "cpus": self.cpus,
-                "memory": self.memory, "os": self.os, "flags_digest": self.flags_digest or None,
-                "channels": self.channels, "images": self.images, "hydrate": self.hydrate, "smoke": self.smoke,
-                "mismatch": self.mismatch}
+        return {
+            "name": self.node,
+            "status": self.status,
+            "detail": self.detail,
+            "stage": self.stage,
+            "seconds": round(self.seconds, 3),
+            "arch": self.arch,
+            "vendor": self.vendor,
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "os": self.os,
+            "flags_digest": self.flags_digest or None,
+            "channels": self.channels,
+            "images": self.images,
+            "hydrate": self.hydrate,
+            "smoke": self.smoke,
+            "mismatch": self.mismatch,
+        }
 
 
 # --------------------------------------------------------------------------- site glue
@@ -127,18 +152,20 @@ def options_from_site(site: Any, **given: Any) -> CheckOptions:
     fleet_cfg = cfg.fleet
     remote = fleet_cfg.remote_console or cfg.node.remote_console or "console"
     ssh_config = given.pop("ssh_config", None)
-    ssh_config = (_path_option(ssh_config, Path.cwd()) if ssh_config
-                  else _path_option(fleet_cfg.ssh_config, site.root))
+    ssh_config = _path_option(ssh_config, Path.cwd()) if ssh_config else _path_option(fleet_cfg.ssh_config, site.root)
     try:
         remote_argv = tuple(shlex.split(remote) if isinstance(remote, str) else [str(x) for x in remote])
     except ValueError as exc:
         raise BadInput(f"remote_console {remote!r} is not a valid command line: {exc}") from None
     opts: dict[str, Any] = {
-        "fanout": fleet_cfg.fanout, "connect_timeout": float(fleet_cfg.connect_timeout),
-        "timeout": float(fleet_cfg.timeout), "ssh_config": ssh_config,
+        "fanout": fleet_cfg.fanout,
+        "connect_timeout": float(fleet_cfg.connect_timeout),
+        "timeout": float(fleet_cfg.timeout),
+        "ssh_config": ssh_config,
         "root": fleet_cfg.root or cfg.node.root or None,
         "remote_console": remote_argv,
-        "store": fleet_cfg.store or None, "trust": fleet_cfg.trust or None,
+        "store": fleet_cfg.store or None,
+        "trust": fleet_cfg.trust or None,
     }
     opts.update({k: v for k, v in given.items() if v is not None})
     if opts.get("hydrate") and not opts.get("store"):
@@ -251,15 +278,34 @@ class _Classifier:
         return self._memo[key]
 
 
-async def _ssh(node: str, argv: list[str], stdin: bytes | None, options: CheckOptions,
-               on_start: Callable[[str], None] | None = None) -> NodeResult:
-    [result] = await run_fleet([node], argv, stdin, fanout=1, connect_timeout=options.connect_timeout,
-                               deadline=options.timeout, ssh_config=options.ssh_config, on_start=on_start)
+async def _ssh(
+    node: str,
+    argv: list[str],
+    stdin: bytes | None,
+    options: CheckOptions,
+    on_start: Callable[[str], None] | None = None,
+) -> NodeResult:
+    [result] = await run_fleet(
+        [node],
+        argv,
+        stdin,
+        fanout=1,
+        connect_timeout=options.connect_timeout,
+        deadline=options.timeout,
+        ssh_config=options.ssh_config,
+        on_start=on_start,
+    )
     return result
 
 
-async def _check_node(node: str, options: CheckOptions, classify: _Classifier, images: ImageCache,
-                      probe_bytes: bytes, on_start: Callable[[str], None] | None) -> NodeCheck:
+async def _check_node(
+    node: str,
+    options: CheckOptions,
+    classify: _Classifier,
+    images: ImageCache,
+    probe_bytes: bytes,
+    on_start: Callable[[str], None] | None,
+) -> NodeCheck:
     started = time.monotonic()
     root = ["--root", options.root] if options.root else []
     result = await _ssh(node, ["python3", "-", *root], probe_bytes, options, on_start)
@@ -304,8 +350,12 @@ async def _remote_stages(check: NodeCheck, options: CheckOptions, root: list[str
         baseline = ["--baseline"] if options.baseline else []
         result = await _ssh(check.node, [*base, "smoke", *channel, *root, *baseline, "--json"], None, options)
         status, detail, doc = _remote_outcome(result, "smoke")
-        if doc is not None and status in (fleet.OK, fleet.REMOTE_FAILED) and not isinstance(doc.get("ok"), bool) \
-                and "error" not in doc:
+        if (
+            doc is not None
+            and status in (fleet.OK, fleet.REMOTE_FAILED)
+            and not isinstance(doc.get("ok"), bool)
+            and "error" not in doc
+        ):
             status, detail, doc = fleet.BAD_OUTPUT, "node smoke: JSON document has no boolean 'ok'", None
         check.smoke = doc if doc is not None and "error" not in doc else None
         if status == fleet.OK and check.smoke is not None and check.smoke.get("ok") is not True:
@@ -322,8 +372,16 @@ def flag_mismatches(checks: Iterable[NodeCheck]) -> list[NodeCheck]:
     """Turn ok nodes whose smoke fingerprint differs from their image group's majority into
     ``fingerprint-mismatch``; return the nodes flagged."""
     by_node = {c.node: c for c in checks if c.ok and c.smoke is not None}
-    items = [{"node": c.node, "release": c.smoke.get("release"), "image": c.smoke.get("image"),
-              "fingerprint": c.smoke.get("fingerprint")} for c in by_node.values() if c.smoke]
+    items = [
+        {
+            "node": c.node,
+            "release": c.smoke.get("release"),
+            "image": c.smoke.get("image"),
+            "fingerprint": c.smoke.get("fingerprint"),
+        }
+        for c in by_node.values()
+        if c.smoke
+    ]
     flagged = []
     for m in fingerprint_mismatches(items):
         check = by_node[m.node]
@@ -332,9 +390,14 @@ def flag_mismatches(checks: Iterable[NodeCheck]) -> list[NodeCheck]:
     return flagged
 
 
-async def check_fleet(nodes: list[str], options: CheckOptions, targets: Iterable[ChannelTarget], *,
-                      on_start: Callable[[str], None] | None = None,
-                      on_result: Callable[[NodeCheck], None] | None = None) -> list[NodeCheck]:
+async def check_fleet(
+    nodes: list[str],
+    options: CheckOptions,
+    targets: Iterable[ChannelTarget],
+    *,
+    on_start: Callable[[str], None] | None = None,
+    on_result: Callable[[NodeCheck], None] | None = None,
+) -> list[NodeCheck]:
     """Check every node; results in the order of ``nodes``.
 
     ``on_start(node)`` is called when a node's probe ssh starts, ``on_result(check)`` when a node
@@ -349,8 +412,11 @@ async def check_fleet(nodes: list[str], options: CheckOptions, targets: Iterable
         raise NotFound(f"channel {options.channel} has no current release")
     classify, images, probe_bytes = _Classifier(), ImageCache(targets), probe_source()
     done = await bounded_gather(
-        len(nodes), options.fanout,
-        lambda i: _check_node(nodes[i], options, classify, images, probe_bytes, on_start), on_result)
+        len(nodes),
+        options.fanout,
+        lambda i: _check_node(nodes[i], options, classify, images, probe_bytes, on_start),
+        on_result,
+    )
     for check in flag_mismatches(done):
         if on_result is not None:
             on_result(check)
@@ -370,10 +436,13 @@ def summarize(checks: Iterable[NodeCheck]) -> dict[str, Any]:
     statuses = sorted(by_status, key=lambda s: (order.get(s, len(order)), s))
     arches = Counter(c.arch for c in checks if c.arch)
     failed = sum(len(names) for status, names in by_status.items() if status != fleet.OK)
-    return {"total": len(checks), "failed": failed,
-            "counts": {s: len(by_status[s]) for s in statuses},
-            "nodesets": {s: _fold(by_status[s]) for s in statuses},
-            "arches": dict(sorted(arches.items(), key=lambda kv: (-kv[1], kv[0])))}
+    return {
+        "total": len(checks),
+        "failed": failed,
+        "counts": {s: len(by_status[s]) for s in statuses},
+        "nodesets": {s: _fold(by_status[s]) for s in statuses},
+        "arches": dict(sorted(arches.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
 
 
 def _fold(names: list[str]) -> str:
@@ -390,8 +459,9 @@ def refuse_if_read_only(site: Any, *, hydrate: bool | None) -> None:
         site.refuse_if_read_only(f"{AUDIT_VERB} --hydrate")
 
 
-def record_check(site: Any, target: str, checks: Iterable[NodeCheck], options: CheckOptions,
-                 *, interrupted: bool = False) -> bool:
+def record_check(
+    site: Any, target: str, checks: Iterable[NodeCheck], options: CheckOptions, *, interrupted: bool = False
+) -> bool:
     """Write a check to the database: node rows, smoke runs, one audit row (``fleet check``),
     through ``Site.action`` like every state-changing verb. False, and nothing written, on a
     read-only site: the check itself only read the nodes.
@@ -411,8 +481,11 @@ def record_check(site: Any, target: str, checks: Iterable[NodeCheck], options: C
             else:
                 rows.append({"name": c.node, "status": c.status, "detail": c.detail})
             if c.smoke_attempted:
-                doc = c.smoke or {"release": (c.images.get(str(options.channel)) or {}).get("release"),
-                                  "image": (c.images.get(str(options.channel)) or {}).get("image"), "ok": False}
+                doc = c.smoke or {
+                    "release": (c.images.get(str(options.channel)) or {}).get("release"),
+                    "image": (c.images.get(str(options.channel)) or {}).get("image"),
+                    "ok": False,
+                }
                 smokes.append(smoke_row(c.node, doc, f"{c.status}: {c.detail}", c.checked))
         upsert_nodes(site.state, rows)
         record_smoke_runs(site.state, smokes)
@@ -421,6 +494,5 @@ def record_check(site: Any, target: str, checks: Iterable[NodeCheck], options: C
             detail.outcome = "interrupted"
         elif summary["failed"]:
             detail.outcome = f"failed: {summary['failed']} of {summary['total']} nodes"
-        detail.update(counts=summary["counts"], smoke=options.smoke, hydrate=options.hydrate,
-                      channel=options.channel)
+        detail.update(counts=summary["counts"], smoke=options.smoke, hydrate=options.hydrate, channel=options.channel)
     return True

@@ -6,12 +6,19 @@ ClusterShell's own, not reimplemented here. Group names (``@gpu``) resolve only 
 site config gives, never from the machine's ``/etc/clustershell/groups.conf``, so a node set means
 the same thing on every console host. An unknown group is an error, not an empty set.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
 from ClusterShell.NodeSet import NodeSet, NodeSetException
-from ClusterShell.NodeUtils import GroupResolver, GroupResolverError, GroupResolverSourceError, GroupSource, GroupSourceError
+from ClusterShell.NodeUtils import (
+    GroupResolver,
+    GroupResolverError,
+    GroupResolverSourceError,
+    GroupSource,
+    GroupSourceError,
+)
 
 from core.errors import BadInput
 

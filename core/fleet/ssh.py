@@ -9,6 +9,7 @@ Results stream through ``on_result`` as nodes finish. Cancelling the task that r
 
 Statuses (exact strings, shown by the CLI/TUI and stored in the inventory): see ``STATUSES``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -109,8 +110,14 @@ def apply_parser(result: NodeResult, parse: Callable[[bytes], Any]) -> NodeResul
     return result
 
 
-def ssh_argv(node: str, remote_command: Sequence[str], *, connect_timeout: float = 10,
-             ssh_config: str | None = None, ssh_options: Sequence[str] = ()) -> list[str]:
+def ssh_argv(
+    node: str,
+    remote_command: Sequence[str],
+    *,
+    connect_timeout: float = 10,
+    ssh_config: str | None = None,
+    ssh_options: Sequence[str] = (),
+) -> list[str]:
     """The ssh command line for one node. ``--`` before the node: nothing after it is an option."""
     if not node or node.startswith("-") or any(c.isspace() for c in node):
         raise BadInput(f"bad node name {node!r}")
@@ -152,8 +159,9 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-async def _run_node(node: str, argv: list[str], stdin: bytes | None, deadline: float,
-                    on_start: Callable[[str], None] | None) -> NodeResult:
+async def _run_node(
+    node: str, argv: list[str], stdin: bytes | None, deadline: float, on_start: Callable[[str], None] | None
+) -> NodeResult:
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -188,8 +196,9 @@ async def _run_node(node: str, argv: list[str], stdin: bytes | None, deadline: f
     seconds = time.monotonic() - started
     tail = bytes(err[-STDERR_TAIL_BYTES:]).decode("utf-8", errors="replace")
     if timed_out:
-        return NodeResult(node, TIMEOUT, f"no answer within the {deadline:g}s deadline; ssh killed",
-                          None, bytes(out), tail, seconds)
+        return NodeResult(
+            node, TIMEOUT, f"no answer within the {deadline:g}s deadline; ssh killed", None, bytes(out), tail, seconds
+        )
     code = proc.returncode
     assert code is not None
     if code < 0:
@@ -222,14 +231,18 @@ async def run_fleet(
         raise BadInput(f"fanout must be at least 1, not {fanout}")
     if deadline <= 0 or connect_timeout <= 0:
         raise BadInput("deadline and connect timeout must be positive")
-    argvs = [ssh_argv(n, remote_command, connect_timeout=connect_timeout,
-                      ssh_config=ssh_config, ssh_options=ssh_options) for n in nodes]
-    return await bounded_gather(len(nodes), fanout,
-                                lambda i: _run_node(nodes[i], argvs[i], stdin, deadline, on_start), on_result)
+    argvs = [
+        ssh_argv(n, remote_command, connect_timeout=connect_timeout, ssh_config=ssh_config, ssh_options=ssh_options)
+        for n in nodes
+    ]
+    return await bounded_gather(
+        len(nodes), fanout, lambda i: _run_node(nodes[i], argvs[i], stdin, deadline, on_start), on_result
+    )
 
 
-async def bounded_gather(count: int, fanout: int, work: Callable[[int], Awaitable[T]],
-                         on_result: Callable[[T], None] | None = None) -> list[T]:
+async def bounded_gather(
+    count: int, fanout: int, work: Callable[[int], Awaitable[T]], on_result: Callable[[T], None] | None = None
+) -> list[T]:
     """Run ``work(0..count-1)`` with at most ``fanout`` at once; results in index order.
 
     ``on_result`` is called as each finishes. A TaskGroup waits for every child to finish its
@@ -251,9 +264,9 @@ async def bounded_gather(count: int, fanout: int, work: Callable[[int], Awaitabl
     return [r for r in results if r is not None]
 
 
-async def probe_nodes(nodes: list[str], *, root: str | None = None,
-                      on_result: Callable[[NodeResult], None] | None = None,
-                      **kw: Any) -> list[NodeResult]:
+async def probe_nodes(
+    nodes: list[str], *, root: str | None = None, on_result: Callable[[NodeResult], None] | None = None, **kw: Any
+) -> list[NodeResult]:
     """Send the probe (``python3 - [--root DIR]``) to every node; ``result.data`` is the probe dict.
 
     A node that answers with something else than one valid probe object is ``bad-output``.

@@ -12,6 +12,7 @@ The shape is the same for both ecosystems so that consumers need no special case
 a Python package has ``uuid == ""``; a Julia stdlib without a version in the manifest has
 ``version == ""`` (always a string, never None or a missing key).
 """
+
 from __future__ import annotations
 
 import re
@@ -49,11 +50,13 @@ def julia_manifest_packages(text: str) -> list[Package]:
     fmt = data.get("manifest_format")
     if fmt is None:
         if any(isinstance(v, list) for v in data.values()):
-            raise BadInput("Manifest.toml is in format 1 (top-level [[Name]] tables); "
-                           "resolve it with Julia >= 1.7 to get manifest_format = \"2.0\"")
+            raise BadInput(
+                "Manifest.toml is in format 1 (top-level [[Name]] tables); "
+                'resolve it with Julia >= 1.7 to get manifest_format = "2.0"'
+            )
         raise BadInput("Manifest.toml has no manifest_format field")
     if not isinstance(fmt, str) or not re.fullmatch(r"2\.\d+", fmt):
-        raise BadInput(f"Manifest.toml has unsupported manifest_format {fmt!r} (expected \"2.x\")")
+        raise BadInput(f'Manifest.toml has unsupported manifest_format {fmt!r} (expected "2.x")')
     deps = data.get("deps", {})
     if not isinstance(deps, dict):
         raise BadInput("Manifest.toml: 'deps' must be a table of [[deps.Name]] entries")
@@ -113,9 +116,21 @@ _REQ_RE = re.compile(
     r"\s*==\s*(?P<version>[A-Za-z0-9][A-Za-z0-9.+!_-]*)$"
 )
 # Options that only steer where pip looks: harmless for a package list.
-_IGNORED_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
-                    "--trusted-host", "--pre", "--prefer-binary", "--only-binary", "--no-binary",
-                    "--require-hashes", "--use-feature")
+_IGNORED_OPTIONS = (
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "--no-index",
+    "-f",
+    "--find-links",
+    "--trusted-host",
+    "--pre",
+    "--prefer-binary",
+    "--only-binary",
+    "--no-binary",
+    "--require-hashes",
+    "--use-feature",
+)
 # Options that pull in packages from elsewhere: the list would silently be incomplete.
 _REFUSED_OPTIONS = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable")
 
@@ -166,8 +181,9 @@ def requirements_packages(text: str) -> list[Package]:
             if option in _IGNORED_OPTIONS:
                 continue
             if option in _REFUSED_OPTIONS:
-                raise BadInput(f"requirements line {number}: {option} is not supported "
-                               f"(list every package pinned with ==): {line}")
+                raise BadInput(
+                    f"requirements line {number}: {option} is not supported (list every package pinned with ==): {line}"
+                )
             raise BadInput(f"requirements line {number}: unknown option {option}")
         requirement = re.sub(r"\s--hash[=\s]\S+", "", " " + line).strip()
         requirement = requirement.split(";", 1)[0].strip()
@@ -176,7 +192,6 @@ def requirements_packages(text: str) -> list[Package]:
             raise BadInput(f"requirements line {number}: not pinned as name==version: {line}")
         name, version = normalize_name(m.group("name")), m.group("version")
         if name in found and found[name]["version"] != version:
-            raise BadInput(f"requirements line {number}: {name} pinned twice "
-                           f"({found[name]['version']} and {version})")
+            raise BadInput(f"requirements line {number}: {name} pinned twice ({found[name]['version']} and {version})")
         found[name] = {"name": name, "uuid": "", "version": version}
     return _sorted(list(found.values()))

@@ -3,6 +3,7 @@
 The store names every object by the sha256 of its *uncompressed* bytes, and every reader
 re-hashes what it reads, so these few functions are the root of the trust model.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,16 +48,17 @@ def hex_of(digest: str) -> str:
     """The 64-hex part of a well-formed digest; ``ValueError`` otherwise."""
     if not is_digest(digest):
         raise ValueError(f"not a sha256 digest: {digest!r}")
-    return digest[len(PREFIX):]
+    return digest[len(PREFIX) :]
 
 
 def short(digest: str, n: int = 12) -> str:
     """A short display form: the first ``n`` hex characters."""
-    return digest[len(PREFIX):][:n] if digest.startswith(PREFIX) else digest[:n]
+    return digest[len(PREFIX) :][:n] if digest.startswith(PREFIX) else digest[:n]
 
 
-def resolve_release_ref(ref: str, matches: Callable[[str], list[str]], *,
-                        exists: Callable[[str], bool] | None = None, where: str = "") -> str:
+def resolve_release_ref(
+    ref: str, matches: Callable[[str], list[str]], *, exists: Callable[[str], bool] | None = None, where: str = ""
+) -> str:
     """A full release id from ``sha256:<hex>``, bare hex, or a unique hex prefix of at least 4 characters.
 
     The one resolver of the site (``matches`` asks the catalogue) and of the node (it lists the
@@ -76,8 +78,9 @@ def resolve_release_ref(ref: str, matches: Callable[[str], list[str]], *,
     if not hits:
         raise NotFound(f"no release matches {ref}{where}")
     if len(hits) > 1:
-        raise Ambiguous(f"release id {ref} is ambiguous: {len(hits)} candidates: "
-                        + ", ".join(short(h) for h in hits), hits)
+        raise Ambiguous(
+            f"release id {ref} is ambiguous: {len(hits)} candidates: " + ", ".join(short(h) for h in hits), hits
+        )
     return hits[0]
 
 

@@ -10,6 +10,7 @@ Identical subtrees get identical digests, so diff and hydrate skip them by compa
 Parsing refuses anything a writer could not have produced: unknown fields or schema, wrong types,
 names that are not single path components, link targets that leave the image, absurd sizes.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,8 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from core.model.digest import canonical_json, digest_bytes, is_digest
 from core.errors import BadInput
+from core.model.digest import canonical_json, digest_bytes, is_digest
 
 MODE_FILE = 0o644
 MODE_EXEC = 0o755
@@ -94,7 +95,7 @@ def parse_tree(data: bytes, digest: str = "", dirpath: str = "") -> list[Entry]:
     except (ValueError, UnicodeDecodeError):
         raise BadInput(f"{where}: not valid JSON") from None
     if not isinstance(obj, dict) or set(obj) != {"entries"} or not isinstance(obj["entries"], list):
-        raise BadInput(f"{where}: expected {{\"entries\": [...]}}")
+        raise BadInput(f'{where}: expected {{"entries": [...]}}')
     raw = obj["entries"]
     if len(raw) > MAX_TREE_ENTRIES:
         raise BadInput(f"{where}: more than {MAX_TREE_ENTRIES} entries")
@@ -134,6 +135,7 @@ def parse_tree(data: bytes, digest: str = "", dirpath: str = "") -> list[Entry]:
 
 
 # -- release manifests ---------------------------------------------------------------------
+
 
 @dataclass
 class Image:
@@ -229,7 +231,9 @@ def check_release_name(name: str) -> str:
     return name
 
 
-def parse_payload(payload: bytes, release_id: str, signed_by: list[str], max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> Release:
+def parse_payload(
+    payload: bytes, release_id: str, signed_by: list[str], max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES
+) -> Release:
     """Strictly parse release payload bytes (already verified) into a ``Release``."""
     where = f"release {release_id[7:19]}"
     if len(payload) > max_bytes:
@@ -267,7 +271,12 @@ def parse_payload(payload: bytes, release_id: str, signed_by: list[str], max_byt
     if not isinstance(packages, list):
         raise BadInput(f"{where}: source.packages must be a list")
     for p in packages:
-        if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not isinstance(p.get("version", ""), str) or not isinstance(p.get("uuid", ""), str):
+        if (
+            not isinstance(p, dict)
+            or not isinstance(p.get("name"), str)
+            or not isinstance(p.get("version", ""), str)
+            or not isinstance(p.get("uuid", ""), str)
+        ):
             raise BadInput(f"{where}: malformed package entry {p!r}")
     images_raw = doc.get("images")
     if not isinstance(images_raw, dict) or not images_raw:
@@ -283,7 +292,9 @@ def parse_payload(payload: bytes, release_id: str, signed_by: list[str], max_byt
             raise BadInput(f"{iwhere}: root is not a sha256 digest")
         if not isinstance(img["cpu_target"], str):
             raise BadInput(f"{iwhere}: cpu_target must be a string")
-        images[arch] = Image(arch, img["root"], _int(img["files"], iwhere), _int(img["bytes"], iwhere), img["cpu_target"])
+        images[arch] = Image(
+            arch, img["root"], _int(img["files"], iwhere), _int(img["bytes"], iwhere), img["cpu_target"]
+        )
     smoke = doc.get("smoke")
     if smoke is not None:
         cmd = smoke.get("command") if isinstance(smoke, dict) else None

@@ -15,6 +15,7 @@ when the channel switches underneath it (pruning keeps the previous images for a
   bytecode. (``PYTHONPYCACHEPREFIX`` would make Python ignore those delivered ``.pyc`` files.)
 * Always: ``DEPOT_CHANNEL``, ``DEPOT_RELEASE``, ``DEPOT_IMAGE`` (the arch), ``DEPOT_IMAGE_DIR``.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from core.arch import julia_cpu_target
 from core.errors import BadInput, NotFound
-from core.node.hydrate import local_release
 from core.model.manifest import Release
+from core.node.hydrate import local_release
 from core.node.root import NodeRoot
 
 SHELLS = ("sh", "fish", "json")
@@ -81,8 +82,10 @@ def node_image(node: NodeRoot, channel: str) -> NodeImage:
     """The image behind ``current/<channel>``; ``NotFound`` if the channel was never hydrated here."""
     cur = node.current(channel)
     if cur is None:
-        raise NotFound(f"channel {channel} is not hydrated on this node (no {node.current_dir / channel}): "
-                       "run 'console node hydrate' first")
+        raise NotFound(
+            f"channel {channel} is not hydrated on this node (no {node.current_dir / channel}): "
+            "run 'console node hydrate' first"
+        )
     if not cur.path.is_dir():
         raise NotFound(f"{node.current_dir / channel} points at a missing image {cur.path}")
     return NodeImage(channel, local_release(node, cur.release), cur.arch, cur.path)
@@ -90,8 +93,12 @@ def node_image(node: NodeRoot, channel: str) -> NodeImage:
 
 def image_env(node: NodeRoot, img: NodeImage) -> dict[str, str]:
     """The variables to export for ``img`` (insertion order is the print order)."""
-    env = {"DEPOT_CHANNEL": img.channel, "DEPOT_RELEASE": img.release.id, "DEPOT_IMAGE": img.arch,
-           "DEPOT_IMAGE_DIR": str(img.path)}
+    env = {
+        "DEPOT_CHANNEL": img.channel,
+        "DEPOT_RELEASE": img.release.id,
+        "DEPOT_IMAGE": img.arch,
+        "DEPOT_IMAGE_DIR": str(img.path),
+    }
     if img.is_julia:
         writable = node.writable / "julia"
         writable.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ channel pointer names, in an order that makes every interruption harmless:
 Killed at any moment (kill -9), a rerun finds verified objects in the cache, stray temp files and
 directories that it removes, and completes. Any failure before step 5 leaves ``current`` as it was.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,16 +45,16 @@ from datetime import datetime
 from pathlib import Path
 
 from core.arch import choose_image, host_microarch
-from core.trust.releases import release_from_envelope
-from core.model.digest import digest_bytes, hash_file, is_digest, resolve_release_ref
 from core.durable import atomic_write, syncfs
 from core.errors import CheckFailed, CorruptObject, DepotError, NotFound, StoreError
+from core.model.digest import digest_bytes, hash_file, is_digest, resolve_release_ref
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES, Entry, Release, parse_tree
 from core.node.root import NodeRoot, cache_name, default_workers, force_rmtree
-from core.store.packs import PACK_MIN_MISSING, PackIndex, fetch_packed, fetch_packed_bytes, load_pack_index
-from core.trust.signing import TrustSet, parse_envelope
 from core.store.base import Store, channel_path, check_channel_name, release_path
+from core.store.packs import PACK_MIN_MISSING, PackIndex, fetch_packed, fetch_packed_bytes, load_pack_index
 from core.store.trees import MAX_TREE_BYTES, walk_tree
+from core.trust.releases import release_from_envelope
+from core.trust.signing import TrustSet, parse_envelope
 
 
 class HydrateProgress:
@@ -122,8 +123,11 @@ def local_release(node: NodeRoot, release_id: str) -> Release:
 def resolve_store_release(store: Store, ref: str) -> str:
     """A full release id from ``sha256:<hex>``, bare hex, or a unique prefix of >= 4 hex characters
     (``resolve_release_ref`` over the store's listing: a node has no catalogue)."""
-    return resolve_release_ref(ref, lambda prefix: [r for r in store.list_release_ids() if r[7:].startswith(prefix)],
-                               where=f" in store {store.location}")
+    return resolve_release_ref(
+        ref,
+        lambda prefix: [r for r in store.list_release_ids() if r[7:].startswith(prefix)],
+        where=f" in store {store.location}",
+    )
 
 
 # -- fetching into the cache -----------------------------------------------------------------------
@@ -138,8 +142,9 @@ class _Fetcher:
         self._seq = 0
         self._lock = threading.Lock()
 
-    def fetch(self, jobs: list[tuple[str, Path, int | None, int]],
-              on_done: Callable[[str, int], None] | None = None) -> None:
+    def fetch(
+        self, jobs: list[tuple[str, Path, int | None, int]], on_done: Callable[[str, int], None] | None = None
+    ) -> None:
         """``jobs``: ``(digest, final_path, size, mode)``; each lands at ``final_path`` verified."""
         if not jobs:
             return
@@ -163,15 +168,20 @@ class _Fetcher:
 
         self.store.fetch_many(triples, max_workers=self.workers, on_done=done)
 
-    def fetch_packed(self, index: PackIndex, jobs: list[tuple[str, Path, int | None, int]],
-                     on_done: Callable[[str, int], None] | None = None, workers: int | None = None
-                     ) -> list[tuple[str, Path, int | None, int]]:
+    def fetch_packed(
+        self,
+        index: PackIndex,
+        jobs: list[tuple[str, Path, int | None, int]],
+        on_done: Callable[[str, int], None] | None = None,
+        workers: int | None = None,
+    ) -> list[tuple[str, Path, int | None, int]]:
         """Fetch what the pack holds by byte ranges; return the jobs left for ``fetch``.
 
         Packs only accelerate: if one cannot be read (gone, no range support, server failing),
         whatever it did not deliver is left to the loose fetch. A pack entry that fails
         verification is a ``CorruptObject``, as a loose object would be.
         """
+
         def serialized(digest: str, n: int) -> None:
             with self._lock:
                 on_done(digest, n)  # type: ignore[misc]
@@ -183,8 +193,12 @@ class _Fetcher:
         except (StoreError, NotFound):
             return [j for j in jobs if not j[1].exists()]
 
-    def fetch_all(self, index: PackIndex | None, jobs: list[tuple[str, Path, int | None, int]],
-                  on_done: Callable[[str, int], None] | None = None) -> None:
+    def fetch_all(
+        self,
+        index: PackIndex | None,
+        jobs: list[tuple[str, Path, int | None, int]],
+        on_done: Callable[[str, int], None] | None = None,
+    ) -> None:
         """Fetch ``jobs``: the large objects loose (largest first, so the longest download does not
         start last) while, side by side, one thread takes the small ones from the pack by ranges;
         then, loose, whatever the pack could not deliver.
@@ -245,7 +259,7 @@ def _load_bundles(node: NodeRoot, roots: Iterable[str] | None = None) -> dict[st
             digest, end = head[0].decode("ascii", "replace"), nl + 1 + int(head[1])
             if end > len(data):
                 break
-            out.setdefault(digest, (data[nl + 1:end], path))
+            out.setdefault(digest, (data[nl + 1 : end], path))
             pos = end
     return out
 
@@ -272,8 +286,7 @@ class _NodeTrees:
     a wrong image.
     """
 
-    def __init__(self, node: NodeRoot, fetcher: _Fetcher, bundled: dict[str, tuple[bytes, Path]] | None = None
-                 ) -> None:
+    def __init__(self, node: NodeRoot, fetcher: _Fetcher, bundled: dict[str, tuple[bytes, Path]] | None = None) -> None:
         self.node = node
         self.fetcher = fetcher
         self.bundled = _load_bundles(node) if bundled is None else bundled
@@ -282,8 +295,11 @@ class _NodeTrees:
         self.parsed: dict[str, list[Entry]] = {}
         self.fetched = 0
         self.fetched_bytes = 0
-        self.loose = {"sha256:" + name.replace("/", "") for name in _cache_names(node.trees)
-                      if not name.startswith(BUNDLE_DIR + "/")}  # cache/trees/<2>/<62> files
+        self.loose = {
+            "sha256:" + name.replace("/", "")
+            for name in _cache_names(node.trees)
+            if not name.startswith(BUNDLE_DIR + "/")
+        }  # cache/trees/<2>/<62> files
 
     def have(self, digest: str) -> bool:
         return digest in self.fresh or digest in self.bundled or digest in self.loose
@@ -479,8 +495,20 @@ def hydrate(
     check_channel_name(channel)
     workers = workers or default_workers()
     with _no_gc():
-        return _hydrate(store, trust, node, channel, release=release, arch=arch, cpu=cpu, keep=keep,
-                        workers=workers, now=now, progress=progress, max_manifest_bytes=max_manifest_bytes)
+        return _hydrate(
+            store,
+            trust,
+            node,
+            channel,
+            release=release,
+            arch=arch,
+            cpu=cpu,
+            keep=keep,
+            workers=workers,
+            now=now,
+            progress=progress,
+            max_manifest_bytes=max_manifest_bytes,
+        )
 
 
 @contextlib.contextmanager
@@ -497,11 +525,23 @@ def _no_gc():
             gc.enable()
 
 
-def _hydrate(store: Store, trust: TrustSet, node: NodeRoot, channel: str, *, release: str | None, arch: str | None,
-             cpu: str | None, keep: int, workers: int, now: datetime | None, progress: HydrateProgress | None,
-             max_manifest_bytes: int) -> HydrateResult:
-    from core.trust.pointers import verify_pointer
+def _hydrate(
+    store: Store,
+    trust: TrustSet,
+    node: NodeRoot,
+    channel: str,
+    *,
+    release: str | None,
+    arch: str | None,
+    cpu: str | None,
+    keep: int,
+    workers: int,
+    now: datetime | None,
+    progress: HydrateProgress | None,
+    max_manifest_bytes: int,
+) -> HydrateResult:
     from core.clock import system_clock
+    from core.trust.pointers import verify_pointer
 
     prog = progress or HydrateProgress()
     t0 = time.perf_counter()
@@ -529,10 +569,18 @@ def _hydrate(store: Store, trust: TrustSet, node: NodeRoot, channel: str, *, rel
             raise CheckFailed(f"no image of release {release_id[7:19]} fits this node: {choice.reason}")
         image = rel.images[choice.image]
         before = node.current(channel)
-        result = HydrateResult(channel=channel, release=release_id, image=choice.image, cpu=cpu_name,
-                               reason=choice.reason, version=ptr.version if ptr else None,
-                               path=str(node.image_dir(release_id, choice.image)),
-                               previous=before.release if before else None, files=image.files, bytes=image.bytes)
+        result = HydrateResult(
+            channel=channel,
+            release=release_id,
+            image=choice.image,
+            cpu=cpu_name,
+            reason=choice.reason,
+            version=ptr.version if ptr else None,
+            path=str(node.image_dir(release_id, choice.image)),
+            previous=before.release if before else None,
+            files=image.files,
+            bytes=image.bytes,
+        )
         bytes_in_before = getattr(store, "stats", {}).get("object_bytes_in")
 
         rel_dir = node.release_dir(release_id)
@@ -561,8 +609,9 @@ def _hydrate(store: Store, trust: TrustSet, node: NodeRoot, channel: str, *, rel
     return result
 
 
-def _usable_pack(store: Store, node: NodeRoot, release_id: str, arch: str,
-                 bundled: dict[str, tuple[bytes, Path]]) -> PackIndex | None:
+def _usable_pack(
+    store: Store, node: NodeRoot, release_id: str, arch: str, bundled: dict[str, tuple[bytes, Path]]
+) -> PackIndex | None:
     """The image's pack index, if the store has one and at least ``PACK_MIN_MISSING`` of its entries
     are missing here (for a handful of objects, a few parallel GETs cost no more than ranges)."""
     index = load_pack_index(store, release_id, arch)
@@ -581,9 +630,17 @@ def _usable_pack(store: Store, node: NodeRoot, release_id: str, arch: str,
     return None
 
 
-def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: Path, workers: int,
-                           prog: HydrateProgress, result: HydrateResult, pack: PackIndex | None = None,
-                           bundled: dict[str, tuple[bytes, Path]] | None = None) -> None:
+def _fetch_and_materialize(
+    store: Store,
+    node: NodeRoot,
+    root: str,
+    image_dir: Path,
+    workers: int,
+    prog: HydrateProgress,
+    result: HydrateResult,
+    pack: PackIndex | None = None,
+    bundled: dict[str, tuple[bytes, Path]] | None = None,
+) -> None:
     fetcher = _Fetcher(store, node, workers)
     try:
         prog.phase("trees")
@@ -606,8 +663,11 @@ def _fetch_and_materialize(store: Store, node: NodeRoot, root: str, image_dir: P
         copies: list[tuple[Path, Path, int]] = []
         cached = _cache_names(node.objects)
         for digest, (size, modes) in needed.items():
-            present = [x for x in (False, True)
-                       if cache_name(digest, x) in cached and _cached_ok(node.object_path(digest, x), digest, size)]
+            present = [
+                x
+                for x in (False, True)
+                if cache_name(digest, x) in cached and _cached_ok(node.object_path(digest, x), digest, size)
+            ]
             if present:
                 src = present[0]
                 result.reused_objects += 1
@@ -656,14 +716,29 @@ def _record(node: NodeRoot, channel: str, release_id: str, arch: str, root: str,
     if ptr is not None:
         mark = state["marks"].get(channel)
         if mark is None or ptr.version >= mark["version"]:
-            state["marks"][channel] = {"version": ptr.version, "digest": ptr.digest, "release": ptr.release,
-                                       "updated": when}
+            state["marks"][channel] = {
+                "version": ptr.version,
+                "digest": ptr.digest,
+                "release": ptr.release,
+                "updated": when,
+            }
     last = next((h for h in reversed(state["history"]) if h.get("channel") == channel), None)
     if last is None or (last["release"], last["arch"], last.get("version")) != (
-            release_id, arch, ptr.version if ptr else None):
-        state["history"].append({"time": when, "channel": channel, "release": release_id, "arch": arch,
-                                 "root": root, "version": ptr.version if ptr else None,
-                                 "pinned": ptr is None})
+        release_id,
+        arch,
+        ptr.version if ptr else None,
+    ):
+        state["history"].append(
+            {
+                "time": when,
+                "channel": channel,
+                "release": release_id,
+                "arch": arch,
+                "root": root,
+                "version": ptr.version if ptr else None,
+                "pinned": ptr is None,
+            }
+        )
     node.save_state(state)
 
 
@@ -685,8 +760,7 @@ def kept_images(node: NodeRoot, keep: int) -> dict[tuple[str, str], str | None]:
         if cur is not None:
             key = (cur.release, cur.arch)
             if key not in out:
-                out[key] = next((h.get("root") for h in state["history"]
-                                 if (h["release"], h["arch"]) == key), None)
+                out[key] = next((h.get("root") for h in state["history"] if (h["release"], h["arch"]) == key), None)
     return out
 
 
@@ -717,8 +791,12 @@ def prune(node: NodeRoot, keep: int, *, locked: bool = False) -> list[str]:
             if st.st_nlink <= 1:
                 os.unlink(e.path)
     roots = list(keep_map.values())
-    loose_trees = [("sha256:" + sub.name + e.name, e.path) for sub in os.scandir(node.trees)
-                   if sub.name != BUNDLE_DIR and sub.is_dir() for e in os.scandir(sub.path)]
+    loose_trees = [
+        ("sha256:" + sub.name + e.name, e.path)
+        for sub in os.scandir(node.trees)
+        if sub.name != BUNDLE_DIR and sub.is_dir()
+        for e in os.scandir(sub.path)
+    ]
     if roots and all(r is not None and is_digest(r) for r in roots):
         kept_bundles = {r[7:] for r in roots if r}
         bundle_dir = node.trees / BUNDLE_DIR
@@ -760,5 +838,13 @@ def describe_failure(exc: DepotError, node: NodeRoot, channel: str) -> str:
     return f"hydrate failed: {exc}; {kept}"
 
 
-__all__ = ["hydrate", "prune", "kept_images", "local_release", "resolve_store_release", "HydrateResult",
-           "HydrateProgress", "describe_failure"]
+__all__ = [
+    "hydrate",
+    "prune",
+    "kept_images",
+    "local_release",
+    "resolve_store_release",
+    "HydrateResult",
+    "HydrateProgress",
+    "describe_failure",
+]

@@ -20,6 +20,7 @@ with archspec happens in ``core.arch``, over the shape ``parse_cpuinfo`` returns
 Console side: ``probe_source()`` (these bytes), ``run_probe()`` (probe this host in-process) and
 ``parse_probe_output()`` (strict validation of what a node printed).
 """
+
 import json
 import os
 import platform
@@ -181,6 +182,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 # ---- console side (unused on a node; project imports stay inside these functions) ----
+
 
 def probe_source() -> bytes:
     """The bytes of this module, to be sent on stdin to ``python3 -``."""

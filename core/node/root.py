@@ -24,6 +24,7 @@ top level or in a ``[node]`` table, validated like console.toml (unknown keys re
 itself comes from ``--root``, else that config's ``root``, else ``$DEPOT_NODE_ROOT``, else
 ``~/.local/share/depot-node``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,12 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.model.digest import hex_of
 from core.durable import atomic_write, fsync_dir
 from core.errors import BadInput
-from core.xdg import CONFIG_HOME, DATA_HOME, default_path
+from core.model.digest import hex_of
 from core.settings import markdown_rows, parse, setting
 from core.store import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from core.xdg import CONFIG_HOME, DATA_HOME, default_path
 
 ROOT_ENV = "DEPOT_NODE_ROOT"
 CONFIG_ENV = "DEPOT_NODE_CONFIG"
@@ -107,28 +108,39 @@ class NodeConfig:
     as None, ``workers`` 0 as ``default_workers()``.
     """
 
-    root: str = setting("", "the node root (`--root` wins); read from the user config only, and before "
-                        "`$DEPOT_NODE_ROOT`", shown="`$DEPOT_NODE_ROOT`, else `~/.local/share/depot-node`")
+    root: str = setting(
+        "",
+        "the node root (`--root` wins); read from the user config only, and before `$DEPOT_NODE_ROOT`",
+        shown="`$DEPOT_NODE_ROOT`, else `~/.local/share/depot-node`",
+    )
     keep: int = setting(DEFAULT_KEEP, "images kept per channel, current included (as `--keep`)", ge=1, le=10000)
     arch: str | None = setting(None, "image to pick instead of the best fit for this CPU (as `--arch`)")
     store: str | None = setting(None, "store path or `http(s)://` URL(s), comma-separated mirrors (as `--store`)")
     trust: str | None = setting(None, "trust file from `console keys export` (as `--trust`)")
-    proxies: list[str] = setting([], "proxy URLs tried in order; empty: `HTTP(S)_PROXY`/`NO_PROXY` "
-                                 "from the environment")
-    workers: int = setting(0, "parallel downloads (as `--workers`); 0: the CPU count, 2 to 8", ge=0, le=256,
-                           shown="`0` (CPUs, 2 to 8)")
-    timeout_s: float = setting(DEFAULT_TIMEOUT_S, "per-request HTTP timeout in seconds, as `[http] timeout_s`",
-                               gt=0, le=86400)
+    proxies: list[str] = setting(
+        [], "proxy URLs tried in order; empty: `HTTP(S)_PROXY`/`NO_PROXY` from the environment"
+    )
+    workers: int = setting(
+        0, "parallel downloads (as `--workers`); 0: the CPU count, 2 to 8", ge=0, le=256, shown="`0` (CPUs, 2 to 8)"
+    )
+    timeout_s: float = setting(
+        DEFAULT_TIMEOUT_S, "per-request HTTP timeout in seconds, as `[http] timeout_s`", gt=0, le=86400
+    )
     retries: int = setting(DEFAULT_RETRIES, "HTTP retries, as `[http] retries`", ge=0, le=100)
 
     @classmethod
-    def load(cls, root: str | Path | None = None) -> "NodeConfig":
+    def load(cls, root: str | Path | None = None) -> NodeConfig:
         user = _read_config(user_config_path())
         chosen = Path(root) if root else Path(user["root"]) if user.get("root") else default_root()
         merged = cls(**{**user, **_read_config(chosen / "node.toml")})
-        return dataclasses.replace(merged, root=str(chosen.expanduser()), arch=merged.arch or None,
-                                   store=merged.store or None, trust=merged.trust or None,
-                                   workers=merged.workers or default_workers())
+        return dataclasses.replace(
+            merged,
+            root=str(chosen.expanduser()),
+            arch=merged.arch or None,
+            store=merged.store or None,
+            trust=merged.trust or None,
+            workers=merged.workers or default_workers(),
+        )
 
 
 def node_config_table() -> str:
@@ -141,9 +153,9 @@ def default_root() -> Path:
     return default_path(ROOT_ENV, DATA_HOME, "depot-node")
 
 
-
 def force_rmtree(path: Path) -> None:
     """Remove a tree even if it holds read-only directories (materialized images are 0555)."""
+
     def onerror(func, p, exc_info):  # noqa: ANN001 - shutil's callback signature
         parent = os.path.dirname(p)
         with contextlib.suppress(OSError):
@@ -190,9 +202,17 @@ class NodeRoot:
         self.writable = self.root / "writable"
         self.state_path = self.root / "state.json"
 
-    def ensure(self) -> "NodeRoot":
-        for d in (self.root, self.cache, self.objects, self.trees, self.tmp, self.releases, self.current_dir,
-                  self.writable):
+    def ensure(self) -> NodeRoot:
+        for d in (
+            self.root,
+            self.cache,
+            self.objects,
+            self.trees,
+            self.tmp,
+            self.releases,
+            self.current_dir,
+            self.writable,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -259,8 +279,9 @@ class NodeRoot:
 
     def channels(self) -> list[str]:
         try:
-            return sorted(n for n in os.listdir(self.current_dir)
-                          if not n.startswith(".") and (self.current_dir / n).is_symlink())
+            return sorted(
+                n for n in os.listdir(self.current_dir) if not n.startswith(".") and (self.current_dir / n).is_symlink()
+            )
         except FileNotFoundError:
             return []
 

@@ -30,6 +30,7 @@ writes the fingerprint file as the hook would. The hook uses only ``atexit``,
 ``Base.loaded_modules_array``, ``Base.PkgId`` and ``Base.pathof``; the debug message texts are
 Julia-internal and may change between Julia versions.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,10 +45,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.model.digest import canonical_json
 from core.errors import BadInput
-from core.node.root import NodeRoot
+from core.model.digest import canonical_json
 from core.node.env import NodeImage, image_env, node_image
+from core.node.root import NodeRoot
 
 FINGERPRINT_ENV = "DEPOT_SMOKE_FINGERPRINT"
 TAIL_LINES = 20
@@ -56,7 +57,7 @@ _PYTHON_RE = re.compile(r"^python(\d+(\.\d+)?)?$")
 _REJECT_RE = re.compile(r"Rejecting cache file (\S+)(?:\s+for\s+([^\s\[]+)(?:\s+\[([0-9a-f-]{36})\])?)?")
 _LOADING_RE = re.compile(r"Loading (?:object )?cache file (\S+) for ([^\s\[]+)(?:\s+\[([0-9a-f-]{36})\])?")
 
-PY_HOOK = '''\
+PY_HOOK = """\
 import atexit, os, sys
 
 
@@ -79,9 +80,9 @@ def _depot_smoke_fingerprint():
 
 if os.environ.get("DEPOT_SMOKE_FINGERPRINT"):
     atexit.register(_depot_smoke_fingerprint)
-'''
+"""
 
-JULIA_HOOK = '''\
+JULIA_HOOK = """\
 atexit() do
     path = get(ENV, "DEPOT_SMOKE_FINGERPRINT", "")
     isempty(path) && return
@@ -94,7 +95,7 @@ atexit() do
         end
     end
 end
-'''
+"""
 
 
 @dataclass
@@ -142,8 +143,15 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path) -> RunO
     """Run with stdout+stderr merged; on timeout kill the whole process group."""
     t0 = time.perf_counter()
     try:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     except OSError as exc:
         return RunOutcome(127, f"cannot run {cmd[0]}: {exc.strerror}", time.perf_counter() - t0, False)
     try:
@@ -158,8 +166,9 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path) -> RunO
 
 
 def _tail(output: str) -> str:
-    lines = [ln for ln in output.splitlines()
-             if not ln.startswith(("┌ Debug:", "│ ", "└ @")) and not _LOADING_RE.search(ln)]
+    lines = [
+        ln for ln in output.splitlines() if not ln.startswith(("┌ Debug:", "│ ", "└ @")) and not _LOADING_RE.search(ln)
+    ]
     return "\n".join(lines[-TAIL_LINES:])[-TAIL_BYTES:]
 
 
@@ -179,8 +188,11 @@ def rejected_caches(output: str) -> list[dict]:
 
 def _fingerprint(modules: list[list]) -> dict:
     modules = sorted(modules, key=lambda m: [str(x) for x in m])
-    return {"modules": modules, "count": len(modules),
-            "digest": "sha256:" + hashlib.sha256(canonical_json(modules)).hexdigest()}
+    return {
+        "modules": modules,
+        "count": len(modules),
+        "digest": "sha256:" + hashlib.sha256(canonical_json(modules)).hexdigest(),
+    }
 
 
 def _python_fingerprint(path: Path) -> dict | None:
@@ -226,8 +238,15 @@ def smoke_command(img: NodeImage) -> tuple[list[str], int]:
     return list(smoke["command"]), int(smoke.get("timeout_s", 600))
 
 
-def run_smoke(node: NodeRoot, channel: str, *, baseline: bool = False, timeout: float | None = None,
-              hostname: str | None = None, base_env: dict[str, str] | None = None) -> SmokeResult:
+def run_smoke(
+    node: NodeRoot,
+    channel: str,
+    *,
+    baseline: bool = False,
+    timeout: float | None = None,
+    hostname: str | None = None,
+    base_env: dict[str, str] | None = None,
+) -> SmokeResult:
     """Run the smoke command of the image on ``channel`` (then cold with ``baseline``)."""
     img = node_image(node, channel)
     cmd, default_timeout = smoke_command(img)
@@ -254,9 +273,18 @@ def run_smoke(node: NodeRoot, channel: str, *, baseline: bool = False, timeout: 
         run_dir.mkdir()
         warm = _run(warm_cmd, warm_env, limit, run_dir)
 
-        result = SmokeResult(node=hostname or socket.gethostname(), channel=channel, release=img.release.id,
-                             image=img.arch, command=cmd, ok=False, wall_s=round(warm.wall_s, 4),
-                             exit_code=warm.exit_code, output_tail=_tail(warm.output), timed_out=warm.timed_out)
+        result = SmokeResult(
+            node=hostname or socket.gethostname(),
+            channel=channel,
+            release=img.release.id,
+            image=img.arch,
+            command=cmd,
+            ok=False,
+            wall_s=round(warm.wall_s, 4),
+            exit_code=warm.exit_code,
+            output_tail=_tail(warm.output),
+            timed_out=warm.timed_out,
+        )
         if julia:
             result.rejected_caches = rejected_caches(warm.output)
             result.fingerprint = _julia_fingerprint(fp_file, warm.output)
@@ -268,7 +296,9 @@ def run_smoke(node: NodeRoot, channel: str, *, baseline: bool = False, timeout: 
         elif warm.exit_code != 0:
             problems.append(f"exit code {warm.exit_code}")
         if result.rejected_caches:
-            problems.append("Julia rejected cache files of " + ", ".join(sorted({r["package"] for r in result.rejected_caches})))
+            problems.append(
+                "Julia rejected cache files of " + ", ".join(sorted({r["package"] for r in result.rejected_caches}))
+            )
 
         if baseline:
             cold_cmd, cold_env = list(cmd), dict(env)
@@ -287,8 +317,9 @@ def run_smoke(node: NodeRoot, channel: str, *, baseline: bool = False, timeout: 
             if cold.exit_code == 0 and result.baseline_s > 0:
                 result.reduction = round(1.0 - result.wall_s / result.baseline_s, 4)
             else:
-                problems.append("baseline " + (f"timed out after {limit:g}s" if cold.timed_out
-                                               else f"exit code {cold.exit_code}"))
+                problems.append(
+                    "baseline " + (f"timed out after {limit:g}s" if cold.timed_out else f"exit code {cold.exit_code}")
+                )
     result.ok = warm.exit_code == 0 and not result.rejected_caches  # a failing cold run is only reported
     result.problem = "; ".join(problems)
     return result

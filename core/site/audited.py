@@ -6,6 +6,7 @@ fails or is interrupted (``Site.action``), its detail the new release and what i
 ``console publish`` verb and the build worker call it; the demo site writes its own, backdated
 history rows instead.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     from core.site.site import Site
 
 
-def publish_release(site: Site, name: str, images: Mapping[str, Path], *,
-                    audit: Mapping[str, Any] | None = None, **options: Any) -> PublishResult:
+def publish_release(
+    site: Site, name: str, images: Mapping[str, Path], *, audit: Mapping[str, Any] | None = None, **options: Any
+) -> PublishResult:
     """``publish(site, name, images, **options)`` inside ``site.action("publish", name)``.
 
     ``audit`` adds keys to the audit detail (the build worker adds ``build``); the detail reads
@@ -28,6 +30,5 @@ def publish_release(site: Site, name: str, images: Mapping[str, Path], *,
 
     with site.action("publish", name) as detail:
         res = publish(site, name, dict(images), **options)
-        detail.update(release=res.release_id, **dict(audit or {}), new_objects=res.new_objects,
-                      new_bytes=res.new_bytes)
+        detail.update(release=res.release_id, **dict(audit or {}), new_objects=res.new_objects, new_bytes=res.new_bytes)
     return res

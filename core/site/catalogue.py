@@ -1,20 +1,22 @@
 """The release catalogue: load and verify releases, resolve short ids, keep the index and the
 database's catalogue cache in step with the store (which stays the truth).
 """
+
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
 
-from core.model.digest import canonical_json, resolve_release_ref
 from core.errors import BadInput, Conflict, NotFound, TrustError
+from core.model.digest import canonical_json, resolve_release_ref
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES, Release
-from core.trust.signing import INDEX_TYPE, TrustSet, make_envelope
 from core.store.base import Store, release_path
 from core.trust.releases import release_from_envelope
+from core.trust.signing import INDEX_TYPE, TrustSet, make_envelope
 
 if TYPE_CHECKING:  # the Site (and SQLite) is not needed by nodes, which only verify envelopes
     from core.site.site import Site
+
 
 def load_release(site: Site, release_id: str) -> Release:
     """Read a release envelope, check that its payload hashes to its name, verify signatures, parse.
@@ -22,12 +24,12 @@ def load_release(site: Site, release_id: str) -> Release:
     ``NotFound`` if absent; ``TrustError`` if the payload was edited (hash differs from the file
     name) or the signatures do not meet the release threshold; ``BadInput`` if malformed.
     """
-    return load_release_from(site.store, site.trust, release_id,
-                             site.config.publish.max_manifest_bytes)
+    return load_release_from(site.store, site.trust, release_id, site.config.publish.max_manifest_bytes)
 
 
-def load_release_from(store: Store, trust: TrustSet, release_id: str,
-                      max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> Release:
+def load_release_from(
+    store: Store, trust: TrustSet, release_id: str, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES
+) -> Release:
     """``load_release`` without a Site: a store and a trust set (what a node has)."""
     data = store.read_file(release_path(release_id))
     if data is None:
@@ -38,9 +40,19 @@ def load_release_from(store: Store, trust: TrustSet, release_id: str,
 def _row(site: Site, rel: Release) -> dict:
     from core.clock import format_time
 
-    return {"id": rel.id, "name": rel.name, "label": rel.label, "created": rel.created, "parent": rel.parent or "",
-            "images": json.dumps(sorted(rel.images)), "bytes": rel.total_bytes, "files": rel.total_files,
-            "packages": len(rel.packages), "signed_by": json.dumps(rel.signed_by), "seen_at": format_time(site.now())}
+    return {
+        "id": rel.id,
+        "name": rel.name,
+        "label": rel.label,
+        "created": rel.created,
+        "parent": rel.parent or "",
+        "images": json.dumps(sorted(rel.images)),
+        "bytes": rel.total_bytes,
+        "files": rel.total_files,
+        "packages": len(rel.packages),
+        "signed_by": json.dumps(rel.signed_by),
+        "seen_at": format_time(site.now()),
+    }
 
 
 def sync_catalogue(site: Site, only: list[str] | None = None) -> list[str]:
@@ -90,11 +102,19 @@ def index_payload(site: Site, rows: list[dict]) -> bytes:
     """The index catalogue from database rows (each verified when it entered the cache)."""
     from core.clock import format_time
 
-    entries = [{"id": r["id"], "name": r["name"], "label": r["label"], "created": r["created"],
-                "images": json.loads(r["images"]), "bytes": r["bytes"]} for r in rows]
+    entries = [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "label": r["label"],
+            "created": r["created"],
+            "images": json.loads(r["images"]),
+            "bytes": r["bytes"],
+        }
+        for r in rows
+    ]
     entries.sort(key=lambda e: (e["created"], e["id"]))
-    return canonical_json({"type": "depot-index", "schema": 1, "updated": format_time(site.now()),
-                           "releases": entries})
+    return canonical_json({"type": "depot-index", "schema": 1, "updated": format_time(site.now()), "releases": entries})
 
 
 def update_index(site: Site, attempts: int = 20) -> None:

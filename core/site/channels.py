@@ -31,6 +31,7 @@ pointer meanwhile. The invariant "highest history version <= current version" al
 history a replay floor for a console without marks (read the listing *before* the pointer, as
 marks are read before it, so a concurrent legitimate update never looks like a replay).
 """
+
 from __future__ import annotations
 
 import re
@@ -38,28 +39,49 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from core.site.catalogue import load_release, resolve_release
 from core.clock import format_time
-from core.model.digest import canonical_json, digest_bytes
 from core.errors import BadInput, Conflict, DepotError, NotFound
-from core.trust.signing import CHANNEL_TYPE, TrustSet, make_envelope
+from core.model.digest import canonical_json, digest_bytes
+from core.site.catalogue import load_release, resolve_release
+from core.store.base import channel_history_path, channel_path, check_channel_name
 from core.trust.pointers import (  # noqa: F401 (the rules and their names are re-exported)
-    ACTIONS, CHANNEL_MISMATCH, EXPIRED, FIELDS, MALFORMED, MAX_POINTER_BYTES, MISSING, POINTER_SCHEMA,
-    POINTER_TYPE, REPLAY, REVOKED, SAME_VERSION, THRESHOLD, UNTRUSTED, Pointer, PointerRejected, reject,
-    check_expiry, check_high_water, parse_pointer_payload, pointer_envelope, pointer_signatures,
+    ACTIONS,
+    CHANNEL_MISMATCH,
+    EXPIRED,
+    FIELDS,
+    MALFORMED,
+    MAX_POINTER_BYTES,
+    MISSING,
+    POINTER_SCHEMA,
+    POINTER_TYPE,
+    REPLAY,
+    REVOKED,
+    SAME_VERSION,
+    THRESHOLD,
+    UNTRUSTED,
+    Pointer,
+    PointerRejected,
+    check_expiry,
+    check_high_water,
+    parse_pointer_payload,
+    pointer_envelope,
+    pointer_signatures,
+    reject,
     verify_pointer,
 )
-from core.store.base import channel_history_path, channel_path, check_channel_name
+from core.trust.signing import CHANNEL_TYPE, TrustSet, make_envelope
 
 if TYPE_CHECKING:
     from core.site.site import Site
 
 _HISTORY_NAME = re.compile(r"^([1-9][0-9]{0,17})\.json$")
 
+
 # -- high-water marks and events (the console's database) -----------------------------------------
 def get_mark(site: Site, channel: str) -> tuple[int | None, str | None]:
-    row = site.state.db.execute("select version, pointer_digest from channel_marks where channel = ?",
-                                [channel]).fetchone()
+    row = site.state.db.execute(
+        "select version, pointer_digest from channel_marks where channel = ?", [channel]
+    ).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -71,7 +93,8 @@ def _accept(site: Site, ptr: Pointer) -> None:
             "on conflict(channel) do update set version = excluded.version, "
             "pointer_digest = excluded.pointer_digest, updated = excluded.updated "
             "where excluded.version > channel_marks.version",
-            [ptr.channel, ptr.version, ptr.digest, format_time(site.now())])
+            [ptr.channel, ptr.version, ptr.digest, format_time(site.now())],
+        )
 
 
 def _record(site: Site, ptr: Pointer) -> None:
@@ -79,8 +102,19 @@ def _record(site: Site, ptr: Pointer) -> None:
         site.state.db.execute(
             "insert or ignore into channel_events(channel, version, release, previous, action, reason, actor, "
             "issued, expires, recorded_at) values (?,?,?,?,?,?,?,?,?,?)",
-            [ptr.channel, ptr.version, ptr.release, ptr.previous or "", ptr.action, ptr.reason, ptr.actor,
-             ptr.issued, ptr.expires, format_time(site.now())])
+            [
+                ptr.channel,
+                ptr.version,
+                ptr.release,
+                ptr.previous or "",
+                ptr.action,
+                ptr.reason,
+                ptr.actor,
+                ptr.issued,
+                ptr.expires,
+                format_time(site.now()),
+            ],
+        )
 
 
 def channel_events(site: Site, channel: str | None = None) -> list[dict]:
@@ -121,8 +155,9 @@ def _history_entry(channel: str, version: int, data: bytes, trust: TrustSet) -> 
     except PointerRejected as exc:
         return HistoryEntry(version, None, str(exc), exc.rule, data)
     if ptr.channel != channel:
-        return HistoryEntry(version, None, f"{CHANNEL_MISMATCH}: {where} is a pointer for {ptr.channel!r}",
-                            CHANNEL_MISMATCH, data)
+        return HistoryEntry(
+            version, None, f"{CHANNEL_MISMATCH}: {where} is a pointer for {ptr.channel!r}", CHANNEL_MISMATCH, data
+        )
     if ptr.version != version:
         return HistoryEntry(version, None, f"{MALFORMED}: {where} holds version {ptr.version}", MALFORMED, data)
     try:
@@ -229,26 +264,44 @@ def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> 
     """Sign version N+1, compare-and-swap it in, then write its history file (module docstring)."""
     store, channel = site.store, cur.channel
     version = cur.pointer.version + 1 if cur.pointer else 1
-    moved = Conflict(f"channel moved meanwhile: {channel} version {version} was issued by someone else; "
-                     "nothing changed, look at 'console channels' and run the command again")
+    moved = Conflict(
+        f"channel moved meanwhile: {channel} version {version} was issued by someone else; "
+        "nothing changed, look at 'console channels' and run the command again"
+    )
     if cur.pointer is not None:  # heal a history file lost to a crash after its swap
         try:
             store.write_file(channel_history_path(channel, cur.pointer.version), cur.data or b"")
         except Conflict:
-            raise reject(SAME_VERSION, f"{channel} history version {cur.pointer.version} holds other "
-                                                "bytes than the current pointer; investigate") from None
+            raise reject(
+                SAME_VERSION,
+                f"{channel} history version {cur.pointer.version} holds other "
+                "bytes than the current pointer; investigate",
+            ) from None
     hist = channel_history_path(channel, version)
     if store.read_file(hist) is not None:
         if store.read_file(channel_path(channel)) != cur.data:
             raise moved
-        raise reject(MALFORMED, f"{hist} already exists while the channel is at version {version - 1}: "
-                                         "someone wrote history outside the console; investigate")
+        raise reject(
+            MALFORMED,
+            f"{hist} already exists while the channel is at version {version - 1}: "
+            "someone wrote history outside the console; investigate",
+        )
     issued = site.now()
-    payload = canonical_json({
-        "type": POINTER_TYPE, "schema": POINTER_SCHEMA, "channel": channel, "version": version,
-        "release": release, "previous": cur.pointer.release if cur.pointer else None, "action": action,
-        "reason": reason, "actor": site.actor, "issued": format_time(issued),
-        "expires": format_time(issued + lifetime(site))})
+    payload = canonical_json(
+        {
+            "type": POINTER_TYPE,
+            "schema": POINTER_SCHEMA,
+            "channel": channel,
+            "version": version,
+            "release": release,
+            "previous": cur.pointer.release if cur.pointer else None,
+            "action": action,
+            "reason": reason,
+            "actor": site.actor,
+            "issued": format_time(issued),
+            "expires": format_time(issued + lifetime(site)),
+        }
+    )
     data = make_envelope(CHANNEL_TYPE, payload, [site.signing_key])
     ptr = verify_pointer(data, channel, site.trust, cur.pointer.version if cur.pointer else None, None, None)
     try:
@@ -276,8 +329,11 @@ def promote(site: Site, ref: str, channel: str, reason: str = "") -> ChannelUpda
         cur = read_current(site, channel, None, for_update=True)
         if cur.pointer is not None and cur.pointer.release == release:
             detail["noop"] = True
-            return _noop(cur, f"{channel} already points at {release[7:19]} (version {cur.pointer.version}); "
-                              "nothing to do (use 'refresh' to renew its expiry)")
+            return _noop(
+                cur,
+                f"{channel} already points at {release[7:19]} (version {cur.pointer.version}); "
+                "nothing to do (use 'refresh' to renew its expiry)",
+            )
         ptr = _issue(site, cur, release, "promote", reason)
         detail.update(version=ptr.version, previous=ptr.previous)
     return ChannelUpdate(ptr, True)
@@ -288,19 +344,20 @@ def rollback_target(history: list[HistoryEntry], current: Pointer, steps: int) -
     if steps < 1:
         raise BadInput("--steps must be at least 1")
     seen: list[str] = []
-    for entry in sorted((e for e in history if e.usable and e.version < current.version),
-                        key=lambda e: -e.version):
+    for entry in sorted((e for e in history if e.usable and e.version < current.version), key=lambda e: -e.version):
         rel = entry.pointer.release  # type: ignore[union-attr]
         if rel != current.release and rel not in seen:
             seen.append(rel)
     if steps > len(seen):
-        raise BadInput(f"channel {current.channel} has only {len(seen)} earlier release(s) in its history; "
-                       f"cannot go back {steps}")
+        raise BadInput(
+            f"channel {current.channel} has only {len(seen)} earlier release(s) in its history; cannot go back {steps}"
+        )
     return seen[steps - 1]
 
 
-def rollback(site: Site, channel: str, to: str | None = None, steps: int | None = None,
-             reason: str = "") -> ChannelUpdate:
+def rollback(
+    site: Site, channel: str, to: str | None = None, steps: int | None = None, reason: str = ""
+) -> ChannelUpdate:
     """Roll ``channel`` forward to an older release it carried before (``to``, or ``steps`` back, default 1)."""
     check_channel_name(channel)
     if to is not None and steps is not None:
@@ -315,8 +372,11 @@ def rollback(site: Site, channel: str, to: str | None = None, steps: int | None 
             release = resolve_release(site, to)
             if release == cur.pointer.release:
                 detail["noop"] = True
-                return _noop(cur, f"{channel} already points at {release[7:19]} (version {cur.pointer.version}); "
-                                  "nothing to roll back")
+                return _noop(
+                    cur,
+                    f"{channel} already points at {release[7:19]} (version {cur.pointer.version}); "
+                    "nothing to roll back",
+                )
             if not any(e.usable and e.pointer.release == release for e in history):  # type: ignore[union-attr]
                 raise BadInput(f"release {release[7:19]} was never on channel {channel}: use promote")
         else:
@@ -340,7 +400,9 @@ def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
     return ChannelUpdate(ptr, True)
 
 
-def refresh_all(site: Site, channels: list[str] | None = None) -> tuple[list[ChannelUpdate], list[tuple[str, DepotError]]]:
+def refresh_all(
+    site: Site, channels: list[str] | None = None
+) -> tuple[list[ChannelUpdate], list[tuple[str, DepotError]]]:
     """Refresh each channel (all by default) independently; failures do not stop the others."""
     done, failed = [], []
     for ch in channels if channels is not None else site.store.list_channels():
@@ -363,16 +425,34 @@ def channel_status(site: Site) -> list[dict]:
     now = site.now()
     rows = []
     for ch in _channel_names(site):
-        row: dict[str, Any] = {"channel": ch, "version": None, "release": None, "action": None, "actor": None,
-                               "issued": None, "expires": None, "seconds_left": None, "reason": None,
-                               "signed_by": [], "problem": ""}
+        row: dict[str, Any] = {
+            "channel": ch,
+            "version": None,
+            "release": None,
+            "action": None,
+            "actor": None,
+            "issued": None,
+            "expires": None,
+            "seconds_left": None,
+            "reason": None,
+            "signed_by": [],
+            "problem": "",
+        }
         try:
             ptr = read_current(site, ch, None).pointer
             if ptr is None:
                 continue
-            row.update(version=ptr.version, release=ptr.release, action=ptr.action, actor=ptr.actor,
-                       issued=ptr.issued, expires=ptr.expires, seconds_left=ptr.seconds_left(now),
-                       reason=ptr.reason, signed_by=list(ptr.signed_by))
+            row.update(
+                version=ptr.version,
+                release=ptr.release,
+                action=ptr.action,
+                actor=ptr.actor,
+                issued=ptr.issued,
+                expires=ptr.expires,
+                seconds_left=ptr.seconds_left(now),
+                reason=ptr.reason,
+                signed_by=list(ptr.signed_by),
+            )
             check_expiry(ptr, now)
         except DepotError as exc:
             row["problem"] = str(exc)

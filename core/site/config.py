@@ -9,6 +9,7 @@ Callers read typed attributes (``site.config.publish.workers``) and never re-che
 
 The file is read with tomllib and written (every declared key, defaults included) with tomli-w.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,12 +32,16 @@ CONFIG_NAME = "console.toml"
 class SiteSettings:
     """``[site]``: what the site is called, where its store is, who signs and who acts."""
 
-    name: str = setting("depot-site", "the site's name, shown in the console header; "
-                        "`console init` sets it to the directory's name")
+    name: str = setting(
+        "depot-site", "the site's name, shown in the console header; `console init` sets it to the directory's name"
+    )
     store: str = setting("store", "path (relative to the site) or `http(s)://` URL(s), comma-separated mirrors")
-    signing_key: str = setting("", "PKCS8 PEM Ed25519 key (mode 0600) that signs releases and pointers, relative "
-                               "to the site; `$DEPOT_KEY_PASSPHRASE` if encrypted",
-                               shown="`keys/signing.pem` (written by `console init`)")
+    signing_key: str = setting(
+        "",
+        "PKCS8 PEM Ed25519 key (mode 0600) that signs releases and pointers, relative "
+        "to the site; `$DEPOT_KEY_PASSPHRASE` if encrypted",
+        shown="`keys/signing.pem` (written by `console init`)",
+    )
     actor: str = setting("", "who the audit log names; empty: `$DEPOT_ACTOR`, else `user@host`")
 
 
@@ -44,16 +49,22 @@ class SiteSettings:
 class PublishSettings:
     """``[publish]``: hooks around a publish and its resource limits."""
 
-    pre_publish: str = setting("", "shell hook run before anything is written (e.g. `cvmfs_server transaction`); "
-                               "a failing pre-hook aborts with nothing written. Hooks run in the site directory "
-                               "with `$DEPOT_RELEASE`, `$DEPOT_RELEASE_NAME` and `$DEPOT_STORE` set")
+    pre_publish: str = setting(
+        "",
+        "shell hook run before anything is written (e.g. `cvmfs_server transaction`); "
+        "a failing pre-hook aborts with nothing written. Hooks run in the site directory "
+        "with `$DEPOT_RELEASE`, `$DEPOT_RELEASE_NAME` and `$DEPOT_STORE` set",
+    )
     post_publish: str = setting("", "shell hook run after a successful publish (e.g. `cvmfs_server publish`)")
-    abort_publish: str = setting("", "shell hook run when a publish fails after `pre_publish` succeeded "
-                                 "(e.g. `cvmfs_server abort`)")
-    workers: int = setting(0, "hashing/compression threads; 0: the CPU count, at most 4", ge=0, le=1024,
-                           shown="`0` (cores, max 4)")
-    max_manifest_bytes: int = setting(16 << 20, "manifests larger than this are refused before parsing",
-                                      ge=1, shown="`16777216` (16 MiB)")
+    abort_publish: str = setting(
+        "", "shell hook run when a publish fails after `pre_publish` succeeded (e.g. `cvmfs_server abort`)"
+    )
+    workers: int = setting(
+        0, "hashing/compression threads; 0: the CPU count, at most 4", ge=0, le=1024, shown="`0` (cores, max 4)"
+    )
+    max_manifest_bytes: int = setting(
+        16 << 20, "manifests larger than this are refused before parsing", ge=1, shown="`16777216` (16 MiB)"
+    )
     progress_interval_s: float = setting(0.5, "seconds between progress lines on a terminal (stderr)", ge=0)
 
 
@@ -68,9 +79,12 @@ class ChannelsSettings:
 class NodeSettings:
     """``[node]``: how the console reaches the depot on its nodes (``fleet check``)."""
 
-    remote_console: str | list[str] = setting("console", "the console on the nodes, as a command line or a list "
-                                              "of words; `fleet check --smoke/--hydrate` runs `<it> node ...` "
-                                              "over ssh")
+    remote_console: str | list[str] = setting(
+        "console",
+        "the console on the nodes, as a command line or a list "
+        "of words; `fleet check --smoke/--hydrate` runs `<it> node ...` "
+        "over ssh",
+    )
     root: str = setting("", "node root passed as `--root` to the nodes' console; empty: the nodes' default")
 
 
@@ -82,7 +96,7 @@ class FleetSettings:
     connect_timeout: float = setting(10, "ssh connect timeout per node, seconds", gt=0)
     timeout: float = setting(120, "deadline of each ssh call (probe, hydrate, smoke), seconds", gt=0)
     ssh_config: str = setting("", "ssh config file (`ssh -F`), relative to the site; empty: ssh's own")
-    groups: dict[str, str] = setting({}, "named node sets, e.g. `compute = \"n[01-64]\"`, used as `@compute`")
+    groups: dict[str, str] = setting({}, 'named node sets, e.g. `compute = "n[01-64]"`, used as `@compute`')
     remote_console: str | list[str] = setting("", "overrides `[node] remote_console` for fleet check")
     root: str = setting("", "overrides `[node] root` for fleet check")
     store: str = setting("", "the store as the nodes reach it (`fleet check --hydrate`); empty: the site's store")
@@ -93,12 +107,22 @@ class FleetSettings:
 class HttpSettings:
     """``[http]``: how the console reaches an HTTP(S) store."""
 
-    proxies: list[str] = setting([], "proxy URLs tried in order; empty: `HTTP(S)_PROXY`/`NO_PROXY` "
-                                 "from the environment")
-    timeout_s: float = setting(DEFAULT_TIMEOUT_S, "per-request timeout in seconds: each read, write and "
-                               "connection-pool wait (a connect waits at most 5 s)", gt=0, le=86400)
-    retries: int = setting(DEFAULT_RETRIES, "retries of a request, over every mirror, after a connection error, "
-                           "timeout or 5xx answer (pauses 0.2 s, 0.4 s, then 0.8 s)", ge=0, le=100)
+    proxies: list[str] = setting(
+        [], "proxy URLs tried in order; empty: `HTTP(S)_PROXY`/`NO_PROXY` from the environment"
+    )
+    timeout_s: float = setting(
+        DEFAULT_TIMEOUT_S,
+        "per-request timeout in seconds: each read, write and connection-pool wait (a connect waits at most 5 s)",
+        gt=0,
+        le=86400,
+    )
+    retries: int = setting(
+        DEFAULT_RETRIES,
+        "retries of a request, over every mirror, after a connection error, "
+        "timeout or 5xx answer (pauses 0.2 s, 0.4 s, then 0.8 s)",
+        ge=0,
+        le=100,
+    )
 
 
 @dataclass(frozen=True)
@@ -107,23 +131,31 @@ class BuildSettings:
 
     parallel: int = setting(2, "builds run at once", ge=1, le=1024)
     grace_s: float = setting(10.0, "seconds a cancelled build's processes get between SIGTERM and SIGKILL", gt=0)
-    builders: dict[str, str] = setting({}, "the site's own builders, `name = \"module:ClassName\"`")
+    builders: dict[str, str] = setting({}, 'the site\'s own builders, `name = "module:ClassName"`')
 
 
 @dataclass(frozen=True)
 class TrustSettings:
     """``[trust]``: the trust set (maintained by ``console keys``; parsed by ``TrustSet.from_config``)."""
 
-    thresholds: dict[str, int] = setting({"release": 1, "channel": 1},
-                                         "signatures needed per role (`release`, `channel`)")
-    keys: list[dict[str, Any]] = setting([], "trusted public keys: `id`, `public`, `roles`, `revoked`, `name`",
-                                         shown="the site key, both roles")
+    thresholds: dict[str, int] = setting(
+        {"release": 1, "channel": 1}, "signatures needed per role (`release`, `channel`)"
+    )
+    keys: list[dict[str, Any]] = setting(
+        [], "trusted public keys: `id`, `public`, `roles`, `revoked`, `name`", shown="the site key, both roles"
+    )
 
 
 #: Section name -> its dataclass, in the order the file is written.
 SECTIONS: dict[str, type] = {
-    "site": SiteSettings, "publish": PublishSettings, "channels": ChannelsSettings, "node": NodeSettings,
-    "fleet": FleetSettings, "http": HttpSettings, "build": BuildSettings, "trust": TrustSettings,
+    "site": SiteSettings,
+    "publish": PublishSettings,
+    "channels": ChannelsSettings,
+    "node": NodeSettings,
+    "fleet": FleetSettings,
+    "http": HttpSettings,
+    "build": BuildSettings,
+    "trust": TrustSettings,
 }
 
 #: Keys that earlier versions declared and wrote but nothing ever read: accepted on load (every

@@ -3,12 +3,13 @@
 The file comparison walks both Merkle trees together and skips any subtree whose digest is equal
 on both sides, so the work is proportional to what changed, not to the size of the depot.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.site.catalogue import load_release
 from core.model.manifest import Entry, Release
+from core.site.catalogue import load_release
 from core.site.site import Site
 from core.store.trees import TreeReader
 
@@ -25,8 +26,13 @@ class FileChange:
         return self.new_size - self.old_size
 
     def to_json(self) -> dict:
-        return {"path": self.path, "change": self.change, "old_size": self.old_size,
-                "new_size": self.new_size, "delta": self.delta}
+        return {
+            "path": self.path,
+            "change": self.change,
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "delta": self.delta,
+        }
 
 
 @dataclass
@@ -46,8 +52,13 @@ class ImageDiff:
         return sum(c.delta for c in self.changes)
 
     def to_json(self) -> dict:
-        return {"arch": self.arch, "same": self.same, **self.counts(), "bytes_delta": self.delta,
-                "files": [c.to_json() for c in self.changes]}
+        return {
+            "arch": self.arch,
+            "same": self.same,
+            **self.counts(),
+            "bytes_delta": self.delta,
+            "files": [c.to_json() for c in self.changes],
+        }
 
 
 @dataclass
@@ -66,10 +77,18 @@ class ReleaseDiff:
         if not files:
             for i in imgs:
                 i.pop("files")
-        return {"a": self.a.id, "b": self.b.id, "images_added": self.images_added,
-                "images_removed": self.images_removed, "images": imgs,
-                "packages": {"added": self.packages_added, "removed": self.packages_removed,
-                             "changed": self.packages_changed}}
+        return {
+            "a": self.a.id,
+            "b": self.b.id,
+            "images_added": self.images_added,
+            "images_removed": self.images_removed,
+            "images": imgs,
+            "packages": {
+                "added": self.packages_added,
+                "removed": self.packages_removed,
+                "changed": self.packages_changed,
+            },
+        }
 
 
 def _leaf_size(e: Entry) -> int:
@@ -122,9 +141,18 @@ def diff_releases(site: Site, a_id: str, b_id: str, *, files: bool = True) -> Re
         changes.sort(key=lambda c: (-abs(c.delta), c.path))
         images.append(ImageDiff(arch, ra == rb, changes))
     pa, pb = _packages(a), _packages(b)
-    changed = [{"name": n, "from": pa[n].get("version", ""), "to": pb[n].get("version", "")}
-               for n in sorted(set(pa) & set(pb)) if pa[n].get("version") != pb[n].get("version")
-               or pa[n].get("uuid") != pb[n].get("uuid")]
-    return ReleaseDiff(a, b, sorted(set(b.images) - set(a.images)), sorted(set(a.images) - set(b.images)), images,
-                       [pb[n] for n in sorted(set(pb) - set(pa))], [pa[n] for n in sorted(set(pa) - set(pb))],
-                       changed)
+    changed = [
+        {"name": n, "from": pa[n].get("version", ""), "to": pb[n].get("version", "")}
+        for n in sorted(set(pa) & set(pb))
+        if pa[n].get("version") != pb[n].get("version") or pa[n].get("uuid") != pb[n].get("uuid")
+    ]
+    return ReleaseDiff(
+        a,
+        b,
+        sorted(set(b.images) - set(a.images)),
+        sorted(set(a.images) - set(b.images)),
+        images,
+        [pb[n] for n in sorted(set(pb) - set(pa))],
+        [pa[n] for n in sorted(set(pa) - set(pb))],
+        changed,
+    )

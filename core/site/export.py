@@ -4,6 +4,7 @@ Bytes, exec bits, relative symlinks and empty directories are reproduced. The tr
 temporary sibling directory and renamed into place at the end, so an interrupted export leaves no
 half tree at the destination.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.site.catalogue import load_release
 from core.errors import BadInput
 from core.model.manifest import Release
+from core.site.catalogue import load_release
 from core.site.site import Site
 from core.store.base import Store
 from core.store.trees import TreeReader

@@ -9,15 +9,16 @@ release and index are written. So an object a publish decided to reuse cannot be
 the release that references it exists, and a sweep never races an upload. (HTTP stores have no
 lock: run gc where the publishers run, or while none runs.)
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.site.catalogue import load_release
 from core.errors import BadInput, NotFound, TrustError
-from core.store.packs import sweep_packs
+from core.site.catalogue import load_release
 from core.site.site import Site
+from core.store.packs import sweep_packs
 from core.store.trees import TreeReader
 
 

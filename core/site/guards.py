@@ -4,6 +4,7 @@ A dialog shows a channel at some pointer version, the operator reads it, thinks,
 someone else may have moved the channel. The store's compare-and-swap protects the pointer
 itself, but only against the version the write read a moment ago, not the one the operator saw.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -26,8 +27,10 @@ def require_channel_version(site: Site, channel: str, expected: int | None) -> N
     for row in channel_status(site):
         if row["channel"] == channel:
             if expected is not None and row["version"] != expected:
-                raise Conflict(f"channel moved meanwhile: {channel} is at version {row['version']}, not "
-                               f"{expected} as shown; nothing changed, look again and retry")
+                raise Conflict(
+                    f"channel moved meanwhile: {channel} is at version {row['version']}, not "
+                    f"{expected} as shown; nothing changed, look again and retry"
+                )
             return
     if expected:
         raise Conflict(f"channel moved meanwhile: {channel} has no pointer any more; nothing changed")

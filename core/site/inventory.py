@@ -6,6 +6,7 @@ compare smoke fingerprints across nodes that run the same image. The ``nodes`` t
 ``state.db`` holds one row per node (upserted by fleet checks); ``smoke_runs`` one row per smoke
 result. Nothing here talks to nodes: ``core.fleet.check`` does, then calls into this module.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.arch import choose_image, classify, cpuinfo_from_probe
-from core.model.digest import canonical_json, digest_bytes
 from core.errors import BadInput
+from core.model.digest import canonical_json, digest_bytes
 from core.site.state import State, utcnow_iso
 
 UNKNOWN_ARCH = "unknown"
@@ -62,8 +63,9 @@ def classify_probe(probe: Mapping[str, Any]) -> Classified:
         return Classified(None, str(cpu.get("vendor") or ""), flags_digest(raw), str(exc))
 
 
-def images_for(arch: str | None, targets: Iterable[ChannelTarget], problem: str = "",
-               override: str | None = None) -> dict[str, dict[str, Any]]:
+def images_for(
+    arch: str | None, targets: Iterable[ChannelTarget], problem: str = "", override: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Per channel: ``{"release", "image", "reason"}``; ``image`` None when no image fits (reason says why)."""
     out: dict[str, dict[str, Any]] = {}
     for t in targets:
@@ -96,16 +98,29 @@ def os_label(probe: Mapping[str, Any]) -> str:
     return str(o.get("pretty_name") or " ".join(x for x in (o.get("id"), o.get("version_id")) if x))
 
 
-def node_row(name: str, probe: Mapping[str, Any], classified: Classified,
-             images: Mapping[str, Any], status: str, detail: str, seen: str) -> dict[str, Any]:
+def node_row(
+    name: str,
+    probe: Mapping[str, Any],
+    classified: Classified,
+    images: Mapping[str, Any],
+    status: str,
+    detail: str,
+    seen: str,
+) -> dict[str, Any]:
     """The ``nodes`` row of a node that answered its probe."""
     return {
-        "name": name, "arch": classified.arch or UNKNOWN_ARCH, "vendor": classified.vendor,
-        "cpus": int(probe.get("cpus") or 0), "memory": int(probe.get("memory") or 0), "os": os_label(probe),
+        "name": name,
+        "arch": classified.arch or UNKNOWN_ARCH,
+        "vendor": classified.vendor,
+        "cpus": int(probe.get("cpus") or 0),
+        "memory": int(probe.get("memory") or 0),
+        "os": os_label(probe),
         "flags_digest": classified.flags_digest,
         "channels": json.dumps(probe.get("channels") or {}, sort_keys=True),
         "images": json.dumps(dict(images), sort_keys=True),
-        "status": status, "detail": detail, "last_seen": seen,
+        "status": status,
+        "detail": detail,
+        "last_seen": seen,
         "probe": json.dumps(dict(probe), sort_keys=True),
     }
 
@@ -134,8 +149,15 @@ class Mismatch:
         return base + (f" in: {what}" if what else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "release": self.release, "image": self.image, "modules": list(self.modules),
-                "majority": self.majority, "group": self.group, "detail": self.detail}
+        return {
+            "node": self.node,
+            "release": self.release,
+            "image": self.image,
+            "modules": list(self.modules),
+            "majority": self.majority,
+            "group": self.group,
+            "detail": self.detail,
+        }
 
 
 def _modules(fingerprint: Any) -> dict[str, str] | None:
@@ -167,8 +189,11 @@ def _differing(a: Any, b: Any) -> tuple[str, ...]:
 
 def _key(fingerprint: Any) -> str:
     """What two equal fingerprints share: ``core.node.smoke``'s digest when given, else the canonical JSON."""
-    if isinstance(fingerprint, Mapping) and isinstance(fingerprint.get("digest"), str) \
-            and isinstance(fingerprint.get("modules"), list):
+    if (
+        isinstance(fingerprint, Mapping)
+        and isinstance(fingerprint.get("digest"), str)
+        and isinstance(fingerprint.get("modules"), list)
+    ):
         return fingerprint["digest"]
     return canonical_json(fingerprint).decode()
 
@@ -223,8 +248,10 @@ def upsert_nodes(state: State, rows: list[dict[str, Any]]) -> None:
         for cols in sorted({tuple(sorted(r)) for r in rows}):
             batch = [r for r in rows if tuple(sorted(r)) == cols]
             assign = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "name")
-            sql = (f"insert into nodes ({', '.join(cols)}) values ({', '.join('?' for _ in cols)}) "
-                   f"on conflict(name) do update set {assign}")
+            sql = (
+                f"insert into nodes ({', '.join(cols)}) values ({', '.join('?' for _ in cols)}) "
+                f"on conflict(name) do update set {assign}"
+            )
             state.db.conn.executemany(sql, [tuple(r[c] for c in cols) for r in batch])
 
 
@@ -233,13 +260,25 @@ def record_smoke_runs(state: State, runs: list[dict[str, Any]]) -> None:
     exit_code, fingerprint, time, detail) in one transaction."""
     if not runs:
         return
-    cols = ("node", "release", "image", "ok", "wall_s", "baseline_s", "reduction", "exit_code",
-            "fingerprint", "time", "detail")
+    cols = (
+        "node",
+        "release",
+        "image",
+        "ok",
+        "wall_s",
+        "baseline_s",
+        "reduction",
+        "exit_code",
+        "fingerprint",
+        "time",
+        "detail",
+    )
     with state.db.conn:
         state.db.execute("BEGIN IMMEDIATE")
         state.db.conn.executemany(
             f"insert into smoke_runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
-            [tuple(r.get(c) for c in cols) for r in runs])
+            [tuple(r.get(c) for c in cols) for r in runs],
+        )
 
 
 def smoke_row(node: str, smoke: Mapping[str, Any], detail: str, when: str | None = None) -> dict[str, Any]:
@@ -251,11 +290,19 @@ def smoke_row(node: str, smoke: Mapping[str, Any], detail: str, when: str | None
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     code = smoke.get("exit_code")
-    return {"node": node, "release": smoke.get("release"), "image": smoke.get("image"),
-            "ok": 1 if smoke.get("ok") is True else 0, "wall_s": num("wall_s"), "baseline_s": num("baseline_s"),
-            "reduction": num("reduction"), "exit_code": code if isinstance(code, int) else None,
-            "fingerprint": None if fp is None else (fp if isinstance(fp, str) else json.dumps(fp, sort_keys=True)),
-            "time": when or utcnow_iso(), "detail": detail}
+    return {
+        "node": node,
+        "release": smoke.get("release"),
+        "image": smoke.get("image"),
+        "ok": 1 if smoke.get("ok") is True else 0,
+        "wall_s": num("wall_s"),
+        "baseline_s": num("baseline_s"),
+        "reduction": num("reduction"),
+        "exit_code": code if isinstance(code, int) else None,
+        "fingerprint": None if fp is None else (fp if isinstance(fp, str) else json.dumps(fp, sort_keys=True)),
+        "time": when or utcnow_iso(),
+        "detail": detail,
+    }
 
 
 def node_rows(state: State, arch: str | None = None) -> list[dict[str, Any]]:
@@ -316,8 +363,11 @@ def arch_summary(rows: Iterable[Mapping[str, Any]], targets: Iterable[ChannelTar
                 no_fit.append({"node": r["name"], "arch": arch, "channel": ch, "reason": pick["reason"]})
     groups = []
     for arch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        imgs = {ch: p["image"] for ch, p in live_images(arch, cache).items()} if arch != UNKNOWN_ARCH else \
-            {t.channel: None for t in cache.targets}
+        imgs = (
+            {ch: p["image"] for ch, p in live_images(arch, cache).items()}
+            if arch != UNKNOWN_ARCH
+            else {t.channel: None for t in cache.targets}
+        )
         groups.append(ArchGroup(arch, n, imgs))
     return {"arches": [g.to_json() for g in groups], "no_fit": no_fit}
 

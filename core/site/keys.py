@@ -4,16 +4,17 @@ Rotation is: ``generate`` a new key (trusted and used for signing from now on), 
 releases so they carry its signature too, then ``revoke`` the old key. A revoked key stays in the
 trust set, marked, so its signatures are rejected rather than merely unknown.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from core.site.catalogue import load_release, resolve_release
 from core.errors import BadInput, NotFound
-from core.trust.signing import RELEASE_TYPE, ROLES, generate_key, key_id, load_public_key, parse_envelope, public_pem
+from core.site.catalogue import load_release, resolve_release
 from core.site.site import Site
 from core.store.base import release_path
+from core.trust.signing import RELEASE_TYPE, ROLES, generate_key, key_id, load_public_key, parse_envelope, public_pem
 
 
 def _roles(roles: tuple[str, ...]) -> tuple[str, ...]:
@@ -25,9 +26,15 @@ def _roles(roles: tuple[str, ...]) -> tuple[str, ...]:
 
 def list_keys(site: Site) -> list[dict]:
     signing = site.signing_key_id()
-    return [{"id": k.id, "roles": list(k.roles), "name": k.name,
-             "state": "revoked" if k.revoked else ("signing" if k.id == signing else "trusted")}
-            for k in site.trust.keys.values()]
+    return [
+        {
+            "id": k.id,
+            "roles": list(k.roles),
+            "name": k.name,
+            "state": "revoked" if k.revoked else ("signing" if k.id == signing else "trusted"),
+        }
+        for k in site.trust.keys.values()
+    ]
 
 
 def generate(site: Site, roles: tuple[str, ...] = ROLES, switch: bool = True) -> dict:
@@ -95,8 +102,9 @@ def resign(site: Site, refs: list[str], all_releases: bool = False) -> dict:
                 already += 1
                 continue
             doc["signatures"].append(key.sign(RELEASE_TYPE, env.payload))
-            site.store.compare_and_swap(release_path(rid), data,
-                                        json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
+            site.store.compare_and_swap(
+                release_path(rid), data, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+            )
             done += 1
         detail.update(resigned=done, key=key.id)
     return {"resigned": done, "already": already, "key": key.id}

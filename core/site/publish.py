@@ -14,6 +14,7 @@ Order of work, chosen so that no failure leaves a half-written store:
 A publish killed in step 4 leaves only complete, unreferenced objects (and perhaps ``.tmp-*``
 files), which a rerun reuses and ``gc`` removes.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,8 @@ from pathlib import Path
 
 import zstandard
 
-from core.model.digest import digest_bytes, hash_file
 from core.errors import BadInput, CheckFailed, DepotError
+from core.model.digest import digest_bytes, hash_file
 from core.model.manifest import (
     MODE_DIR,
     MODE_EXEC,
@@ -41,11 +42,11 @@ from core.model.manifest import (
     release_id_of,
     tree_bytes,
 )
-from core.store.packs import existing_packs, write_release_packs
 from core.site.scan import ScannedDir, ScannedTree, scan_tree
-from core.trust.signing import RELEASE_TYPE, make_envelope
 from core.site.site import Site, format_time
 from core.store.base import release_path
+from core.store.packs import existing_packs, write_release_packs
+from core.trust.signing import RELEASE_TYPE, make_envelope
 
 #: A file whose mtime is this close to "now" is not cached: it could still change within the
 #: file system's timestamp granularity without changing size or mtime (git's "racily clean").
@@ -192,9 +193,9 @@ def publish(
 ) -> PublishResult:
     """Publish one release made of one tree per micro-architecture; return what was done."""
     import core.arch as archmod
-    from core.site.catalogue import resolve_release, sync_catalogue, update_index
-    from core.model.manifest import check_release_name
     from core.kinds.packages import find_julia_environment, julia_manifest_packages
+    from core.model.manifest import check_release_name
+    from core.site.catalogue import resolve_release, sync_catalogue, update_index
 
     t0 = time.perf_counter()
     check_release_name(name)
@@ -238,8 +239,16 @@ def publish(
                     builder["environment"] = str(manifest.parent.relative_to(tree.root))
                 break
     created = format_time(site.now())
-    payload = build_payload(name=name, label=label, created=created, parent=parent, builder=builder,
-                            source=source, images=image_meta, smoke=smoke)
+    payload = build_payload(
+        name=name,
+        label=label,
+        created=created,
+        parent=parent,
+        builder=builder,
+        source=source,
+        images=image_meta,
+        smoke=smoke,
+    )
     release_id = release_id_of(payload)
     result.release_id = release_id
     store = site.store

@@ -4,6 +4,7 @@ Only regular files, directories and relative symlinks that stay inside the tree 
 names must be UTF-8 single components of at most 255 bytes. Everything is checked before the
 store is touched, so bad input never leaves a half-written store.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ class ScannedDir:
     relpath: str
     files: dict[str, ScannedFile] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
-    dirs: dict[str, "ScannedDir"] = field(default_factory=dict)
+    dirs: dict[str, ScannedDir] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,8 +50,12 @@ class ScannedTree:
         return sum(f.size for f in self.files)
 
 
-_KIND_NAMES = {stat.S_IFSOCK: "a socket", stat.S_IFIFO: "a named pipe", stat.S_IFBLK: "a block device",
-               stat.S_IFCHR: "a character device"}
+_KIND_NAMES = {
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFCHR: "a character device",
+}
 
 
 def scan_tree(root: Path) -> ScannedTree:

@@ -8,6 +8,7 @@ A site is a directory::
     store/            the default local store (``[site] store`` may point elsewhere, or at a URL)
     logs/             build logs
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import CLOCK_ENV, format_time, parse_time, system_clock  # noqa: F401 (re-exported)
-from core.site.config import CONFIG_NAME, Config
-from core.settings import to_table
 from core.errors import BadInput, DepotError, NotFound
-from core.trust.signing import ROLES, SigningKey, TrustSet, generate_key, load_key
+from core.settings import to_table
+from core.site.config import CONFIG_NAME, Config
 from core.site.state import State
 from core.store.base import Store
+from core.trust.signing import ROLES, SigningKey, TrustSet, generate_key, load_key
 from core.xdg import DATA_HOME, default_path
 
 SITE_ENV = "DEPOT_CONSOLE_SITE"
@@ -67,7 +68,7 @@ class Site:
 
     # -- creation ------------------------------------------------------------------------
     @classmethod
-    def init(cls, root: Path, store: str | None = None, name: str | None = None) -> "Site":
+    def init(cls, root: Path, store: str | None = None, name: str | None = None) -> Site:
         """Create a site: config, database, store, and a signing key trusted for both roles."""
         from core.store import open_store
 
@@ -80,8 +81,7 @@ class Site:
         key = generate_key(root / "keys" / "signing.pem")
         trust = TrustSet()
         trust.add(key.public, ROLES, name="initial")
-        cfg = Config.new(root / CONFIG_NAME, name=name or root.name, store=store_loc,
-                         signing_key="keys/signing.pem")
+        cfg = Config.new(root / CONFIG_NAME, name=name or root.name, store=store_loc, signing_key="keys/signing.pem")
         cfg.update("trust", trust.to_config())
         cfg.save()
         site = cls(root)
@@ -103,8 +103,9 @@ class Site:
             from core.store import open_store
 
             http = self.config.http
-            self._store = open_store(self.store_location, proxies=http.proxies or None, timeout_s=http.timeout_s,
-                                     retries=http.retries)
+            self._store = open_store(
+                self.store_location, proxies=http.proxies or None, timeout_s=http.timeout_s, retries=http.retries
+            )
         return self._store
 
     @property

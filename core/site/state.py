@@ -4,12 +4,13 @@ The store stays the truth for releases and channels; this file is the local view
 high-water marks, inventory) and the record of operations (channel events, builds, smoke runs,
 audit). Schema changes are appended to ``MIGRATIONS``; ``PRAGMA user_version`` says how many ran.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +20,102 @@ from core.errors import BadInput
 
 
 def _m1(db: sqlite_utils.Database) -> None:
-    db["releases"].create({"id": str, "name": str, "label": str, "created": str, "parent": str,
-                           "images": str, "bytes": int, "files": int, "packages": int, "signed_by": str,
-                           "seen_at": str}, pk="id")
+    db["releases"].create(
+        {
+            "id": str,
+            "name": str,
+            "label": str,
+            "created": str,
+            "parent": str,
+            "images": str,
+            "bytes": int,
+            "files": int,
+            "packages": int,
+            "signed_by": str,
+            "seen_at": str,
+        },
+        pk="id",
+    )
     db["releases"].create_index(["name"])
     db["releases"].create_index(["created"])
     db["file_cache"].create({"path": str, "size": int, "mtime_ns": int, "inode": int, "digest": str}, pk="path")
-    db["channel_events"].create({"id": int, "channel": str, "version": int, "release": str, "previous": str,
-                                 "action": str, "reason": str, "actor": str, "issued": str, "expires": str,
-                                 "recorded_at": str}, pk="id")
+    db["channel_events"].create(
+        {
+            "id": int,
+            "channel": str,
+            "version": int,
+            "release": str,
+            "previous": str,
+            "action": str,
+            "reason": str,
+            "actor": str,
+            "issued": str,
+            "expires": str,
+            "recorded_at": str,
+        },
+        pk="id",
+    )
     db["channel_events"].create_index(["channel", "version"], unique=True)
     db["channel_marks"].create({"channel": str, "version": int, "pointer_digest": str, "updated": str}, pk="channel")
-    db["audit"].create({"id": int, "time": str, "actor": str, "verb": str, "target": str, "outcome": str,
-                        "detail": str}, pk="id")
+    db["audit"].create(
+        {"id": int, "time": str, "actor": str, "verb": str, "target": str, "outcome": str, "detail": str}, pk="id"
+    )
     db["audit"].create_index(["time"])
-    db["nodes"].create({"name": str, "arch": str, "vendor": str, "cpus": int, "memory": int, "os": str,
-                        "flags_digest": str, "channels": str, "images": str, "status": str, "detail": str,
-                        "last_seen": str, "probe": str}, pk="name")
+    db["nodes"].create(
+        {
+            "name": str,
+            "arch": str,
+            "vendor": str,
+            "cpus": int,
+            "memory": int,
+            "os": str,
+            "flags_digest": str,
+            "channels": str,
+            "images": str,
+            "status": str,
+            "detail": str,
+            "last_seen": str,
+            "probe": str,
+        },
+        pk="name",
+    )
     db["nodes"].create_index(["arch"])
-    db["builds"].create({"id": int, "status": str, "builder": str, "source": str, "targets": str,
-                         "options": str, "created": str, "started": str, "finished": str, "release": str,
-                         "log_path": str, "pid": int, "error": str, "actor": str}, pk="id")
-    db["smoke_runs"].create({"id": int, "node": str, "release": str, "image": str, "ok": int, "wall_s": float,
-                             "baseline_s": float, "reduction": float, "exit_code": int, "fingerprint": str,
-                             "time": str, "detail": str}, pk="id")
+    db["builds"].create(
+        {
+            "id": int,
+            "status": str,
+            "builder": str,
+            "source": str,
+            "targets": str,
+            "options": str,
+            "created": str,
+            "started": str,
+            "finished": str,
+            "release": str,
+            "log_path": str,
+            "pid": int,
+            "error": str,
+            "actor": str,
+        },
+        pk="id",
+    )
+    db["smoke_runs"].create(
+        {
+            "id": int,
+            "node": str,
+            "release": str,
+            "image": str,
+            "ok": int,
+            "wall_s": float,
+            "baseline_s": float,
+            "reduction": float,
+            "exit_code": int,
+            "fingerprint": str,
+            "time": str,
+            "detail": str,
+        },
+        pk="id",
+    )
     db["smoke_runs"].create_index(["node", "time"])
 
 
@@ -59,7 +132,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan
 
 
 def utcnow_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class State:
@@ -100,10 +173,19 @@ class State:
         self.db.conn.close()
 
     # -- audit -----------------------------------------------------------------------------
-    def audit(self, actor: str, verb: str, target: str, outcome: str, detail: Any = None,
-              time: str | None = None) -> None:
-        self.db["audit"].insert({"time": time or utcnow_iso(), "actor": actor, "verb": verb, "target": target,
-                                 "outcome": outcome, "detail": json.dumps(detail) if detail is not None else ""})
+    def audit(
+        self, actor: str, verb: str, target: str, outcome: str, detail: Any = None, time: str | None = None
+    ) -> None:
+        self.db["audit"].insert(
+            {
+                "time": time or utcnow_iso(),
+                "actor": actor,
+                "verb": verb,
+                "target": target,
+                "outcome": outcome,
+                "detail": json.dumps(detail) if detail is not None else "",
+            }
+        )
 
     def audit_rows(self, limit: int = 200, search: str = "") -> list[dict]:
         where, params = "", []
@@ -117,14 +199,16 @@ class State:
         """path -> (size, mtime_ns, inode, digest) for every cached path under ``prefix``."""
         rows = self.db.execute(
             "select path, size, mtime_ns, inode, digest from file_cache where path >= ? and path < ?",
-            [prefix, prefix + "\U0010ffff"])
+            [prefix, prefix + "\U0010ffff"],
+        )
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def store_digests(self, rows: Iterable[tuple[str, int, int, int, str]]) -> None:
         with self.db.conn:
             self.db.execute("BEGIN")
             self.db.conn.executemany(
-                "insert or replace into file_cache(path, size, mtime_ns, inode, digest) values (?,?,?,?,?)", rows)
+                "insert or replace into file_cache(path, size, mtime_ns, inode, digest) values (?,?,?,?,?)", rows
+            )
 
     # -- releases catalogue cache ------------------------------------------------------------
     def known_release_ids(self) -> set[str]:
@@ -141,8 +225,9 @@ class State:
                 self.db.execute("BEGIN")
                 self.db.conn.executemany("delete from releases where id = ?", [(i,) for i in ids])
 
-    def release_rows(self, name: str | None = None, limit: int | None = None, offset: int = 0,
-                     search: str = "") -> list[dict]:
+    def release_rows(
+        self, name: str | None = None, limit: int | None = None, offset: int = 0, search: str = ""
+    ) -> list[dict]:
         clauses, params = [], []
         if name:
             clauses.append("name = ?")

@@ -3,13 +3,14 @@
 Problems are reported as ``(release, image, path, kind)`` so an operator can see exactly what is
 wrong and where. Each distinct tree and object is checked once, however many images share it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.site.catalogue import load_release
 from core.errors import BadInput, CorruptObject, NotFound, TrustError
+from core.site.catalogue import load_release
 from core.site.site import Site
 from core.store.trees import TreeReader
 from core.trust.releases import PayloadMismatch
@@ -43,12 +44,18 @@ class VerifyReport:
         return any(p.kind in ("signature", "payload-hash", "channel") for p in self.problems)
 
     def to_json(self) -> dict:
-        return {"releases": self.releases, "trees": self.trees, "objects": self.objects,
-                "ok": not self.problems, "problems": [p.to_json() for p in self.problems]}
+        return {
+            "releases": self.releases,
+            "trees": self.trees,
+            "objects": self.objects,
+            "ok": not self.problems,
+            "problems": [p.to_json() for p in self.problems],
+        }
 
 
-def verify_releases(site: Site, release_ids: list[str], *, deep: bool = False,
-                    progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+def verify_releases(
+    site: Site, release_ids: list[str], *, deep: bool = False, progress: Callable[[int, int], None] | None = None
+) -> VerifyReport:
     """Check each release; ``deep`` re-hashes every object (trees are always re-hashed)."""
     store = site.store
     reader = TreeReader(store)

@@ -3,6 +3,7 @@
 ``open_store`` is the one entry point the rest of the code uses, so a site can move its store
 from a local disk to a web server (or add mirrors) by editing one configuration value.
 """
+
 from __future__ import annotations
 
 import urllib.parse
@@ -36,8 +37,14 @@ def __getattr__(name: str) -> type[HttpStore]:
     raise AttributeError(name)
 
 
-def open_store(location: str, *, proxies: list[str] | None = None, create: bool = False,
-               timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES) -> Store:
+def open_store(
+    location: str,
+    *,
+    proxies: list[str] | None = None,
+    create: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
+) -> Store:
     """Open (or with ``create``, create) the store at ``location``.
 
     * a path or ``file:///path`` -> ``LocalStore``;
@@ -59,8 +66,11 @@ def open_store(location: str, *, proxies: list[str] | None = None, create: bool 
         # isort: split
         import httpx  # only after core.store.http, which loads it without its optional parts
 
-        kwargs = {"proxies": proxies, "timeout": httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
-                  "tries": retries + 1}
+        kwargs = {
+            "proxies": proxies,
+            "timeout": httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
+            "tries": retries + 1,
+        }
         return HttpStore.create(parts, **kwargs) if create else HttpStore.open(parts, **kwargs)
     if len(parts) > 1 and schemes & {"http", "https"}:
         raise BadInput(f"store location {location!r} mixes URLs and paths; mirrors must all be http(s) URLs")

@@ -13,18 +13,19 @@ Layout (DESIGN §2), identical on every backend::
 Backends move bytes; they never decide trust. Objects are verified on every read here
 (``get_object``/``fetch_object_to``) because that costs nothing extra while streaming.
 """
+
 from __future__ import annotations
 
 import abc
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from core.model.digest import hex_of, is_digest
 from core.errors import BadInput, NotFound, StoreError
+from core.model.digest import hex_of, is_digest
 
 STORE_SCHEMA = "depot-store/1"
 STORE_META = {"schema": STORE_SCHEMA, "digest": "sha256", "compression": "zstd"}
@@ -124,6 +125,7 @@ class Store(abc.ABC):
         The first failure cancels what has not started and is raised once running ones end.
         Returns the number of objects fetched.
         """
+
         def one(job: tuple[str, str, int | None]) -> None:
             digest, dest, size = job
             self.fetch_object_to(digest, dest, size)
@@ -178,7 +180,7 @@ class Store(abc.ABC):
             raise NotFound(f"{relpath} missing from store {self.location}")
         if offset + length > len(data):
             raise StoreError(f"{relpath} is shorter than {offset + length} bytes")
-        return data[offset:offset + length]
+        return data[offset : offset + length]
 
     def delete_file(self, relpath: str) -> int:
         """Delete a derived file (a pack, its index, a pack list); return the bytes freed (0 if absent)."""

@@ -5,6 +5,7 @@ over HTTP or from a local store) goes through ``decode_verified``, so the bound 
 messages are the same wherever the bytes came from. Decompression and hashing run in C with the
 GIL released, which is why a whole-frame decode is cheaper under threads than a chunked stream.
 """
+
 from __future__ import annotations
 
 import errno
@@ -147,7 +148,7 @@ def decode_to_file(frame: bytes | memoryview, digest: str, limit: int, path: str
             raise CorruptObject(f"{where} is larger than the {limit} bytes the manifest promises")
         reader = _dctx().stream_reader(frame)
         n = 0
-        while n <= limit and (k := reader.readinto(view[n:limit + 1])):
+        while n <= limit and (k := reader.readinto(view[n : limit + 1])):
             n += k
     except zstandard.ZstdError as exc:
         raise CorruptObject(f"{where} is not valid zstd data: {exc}") from None

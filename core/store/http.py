@@ -37,6 +37,7 @@ when complete. Writes go to the first (primary) URL only, never to a mirror: fai
 write would split the store. Limits are stated where they apply: ``write_file`` and
 ``compare_and_swap`` are check-then-PUT and thus **not atomic** over plain WebDAV (see there).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,8 +61,14 @@ import zstandard
 
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from core.store.codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
-                    decode_verified)
+from core.store.codec import (
+    MAX_OBJECT_BYTES,
+    PREALLOCATE_MAX,
+    compressed_bound,
+    decode_stream,
+    decode_to_file,
+    decode_verified,
+)
 from core.store.local import ZSTD_LEVEL
 
 
@@ -220,9 +227,15 @@ class HttpStore(Store):
 
         def new_client(proxy: str | None) -> httpx.Client:
             """One connection pool; through ``proxy``, else as the environment says (``HTTP(S)_PROXY``)."""
-            return httpx.Client(proxy=proxy, trust_env=proxy is None, timeout=timeout, limits=limits, verify=tls,
-                                follow_redirects=False,
-                                headers={"Accept-Encoding": "identity", "User-Agent": "depot-console"})
+            return httpx.Client(
+                proxy=proxy,
+                trust_env=proxy is None,
+                timeout=timeout,
+                limits=limits,
+                verify=tls,
+                follow_redirects=False,
+                headers={"Accept-Encoding": "identity", "User-Agent": "depot-console"},
+            )
 
         clients: list[tuple[str | None, httpx.Client]] = []
         try:
@@ -300,8 +313,14 @@ class HttpStore(Store):
         with self._lock:
             self.stats[key] += n
 
-    def _attempt(self, route: _Route, method: str, relpath: str, headers: dict[str, str] | None,
-                 content: bytes | Callable[[], Iterator[bytes]] | None) -> httpx.Response:
+    def _attempt(
+        self,
+        route: _Route,
+        method: str,
+        relpath: str,
+        headers: dict[str, str] | None,
+        content: bytes | Callable[[], Iterator[bytes]] | None,
+    ) -> httpx.Response:
         """One request on one route; a retryable failure raises ``_Unavailable``."""
         url = route.base + urllib.parse.quote(relpath)
         body = content() if callable(content) else content
@@ -328,9 +347,15 @@ class HttpStore(Store):
             yield n
 
     @contextlib.contextmanager
-    def _send(self, method: str, relpath: str, *, headers: dict[str, str] | None = None,
-              content: bytes | Callable[[], Iterator[bytes]] | None = None,
-              primary_only: bool = False) -> Iterator[httpx.Response]:
+    def _send(
+        self,
+        method: str,
+        relpath: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | Callable[[], Iterator[bytes]] | None = None,
+        primary_only: bool = False,
+    ) -> Iterator[httpx.Response]:
         """Send with mirror failover and retries; yield the streamed response (status < 500).
 
         Raises ``StoreError`` naming the last failure once every round on every route failed.
@@ -426,8 +451,13 @@ class HttpStore(Store):
         self._put(object_path(digest), compressed)
         return len(compressed)
 
-    def _get_object(self, digest: str, size: int | None, whole: Callable[[bytes, int], _R],
-                    streamed: Callable[[httpx.Response, int, int], _R]) -> _R:
+    def _get_object(
+        self,
+        digest: str,
+        size: int | None,
+        whole: Callable[[bytes, int], _R],
+        streamed: Callable[[httpx.Response, int, int], _R],
+    ) -> _R:
         """GET an object (mirrors, retries, bounds) and hand its body on: an object promised at
         most ``WHOLE_OBJECT_BYTES`` is read in one piece and given to ``whole(frame, limit)``,
         a larger one to ``streamed(response, limit, cap)``. A connection lost mid-body starts
@@ -522,8 +552,10 @@ class HttpStore(Store):
                 if resp.status_code != 206:
                     raise self._fail(resp, f"GET {relpath} bytes {offset}-{last_byte} (range)")
                 if not resp.headers.get("content-range", "").startswith(f"bytes {offset}-{last_byte}/"):
-                    raise StoreError(f"GET {relpath}: {resp.request.url.host} answered another range "
-                                     f"({resp.headers.get('content-range')!r})")
+                    raise StoreError(
+                        f"GET {relpath}: {resp.request.url.host} answered another range "
+                        f"({resp.headers.get('content-range')!r})"
+                    )
                 buf = bytearray()
                 try:
                     for chunk in resp.iter_raw(_OUT_CHUNK):
@@ -643,7 +675,9 @@ class HttpStore(Store):
         date = resp.headers.get("date")
         if modified and date:
             try:
-                age = (email.utils.parsedate_to_datetime(date) - email.utils.parsedate_to_datetime(modified)).total_seconds()
+                age = (
+                    email.utils.parsedate_to_datetime(date) - email.utils.parsedate_to_datetime(modified)
+                ).total_seconds()
             except (TypeError, ValueError):
                 age = 0
             if age < _RACY_SECONDS:

@@ -7,6 +7,7 @@ object, tree or release is visible only once complete; a killed publish leaves a
 update. Publish holds a shared lock for its whole duration and ``gc`` an exclusive one, so gc
 can never delete an object that a running publish has just decided to reuse.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,12 +22,18 @@ from typing import BinaryIO
 
 import zstandard
 
-from core.model.digest import is_digest
 from core.durable import atomic_write, syncfs
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from core.model.digest import is_digest
 from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
-from core.store.codec import (MAX_OBJECT_BYTES, PREALLOCATE_MAX, compressed_bound, decode_stream, decode_to_file,
-                    decode_verified)
+from core.store.codec import (
+    MAX_OBJECT_BYTES,
+    PREALLOCATE_MAX,
+    compressed_bound,
+    decode_stream,
+    decode_to_file,
+    decode_verified,
+)
 
 ZSTD_LEVEL = 3
 _TMP_PREFIX = ".tmp-"
@@ -68,7 +75,9 @@ class LocalStore(Store):
         except (OSError, ValueError) as exc:
             raise BadInput(f"unreadable store.json at {root}: {exc}") from None
         if not isinstance(meta, dict) or meta.get("schema") != STORE_SCHEMA:
-            raise BadInput(f"unsupported store schema at {root}: {meta.get('schema') if isinstance(meta, dict) else meta!r}")
+            raise BadInput(
+                f"unsupported store schema at {root}: {meta.get('schema') if isinstance(meta, dict) else meta!r}"
+            )
         return cls(root)
 
     # -- helpers -------------------------------------------------------------------------

@@ -34,6 +34,7 @@ a seek and a read.
 gc deletes pack lists whose release is gone and pack files no pack list names (a pack of a live
 release only holds objects that release references, so no other condition is needed).
 """
+
 from __future__ import annotations
 
 import errno
@@ -45,8 +46,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.model.digest import canonical_json, digest_bytes, hex_of, is_digest
 from core.errors import BadInput, CorruptObject, DepotError
+from core.model.digest import canonical_json, digest_bytes, hex_of, is_digest
 from core.model.manifest import parse_tree
 from core.store.base import Store
 from core.store.codec import compressed_bound, decode_verified
@@ -98,8 +99,9 @@ class PackEntry:
 
 
 # -- publish side ----------------------------------------------------------------------------------
-def image_objects(root: str, tree_objects: dict[str, bytes], max_object: int = PACK_MAX_OBJECT
-                  ) -> tuple[list[str], list[str]]:
+def image_objects(
+    root: str, tree_objects: dict[str, bytes], max_object: int = PACK_MAX_OBJECT
+) -> tuple[list[str], list[str]]:
     """(trees breadth-first from ``root``, small file digests in path order), each digest once."""
     trees: list[str] = []
     files: list[str] = []
@@ -161,8 +163,14 @@ def write_image_packs(store: Store, root: str, tree_objects: dict[str, bytes], w
     return pack_ids
 
 
-def write_release_packs(store: Store, release_id: str, roots: dict[str, str], tree_objects: dict[str, bytes],
-                        workers: int = 4, reuse: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+def write_release_packs(
+    store: Store,
+    release_id: str,
+    roots: dict[str, str],
+    tree_objects: dict[str, bytes],
+    workers: int = 4,
+    reuse: dict[str, list[str]] | None = None,
+) -> dict[str, list[str]]:
     """Write every image's packs, then the release's pack list; return ``{arch: [pack id, …]}``.
 
     Called by publish after objects and trees are in the store and before the release envelope.
@@ -170,8 +178,10 @@ def write_release_packs(store: Store, release_id: str, roots: dict[str, str], tr
     (``existing_packs``): a pack's bytes follow from its root alone, so they are not built again.
     """
     reuse = reuse or {}
-    images = {arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers)
-              for arch, root in sorted(roots.items())}
+    images = {
+        arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers)
+        for arch, root in sorted(roots.items())
+    }
     doc = {"schema": PACK_LIST_SCHEMA, "release": release_id, "images": images}
     store.write_file(pack_list_path(release_id), canonical_json(doc) + b"\n")
     return images
@@ -186,8 +196,8 @@ def existing_packs(store: Store, release_ids: Iterable[str], roots: set[str]) ->
     packs ever are (nodes re-hash every entry).
     """
     from core.model.manifest import parse_payload
-    from core.trust.signing import parse_envelope
     from core.store.base import release_path
+    from core.trust.signing import parse_envelope
 
     found: dict[str, list[str]] = {}
     present: set[str] | None = None  # names in packs/, listed once if a candidate turns up
@@ -205,8 +215,13 @@ def existing_packs(store: Store, release_ids: Iterable[str], roots: set[str]) ->
             continue
         for arch, image in rel.images.items():
             ids = listed.get(arch)
-            if image.root not in roots or image.root in found or not isinstance(ids, list) or not ids \
-                    or not all(is_digest(i) for i in ids):
+            if (
+                image.root not in roots
+                or image.root in found
+                or not isinstance(ids, list)
+                or not ids
+                or not all(is_digest(i) for i in ids)
+            ):
                 continue
             if present is None:
                 present = set(store.list_files("packs"))
@@ -245,9 +260,16 @@ def _parse_index(data: bytes, pack_id: str) -> list[PackEntry]:
         raise BadInput(f"{where}: malformed")
     out = []
     for item in raw:
-        if not (isinstance(item, list) and len(item) == 4 and is_digest(item[0]) and item[3] in ("tree", "file")
-                and all(isinstance(x, int) and not isinstance(x, bool) for x in item[1:3])
-                and 0 <= item[1] and 0 < item[2] and item[1] + item[2] <= size):
+        if not (
+            isinstance(item, list)
+            and len(item) == 4
+            and is_digest(item[0])
+            and item[3] in ("tree", "file")
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in item[1:3])
+            and 0 <= item[1]
+            and 0 < item[2]
+            and item[1] + item[2] <= size
+        ):
             raise BadInput(f"{where}: malformed entry {item!r:.80}")
         out.append(PackEntry(item[0], item[1], item[2], item[3], pack_id))
     return out
@@ -334,8 +356,9 @@ def decode_entry(entry: PackEntry, frame: bytes | memoryview, limit: int) -> byt
     return decode_verified(frame, entry.digest, limit, where)
 
 
-def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], workers: int,
-                 on_done: Callable[[str, int], None] | None = None) -> list[Job]:
+def fetch_packed(
+    store: Store, index: PackIndex, jobs: list[Job], workers: int, on_done: Callable[[str, int], None] | None = None
+) -> list[Job]:
     """Fetch the jobs whose objects the packs hold; return the jobs left for loose fetches.
 
     Each object is verified, then written at its final path with its mode (``_write_new``).
@@ -351,8 +374,10 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], workers: int,
             continue
         limit = job[2] if job[2] is not None else PACK_MAX_OBJECT
         if entry.length > compressed_bound(limit):
-            raise CorruptObject(f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
-                                f"more than {limit} promised bytes can take")
+            raise CorruptObject(
+                f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
+                f"more than {limit} promised bytes can take"
+            )
         wanted[job[0]] = (entry, job)
     if not wanted:
         return rest
@@ -365,8 +390,11 @@ def fetch_packed(store: Store, index: PackIndex, jobs: list[Job], workers: int,
         view = memoryview(data)
         for entry in span.entries:
             digest, dest, size, mode = wanted[entry.digest][1]
-            obj = decode_entry(entry, view[entry.offset - span.start:entry.end - span.start],
-                               size if size is not None else PACK_MAX_OBJECT)
+            obj = decode_entry(
+                entry,
+                view[entry.offset - span.start : entry.end - span.start],
+                size if size is not None else PACK_MAX_OBJECT,
+            )
             parent, name = os.path.split(dest)
             with lock:
                 dirfd = made_dirs.get(parent)
@@ -436,8 +464,9 @@ def _write_new(data: bytes, name: str, dirfd: int, mode: int, chmod: bool) -> No
     os.close(fd)
 
 
-def fetch_packed_bytes(store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
-                       ) -> dict[str, bytes]:
+def fetch_packed_bytes(
+    store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
+) -> dict[str, bytes]:
     """Fetch objects the packs hold into memory (tree objects: the node keeps them in one bundle
     per image, not a file each), each decompressed within ``limit`` and verified.
 
@@ -447,15 +476,17 @@ def fetch_packed_bytes(store: Store, index: PackIndex, digests: Iterable[str], l
     wanted = [index.by_digest[d] for d in dict.fromkeys(digests) if d in index.by_digest]
     for entry in wanted:
         if entry.length > compressed_bound(limit):
-            raise CorruptObject(f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
-                                f"more than {limit} promised bytes can take")
+            raise CorruptObject(
+                f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
+                f"more than {limit} promised bytes can take"
+            )
     out: dict[str, bytes] = {}
 
     def one(span: Span) -> None:
         data = store.read_range(pack_path(span.pack), span.start, span.end - span.start)
         view = memoryview(data)
         for entry in span.entries:
-            out[entry.digest] = decode_entry(entry, view[entry.offset - span.start:entry.end - span.start], limit)
+            out[entry.digest] = decode_entry(entry, view[entry.offset - span.start : entry.end - span.start], limit)
 
     if not wanted:
         return out
@@ -514,6 +545,24 @@ def sweep_packs(store: Store, release_ids: Iterable[str], dry_run: bool = False)
     return sweep
 
 
-__all__ = ["PACK_MAX_OBJECT", "PACK_MIN_MISSING", "PackEntry", "PackIndex", "Span", "PackSweep", "image_objects",
-           "write_image_packs", "write_release_packs", "existing_packs", "load_pack_index", "plan_spans", "decode_entry",
-           "fetch_packed", "fetch_packed_bytes", "sweep_packs", "pack_list_path", "pack_path", "pack_index_path"]
+__all__ = [
+    "PACK_MAX_OBJECT",
+    "PACK_MIN_MISSING",
+    "PackEntry",
+    "PackIndex",
+    "Span",
+    "PackSweep",
+    "image_objects",
+    "write_image_packs",
+    "write_release_packs",
+    "existing_packs",
+    "load_pack_index",
+    "plan_spans",
+    "decode_entry",
+    "fetch_packed",
+    "fetch_packed_bytes",
+    "sweep_packs",
+    "pack_list_path",
+    "pack_path",
+    "pack_index_path",
+]

@@ -3,6 +3,7 @@
 Tree objects are small and shared between images and releases, so readers keep an LRU of parsed
 trees; every tree is verified (re-hashed) when fetched, like any other object.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -5,6 +5,7 @@ nothing of sites or databases, only the trust set and the caller's high-water ma
 channel (last accepted version and the digest of those exact bytes). The write protocol lives in
 ``core.site.channels``.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,19 @@ from core.trust.signing import CHANNEL_TYPE, Envelope, TrustSet, parse_envelope,
 POINTER_TYPE = "depot-channel"
 POINTER_SCHEMA = 1
 ACTIONS = ("promote", "rollback", "refresh")
-FIELDS = {"type", "schema", "channel", "version", "release", "previous", "action", "reason", "actor",
-          "issued", "expires"}
+FIELDS = {
+    "type",
+    "schema",
+    "channel",
+    "version",
+    "release",
+    "previous",
+    "action",
+    "reason",
+    "actor",
+    "issued",
+    "expires",
+}
 MAX_POINTER_BYTES = 64 << 10
 
 # Rule names: every rejection message starts with one of these, followed by ": ".
@@ -104,9 +116,20 @@ class MissingPointer(PointerRejected):
 
 
 #: rule name -> its exception class.
-RULES: dict[str, type[PointerRejected]] = {cls.rule: cls for cls in (
-    MalformedPointer, UntrustedPointer, RevokedKey, ThresholdNotMet, ChannelMismatch, Replay, SameVersion,
-    Expired, MissingPointer)}
+RULES: dict[str, type[PointerRejected]] = {
+    cls.rule: cls
+    for cls in (
+        MalformedPointer,
+        UntrustedPointer,
+        RevokedKey,
+        ThresholdNotMet,
+        ChannelMismatch,
+        Replay,
+        SameVersion,
+        Expired,
+        MissingPointer,
+    )
+}
 
 
 def reject(rule: str, message: str) -> PointerRejected:
@@ -132,12 +155,24 @@ class Pointer:
 
     def summary(self) -> dict[str, Any]:
         """The five keys scripts rely on (``rollback … --json``)."""
-        return {"channel": self.channel, "version": self.version, "release": self.release,
-                "previous": self.previous, "action": self.action}
+        return {
+            "channel": self.channel,
+            "version": self.version,
+            "release": self.release,
+            "previous": self.previous,
+            "action": self.action,
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.summary(), "reason": self.reason, "actor": self.actor, "issued": self.issued,
-                "expires": self.expires, "digest": self.digest, "signed_by": list(self.signed_by)}
+        return {
+            **self.summary(),
+            "reason": self.reason,
+            "actor": self.actor,
+            "issued": self.issued,
+            "expires": self.expires,
+            "digest": self.digest,
+            "signed_by": list(self.signed_by),
+        }
 
     def seconds_left(self, now: datetime) -> int:
         return int((parse_time(self.expires) - now).total_seconds())
@@ -207,9 +242,18 @@ def parse_pointer_payload(payload: bytes, digest: str, where: str = "pointer") -
             times[key] = format_time(parse_time(_text(doc, key, where, 40)))
         except BadInput:
             raise MalformedPointer(f"{where}: {key} is not an ISO 8601 time") from None
-    return Pointer(_text(doc, "channel", where, 64), version, release, previous, doc["action"],
-                   _text(doc, "reason", where), _text(doc, "actor", where, 256), times["issued"],
-                   times["expires"], digest)
+    return Pointer(
+        _text(doc, "channel", where, 64),
+        version,
+        release,
+        previous,
+        doc["action"],
+        _text(doc, "reason", where),
+        _text(doc, "actor", where, 256),
+        times["issued"],
+        times["expires"],
+        digest,
+    )
 
 
 def check_high_water(ptr: Pointer, last_version: int | None, last_digest: str | None) -> None:
@@ -217,22 +261,25 @@ def check_high_water(ptr: Pointer, last_version: int | None, last_digest: str | 
     if last_version is None:
         return
     if ptr.version < last_version:
-        raise Replay(f"{ptr.channel} pointer version {ptr.version} is older than accepted "
-                     f"version {last_version}")
+        raise Replay(f"{ptr.channel} pointer version {ptr.version} is older than accepted version {last_version}")
     if ptr.version == last_version and last_digest and ptr.digest != last_digest:
-        raise SameVersion(f"{ptr.channel} pointer version {ptr.version} differs from the "
-                          f"version {last_version} accepted before ({ptr.digest[7:19]} != "
-                          f"{last_digest[7:19]})")
+        raise SameVersion(
+            f"{ptr.channel} pointer version {ptr.version} differs from the "
+            f"version {last_version} accepted before ({ptr.digest[7:19]} != "
+            f"{last_digest[7:19]})"
+        )
 
 
 def check_expiry(ptr: Pointer, now: datetime) -> None:
     if now >= parse_time(ptr.expires):
-        raise Expired(f"{ptr.channel} pointer version {ptr.version} expired at {ptr.expires} "
-                      f"(now {format_time(now)}): refresh it")
+        raise Expired(
+            f"{ptr.channel} pointer version {ptr.version} expired at {ptr.expires} (now {format_time(now)}): refresh it"
+        )
 
 
-def verify_pointer(data: bytes, channel: str, trust: TrustSet, last_version: int | None,
-                   last_digest: str | None, now: datetime | None) -> Pointer:
+def verify_pointer(
+    data: bytes, channel: str, trust: TrustSet, last_version: int | None, last_digest: str | None, now: datetime | None
+) -> Pointer:
     """Accept the pointer ``data`` read from channel ``channel``'s file, or raise a ``PointerRejected``.
 
     Rules, in order (the subclass raised): well-formed envelope (``MalformedPointer``); enough

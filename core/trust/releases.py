@@ -3,6 +3,7 @@
 What a node needs to trust a release, without a site or a database; ``core.site.catalogue`` adds
 the site's view (short ids, the index, the database cache).
 """
+
 from __future__ import annotations
 
 from core.errors import TrustError
@@ -15,8 +16,9 @@ class PayloadMismatch(TrustError):
     """A release envelope's payload does not hash to the release id it is stored under (edited?)."""
 
 
-def release_from_envelope(data: bytes, trust: TrustSet, release_id: str,
-                          max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> Release:
+def release_from_envelope(
+    data: bytes, trust: TrustSet, release_id: str, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES
+) -> Release:
     """Verify envelope bytes of ``release_id`` (payload hash = id, signatures) and parse them."""
     where = f"release {release_id[7:19]}"
     env = parse_envelope(data, where)

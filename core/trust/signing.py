@@ -5,6 +5,7 @@ and signatures checked over the DSSE pre-authentication encoding of those payloa
 is re-serialized before verifying. Only distinct trusted, unrevoked key ids with the right role
 count toward a role's threshold.
 """
+
 from __future__ import annotations
 
 import base64
@@ -70,11 +71,7 @@ class SigningKey:
 def generate_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
     """Create a new key file (PKCS8 PEM, mode 0600, never overwritten)."""
     private = Ed25519PrivateKey.generate()
-    enc = (
-        serialization.BestAvailableEncryption(passphrase)
-        if passphrase
-        else serialization.NoEncryption()
-    )
+    enc = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -153,7 +150,13 @@ class TrustSet:
         return {
             "thresholds": dict(self.thresholds),
             "keys": [
-                {"id": k.id, "public": public_b64(k.public), "roles": list(k.roles), "revoked": k.revoked, "name": k.name}
+                {
+                    "id": k.id,
+                    "public": public_b64(k.public),
+                    "roles": list(k.roles),
+                    "revoked": k.revoked,
+                    "name": k.name,
+                }
                 for k in self.keys.values()
             ],
         }
@@ -182,7 +185,9 @@ class TrustSet:
             roles = entry.get("roles", list(ROLES))
             if not isinstance(roles, list) or any(r not in ROLES for r in roles):
                 raise BadInput(f"trust set: key {kid} has unknown roles {roles!r}")
-            ts.keys[kid] = TrustedKey(kid, pub, tuple(roles), bool(entry.get("revoked", False)), str(entry.get("name", "")))
+            ts.keys[kid] = TrustedKey(
+                kid, pub, tuple(roles), bool(entry.get("revoked", False)), str(entry.get("name", ""))
+            )
         return ts
 
     def find(self, prefix: str) -> TrustedKey:

@@ -11,6 +11,7 @@ prints. Runs alternate (console, clush, console, …) after one warm-up each; th
 
 Goal: ratio console/clush <= 1.0. Needs openssh-server/-client (apt) and ClusterShell (pip).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path[:0] = [str(REPO), str(HERE.parent)]
 
-from fixtures.sshd import PLAIN_NODES, _stop, start_sshd  # noqa: E402
-
 from core.node.probe import probe_source  # noqa: E402
+
+from fixtures.sshd import PLAIN_NODES, _stop, start_sshd  # noqa: E402
 
 
 def bench_config(base_config: str, n: int, path: Path) -> list[str]:
@@ -45,8 +46,9 @@ def bench_config(base_config: str, n: int, path: Path) -> list[str]:
 
 def timed(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> tuple[float, bytes, int]:
     start = time.perf_counter()
-    proc = subprocess.run(argv, input=stdin, capture_output=True, env=env,
-                          stdin=None if stdin is not None else subprocess.DEVNULL)
+    proc = subprocess.run(
+        argv, input=stdin, capture_output=True, env=env, stdin=None if stdin is not None else subprocess.DEVNULL
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()[-3:]
@@ -74,17 +76,36 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         env.pop("DEPOT_CONSOLE_SITE", None)
         site = work / "site"
-        subprocess.run([sys.executable, "-m", "console.cli", "--site", str(site), "init"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        console_cmd = [sys.executable, "-m", "console.cli", "--headless", "--site", str(site), "fleet", "check",
-                       nodeset, "--ssh-config", str(cfg), "--fanout", str(args.fanout), "--timeout", "120"]
+        subprocess.run(
+            [sys.executable, "-m", "console.cli", "--site", str(site), "init"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        console_cmd = [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "--headless",
+            "--site",
+            str(site),
+            "fleet",
+            "check",
+            nodeset,
+            "--ssh-config",
+            str(cfg),
+            "--fanout",
+            str(args.fanout),
+            "--timeout",
+            "120",
+        ]
         clush_cmd = [clush, "-f", str(args.fanout), "-w", nodeset, "-o", f"-F {cfg}", "-t", "10", "python3 -"]
         probe = probe_source()
 
         def run_console() -> float:
             seconds, out, _ = timed(console_cmd, env)
             lines = out.decode().splitlines()
-            ok = sum(1 for line in lines[:len(names)] if line.split()[1:2] == ["ok"])
+            ok = sum(1 for line in lines[: len(names)] if line.split()[1:2] == ["ok"])
             if ok != len(names):
                 raise SystemExit(f"console: only {ok} of {len(names)} nodes ok")
             return seconds

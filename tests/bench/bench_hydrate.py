@@ -17,6 +17,7 @@ checks out again, for a time comparison with no goal), and the bytes it fetched 
 tree objects, uncompressed, from ``--json``; plus bytes on the wire) are compared with the bytes
 that changed (distinct new file contents of variant 1). Goal: fetched <= 1.1x changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,13 +35,14 @@ REPO = HERE.parent.parent
 sys.path[:0] = [str(REPO), str(HERE.parent), str(HERE)]
 
 from depotgen import generate  # noqa: E402
-from fixtures.nginx import start_nginx  # noqa: E402
 from peers import ostree_commit, ostree_pull_checkout  # noqa: E402
 
-from core.site.channels import promote  # noqa: E402
 from core.node.root import force_rmtree  # noqa: E402
+from core.site.channels import promote  # noqa: E402
 from core.site.publish import publish  # noqa: E402
 from core.site.site import Site  # noqa: E402
+
+from fixtures.nginx import start_nginx  # noqa: E402
 
 
 def file_digests(root: Path) -> dict[str, int]:
@@ -57,8 +59,23 @@ def file_digests(root: Path) -> dict[str, int]:
 
 def hydrate_cli(root: Path, url: str, trust: Path, workers: int | None) -> tuple[float, dict]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "console.cli", "--headless", "node", "hydrate", "--root", str(root), "--store", url,
-           "--trust", str(trust), "--channel", "production", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "console.cli",
+        "--headless",
+        "node",
+        "hydrate",
+        "--root",
+        str(root),
+        "--store",
+        url,
+        "--trust",
+        str(trust),
+        "--channel",
+        "production",
+        "--json",
+    ]
     if workers:
         cmd += ["--workers", str(workers)]
     t0 = time.perf_counter()
@@ -107,16 +124,23 @@ def main(argv: list[str] | None = None) -> int:
                         wall, doc = hydrate_cli(work / f"node{i}", store_url, trust, args.workers)
                         ours.append(wall)
                     else:
-                        peer.append(ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0",
-                                                         work / f"checkout{i}"))
+                        peer.append(
+                            ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0", work / f"checkout{i}")
+                        )
             # Nothing is removed before the end: deleting thousands of inodes just before a run
             # makes ext4's inode allocator skip "recently deleted" ones for minutes, slowing
             # whichever peer runs next (measured: mkdir of one image's 2,417 directories went
             # from 0.1 s to 1.3-1.8 s).
-            full = {"hydrate_s": round(min(ours), 3), "ostree_s": round(min(peer), 3),
-                    "ratio": round(min(ours) / min(peer), 3), "runs_hydrate": [round(x, 3) for x in ours],
-                    "runs_ostree": [round(x, 3) for x in peer], "objects": doc["fetched_objects"],
-                    "bytes": doc["fetched_bytes"], "transferred": doc["transferred_bytes"]}
+            full = {
+                "hydrate_s": round(min(ours), 3),
+                "ostree_s": round(min(peer), 3),
+                "ratio": round(min(ours) / min(peer), 3),
+                "runs_hydrate": [round(x, 3) for x in ours],
+                "runs_ostree": [round(x, 3) for x in peer],
+                "objects": doc["fetched_objects"],
+                "bytes": doc["fetched_bytes"],
+                "transferred": doc["transferred_bytes"],
+            }
 
             r1 = publish(site, "bench", {"x86_64": v1}, label="v1", parent=r0).release_id
             promote(site, r1, "production")
@@ -127,19 +151,36 @@ def main(argv: list[str] | None = None) -> int:
             wall, inc = hydrate_cli(work / f"node{last}", store_url, trust, args.workers)
             peer_inc = ostree_pull_checkout(ostree_url, work / f"ostree-node{last}", "v0", work / "checkout-v1")
             fetched = inc["fetched_bytes"] + inc["tree_bytes"]
-            incremental = {"hydrate_s": round(wall, 3), "ostree_s": round(peer_inc, 3),
-                           "time_ratio": round(wall / peer_inc, 3), "changed_bytes": changed, "fetched_bytes": fetched,
-                           "file_bytes": inc["fetched_bytes"], "tree_bytes": inc["tree_bytes"],
-                           "transferred": inc["transferred_bytes"], "objects": inc["fetched_objects"],
-                           "trees": inc["fetched_trees"], "ratio": round(fetched / changed, 4)}
-        report = {"scale": args.scale, "files": stats0["files"], "bytes": stats0["bytes"], "full": full,
-                  "incremental": incremental}
+            incremental = {
+                "hydrate_s": round(wall, 3),
+                "ostree_s": round(peer_inc, 3),
+                "time_ratio": round(wall / peer_inc, 3),
+                "changed_bytes": changed,
+                "fetched_bytes": fetched,
+                "file_bytes": inc["fetched_bytes"],
+                "tree_bytes": inc["tree_bytes"],
+                "transferred": inc["transferred_bytes"],
+                "objects": inc["fetched_objects"],
+                "trees": inc["fetched_trees"],
+                "ratio": round(fetched / changed, 4),
+            }
+        report = {
+            "scale": args.scale,
+            "files": stats0["files"],
+            "bytes": stats0["bytes"],
+            "full": full,
+            "incremental": incremental,
+        }
         print(json.dumps(report, indent=2))
-        print(f"full hydrate {full['hydrate_s']}s vs ostree pull+checkout {full['ostree_s']}s: "
-              f"ratio {full['ratio']} (goal <= 0.5)")
-        print(f"incremental: fetched {fetched} bytes for {changed} changed bytes: ratio {incremental['ratio']} "
-              f"(goal <= 1.1); {incremental['hydrate_s']}s vs ostree {incremental['ostree_s']}s "
-              f"(ratio {incremental['time_ratio']}, no goal)")
+        print(
+            f"full hydrate {full['hydrate_s']}s vs ostree pull+checkout {full['ostree_s']}s: "
+            f"ratio {full['ratio']} (goal <= 0.5)"
+        )
+        print(
+            f"incremental: fetched {fetched} bytes for {changed} changed bytes: ratio {incremental['ratio']} "
+            f"(goal <= 1.1); {incremental['hydrate_s']}s vs ostree {incremental['ostree_s']}s "
+            f"(ratio {incremental['time_ratio']}, no goal)"
+        )
     finally:
         site_obj = locals().get("site")
         if site_obj is not None:

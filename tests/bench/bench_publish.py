@@ -14,6 +14,7 @@ its variant with three packages bumped, measured in the same run:
 Goals (issue 2): publish <= 0.3x ostree commit; re-publish <= 0.2x first publish; diff no slower
 than ostree diff. Every ratio printed is ours / peer, measured in this run (best of N).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,10 @@ def main() -> None:
     site = work / f"site-{args.repeat - 1}"
     repo = work / f"ostree-{args.repeat - 1}"
     ver = min(cli(site, "verify", "--deep")[0] for _ in range(args.repeat))
-    fsck = min(timed(lambda: subprocess.run(["ostree", "fsck", f"--repo={repo}"], capture_output=True, check=True))
-               for _ in range(args.repeat))
+    fsck = min(
+        timed(lambda: subprocess.run(["ostree", "fsck", f"--repo={repo}"], capture_output=True, check=True))
+        for _ in range(args.repeat)
+    )
 
     _, b = cli(site, "publish", "--name", "bench", "--label", "variant", "--image", f"x86_64={variant}")
     ostree_commit(repo, variant, "depot")
@@ -97,8 +100,10 @@ def main() -> None:
     diff_core = min(timed(lambda: diff_releases(s, a_id, b["release_id"])) for _ in range(max(3, args.repeat)))
     s.close()
     odiff = min(ostree_diff(repo, rev_a, rev_b) for _ in range(max(3, args.repeat)))
-    startup = min(timed(lambda: subprocess.run([*CLI, "--help"], capture_output=True, env=dict(
-        os.environ, PYTHONPATH=str(REPO)))) for _ in range(3))
+    startup = min(
+        timed(lambda: subprocess.run([*CLI, "--help"], capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO))))
+        for _ in range(3)
+    )
 
     P, R, OST, S = min(pub), min(repub), min(ost), sha
     print(f"{'measurement':44} {'seconds':>8} {'ratio':>7}  goal")
@@ -109,7 +114,9 @@ def main() -> None:
     print(f"{'console publish (unchanged, cached)':44} {R:8.2f} {R / P:7.2f}  <= 0.20 x first publish")
     print(f"{'console verify --deep':44} {ver:8.2f} {ver / fsck:7.2f}  (vs ostree fsck {fsck:.2f}s, no goal)")
     print(f"{'ostree diff':44} {odiff:8.3f}")
-    print(f"{'console diff --files (CLI, incl. start-up)':44} {diff_cli:8.3f} {diff_cli / odiff:7.2f}  <= 1.0 x ostree diff")
+    print(
+        f"{'console diff --files (CLI, incl. start-up)':44} {diff_cli:8.3f} {diff_cli / odiff:7.2f}  <= 1.0 x ostree diff"
+    )
     print(f"{'core diff_releases (in process)':44} {diff_core:8.3f} {diff_core / odiff:7.2f}")
     print(f"{'console --help (interpreter + imports)':44} {startup:8.3f}")
     if not args.work:

@@ -12,6 +12,7 @@ console composes the other views off-screen in such pauses. ``--read-s 0`` measu
 
 Run: ``python tests/bench/bench_tui.py [--releases N] [--nodes N] [--read-s S]`` (prints JSON).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,26 +40,67 @@ def populate(root: Path, n_releases: int, n_nodes: int) -> None:
     rows = []
     for i in range(n_releases):
         rid = "sha256:" + hashlib.sha256(f"r{i}".encode()).hexdigest()
-        rows.append({"id": rid, "name": f"app{i % 40:02d}", "label": f"2026.{i % 12 + 1:02d}-{i}",
-                     "created": f"2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}T{i % 24:02d}:00:00Z", "parent": "",
-                     "images": json.dumps(["x86_64", "x86_64_v3", "zen4"][: 2 + i % 2]), "bytes": 10**8 + i,
-                     "files": 8000, "packages": 160, "signed_by": json.dumps([key]), "seen_at": ""})
+        rows.append(
+            {
+                "id": rid,
+                "name": f"app{i % 40:02d}",
+                "label": f"2026.{i % 12 + 1:02d}-{i}",
+                "created": f"2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}T{i % 24:02d}:00:00Z",
+                "parent": "",
+                "images": json.dumps(["x86_64", "x86_64_v3", "zen4"][: 2 + i % 2]),
+                "bytes": 10**8 + i,
+                "files": 8000,
+                "packages": 160,
+                "signed_by": json.dumps([key]),
+                "seen_at": "",
+            }
+        )
     site.state.db["releases"].insert_all(rows, batch_size=2000)
-    nodes = [{"name": f"n{i:05d}", "arch": ARCHES[i % len(ARCHES)], "vendor": "", "cpus": 64, "memory": 1 << 37,
-              "os": "Rocky 9", "flags_digest": "", "channels": "{}",
-              "images": json.dumps({"production": {"release": "", "image": "x86_64_v3", "reason": ""}}),
-              "status": "ok", "detail": "", "last_seen": "2026-11-21T11:00:00Z", "probe": ""} for i in range(n_nodes)]
+    nodes = [
+        {
+            "name": f"n{i:05d}",
+            "arch": ARCHES[i % len(ARCHES)],
+            "vendor": "",
+            "cpus": 64,
+            "memory": 1 << 37,
+            "os": "Rocky 9",
+            "flags_digest": "",
+            "channels": "{}",
+            "images": json.dumps({"production": {"release": "", "image": "x86_64_v3", "reason": ""}}),
+            "status": "ok",
+            "detail": "",
+            "last_seen": "2026-11-21T11:00:00Z",
+            "probe": "",
+        }
+        for i in range(n_nodes)
+    ]
     site.state.db["nodes"].insert_all(nodes, batch_size=2000)
     site.state.db["smoke_runs"].insert_all(
-        [{"node": f"n{i:05d}", "release": "", "image": "x86_64_v3", "ok": 1, "wall_s": 2.5, "baseline_s": 60.0,
-          "reduction": 0.958, "exit_code": 0, "fingerprint": "", "time": "2026-11-21T11:00:00Z", "detail": ""}
-         for i in range(0, n_nodes, 2)], batch_size=2000)
+        [
+            {
+                "node": f"n{i:05d}",
+                "release": "",
+                "image": "x86_64_v3",
+                "ok": 1,
+                "wall_s": 2.5,
+                "baseline_s": 60.0,
+                "reduction": 0.958,
+                "exit_code": 0,
+                "fingerprint": "",
+                "time": "2026-11-21T11:00:00Z",
+                "detail": "",
+            }
+            for i in range(0, n_nodes, 2)
+        ],
+        batch_size=2000,
+    )
     site.close()
 
 
 async def measure(root: Path, read_s: float = 1.0) -> dict:
     releases_screen.ReleasesScreen._sync = staticmethod(  # type: ignore[method-assign]
-        lambda site: ([], releases_screen.channels_by_release(site)))
+        lambda site: ([], releases_screen.channels_by_release(site))
+    )
     t0 = time.perf_counter()
     app = DepotConsole(root)
     keys: dict[str, list[float]] = {}
@@ -86,8 +128,10 @@ async def measure(root: Path, read_s: float = 1.0) -> dict:
             if not getattr(app.screen, "filter_pending", False) and not app.workers:
                 break
             await pilot.pause(0.01)
-        background[what] = {"wall_ms": round((time.perf_counter() - t) * 1000, 1),
-                            "process_cpu_ms": round((time.process_time() - p) * 1000, 1)}
+        background[what] = {
+            "wall_ms": round((time.perf_counter() - t) * 1000, 1),
+            "process_cpu_ms": round((time.process_time() - p) * 1000, 1),
+        }
 
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
@@ -125,24 +169,30 @@ async def measure(root: Path, read_s: float = 1.0) -> dict:
         await press("jump to releases", "1")
         await press("jump to nodes (again)", "3")
     every = [t for ts in keys.values() for t in ts]
-    return {"first_frame_s": round(first_frame, 3),
-            "slowest_key_ms": round(max(every) * 1000, 1),  # UI-thread CPU
-            "p95_key_ms": round(sorted(every)[int(len(every) * 0.95)] * 1000, 1),
-            "keys": len(every),
-            "slowest_key_process_cpu_ms (workers included)": round(max(process) * 1000, 1),
-            "slowest_key_wall_ms (pilot, includes idle polling)": round(max(walls) * 1000, 1),
-            "median_key_wall_ms": round(sorted(walls)[len(walls) // 2] * 1000, 1),
-            "slowest_by_group_ms": {g: round(max(ts) * 1000, 1) for g, ts in keys.items()},
-            "after_the_key (not key latency)": background,
-            "goals": {"first_frame_s": 1.0, "slowest_key_ms": 100}}
+    return {
+        "first_frame_s": round(first_frame, 3),
+        "slowest_key_ms": round(max(every) * 1000, 1),  # UI-thread CPU
+        "p95_key_ms": round(sorted(every)[int(len(every) * 0.95)] * 1000, 1),
+        "keys": len(every),
+        "slowest_key_process_cpu_ms (workers included)": round(max(process) * 1000, 1),
+        "slowest_key_wall_ms (pilot, includes idle polling)": round(max(walls) * 1000, 1),
+        "median_key_wall_ms": round(sorted(walls)[len(walls) // 2] * 1000, 1),
+        "slowest_by_group_ms": {g: round(max(ts) * 1000, 1) for g, ts in keys.items()},
+        "after_the_key (not key latency)": background,
+        "goals": {"first_frame_s": 1.0, "slowest_key_ms": 100},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--releases", type=int, default=10_000)
     parser.add_argument("--nodes", type=int, default=10_000)
-    parser.add_argument("--read-s", type=float, default=1.0,
-                        help="seconds between the first frame and the first key (the operator reads)")
+    parser.add_argument(
+        "--read-s",
+        type=float,
+        default=1.0,
+        help="seconds between the first frame and the first key (the operator reads)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "site"

@@ -5,6 +5,7 @@ tests keep importing ``bench.depotgen``.
 
 CLI: ``python tests/bench/depotgen.py DIR [--scale S] [--variant V] [--seed N]`` prints the stats JSON.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -12,6 +12,7 @@ package; a failing tool raises ``PeerFailed`` with the command and the tool's la
   against ostree 2022.7. ``--no-xattrs`` on commit because depot images carry no xattrs;
   ``fsync`` stays ostree's default (on) unless the caller passes ``fsync=False``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -95,8 +96,15 @@ def ostree_commit(repo: Path, tree: Path, branch: str, *, fsync: bool = True) ->
     a second commit on the same branch gets the first as parent, as a new release would.
     """
     _ensure_repo(repo, "archive")
-    args = [_ostree(), "commit", f"--repo={repo}", f"--branch={branch}", f"--tree=dir={tree}",
-            "--subject=bench", "--no-xattrs"]
+    args = [
+        _ostree(),
+        "commit",
+        f"--repo={repo}",
+        f"--branch={branch}",
+        f"--tree=dir={tree}",
+        "--subject=bench",
+        "--no-xattrs",
+    ]
     if not fsync:
         args.append("--fsync=false")
     return _timed(args)

@@ -1,4 +1,5 @@
 """Bad input: one clear line on stderr, the documented exit code, nothing half-written."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from core.model.digest import canonical_json, digest_bytes
-from core.model.manifest import tree_bytes, Entry
-from core.trust.signing import RELEASE_TYPE, load_key, make_envelope
+from core.model.manifest import Entry, tree_bytes
 from core.store.local import LocalStore
+from core.trust.signing import RELEASE_TYPE, load_key, make_envelope
+
 from helpers import make_tree, run_console, run_json, sample_tree, set_config
 
 
@@ -71,14 +73,27 @@ def test_non_utf8_name_refused(site_dir: Path, tmp_path: Path) -> None:
 
 def test_unknown_arch_and_bad_image_syntax(site_dir: Path, tmp_path: Path) -> None:
     src = sample_tree(tmp_path / "src")
-    assert_refused(site_dir, run_console(site_dir, "publish", "--name", "n", "--image", f"pentium9={src}"), 2,
-                   "unknown micro-architecture 'pentium9'")
-    assert_refused(site_dir, run_console(site_dir, "publish", "--name", "n", "--image", str(src)), 2,
-                   "--image expects ARCH=DIR")
-    assert_refused(site_dir, run_console(site_dir, "publish", "--name", "a/b", "--image", f"x86_64={src}"), 2,
-                   "invalid release name")
-    assert_refused(site_dir, run_console(site_dir, "publish", "--name", "n", "--image", "x86_64=/nonexistent"), 2,
-                   "/nonexistent: no such directory")
+    assert_refused(
+        site_dir,
+        run_console(site_dir, "publish", "--name", "n", "--image", f"pentium9={src}"),
+        2,
+        "unknown micro-architecture 'pentium9'",
+    )
+    assert_refused(
+        site_dir, run_console(site_dir, "publish", "--name", "n", "--image", str(src)), 2, "--image expects ARCH=DIR"
+    )
+    assert_refused(
+        site_dir,
+        run_console(site_dir, "publish", "--name", "a/b", "--image", f"x86_64={src}"),
+        2,
+        "invalid release name",
+    )
+    assert_refused(
+        site_dir,
+        run_console(site_dir, "publish", "--name", "n", "--image", "x86_64=/nonexistent"),
+        2,
+        "/nonexistent: no such directory",
+    )
 
 
 def _as_nobody(argv: list[str], errfile: Path) -> int:
@@ -90,8 +105,8 @@ def _as_nobody(argv: list[str], errfile: Path) -> int:
     import archspec.cpu
 
     import core.arch
-    import core.site.catalogue
     import core.kinds.packages
+    import core.site.catalogue
     import core.site.publish
     import core.store.http  # noqa: F401
     from console.cli import build_parser
@@ -142,8 +157,12 @@ def test_missing_signing_key(site_dir: Path, tmp_path: Path) -> None:
     src = sample_tree(tmp_path / "src")
     (site_dir / "keys" / "signing.pem").unlink()
     before = store_snapshot(site_dir)
-    assert_refused(site_dir, run_console(site_dir, "publish", "--name", "n", "--image", f"x86_64={src}"), 2,
-                   "signing.pem not found")
+    assert_refused(
+        site_dir,
+        run_console(site_dir, "publish", "--name", "n", "--image", f"x86_64={src}"),
+        2,
+        "signing.pem not found",
+    )
     assert store_snapshot(site_dir) == before
 
 
@@ -152,6 +171,7 @@ def test_no_site(tmp_path: Path) -> None:
 
 
 # -- hand-edited or hostile store content -------------------------------------------------------
+
 
 def _craft_release(site: Path, payload: dict | bytes, *, trees: list[bytes] = ()) -> str:
     """Sign ``payload`` with the site's own key and place it exactly as a publisher would."""
@@ -166,21 +186,33 @@ def _craft_release(site: Path, payload: dict | bytes, *, trees: list[bytes] = ()
 
 
 def _payload(root: str, **over) -> dict:
-    doc = {"type": "depot-release", "schema": 1, "name": "n", "label": "", "created": "2026-11-21T12:00:00Z",
-           "parent": None, "builder": {"kind": "tree"}, "source": {"files": {}, "packages": []},
-           "images": {"x86_64": {"root": root, "files": 0, "bytes": 0, "cpu_target": ""}}, "smoke": None}
+    doc = {
+        "type": "depot-release",
+        "schema": 1,
+        "name": "n",
+        "label": "",
+        "created": "2026-11-21T12:00:00Z",
+        "parent": None,
+        "builder": {"kind": "tree"},
+        "source": {"files": {}, "packages": []},
+        "images": {"x86_64": {"root": root, "files": 0, "bytes": 0, "cpu_target": ""}},
+        "smoke": None,
+    }
     doc.update(over)
     return doc
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"schema": 2}, "unsupported manifest schema 2"),
-    ({"type": "something"}, "not a depot-release manifest"),
-    ({"images": "many"}, "images must be a non-empty object"),
-    ({"name": 7}, "field 'name' must be a string"),
-    ({"extra": 1}, "unknown manifest field(s) ['extra']"),
-    ({"parent": "sha256:xyz"}, "parent 'sha256:xyz' is not a sha256 digest"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"schema": 2}, "unsupported manifest schema 2"),
+        ({"type": "something"}, "not a depot-release manifest"),
+        ({"images": "many"}, "images must be a non-empty object"),
+        ({"name": 7}, "field 'name' must be a string"),
+        ({"extra": 1}, "unknown manifest field(s) ['extra']"),
+        ({"parent": "sha256:xyz"}, "parent 'sha256:xyz' is not a sha256 digest"),
+    ],
+)
 def test_malformed_manifests(site_dir: Path, change: dict, message: str) -> None:
     empty = tree_bytes([])
     rid = _craft_release(site_dir, _payload(digest_bytes(empty), **change), trees=[empty])
@@ -203,8 +235,9 @@ def test_manifest_over_the_size_limit(site_dir: Path) -> None:
 @pytest.mark.parametrize("name", ["..", "a/b", "x" * 300])
 def test_tree_with_bad_entry_names(site_dir: Path, tmp_path: Path, name: str) -> None:
     blob = b"data"
-    tree = canonical_json({"entries": [{"name": name, "type": "file", "mode": 0o644, "size": 4,
-                                        "digest": digest_bytes(blob)}]})
+    tree = canonical_json(
+        {"entries": [{"name": name, "type": "file", "mode": 0o644, "size": 4, "digest": digest_bytes(blob)}]}
+    )
     LocalStore.open(site_dir / "store").put_object(digest_bytes(blob), blob)
     rid = _craft_release(site_dir, _payload(digest_bytes(tree)), trees=[tree])
     out = tmp_path / "out"
@@ -220,8 +253,9 @@ def test_link_escaping_in_a_crafted_tree(site_dir: Path, tmp_path: Path) -> None
     tree = tree_bytes([Entry("evil", "link", 0o777, 16, target="../../etc/passwd")])
     rid = _craft_release(site_dir, _payload(digest_bytes(tree)), trees=[tree])
     out = tmp_path / "out"
-    assert_refused(site_dir, run_console(site_dir, "export", rid, "--arch", "x86_64", str(out)), 2,
-                   "points outside the image")
+    assert_refused(
+        site_dir, run_console(site_dir, "export", rid, "--arch", "x86_64", str(out)), 2, "points outside the image"
+    )
     assert not out.exists()
 
 
@@ -229,8 +263,13 @@ def test_export_into_non_empty_dir_refused(site_dir: Path, tmp_path: Path) -> No
     src = sample_tree(tmp_path / "src")
     rid = run_json(site_dir, "publish", "--name", "n", "--image", f"x86_64={src}")["release_id"]
     target = make_tree(tmp_path / "busy", {"keep": "me"})
-    assert_refused(site_dir, run_console(site_dir, "export", rid, "--arch", "x86_64", str(target)), 2,
-                   "exists and is not an empty directory")
+    assert_refused(
+        site_dir,
+        run_console(site_dir, "export", rid, "--arch", "x86_64", str(target)),
+        2,
+        "exists and is not an empty directory",
+    )
     assert (target / "keep").read_text() == "me"
-    assert_refused(site_dir, run_console(site_dir, "export", rid, "--arch", "zen3", str(tmp_path / "o")), 2,
-                   "has no image zen3")
+    assert_refused(
+        site_dir, run_console(site_dir, "export", rid, "--arch", "zen3", str(tmp_path / "o")), 2, "has no image zen3"
+    )

@@ -3,6 +3,7 @@
 Nothing here sleeps to wait: processes that must be running are known to be running through a FIFO
 handshake (the reader's open blocks until the writer has opened it).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from core.build.builders import base as builders_base
 from core.build.builders import BuildTarget, get_builder, known_builders, load_site_builders
+from core.build.builders import base as builders_base
 from core.build.run import BuildCancelled, Runner, group_alive, read_pgid_file, terminate_build
 from core.errors import BadInput, CheckFailed
+
 from helpers import write_script
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -45,7 +47,7 @@ def live_members(pgid: int) -> list[int]:
                 text = (entry / "stat").read_text()
             except OSError:
                 continue
-            fields = text[text.rfind(")") + 2:].split()
+            fields = text[text.rfind(")") + 2 :].split()
             if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
                 pids.append(int(entry.name))
     return pids
@@ -63,7 +65,8 @@ def test_registry_knows_builtins_and_refuses_unknown():
 
 
 def test_site_builders_load_from_module_spec(tmp_path, monkeypatch):
-    (tmp_path / "site_builder_mod.py").write_text(textwrap.dedent("""
+    (tmp_path / "site_builder_mod.py").write_text(
+        textwrap.dedent("""
         from core.build.builders.base import Builder, BuildOutput
 
         class Spack(Builder):
@@ -74,7 +77,8 @@ def test_site_builders_load_from_module_spec(tmp_path, monkeypatch):
                 return BuildOutput({"kind": "command"}, [], {"command": ["true"], "timeout_s": 1}, "x")
 
         NotABuilder = object
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(builders_base, "_REGISTRY", dict(builders_base._REGISTRY))
     load_site_builders({"spack": "site_builder_mod:Spack"})
@@ -102,12 +106,14 @@ def test_unknown_or_mistyped_option_is_bad_input(tmp_path):
 
 def test_runner_logs_prefixed_lines_and_fails_with_one_line(tmp_path):
     runner = Runner(tmp_path / "build.log")
-    out = runner.run([sys.executable, "-c", "print('hello'); import sys; print('oops', file=sys.stderr)"],
-                     arch="x86_64", capture=True)
+    out = runner.run(
+        [sys.executable, "-c", "print('hello'); import sys; print('oops', file=sys.stderr)"],
+        arch="x86_64",
+        capture=True,
+    )
     assert out == "hello\noops"
     with pytest.raises(CheckFailed) as err:
-        runner.run([sys.executable, "-c", "print('dying'); raise SystemExit(3)"], arch="x86_64_v3",
-                   label="julia")
+        runner.run([sys.executable, "-c", "print('dying'); raise SystemExit(3)"], arch="x86_64_v3", label="julia")
     assert str(err.value) == "julia exited 3 for x86_64_v3 (see log)"
     assert err.value.exit_code == 1
     log = (tmp_path / "build.log").read_text().splitlines()
@@ -164,8 +170,9 @@ def start_forever(runner: Runner, tmp_path: Path, ignore_term: bool = False):
 
     def build():
         try:
-            runner.run([sys.executable, "-c", FOREVER, str(fifo), "1" if ignore_term else "0"],
-                       arch="x86_64_v3", label="julia")
+            runner.run(
+                [sys.executable, "-c", FOREVER, str(fifo), "1" if ignore_term else "0"], arch="x86_64_v3", label="julia"
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             errors.append(exc)
 
@@ -196,8 +203,7 @@ def test_cancel_kills_the_whole_group(tmp_path, ignore_term):
 
 
 def test_stragglers_are_killed_when_the_command_exits(tmp_path):
-    code = ("import subprocess, sys; p = subprocess.Popen(['sleep', '100000'], "
-            "stdout=subprocess.DEVNULL); print(p.pid)")
+    code = "import subprocess, sys; p = subprocess.Popen(['sleep', '100000'], stdout=subprocess.DEVNULL); print(p.pid)"
     runner = Runner(tmp_path / "build.log")
     pid = int(runner.run([sys.executable, "-c", code], arch="x86_64", capture=True))
     pgid = runner.started_pgids[0]
@@ -229,9 +235,20 @@ def test_terminate_build_from_another_process(tmp_path):
     os.mkfifo(fifo)
     pgid_file = tmp_path / "build.pgids"
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(Path(__file__).parents[2]), str(tmp_path / "build.log"),
-         str(pgid_file), FOREVER, str(fifo)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            WORKER,
+            str(Path(__file__).parents[2]),
+            str(tmp_path / "build.log"),
+            str(pgid_file),
+            FOREVER,
+            str(fifo),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     with open(fifo) as f:
         child, grandchild, child_pgid = map(int, f.readline().split())
     assert read_pgid_file(pgid_file) == [child_pgid]
@@ -287,24 +304,22 @@ def test_julia_builds_one_depot_per_target(tmp_path, standin_julia, monkeypatch)
 
     out = outputs["x86_64"]
     assert out.kind == "julia"
-    assert out.builder == {"kind": "julia", "tool_version": "1.10.4", "julia_version": "1.10",
-                           "cpu_target": "generic"}
+    assert out.builder == {"kind": "julia", "tool_version": "1.10.4", "julia_version": "1.10", "cpu_target": "generic"}
     assert out.cpu_target == "generic" and outputs["x86_64_v3"].cpu_target == "x86-64-v3"
-    assert out.smoke == {"command": ["julia", "--startup-file=no", "-e", "using Example, JSON"],
-                         "timeout_s": 600}
+    assert out.smoke == {"command": ["julia", "--startup-file=no", "-e", "using Example, JSON"], "timeout_s": 600}
     by_name = {p["name"]: p for p in out.packages}
-    assert by_name["JSON"] == {"name": "JSON", "uuid": "682c06a0-de6a-54ab-a142-c8b1cf79cde6",
-                               "version": "0.21.4"}
+    assert by_name["JSON"] == {"name": "JSON", "uuid": "682c06a0-de6a-54ab-a142-c8b1cf79cde6", "version": "0.21.4"}
     assert by_name["Dates"]["version"] == ""
-    ji = {a: next((tmp_path / "out" / a / "compiled" / "v1.10" / "JSON").glob("*.ji")).read_bytes()
-          for a in outputs}
+    ji = {a: next((tmp_path / "out" / a / "compiled" / "v1.10" / "JSON").glob("*.ji")).read_bytes() for a in outputs}
     assert b"cpu_target=generic\0" in ji["x86_64"] and b"cpu_target=x86-64-v3\0" in ji["x86_64_v3"]
     log = (tmp_path / "build.log").read_text()
     assert "[x86_64_v3]   Precompiling JSON [682c06a0-de6a-54ab-a142-c8b1cf79cde6]" in log
     assert "Pkg.precompile(strict=true)" in log
     assert "[x86_64]   using package server https://pkg.example.org" in log
     assert get_builder("julia").source_files(JULIA_PROJECT, {}) == {
-        "Project.toml": JULIA_PROJECT / "Project.toml", "Manifest.toml": JULIA_PROJECT / "Manifest.toml"}
+        "Project.toml": JULIA_PROJECT / "Project.toml",
+        "Manifest.toml": JULIA_PROJECT / "Manifest.toml",
+    }
 
 
 def test_julia_cpu_target_option_overrides(tmp_path, standin_julia):
@@ -319,22 +334,26 @@ def test_julia_cpu_target_option_overrides(tmp_path, standin_julia):
 def test_julia_missing_cache_is_check_failed(tmp_path, standin_julia, monkeypatch):
     monkeypatch.setenv("STANDIN_FAIL_PACKAGE", "Parsers")
     with pytest.raises(CheckFailed) as err:
-        get_builder("julia").build(JULIA_PROJECT, target(tmp_path, "x86_64_v3"),
-                                   Runner(tmp_path / "log"), {})
+        get_builder("julia").build(JULIA_PROJECT, target(tmp_path, "x86_64_v3"), Runner(tmp_path / "log"), {})
     assert str(err.value) == "no precompile cache in compiled/v1.10 for Parsers (x86_64_v3)"
     # The package can be exempted (a package that declares __precompile__(false)).
-    get_builder("julia").build(JULIA_PROJECT, target(tmp_path / "again", "x86_64_v3"),
-                               Runner(tmp_path / "log"), {"skip_compiled_check": ["Parsers"]})
+    get_builder("julia").build(
+        JULIA_PROJECT,
+        target(tmp_path / "again", "x86_64_v3"),
+        Runner(tmp_path / "log"),
+        {"skip_compiled_check": ["Parsers"]},
+    )
 
 
 def test_julia_failing_precompile_is_check_failed(tmp_path, standin_julia, monkeypatch):
     monkeypatch.setenv("STANDIN_EXIT", "1")
     with pytest.raises(CheckFailed) as err:
-        get_builder("julia").build(JULIA_PROJECT, target(tmp_path, "x86_64_v3"),
-                                   Runner(tmp_path / "build.log"), {})
+        get_builder("julia").build(JULIA_PROJECT, target(tmp_path, "x86_64_v3"), Runner(tmp_path / "build.log"), {})
     assert str(err.value) == "julia exited 1 for x86_64_v3 (see log)"
-    assert "[x86_64_v3] ERROR: The following 1 direct dependency failed to precompile" in \
-        (tmp_path / "build.log").read_text()
+    assert (
+        "[x86_64_v3] ERROR: The following 1 direct dependency failed to precompile"
+        in (tmp_path / "build.log").read_text()
+    )
 
 
 def test_julia_option_and_env_choose_the_executable(tmp_path, standin_julia, monkeypatch):
@@ -356,13 +375,18 @@ def write_project(path: Path, manifest: str | None, deps: str = 'Example = "7876
     return path
 
 
-@pytest.mark.parametrize("manifest, message", [
-    (None, "has no Manifest.toml"),
-    ('[[Example]]\nuuid = "7876af07-990d-54b4-ab0e-23690620f79a"\n', "format 1"),
-    ('manifest_format = "2.0"\n[[deps.Other]]\nuuid = "7876af07-990d-54b4-ab0e-23690620f79b"\n',
-     "Manifest.toml lacks Project.toml deps Example"),
-    ("manifest_format = [", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "manifest, message",
+    [
+        (None, "has no Manifest.toml"),
+        ('[[Example]]\nuuid = "7876af07-990d-54b4-ab0e-23690620f79a"\n', "format 1"),
+        (
+            'manifest_format = "2.0"\n[[deps.Other]]\nuuid = "7876af07-990d-54b4-ab0e-23690620f79b"\n',
+            "Manifest.toml lacks Project.toml deps Example",
+        ),
+        ("manifest_format = [", "not valid TOML"),
+    ],
+)
 def test_julia_bad_sources_are_refused_before_running(tmp_path, standin_julia, manifest, message):
     source = write_project(tmp_path / "proj", manifest)
     with pytest.raises(BadInput, match=message):
@@ -419,8 +443,10 @@ def test_python_builds_per_target_with_shared_pure_files(tmp_path, find_links):
     assert out.kind == "python" and out.cpu_target == "x86_64_v3"
     assert out.builder["cflags"] == "-march=x86-64-v3 -mtune=generic -O2"
     assert out.builder["tool_version"].startswith(f"python {sys.version.split()[0]}, pip ")
-    assert out.packages == [{"name": "purepkg", "uuid": "", "version": "1.0"},
-                            {"name": "vecext", "uuid": "", "version": "1.0"}]
+    assert out.packages == [
+        {"name": "purepkg", "uuid": "", "version": "1.0"},
+        {"name": "vecext", "uuid": "", "version": "1.0"},
+    ]
     assert out.smoke == {"command": ["python3", "-c", "import purepkg, vecext"], "timeout_s": 600}
     assert "[x86_64_v3] " in (tmp_path / "build.log").read_text()
 
@@ -430,9 +456,13 @@ def test_python_builds_per_target_with_shared_pure_files(tmp_path, find_links):
     for arch in runnable:
         command = outs[arch].smoke["command"]
         env = {**os.environ, "PYTHONPATH": str(libs[arch])}
-        done = subprocess.run([sys.executable, "-B", *command[1:-1],
-                               command[-1] + "; print(vecext.SELFTEST, vecext.__file__)"],
-                              env=env, capture_output=True, text=True, cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-B", *command[1:-1], command[-1] + "; print(vecext.SELFTEST, vecext.__file__)"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"11.0 {libs[arch] / 'vecext' / '__init__.py'}\n"
 
@@ -450,8 +480,12 @@ def test_python_failing_pip_is_check_failed(tmp_path, find_links):
     req = tmp_path / "requirements.txt"
     req.write_text("purepkg==9.9\n")
     with pytest.raises(CheckFailed) as err:
-        get_builder("python").build(req, target(tmp_path, "x86_64"), Runner(tmp_path / "build.log"),
-                                    {"find_links": [str(find_links)], "no_index": True})
+        get_builder("python").build(
+            req,
+            target(tmp_path, "x86_64"),
+            Runner(tmp_path / "build.log"),
+            {"find_links": [str(find_links)], "no_index": True},
+        )
     assert str(err.value) == "pip exited 1 for x86_64 (see log)"
     assert "purepkg==9.9" in (tmp_path / "build.log").read_text()
 
@@ -460,15 +494,20 @@ def test_python_failing_pip_is_check_failed(tmp_path, find_links):
 
 
 def test_command_script_gets_target_in_env(tmp_path):
-    script = write_script(tmp_path / "build.sh", """
+    script = write_script(
+        tmp_path / "build.sh",
+        """
         echo "building for $DEPOT_ARCH"
         mkdir -p "$DEPOT_OUT/share"
         printf '%s\\n%s\\n%s\\n' "$DEPOT_ARCH" "$DEPOT_CFLAGS" "$JULIA_CPU_TARGET" > "$DEPOT_OUT/share/target.txt"
-    """)
+    """,
+    )
     builder = get_builder("command")
     runner = Runner(tmp_path / "build.log")
-    for arch, cflags, jt in (("x86_64", "-march=x86-64 -mtune=generic", "generic"),
-                             ("x86_64_v3", "-march=x86-64-v3 -mtune=generic", "x86-64-v3")):
+    for arch, cflags, jt in (
+        ("x86_64", "-march=x86-64 -mtune=generic", "generic"),
+        ("x86_64_v3", "-march=x86-64-v3 -mtune=generic", "x86-64-v3"),
+    ):
         out = builder.build(script, target(tmp_path, arch), runner, {})
         assert (tmp_path / "out" / arch / "share" / "target.txt").read_text() == f"{arch}\n{cflags}\n{jt}\n"
         assert out.kind == "command" and out.cpu_target == arch
@@ -478,10 +517,13 @@ def test_command_script_gets_target_in_env(tmp_path):
 
 
 def test_command_failing_on_one_target(tmp_path):
-    script = write_script(tmp_path / "fail.sh", """
+    script = write_script(
+        tmp_path / "fail.sh",
+        """
         if [ "$DEPOT_ARCH" = x86_64_v3 ]; then echo "boom: no AVX2 toolchain"; exit 1; fi
         touch "$DEPOT_OUT/ok"
-    """)
+    """,
+    )
     builder, runner = get_builder("command"), Runner(tmp_path / "build.log")
     builder.build(script, target(tmp_path, "x86_64"), runner, {})
     with pytest.raises(CheckFailed) as err:
@@ -493,9 +535,16 @@ def test_command_failing_on_one_target(tmp_path):
 
 def test_command_string_option_and_layout(tmp_path):
     builder = get_builder("command")
-    out = builder.build(tmp_path, target(tmp_path, "zen3"), Runner(tmp_path / "log"),
-                        {"command": 'echo "$DEPOT_ARCH $JULIA_CPU_TARGET" > "$DEPOT_OUT/arch"',
-                         "layout": "julia", "smoke_command": ["julia", "-e", "1"]})
+    out = builder.build(
+        tmp_path,
+        target(tmp_path, "zen3"),
+        Runner(tmp_path / "log"),
+        {
+            "command": 'echo "$DEPOT_ARCH $JULIA_CPU_TARGET" > "$DEPOT_OUT/arch"',
+            "layout": "julia",
+            "smoke_command": ["julia", "-e", "1"],
+        },
+    )
     assert (tmp_path / "out" / "zen3" / "arch").read_text() == "zen3 znver3\n"
     assert out.cpu_target == "znver3" and out.builder["layout"] == "julia"
     assert out.smoke["command"] == ["julia", "-e", "1"]

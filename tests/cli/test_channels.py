@@ -5,6 +5,7 @@ into ``channels/`` (an old pointer copied back, another channel's pointer, a poi
 by one key). Time is injected (``Site(clock=…)`` in process, ``DEPOT_CONSOLE_NOW`` for the CLI),
 never slept. Races run real ``console`` processes released together by a stdin barrier.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,12 @@ from pathlib import Path
 import pytest
 
 import core.site.channels as ch
-from core.model.digest import canonical_json, digest_bytes
 from core.errors import BadInput, Conflict, NotFound, TrustError
-from core.trust.signing import CHANNEL_TYPE, RELEASE_TYPE, TrustSet, generate_key, load_key, make_envelope
+from core.model.digest import canonical_json, digest_bytes
 from core.site.site import Site, format_time
 from core.store.base import channel_history_path, channel_path, release_path
+from core.trust.signing import CHANNEL_TYPE, RELEASE_TYPE, TrustSet, generate_key, load_key, make_envelope
+
 from helpers import CONSOLE, REPO
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -44,10 +46,19 @@ EMPTY_TREE = canonical_json({"entries": []})
 
 def release_payload(label: str, name: str = "app") -> bytes:
     """A valid release manifest whose one image is the empty tree (cheap, and ``verify`` passes)."""
-    return canonical_json({
-        "type": "depot-release", "schema": 1, "name": name, "label": label, "created": "2026-01-01T00:00:00Z",
-        "parent": None, "builder": {"kind": "command"}, "source": {"files": {}, "packages": []},
-        "images": {"x86_64": {"root": digest_bytes(EMPTY_TREE), "files": 0, "bytes": 0, "cpu_target": "generic"}}})
+    return canonical_json(
+        {
+            "type": "depot-release",
+            "schema": 1,
+            "name": name,
+            "label": label,
+            "created": "2026-01-01T00:00:00Z",
+            "parent": None,
+            "builder": {"kind": "command"},
+            "source": {"files": {}, "packages": []},
+            "images": {"x86_64": {"root": digest_bytes(EMPTY_TREE), "files": 0, "bytes": 0, "cpu_target": "generic"}},
+        }
+    )
 
 
 def add_release(site: Site, label: str, key=None) -> str:
@@ -74,9 +85,19 @@ def colliding_releases(site: Site) -> tuple[str, str]:
 
 def pointer_envelope(keys, **fields) -> bytes:
     """A channel pointer envelope with the given payload fields, signed by ``keys``."""
-    doc = {"type": "depot-channel", "schema": 1, "channel": "production", "version": 1,
-           "release": "sha256:" + "a" * 64, "previous": None, "action": "promote", "reason": "",
-           "actor": "mallory@evil", "issued": format_time(T0), "expires": format_time(T0 + timedelta(days=30))}
+    doc = {
+        "type": "depot-channel",
+        "schema": 1,
+        "channel": "production",
+        "version": 1,
+        "release": "sha256:" + "a" * 64,
+        "previous": None,
+        "action": "promote",
+        "reason": "",
+        "actor": "mallory@evil",
+        "issued": format_time(T0),
+        "expires": format_time(T0 + timedelta(days=30)),
+    }
     doc.update(fields)
     return make_envelope(CHANNEL_TYPE, canonical_json(doc), keys)
 
@@ -146,14 +167,17 @@ def test_verify_pointer_accepts_and_reports(keys):
     assert ch.verify_pointer(data, "production", trust, 3, digest_bytes(data), T0).version == 3
 
 
-@pytest.mark.parametrize("rule, build, args", [
-    ("replay", lambda k: pointer_envelope([k], version=7), (8, None)),
-    ("same version", lambda k: pointer_envelope([k], version=8, reason="other"), (8, "sha256:" + "b" * 64)),
-    ("channel mismatch", lambda k: pointer_envelope([k], channel="testing"), (None, None)),
-    ("expired", lambda k: pointer_envelope([k], expires=format_time(T0)), (None, None)),
-    ("malformed", lambda k: pointer_envelope([k], version="8"), (None, None)),
-    ("malformed", lambda k: b"{not json", (None, None)),
-])
+@pytest.mark.parametrize(
+    "rule, build, args",
+    [
+        ("replay", lambda k: pointer_envelope([k], version=7), (8, None)),
+        ("same version", lambda k: pointer_envelope([k], version=8, reason="other"), (8, "sha256:" + "b" * 64)),
+        ("channel mismatch", lambda k: pointer_envelope([k], channel="testing"), (None, None)),
+        ("expired", lambda k: pointer_envelope([k], expires=format_time(T0)), (None, None)),
+        ("malformed", lambda k: pointer_envelope([k], version="8"), (None, None)),
+        ("malformed", lambda k: b"{not json", (None, None)),
+    ],
+)
 def test_verify_pointer_rules(keys, rule, build, args):
     k1, _, _, trust = keys
     with pytest.raises(ch.PointerRejected) as exc:
@@ -190,20 +214,19 @@ def test_verify_pointer_keys_and_threshold(keys):
 def test_promote_rollback_refresh_pointers(site: Site, three: list[str], clock: Clock):
     a, b, c = three
     u1 = ch.promote(site, a[7:15], "production", "first")
-    assert u1.to_json() == {"channel": "production", "version": 1, "release": a, "previous": None,
-                            "action": "promote"}
+    assert u1.to_json() == {"channel": "production", "version": 1, "release": a, "previous": None, "action": "promote"}
     ch.promote(site, b, "production")
     ch.promote(site, c, "production")
     clock.now += timedelta(hours=1)
     u = ch.rollback(site, "production", to=a[7:11], reason="bad build")
-    assert u.to_json() == {"channel": "production", "version": 4, "release": a, "previous": c,
-                           "action": "rollback"}
+    assert u.to_json() == {"channel": "production", "version": 4, "release": a, "previous": c, "action": "rollback"}
     p = u.pointer
     assert (p.reason, p.actor, p.issued) == ("bad build", site.actor, format_time(clock.now))
     assert p.expires == format_time(clock.now + timedelta(days=30))
     # current and history hold the same bytes; versions are contiguous
     assert site.store.read_file(channel_path("production")) == site.store.read_file(
-        channel_history_path("production", 4))
+        channel_history_path("production", 4)
+    )
     assert history_files(site, "production") == ["1.json", "2.json", "3.json", "4.json"]
     # refresh: version 5, same release, fresh expiry
     clock.now += timedelta(days=29)
@@ -263,12 +286,18 @@ def test_records_events_and_audit(site: Site, three: list[str]):
     ch.refresh(site, "production")
     events = ch.channel_events(site, "production")
     assert [(e["version"], e["action"], e["release"], e["reason"], e["actor"]) for e in events] == [
-        (4, "refresh", a, "refresh", site.actor), (3, "rollback", a, "bad build", site.actor),
-        (2, "promote", b, "new build", site.actor), (1, "promote", a, "initial", site.actor)]
+        (4, "refresh", a, "refresh", site.actor),
+        (3, "rollback", a, "bad build", site.actor),
+        (2, "promote", b, "new build", site.actor),
+        (1, "promote", a, "initial", site.actor),
+    ]
     audit = [r for r in site.state.audit_rows() if r["verb"] in ("promote", "rollback", "refresh")]
     assert [(r["verb"], r["target"], r["outcome"], r["actor"]) for r in reversed(audit)] == [
-        ("promote", "production", "ok", site.actor), ("promote", "production", "ok", site.actor),
-        ("rollback", "production", "ok", site.actor), ("refresh", "production", "ok", site.actor)]
+        ("promote", "production", "ok", site.actor),
+        ("promote", "production", "ok", site.actor),
+        ("rollback", "production", "ok", site.actor),
+        ("refresh", "production", "ok", site.actor),
+    ]
     assert json.loads(audit[1]["detail"])["reason"] == "bad build"
     mark = site.state.db.execute("select version, pointer_digest from channel_marks").fetchone()
     assert tuple(mark) == (4, digest_bytes(site.store.read_file(channel_path("production"))))
@@ -307,12 +336,14 @@ def test_lost_race_changes_nothing(site: Site, three: list[str], tmp_path: Path)
     other.close()
 
 
-BARRIER = ("import sys\n"
-           "from console.cli import main\n"
-           "import console.verbs.channel_verbs, core.site.channels, core.site.catalogue\n"
-           "sys.stderr.write('ready\\n'); sys.stderr.flush()\n"
-           "sys.stdin.readline()\n"
-           "sys.exit(main(sys.argv[1:]))\n")
+BARRIER = (
+    "import sys\n"
+    "from console.cli import main\n"
+    "import console.verbs.channel_verbs, core.site.channels, core.site.catalogue\n"
+    "sys.stderr.write('ready\\n'); sys.stderr.flush()\n"
+    "sys.stdin.readline()\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
 
 
 def test_racing_promotes_from_processes(site: Site):
@@ -320,9 +351,17 @@ def test_racing_promotes_from_processes(site: Site):
     n = 6
     rels = [add_release(site, f"race-{i}") for i in range(n)]
     env = dict(os.environ, DEPOT_CONSOLE_SITE=str(site.root))
-    procs = [subprocess.Popen([sys.executable, "-c", BARRIER, "promote", r[7:19], "--channel", "production",
-                               "--json"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for r in rels]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BARRIER, "promote", r[7:19], "--channel", "production", "--json"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in rels
+    ]
     for p in procs:  # every process is loaded and waiting: release them together
         assert p.stderr.readline() == "ready\n"
     for p in procs:
@@ -410,14 +449,17 @@ def test_expired_pointer(site: Site, three: list[str]):
     later = T0 + timedelta(days=30, seconds=1)
     assert cli(site.root, "verify", now=T0 + timedelta(days=29)).returncode == 0
     p = cli(site.root, "verify", now=later)
-    assert p.returncode == 4 and "channel production: expired: production pointer version 1 expired at " \
-                                 "2026-03-31T12:00:00Z" in p.stdout
+    assert (
+        p.returncode == 4
+        and "channel production: expired: production pointer version 1 expired at 2026-03-31T12:00:00Z" in p.stdout
+    )
     code, rows = cli_json(site.root, "channels", now=later)
     assert code == 4 and rows[0]["seconds_left"] == -1 and rows[0]["problem"].startswith("expired: ")
     assert "expired 1s ago" in cli(site.root, "channels", now=later).stdout
     code, docs = cli_json(site.root, "refresh", now=later)  # cron un-freezes it
-    assert code == 0 and docs == [{"channel": "production", "version": 2, "release": three[0],
-                                   "previous": three[0], "action": "refresh"}]
+    assert code == 0 and docs == [
+        {"channel": "production", "version": 2, "release": three[0], "previous": three[0], "action": "refresh"}
+    ]
     assert cli(site.root, "verify", now=later).returncode == 0
 
 
@@ -425,14 +467,16 @@ def test_threshold_two_signatures_one_key(site: Site, three: list[str]):
     ch.promote(site, three[0], "production")
     site.trust.thresholds["channel"] = 2
     site.save_trust()
-    doubled = pointer_envelope([site.signing_key, site.signing_key], version=2, release=three[1],
-                               previous=three[0], actor=site.actor)
+    doubled = pointer_envelope(
+        [site.signing_key, site.signing_key], version=2, release=three[1], previous=three[0], actor=site.actor
+    )
     (store_root(site) / "channels/production.json").write_bytes(doubled)
     p = cli(site.root, "verify")
     assert p.returncode == 4 and "channel production: threshold: production pointer: 1 of 2 required" in p.stdout
     # the console itself refuses to issue a pointer its own trust set would reject
-    (store_root(site) / "channels/production.json").write_bytes(site.store.read_file(
-        channel_history_path("production", 1)))
+    (store_root(site) / "channels/production.json").write_bytes(
+        site.store.read_file(channel_history_path("production", 1))
+    )
     p = cli(site.root, "promote", three[1], "--channel", "production")
     assert p.returncode == 4 and "threshold" in p.stderr
     assert history_files(site, "production") == ["1.json"]
@@ -442,11 +486,11 @@ def test_forged_history_file(site: Site, three: list[str], tmp_path: Path):
     ch.promote(site, three[0], "production")
     ch.promote(site, three[1], "production")
     stranger = generate_key(tmp_path / "stranger.pem")
-    (store_root(site) / "channels/production/1.json").write_bytes(
-        pointer_envelope([stranger], release=three[2]))
+    (store_root(site) / "channels/production/1.json").write_bytes(pointer_envelope([stranger], release=three[2]))
     assert ch.verify_channels(site) == [
         "production: history version 1: untrusted: production history version 1: 0 of 1 required channel "
-        f"signature(s) (untrusted key {stranger.id[:19]})"]
+        f"signature(s) (untrusted key {stranger.id[:19]})"
+    ]
     with pytest.raises(BadInput, match="never on channel"):  # a forged entry is no rollback target
         ch.rollback(site, "production", to=three[2])
 
@@ -480,11 +524,17 @@ def test_scripted_rollback_cli(site: Site):
     # ambiguous prefix on rollback too: exit 2, nothing changes
     p = cli(root, "--headless", "rollback", "--channel", "production", "--to", prefix, "--json")
     assert p.returncode == 2 and sorted(json.loads(p.stdout)["candidates"]) == sorted([x, y])
-    p = cli(root, "--headless", "rollback", "--channel", "production", "--to", x[7:19], "--reason", "bad build",
-            "--json")
+    p = cli(
+        root, "--headless", "rollback", "--channel", "production", "--to", x[7:19], "--reason", "bad build", "--json"
+    )
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout) == {"channel": "production", "version": 3, "release": x, "previous": c,
-                                    "action": "rollback"}
+    assert json.loads(p.stdout) == {
+        "channel": "production",
+        "version": 3,
+        "release": x,
+        "previous": c,
+        "action": "rollback",
+    }
     # again: a clear no-op, not a new version
     p = cli(root, "rollback", "--channel", "production", "--to", x[7:19])
     assert p.returncode == 0 and "already points at" in p.stdout
@@ -499,7 +549,10 @@ def test_scripted_rollback_cli(site: Site):
     assert lines[3].split()[:4] == ["3", "rollback", x[7:19], c[7:19]] and "bad build" in lines[3]
     code, rows = cli_json(root, "history", "--channel", "production")
     assert [(r["version"], r["action"], r["problem"]) for r in rows] == [
-        (1, "promote", ""), (2, "promote", ""), (3, "rollback", "")]
+        (1, "promote", ""),
+        (2, "promote", ""),
+        (3, "rollback", ""),
+    ]
     code, status = cli_json(root, "channels")
     assert code == 0 and status[0]["release"] == x and status[0]["version"] == 3
     assert cli(root, "verify").returncode == 0
@@ -550,7 +603,8 @@ def test_deleted_pointer_is_reported(site: Site, three: list[str]):
     ch.promote(site, three[0], "production")
     (store_root(site) / "channels/production.json").unlink()
     assert ch.verify_channels(site) == [
-        "production: missing: production pointer is gone, but version 1 was accepted before"]
+        "production: missing: production pointer is gone, but version 1 was accepted before"
+    ]
     with pytest.raises(ch.PointerRejected, match="^missing: "):
         ch.promote(site, three[1], "production")
     assert site.store.read_file(channel_path("production")) is None

@@ -1,4 +1,5 @@
 """The CLI contract itself: usage errors, the headless summary, global options after the verb."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +37,9 @@ def test_python_dash_m_console_is_the_console(site_dir: Path) -> None:
     run = [sys.executable, "-m", "console"]
     version = subprocess.run([*run, "--version"], capture_output=True, text=True, env=env, check=True)
     assert version.stdout.startswith("depot-console ")
-    doc = subprocess.run([*run, "--headless", "--site", str(site_dir), "--json"], capture_output=True,
-                         text=True, env=env, check=True).stdout
+    doc = subprocess.run(
+        [*run, "--headless", "--site", str(site_dir), "--json"], capture_output=True, text=True, env=env, check=True
+    ).stdout
     assert doc == run_console(site_dir, "--json", check=0).stdout
     usage = subprocess.run([*run, "frobnicate"], capture_output=True, text=True, env=env)
     assert usage.returncode == 2 and usage.stderr.startswith("console: error: ")

@@ -1,4 +1,5 @@
 """``console demo``: a deterministic demo site built through the core functions."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ from pathlib import Path
 import core.site.channels as channel_ops
 from core.site.site import Site
 from core.site.verify import verify_releases
+
 from fixtures.demo import DEMO_NOW
 from helpers import run_console
 

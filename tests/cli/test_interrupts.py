@@ -4,6 +4,7 @@ Determinism without sleeps: publish prints one progress line per object when
 ``progress_interval_s = 0``; the test reads stderr until the first "write:" line and then stops
 reading, so the publisher blocks on a full pipe while it is still writing objects.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from core.model.digest import digest_bytes
 from core.site.site import open_site
+
 from helpers import CONSOLE, REPO, make_tree, run_console, run_json, set_config, tree_listing
 
 
@@ -24,9 +26,24 @@ def _many_files(root: Path, n: int = 3000) -> Path:
 
 def _start_publish(site: Path, src: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([*CONSOLE, "--headless", "--site", str(site), "publish", "--name", "big",
-                             "--image", f"x86_64={src}", "--progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [
+            *CONSOLE,
+            "--headless",
+            "--site",
+            str(site),
+            "publish",
+            "--name",
+            "big",
+            "--image",
+            f"x86_64={src}",
+            "--progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _read_until_writing(proc: subprocess.Popen) -> None:
@@ -69,8 +86,10 @@ def test_ctrl_c_mid_publish(site_dir: Path, tmp_path: Path) -> None:
     assert list((site_dir / "store" / "releases").iterdir()) == []
     assert run_json(site_dir, "verify")["ok"] is True
     db = sqlite3.connect(site_dir / "state.db")
-    assert db.execute("select verb, outcome from audit order by id desc limit 1").fetchone() == ("publish",
-                                                                                                 "interrupted")
+    assert db.execute("select verb, outcome from audit order by id desc limit 1").fetchone() == (
+        "publish",
+        "interrupted",
+    )
 
 
 def test_gc_waits_for_a_running_publish_and_keeps_its_objects(site_dir: Path, tmp_path: Path) -> None:
@@ -84,8 +103,13 @@ def test_gc_waits_for_a_running_publish_and_keeps_its_objects(site_dir: Path, tm
     store.put_object(digest_bytes(reused), reused)  # unreferenced right now
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with store.publish_lock():  # a publish is in its critical section
-        gc = subprocess.Popen([*CONSOLE, "--headless", "--site", str(site_dir), "gc", "--json"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        gc = subprocess.Popen(
+            [*CONSOLE, "--headless", "--site", str(site_dir), "gc", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert gc.stderr is not None
         assert gc.stderr.readline() == "gc: waiting for running publishes to finish\n"
         res = publish(site, "n", {"x86_64": make_tree(tmp_path / "b", {"b": reused})})

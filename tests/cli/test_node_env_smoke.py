@@ -5,6 +5,7 @@ unchecked-hash``) smoke-tested with the real ``python3``, warm and cold. Julia: 
 test machines, so a stand-in ``julia`` script (below) checks the environment it is given, prints the
 debug line format of Julia 1.10's loading code and writes the fingerprint file as the hook would.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,8 +68,18 @@ def _hydrate(site: Path, root: Path, tree: Path, smoke: str, tmp_path: Path, kin
 @pytest.fixture
 def python_depot(site_dir, tmp_path):
     tree = make_tree(tmp_path / "pydepot", {"lib/python/pkg/__init__.py": PKG_SOURCE, "bin/readme.txt": "hi\n"})
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-                    str(tree / "lib" / "python")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(tree / "lib" / "python"),
+        ],
+        check=True,
+    )
     assert list((tree / "lib/python/pkg/__pycache__").glob("__init__.*.pyc"))
     root = tmp_path / "node"
     rid = _hydrate(site_dir, root, tree, "python3 -c 'import pkg; assert pkg.answer() == 42'", tmp_path)
@@ -79,20 +90,33 @@ def test_env_for_a_python_depot(python_depot):
     root, rid = python_depot
     image = root / "releases" / rid[7:] / "x86_64"
     env = run_json(None, "node", "env", "--root", str(root), "--channel", "production")
-    assert env == {"DEPOT_CHANNEL": "production", "DEPOT_RELEASE": rid, "DEPOT_IMAGE": "x86_64",
-                   "DEPOT_IMAGE_DIR": str(image), "PYTHONPATH": str(image / "lib" / "python"),
-                   "PYTHONDONTWRITEBYTECODE": "1"}
+    assert env == {
+        "DEPOT_CHANNEL": "production",
+        "DEPOT_RELEASE": rid,
+        "DEPOT_IMAGE": "x86_64",
+        "DEPOT_IMAGE_DIR": str(image),
+        "PYTHONPATH": str(image / "lib" / "python"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     assert run_json(None, "node", "env", "--root", str(root), "--channel", "production", "--shell", "json") == env
-    fish = run_console(None, "node", "env", "--root", str(root), "--channel", "production", "--shell", "fish",
-                       check=0).stdout
+    fish = run_console(
+        None, "node", "env", "--root", str(root), "--channel", "production", "--shell", "fish", check=0
+    ).stdout
     assert f"set -gx PYTHONPATH '{image}/lib/python'" in fish.splitlines()
 
     # eval "$(console node env …)" gives a shell that imports the delivered package
     console = f"{sys.executable} -m console.cli --headless"
-    script = (f'eval "$({console} node env --root {root} --channel production)"; '
-              'python3 -c "import pkg, sys; print(pkg.VALUE, pkg.__file__, sys.dont_write_bytecode)"')
-    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    script = (
+        f'eval "$({console} node env --root {root} --channel production)"; '
+        'python3 -c "import pkg, sys; print(pkg.VALUE, pkg.__file__, sys.dont_write_bytecode)"'
+    )
+    out = subprocess.run(
+        ["sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+    )
     assert out.stdout.split() == ["42", str(image / "lib/python/pkg/__init__.py"), "True"]
 
 
@@ -108,8 +132,19 @@ def test_smoke_python_depot_with_baseline(python_depot):
     modules = dict((m[0], m[1]) for m in doc["fingerprint"]["modules"])
     assert modules["pkg"] == "sha256:" + hashlib.sha256(PKG_SOURCE.encode()).hexdigest()
     assert "sitecustomize" not in modules and doc["fingerprint"]["count"] == len(modules)
-    assert set(doc) >= {"node", "release", "image", "ok", "wall_s", "baseline_s", "reduction", "exit_code",
-                        "output_tail", "rejected_caches", "fingerprint"}
+    assert set(doc) >= {
+        "node",
+        "release",
+        "image",
+        "ok",
+        "wall_s",
+        "baseline_s",
+        "reduction",
+        "exit_code",
+        "output_tail",
+        "rejected_caches",
+        "fingerprint",
+    }
     assert tree_listing(image) == before  # nothing written into the read-only image
 
     again = run_json(None, "node", "smoke", "--root", str(root), "--channel", "production")
@@ -127,8 +162,9 @@ def test_smoke_failure_and_timeout(site_dir, tmp_path):
 
     tree2 = make_tree(tmp_path / "t2", {"lib/python/y.py": "Y = 1\n"})
     _hydrate(site_dir, root, tree2, "python3 -c 'import time; time.sleep(60)'", tmp_path)
-    proc = run_console(None, "node", "smoke", "--root", str(root), "--channel", "production", "--timeout", "0.5",
-                       "--json", check=1)
+    proc = run_console(
+        None, "node", "smoke", "--root", str(root), "--channel", "production", "--timeout", "0.5", "--json", check=1
+    )
     doc = json.loads(proc.stdout)
     assert (doc["ok"], doc["exit_code"], doc["timed_out"]) == (False, None, True)
     assert doc["problem"] == "timed out after 0.5s"
@@ -146,13 +182,20 @@ def julia_depot(site_dir, tmp_path):
     julia = bindir / "julia"
     julia.write_text(STANDIN_JULIA.replace("{python}", sys.executable).replace("{uuid}", FOO_UUID))
     julia.chmod(0o755)
-    tree = make_tree(tmp_path / "jdepot", {
-        "environments/v1.10/Project.toml": f'[deps]\nFoo = "{FOO_UUID}"\n',
-        "environments/v1.10/Manifest.toml": (f'julia_version = "1.10.4"\nmanifest_format = "2.0"\n\n'
-                                             f'[[deps.Foo]]\nuuid = "{FOO_UUID}"\nversion = "1.0.0"\n'),
-        "packages/Foo/xyz/src/Foo.jl": "module Foo end\n",
-        "compiled/v1.10/Foo/abcde_fghij.ji": b"ji-bytes",
-        "compiled/v1.10/Foo/abcde_fghij.so": b"\x7fELF so-bytes"}, executables=("compiled/v1.10/Foo/abcde_fghij.so",))
+    tree = make_tree(
+        tmp_path / "jdepot",
+        {
+            "environments/v1.10/Project.toml": f'[deps]\nFoo = "{FOO_UUID}"\n',
+            "environments/v1.10/Manifest.toml": (
+                f'julia_version = "1.10.4"\nmanifest_format = "2.0"\n\n'
+                f'[[deps.Foo]]\nuuid = "{FOO_UUID}"\nversion = "1.0.0"\n'
+            ),
+            "packages/Foo/xyz/src/Foo.jl": "module Foo end\n",
+            "compiled/v1.10/Foo/abcde_fghij.ji": b"ji-bytes",
+            "compiled/v1.10/Foo/abcde_fghij.so": b"\x7fELF so-bytes",
+        },
+        executables=("compiled/v1.10/Foo/abcde_fghij.so",),
+    )
     root = tmp_path / "node"
     rid = _hydrate(site_dir, root, tree, "julia --startup-file=no -e 'using Foo'", tmp_path)
     env = {"PATH": f"{bindir}:{os.environ['PATH']}", "STANDIN_LOG": str(tmp_path / "julia.log")}
@@ -173,8 +216,9 @@ def test_env_for_a_julia_depot(julia_depot, site_dir):
 def test_smoke_julia_depot_fingerprint_and_baseline(julia_depot):
     root, rid, env, log = julia_depot
     image = root / "releases" / rid[7:] / "x86_64"
-    proc = run_console(None, "node", "smoke", "--root", str(root), "--channel", "production", "--baseline", "--json",
-                       env=env, check=0)
+    proc = run_console(
+        None, "node", "smoke", "--root", str(root), "--channel", "production", "--baseline", "--json", env=env, check=0
+    )
     doc = json.loads(proc.stdout)
     assert (doc["ok"], doc["exit_code"], doc["baseline_exit_code"], doc["rejected_caches"]) == (True, 0, 0, [])
     assert doc["output_tail"] == "julia standin ok"
@@ -188,22 +232,48 @@ def test_smoke_julia_depot_fingerprint_and_baseline(julia_depot):
 
 def test_smoke_julia_rejected_cache_fails(julia_depot):
     root, rid, env, _ = julia_depot
-    proc = run_console(None, "node", "smoke", "--root", str(root), "--channel", "production",
-                       env=dict(env, STANDIN_REJECT="1"), check=1)
+    proc = run_console(
+        None,
+        "node",
+        "smoke",
+        "--root",
+        str(root),
+        "--channel",
+        "production",
+        env=dict(env, STANDIN_REJECT="1"),
+        check=1,
+    )
     assert "FAILED (Julia rejected cache files of Foo)" in proc.stdout
-    doc = json.loads(run_console(None, "node", "smoke", "--root", str(root), "--channel", "production", "--json",
-                                 env=dict(env, STANDIN_REJECT="1"), check=1).stdout)
+    doc = json.loads(
+        run_console(
+            None,
+            "node",
+            "smoke",
+            "--root",
+            str(root),
+            "--channel",
+            "production",
+            "--json",
+            env=dict(env, STANDIN_REJECT="1"),
+            check=1,
+        ).stdout
+    )
     image = root / "releases" / rid[7:] / "x86_64"
-    assert doc["rejected_caches"] == [{"package": "Foo", "uuid": FOO_UUID,
-                                       "cache_file": str(image / "compiled/v1.10/Foo/abcde_fghij.ji")}]
+    assert doc["rejected_caches"] == [
+        {"package": "Foo", "uuid": FOO_UUID, "cache_file": str(image / "compiled/v1.10/Foo/abcde_fghij.ji")}
+    ]
     assert doc["exit_code"] == 0 and doc["ok"] is False
 
 
 def test_probe_and_status_report_the_hydrated_channel(python_depot):
     root, rid = python_depot
     probe = run_json(None, "node", "probe", "--root", str(root))
-    assert probe["channels"]["production"] == {"release": rid, "arch": "x86_64",
-                                               "target": f"../releases/{rid[7:]}/x86_64", "exists": True}
+    assert probe["channels"]["production"] == {
+        "release": rid,
+        "arch": "x86_64",
+        "target": f"../releases/{rid[7:]}/x86_64",
+        "exists": True,
+    }
     human = run_console(None, "node", "probe", "--root", str(root), check=0).stdout
     assert f"channel  production: {rid[7:19]} x86_64" in human
     status = run_console(None, "node", "status", "--root", str(root), check=0).stdout

@@ -1,4 +1,5 @@
 """tests/bench/peers.py: the peer tools really run on a tiny generated depot."""
+
 from __future__ import annotations
 
 import functools
@@ -10,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from bench.depotgen import generate
 from bench.peers import (
     PeerFailed,
@@ -87,19 +87,22 @@ def test_commit_twice_then_diff(depots: tuple[Path, Path], tmp_path: Path) -> No
     assert (repo / "config").read_text().count("mode=archive-z2") == 1
     assert len(rev_a) == len(rev_b) == 64 and rev_a != rev_b
     assert ostree_rev(repo, "depot/x86_64^") == rev_a
-    log = subprocess.run(["ostree", "log", f"--repo={repo}", "depot/x86_64"],
-                         capture_output=True, text=True, check=True).stdout
+    log = subprocess.run(
+        ["ostree", "log", f"--repo={repo}", "depot/x86_64"], capture_output=True, text=True, check=True
+    ).stdout
     assert [line.split()[1] for line in log.splitlines() if line.startswith("commit ")] == [rev_b, rev_a]
 
     seconds = ostree_diff(repo, rev_a, rev_b)
     assert isinstance(seconds, float) and seconds > 0
-    diff = subprocess.run(["ostree", "diff", f"--repo={repo}", rev_a, rev_b],
-                          capture_output=True, text=True, check=True).stdout
+    diff = subprocess.run(
+        ["ostree", "diff", f"--repo={repo}", rev_a, rev_b], capture_output=True, text=True, check=True
+    ).stdout
     assert "environments/v1.10/Manifest.toml" in diff
 
 
-def test_pull_checkout_over_http_reproduces_the_tree(depots: tuple[Path, Path], tmp_path: Path,
-                                                     http_root: tuple[str, Path]) -> None:
+def test_pull_checkout_over_http_reproduces_the_tree(
+    depots: tuple[Path, Path], tmp_path: Path, http_root: tuple[str, Path]
+) -> None:
     url, www = http_root
     ostree_commit(www / "repo", depots[0], "depot/x86_64")
     checkout = tmp_path / "checkout"

@@ -1,4 +1,5 @@
 """Publish, export, dedupe, hash cache, hooks and the catalogue, through the real CLI."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,18 @@ def test_init_creates_site_files(tmp_path: Path) -> None:
 
 def test_round_trip_publish_export_equals_source(site_dir: Path, tmp_path: Path) -> None:
     src = sample_tree(tmp_path / "src")
-    res = run_json(site_dir, "publish", "--name", "jetreco", "--label", "2026.11-1",
-                   "--image", f"x86_64={src}", "--image", f"x86_64_v3={src}")
+    res = run_json(
+        site_dir,
+        "publish",
+        "--name",
+        "jetreco",
+        "--label",
+        "2026.11-1",
+        "--image",
+        f"x86_64={src}",
+        "--image",
+        f"x86_64_v3={src}",
+    )
     rid = res["release_id"]
     assert res["files"] == 8 and res["new_objects"] == 4  # 4 distinct files shared by both images
     for arch in ("x86_64", "x86_64_v3"):
@@ -95,8 +106,9 @@ def test_julia_environment_packages_go_into_the_manifest(site_dir: Path, tmp_pat
         '[[deps.JetReconstruction]]\nuuid = "44e8cb2c-dfab-4825-9c70-d4808a591196"\nversion = "0.4.3"\n\n'
         '[[deps.LinearAlgebra]]\nuuid = "37e2e46d-f89d-539d-b4ee-838fcccc9c8e"\n'
     )
-    src = make_tree(tmp_path / "src", {"environments/v1.10/Manifest.toml": manifest,
-                                        "environments/v1.10/Project.toml": "[deps]\n"})
+    src = make_tree(
+        tmp_path / "src", {"environments/v1.10/Manifest.toml": manifest, "environments/v1.10/Project.toml": "[deps]\n"}
+    )
     rid = run_json(site_dir, "publish", "--name", "j", "--image", f"x86_64_v3={src}")["release_id"]
     doc = run_json(site_dir, "show", rid)
     names = [p["name"] for p in doc["source"]["packages"]]
@@ -129,8 +141,12 @@ def test_audit_rows_for_state_changing_verbs(site_dir: Path, tmp_path: Path) -> 
     run_json(site_dir, "gc")
     db = sqlite3.connect(site_dir / "state.db")
     rows = db.execute("select verb, target, outcome, actor from audit order by id").fetchall()
-    assert [(r[0], r[2]) for r in rows[:4]] == [("init", "ok"), ("publish", "ok"),
-                                                ("publish", rows[2][2]), ("gc", "ok")]
+    assert [(r[0], r[2]) for r in rows[:4]] == [
+        ("init", "ok"),
+        ("publish", "ok"),
+        ("publish", rows[2][2]),
+        ("gc", "ok"),
+    ]
     assert rows[2][2].startswith("error: unknown micro-architecture 'nonsense'")
     assert all("@" in r[3] for r in rows)
 

@@ -1,4 +1,5 @@
 """verify (fast and deep), tampering, trust failures, and the catalogue's reaction to them."""
+
 from __future__ import annotations
 
 import base64
@@ -50,7 +51,8 @@ def test_flipped_byte_found_by_deep_verify_only(site_dir: Path, tmp_path: Path) 
     problems = json.loads(proc.stdout)["problems"]
     assert {(p["release"], p["image"], p["path"], p["kind"]) for p in problems} == {
         (rid, "x86_64", "share/doc/README", "corrupt-object"),
-        (rid, "x86_64_v3", "share/doc/README", "corrupt-object")}
+        (rid, "x86_64_v3", "share/doc/README", "corrupt-object"),
+    }
     human = run_console(site_dir, "verify", "--deep")
     assert f"{rid[7:19]} x86_64/share/doc/README: corrupt-object" in human.stdout
 

@@ -3,6 +3,7 @@
 Every fleet outcome is produced by a real fault: a closed address, a wrong host key, an
 unauthorized key, a server-side ForceCommand that blocks or hides python3.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,12 +20,22 @@ import core.node.probe
 from core.errors import BadInput
 from core.fleet.ssh import NodeResult, apply_parser, classify, probe_nodes, run_fleet, ssh_argv
 from core.node.probe import PROBE_SCHEMA, parse_probe_output, probe_source, read_cpuinfo, run_probe
+
 from fixtures.sshd import PLAIN_CPUINFO, ZEN3_CPUINFO, SshdServer, ssh_client_pids
 
-ZEN3_FLAGS = sorted(set(next(line for line in ZEN3_CPUINFO.read_text().splitlines()
-                             if line.startswith("flags")).split(":", 1)[1].split()))
+ZEN3_FLAGS = sorted(
+    set(
+        next(line for line in ZEN3_CPUINFO.read_text().splitlines() if line.startswith("flags"))
+        .split(":", 1)[1]
+        .split()
+    )
+)
 EXPECTED = {
-    "node01": "ok", "node02": "ok", "node03": "ok", "node04": "ok", "node05": "ok",
+    "node01": "ok",
+    "node02": "ok",
+    "node03": "ok",
+    "node04": "ok",
+    "node05": "ok",
     "zen3node": "ok",
     "deadnode": "unreachable",
     "slownode": "timeout",
@@ -36,16 +47,16 @@ EXPECTED = {
 DEADLINE = 6.0
 
 
-
-
 # ---- the probe itself (local) ----
+
 
 def test_probe_source_is_stdlib_only_and_old_python_syntax() -> None:
     source = probe_source()
     assert source == Path(core.node.probe.__file__).read_bytes()
     tree = ast.parse(source, feature_version=(3, 6))
-    top_imports = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import)
-                   for alias in node.names}
+    top_imports = {
+        alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names
+    }
     top_imports |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
     assert top_imports <= set(sys.stdlib_module_names)
 
@@ -59,18 +70,34 @@ def test_probe_script_from_stdin_with_cpuinfo_override_and_channels(tmp_path: Pa
     (tmp_path / "current" / "README").write_text("not a channel")
     env = {**os.environ, "DEPOT_PROBE_CPUINFO": str(ZEN3_CPUINFO)}
     # -I: no project on sys.path, exactly like a bare node.
-    done = subprocess.run([sys.executable, "-I", "-", "--root", str(tmp_path)], input=probe_source(),
-                          capture_output=True, env=env, cwd="/", check=True)
+    done = subprocess.run(
+        [sys.executable, "-I", "-", "--root", str(tmp_path)],
+        input=probe_source(),
+        capture_output=True,
+        env=env,
+        cwd="/",
+        check=True,
+    )
     data = parse_probe_output(done.stdout)
     assert done.stdout.count(b"\n") == 1
     assert data["schema"] == PROBE_SCHEMA
     assert data["cpuinfo"] == {
-        "vendor": "AuthenticAMD", "model_name": "AMD EPYC 7763 64-Core Processor", "family": "25",
-        "model": "1", "flags": ZEN3_FLAGS, "implementer": "", "part": "", "features": [],
+        "vendor": "AuthenticAMD",
+        "model_name": "AMD EPYC 7763 64-Core Processor",
+        "family": "25",
+        "model": "1",
+        "flags": ZEN3_FLAGS,
+        "implementer": "",
+        "part": "",
+        "features": [],
     }
     assert data["channels"] == {
-        "production": {"release": f"sha256:{release_hex}", "arch": "zen3",
-                       "target": f"../releases/{release_hex}/zen3", "exists": True},
+        "production": {
+            "release": f"sha256:{release_hex}",
+            "arch": "zen3",
+            "target": f"../releases/{release_hex}/zen3",
+            "exists": True,
+        },
         "broken": {"release": None, "arch": None, "target": "../elsewhere", "exists": False},
     }
     assert data["cpus"] == os.cpu_count()
@@ -80,12 +107,20 @@ def test_probe_script_from_stdin_with_cpuinfo_override_and_channels(tmp_path: Pa
 
 def test_probe_reads_aarch64_fields(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd sve atomics fp\n"
-                       "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\n"
-                       "CPU part\t: 0xd40\nCPU revision\t: 1\n\nprocessor\t: 1\nFeatures\t: other\n")
+    cpuinfo.write_text(
+        "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd sve atomics fp\n"
+        "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\n"
+        "CPU part\t: 0xd40\nCPU revision\t: 1\n\nprocessor\t: 1\nFeatures\t: other\n"
+    )
     assert read_cpuinfo(str(cpuinfo)) == {
-        "vendor": "", "model_name": "", "family": "", "model": "", "flags": [],
-        "implementer": "0x41", "part": "0xd40", "features": ["asimd", "atomics", "fp", "sve"],
+        "vendor": "",
+        "model_name": "",
+        "family": "",
+        "model": "",
+        "flags": [],
+        "implementer": "0x41",
+        "part": "0xd40",
+        "features": ["asimd", "atomics", "fp", "sve"],
     }
 
 
@@ -135,17 +170,30 @@ def test_parse_probe_output_is_strict_about_shape(mutate, message: str) -> None:
 
 # ---- classification and command lines (no network) ----
 
+
 @pytest.mark.parametrize(
     ("code", "stderr", "status", "detail"),
     [
         (0, "", "ok", "exit 0"),
-        (255, "ssh: connect to host h port 22: Connection refused\r\n", "unreachable",
-         "ssh: connect to host h port 22: Connection refused"),
-        (255, "ssh: Could not resolve hostname nx: Name or service not known\r\n", "unreachable",
-         "ssh: Could not resolve hostname nx: Name or service not known"),
+        (
+            255,
+            "ssh: connect to host h port 22: Connection refused\r\n",
+            "unreachable",
+            "ssh: connect to host h port 22: Connection refused",
+        ),
+        (
+            255,
+            "ssh: Could not resolve hostname nx: Name or service not known\r\n",
+            "unreachable",
+            "ssh: Could not resolve hostname nx: Name or service not known",
+        ),
         (255, "root@h: Permission denied (publickey).\r\n", "auth-refused", "root@h: Permission denied (publickey)."),
-        (255, "@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nHost key verification failed.\r\n",
-         "host-key-mismatch", "host key does not match known_hosts (remote host identification has changed)"),
+        (
+            255,
+            "@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nHost key verification failed.\r\n",
+            "host-key-mismatch",
+            "host key does not match known_hosts (remote host identification has changed)",
+        ),
         (127, "bash: line 1: python3: command not found\n", "no-python", "bash: line 1: python3: command not found"),
         (2, "sh: 1: python3: not found\n", "no-python", "sh: 1: python3: not found"),
         (3, "boom\nlast words\n", "remote-failed", "exit 3: last words"),
@@ -158,7 +206,17 @@ def test_classify(code: int, stderr: str, status: str, detail: str) -> None:
 
 def test_ssh_argv_adds_only_batchmode_and_connect_timeout() -> None:
     assert ssh_argv("n1", ["python3", "-", "--root", "/a b"], connect_timeout=2.5, ssh_config="/c") == [
-        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-F", "/c", "--", "n1", "python3 - --root '/a b'"]
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=3",
+        "-F",
+        "/c",
+        "--",
+        "n1",
+        "python3 - --root '/a b'",
+    ]
     assert ssh_argv("n1", ["true"]) == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", "n1", "true"]
     with pytest.raises(BadInput, match=r"^bad node name '-oProxyCommand=x'$"):
         ssh_argv("-oProxyCommand=x", ["true"])
@@ -173,10 +231,12 @@ async def test_run_fleet_refuses_bad_arguments() -> None:
 
 # ---- against the real sshd ----
 
+
 async def test_probe_every_alias_streams_exact_statuses(sshd: SshdServer) -> None:
     streamed: list[NodeResult] = []
-    results = await probe_nodes(list(EXPECTED), ssh_config=sshd.config_path, deadline=DEADLINE,
-                                connect_timeout=5, on_result=streamed.append)
+    results = await probe_nodes(
+        list(EXPECTED), ssh_config=sshd.config_path, deadline=DEADLINE, connect_timeout=5, on_result=streamed.append
+    )
     assert [r.node for r in results] == list(EXPECTED)
     assert {r.node: r.status for r in results} == EXPECTED, {r.node: r.detail for r in results}
     # One callback per node, each with the final (parsed) result object.
@@ -217,9 +277,14 @@ async def test_probe_reports_node_channels_over_ssh(sshd: SshdServer, tmp_path: 
     (tmp_path / "current" / "production").symlink_to(f"../releases/{release_hex}/x86_64_v3")
     [result] = await probe_nodes(["node02"], root=str(tmp_path), ssh_config=sshd.config_path)
     assert result.status == "ok", result.detail
-    assert result.data["channels"] == {"production": {
-        "release": f"sha256:{release_hex}", "arch": "x86_64_v3",
-        "target": f"../releases/{release_hex}/x86_64_v3", "exists": True}}
+    assert result.data["channels"] == {
+        "production": {
+            "release": f"sha256:{release_hex}",
+            "arch": "x86_64_v3",
+            "target": f"../releases/{release_hex}/x86_64_v3",
+            "exists": True,
+        }
+    }
 
 
 async def test_fanout_two_completes_every_node(sshd: SshdServer) -> None:
@@ -236,18 +301,15 @@ async def test_fanout_two_completes_every_node(sshd: SshdServer) -> None:
         running -= 1
 
     nodes = sshd.plain_nodes + ["zen3node"]
-    results = await probe_nodes(nodes, fanout=2, ssh_config=sshd.config_path,
-                                on_start=started, on_result=finished)
+    results = await probe_nodes(nodes, fanout=2, ssh_config=sshd.config_path, on_start=started, on_result=finished)
     assert [(r.node, r.status) for r in results] == [(n, "ok") for n in nodes]
     assert 1 <= peak <= 2
 
 
 async def test_remote_argv_exit_codes_and_bad_output(sshd: SshdServer) -> None:
-    [echo] = await run_fleet(["node03"], ["printf", "%s|", "a b", "c;d", "$HOME"], None,
-                             ssh_config=sshd.config_path)
+    [echo] = await run_fleet(["node03"], ["printf", "%s|", "a b", "c;d", "$HOME"], None, ssh_config=sshd.config_path)
     assert (echo.status, echo.stdout) == ("ok", b"a b|c;d|$HOME|")
-    [failed] = await run_fleet(["node03"], ["sh", "-c", "echo oops >&2; exit 3"], None,
-                               ssh_config=sshd.config_path)
+    [failed] = await run_fleet(["node03"], ["sh", "-c", "echo oops >&2; exit 3"], None, ssh_config=sshd.config_path)
     assert (failed.status, failed.exit_code, failed.detail) == ("remote-failed", 3, "exit 3: oops")
     [piped] = await run_fleet(["node04"], ["cat"], b"x" * 300_000, ssh_config=sshd.config_path)
     assert (piped.status, len(piped.stdout)) == ("ok", 300_000)
@@ -267,8 +329,9 @@ async def test_cancellation_kills_every_ssh(sshd: SshdServer) -> None:
         if len(started) == len(nodes):
             all_started.set()
 
-    task = asyncio.create_task(run_fleet(nodes, ["true"], b"", ssh_config=sshd.config_path,
-                                         deadline=3600, on_start=on_start))
+    task = asyncio.create_task(
+        run_fleet(nodes, ["true"], b"", ssh_config=sshd.config_path, deadline=3600, on_start=on_start)
+    )
     await all_started.wait()
     assert len(ssh_client_pids(sshd.config_path)) == 3
     task.cancel()

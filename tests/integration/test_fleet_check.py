@@ -6,6 +6,7 @@ key, a refused key, a node without python3. Remote work (``--smoke``/``--hydrate
 stand-in remote console written by the test (it answers per node from ``$SSH_CONNECTION``), and,
 end to end, the real ``console node`` verbs.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,27 +19,48 @@ from pathlib import Path
 
 import pytest
 
-from core.arch import classify_cpuinfo
+from core.arch import classify_cpuinfo, cpuinfo_from_probe
 from core.errors import BadInput, NotFound
 from core.fleet.check import CheckOptions, NodeCheck, check_fleet, flag_mismatches, summarize
-from core.site.inventory import (ChannelTarget, arch_summary, classify_probe, cpuinfo_from_probe, flags_digest,
-                            fingerprint_mismatches, images_for)
 from core.node.probe import read_cpuinfo
+from core.site.inventory import (
+    ChannelTarget,
+    arch_summary,
+    classify_probe,
+    fingerprint_mismatches,
+    flags_digest,
+    images_for,
+)
+
 from fixtures.sshd import PLAIN_ARCH, SshdServer, ssh_client_pids
 from helpers import REPO, init_site, make_tree, run_console, set_config
 
 CPUINFO = Path(__file__).parents[1] / "fixtures" / "cpuinfo"
 DEADLINE = 6.0  # what slownode always runs into; generous for nodes that answer on a loaded box
 EXPECTED = {
-    "node01": "ok", "node02": "ok", "node03": "ok", "node04": "ok", "node05": "ok", "zen3node": "ok",
-    "deadnode": "unreachable", "slownode": "timeout", "badkeynode": "host-key-mismatch",
-    "nopynode": "no-python", "refusednode": "auth-refused",
+    "node01": "ok",
+    "node02": "ok",
+    "node03": "ok",
+    "node04": "ok",
+    "node05": "ok",
+    "zen3node": "ok",
+    "deadnode": "unreachable",
+    "slownode": "timeout",
+    "badkeynode": "host-key-mismatch",
+    "nopynode": "no-python",
+    "refusednode": "auth-refused",
 }
 
 
 def probe_of(fixture: str, machine: str = "x86_64") -> dict:
-    return {"machine": machine, "cpus": 8, "memory": 1 << 30, "os": {"pretty_name": "Linux"},
-            "cpuinfo": read_cpuinfo(str(CPUINFO / f"{fixture}.txt")), "channels": {}}
+    return {
+        "machine": machine,
+        "cpus": 8,
+        "memory": 1 << 30,
+        "os": {"pretty_name": "Linux"},
+        "cpuinfo": read_cpuinfo(str(CPUINFO / f"{fixture}.txt")),
+        "channels": {},
+    }
 
 
 def db_rows(site: Path, sql: str, params: tuple = ()) -> list[dict]:
@@ -50,9 +72,8 @@ def db_rows(site: Path, sql: str, params: tuple = ()) -> list[dict]:
         conn.close()
 
 
-
-
 # ---- classification (pure) ----
+
 
 @pytest.mark.parametrize("fixture", sorted(p.stem for p in CPUINFO.glob("*.txt")))
 def test_probe_classification_matches_cpuinfo_classification(fixture: str) -> None:
@@ -75,7 +96,8 @@ def test_unclassifiable_probe_has_no_arch_and_says_why() -> None:
     assert c.arch is None
     assert c.problem == "cannot classify riscv64 CPU: no x86_64 or aarch64 cpuinfo fields"
     assert images_for(None, [ChannelTarget("production", "sha256:r", ("x86_64",))], c.problem) == {
-        "production": {"release": "sha256:r", "image": None, "reason": c.problem}}
+        "production": {"release": "sha256:r", "image": None, "reason": c.problem}
+    }
 
 
 def test_flags_digest_ignores_order_and_duplicates() -> None:
@@ -83,10 +105,16 @@ def test_flags_digest_ignores_order_and_duplicates() -> None:
 
 
 def test_images_and_arch_summary_with_no_fit_reasons() -> None:
-    targets = [ChannelTarget("production", "sha256:p", ("x86_64", "zen3")),
-               ChannelTarget("testing", "sha256:t", ("zen4",))]
-    rows = [{"name": "a1", "arch": "zen3"}, {"name": "a2", "arch": "zen3"}, {"name": "h1", "arch": "haswell"},
-            {"name": "x", "arch": None}]
+    targets = [
+        ChannelTarget("production", "sha256:p", ("x86_64", "zen3")),
+        ChannelTarget("testing", "sha256:t", ("zen4",)),
+    ]
+    rows = [
+        {"name": "a1", "arch": "zen3"},
+        {"name": "a2", "arch": "zen3"},
+        {"name": "h1", "arch": "haswell"},
+        {"name": "x", "arch": None},
+    ]
     summary = arch_summary(rows, targets)
     assert summary["arches"] == [
         {"arch": "zen3", "count": 2, "images": {"production": "zen3", "testing": None}},
@@ -94,16 +122,29 @@ def test_images_and_arch_summary_with_no_fit_reasons() -> None:
         {"arch": "unknown", "count": 1, "images": {"production": None, "testing": None}},
     ]
     assert summary["no_fit"] == [
-        {"node": "a1", "arch": "zen3", "channel": "testing",
-         "reason": "zen3 cannot run zen4: missing avx512_bf16, avx512_bitalg, avx512_vbmi2, avx512_vnni and 10 more"},
-        {"node": "a2", "arch": "zen3", "channel": "testing",
-         "reason": "zen3 cannot run zen4: missing avx512_bf16, avx512_bitalg, avx512_vbmi2, avx512_vnni and 10 more"},
-        {"node": "h1", "arch": "haswell", "channel": "testing",
-         "reason": "haswell cannot run zen4: other vendor: AuthenticAMD image, GenuineIntel CPU"},
+        {
+            "node": "a1",
+            "arch": "zen3",
+            "channel": "testing",
+            "reason": "zen3 cannot run zen4: missing avx512_bf16, avx512_bitalg, avx512_vbmi2, avx512_vnni and 10 more",
+        },
+        {
+            "node": "a2",
+            "arch": "zen3",
+            "channel": "testing",
+            "reason": "zen3 cannot run zen4: missing avx512_bf16, avx512_bitalg, avx512_vbmi2, avx512_vnni and 10 more",
+        },
+        {
+            "node": "h1",
+            "arch": "haswell",
+            "channel": "testing",
+            "reason": "haswell cannot run zen4: other vendor: AuthenticAMD image, GenuineIntel CPU",
+        },
     ]
 
 
 # ---- fingerprint comparison (pure) ----
+
 
 def smoke(node: str, fp, image: str = "x86_64_v3", release: str = "sha256:r1") -> dict:
     return {"node": node, "release": release, "image": image, "fingerprint": fp}
@@ -113,10 +154,17 @@ def test_fingerprint_majority_flags_the_odd_node_with_its_modules() -> None:
     good = {"Foo": "sha256:1", "Bar": "sha256:2", "Baz": "sha256:3"}
     odd = {"Foo": "sha256:1", "Bar": "sha256:X", "Qux": "sha256:4"}
     found = fingerprint_mismatches([smoke("n1", good), smoke("n2", good), smoke("n3", odd), smoke("n4", good)])
-    assert [m.to_json() for m in found] == [{
-        "node": "n3", "release": "sha256:r1", "image": "x86_64_v3", "modules": ["Bar", "Baz", "Qux"],
-        "majority": 3, "group": 4,
-        "detail": "fingerprint differs from 3 of 4 nodes running x86_64_v3 in: Bar, Baz, Qux"}]
+    assert [m.to_json() for m in found] == [
+        {
+            "node": "n3",
+            "release": "sha256:r1",
+            "image": "x86_64_v3",
+            "modules": ["Bar", "Baz", "Qux"],
+            "majority": 3,
+            "group": 4,
+            "detail": "fingerprint differs from 3 of 4 nodes running x86_64_v3 in: Bar, Baz, Qux",
+        }
+    ]
 
 
 def smoke_fp(modules: list[list]) -> dict:
@@ -131,23 +179,35 @@ def test_fingerprint_in_core_smoke_shape_names_modules() -> None:
     good = smoke_fp([["pkg", "sha256:1"], ["dep", "sha256:2"], ["json", None]])
     julia_good = smoke_fp([["Foo", "uuid-f", "sha256:a"], ["Bar", "uuid-b", "sha256:b"]])
     julia_odd = smoke_fp([["Foo", "uuid-f", "sha256:a"], ["Bar", "uuid-b", "sha256:OTHER"]])
-    found = fingerprint_mismatches([
-        smoke("p1", good), smoke("p2", dict(good)), smoke("p3", smoke_fp([["pkg", "sha256:1"], ["dep", "sha256:9"]])),
-        smoke("j1", julia_good, image="zen3"), smoke("j2", julia_good, image="zen3"),
-        smoke("j3", julia_odd, image="zen3"),
-    ])
+    found = fingerprint_mismatches(
+        [
+            smoke("p1", good),
+            smoke("p2", dict(good)),
+            smoke("p3", smoke_fp([["pkg", "sha256:1"], ["dep", "sha256:9"]])),
+            smoke("j1", julia_good, image="zen3"),
+            smoke("j2", julia_good, image="zen3"),
+            smoke("j3", julia_odd, image="zen3"),
+        ]
+    )
     assert [(m.node, m.modules, m.majority, m.group) for m in found] == [
-        ("j3", ("Bar",), 2, 3), ("p3", ("dep", "json"), 2, 3)]
+        ("j3", ("Bar",), 2, 3),
+        ("p3", ("dep", "json"), 2, 3),
+    ]
 
 
 def test_fingerprints_compare_only_within_release_and_image() -> None:
     a, b = {"M": "1"}, {"M": "2"}
-    found = fingerprint_mismatches([
-        smoke("n1", a), smoke("n2", a),                      # x86_64_v3 group agrees
-        smoke("z1", b, image="zen3"), smoke("z2", b, image="zen3"),  # zen3 group agrees on another value
-        smoke("o1", b, release="sha256:r0"),                 # alone in its release: nothing to compare
-        smoke("nofp", None), smoke("empty", {}),            # no fingerprint: left out
-    ])
+    found = fingerprint_mismatches(
+        [
+            smoke("n1", a),
+            smoke("n2", a),  # x86_64_v3 group agrees
+            smoke("z1", b, image="zen3"),
+            smoke("z2", b, image="zen3"),  # zen3 group agrees on another value
+            smoke("o1", b, release="sha256:r0"),  # alone in its release: nothing to compare
+            smoke("nofp", None),
+            smoke("empty", {}),  # no fingerprint: left out
+        ]
+    )
     assert found == []
 
 
@@ -160,18 +220,27 @@ def test_fingerprint_tie_flags_every_node_without_majority() -> None:
 def test_string_fingerprints_compare_whole() -> None:
     found = fingerprint_mismatches([smoke("a", "sha256:1"), smoke("b", "sha256:1"), smoke("c", "sha256:2")])
     assert [(m.node, m.modules, m.detail) for m in found] == [
-        ("c", (), "fingerprint differs from 2 of 3 nodes running x86_64_v3")]
+        ("c", (), "fingerprint differs from 2 of 3 nodes running x86_64_v3")
+    ]
 
 
 def test_flag_mismatches_changes_status_of_ok_nodes_only() -> None:
     def check(node: str, fp, status: str = "ok") -> NodeCheck:
         return NodeCheck(node, status, "", smoke={"ok": True, "release": "r", "image": "x", "fingerprint": fp})
 
-    checks = [check("a", {"M": "1"}), check("b", {"M": "1"}), check("c", {"M": "2"}),
-              check("d", {"M": "3"}, status="remote-failed")]
+    checks = [
+        check("a", {"M": "1"}),
+        check("b", {"M": "1"}),
+        check("c", {"M": "2"}),
+        check("d", {"M": "3"}, status="remote-failed"),
+    ]
     assert [c.node for c in flag_mismatches(checks)] == ["c"]
     assert [(c.status, c.mismatch) for c in checks] == [
-        ("ok", None), ("ok", None), ("fingerprint-mismatch", ["M"]), ("remote-failed", None)]
+        ("ok", None),
+        ("ok", None),
+        ("fingerprint-mismatch", ["M"]),
+        ("remote-failed", None),
+    ]
     assert summarize(checks)["counts"] == {"ok": 2, "remote-failed": 1, "fingerprint-mismatch": 1}
     assert summarize(checks)["nodesets"]["ok"] == "a,b"
 
@@ -187,14 +256,17 @@ def test_options_are_checked_before_any_ssh() -> None:
 
 # ---- against the real sshd: probe and inventory ----
 
-def publish_and_promote(site: Path, tmp: Path, images: dict[str, str], channel: str,
-                        smoke: str | None = None) -> str:
+
+def publish_and_promote(site: Path, tmp: Path, images: dict[str, str], channel: str, smoke: str | None = None) -> str:
     args = []
     for arch, rel in images.items():
         make_tree(tmp / f"img-{arch}", {rel: f"# {arch}\n"})
         args += ["--image", f"{arch}={tmp / f'img-{arch}'}"]
-    doc = json.loads(run_console(site, "publish", "--name", "pkg", *args, *(["--smoke", smoke] if smoke else []),
-                                 "--json", check=0).stdout)
+    doc = json.loads(
+        run_console(
+            site, "publish", "--name", "pkg", *args, *(["--smoke", smoke] if smoke else []), "--json", check=0
+        ).stdout
+    )
     run_console(site, "promote", doc["release_id"], "--channel", channel, check=0)
     return doc["release_id"]
 
@@ -208,8 +280,16 @@ def checked(sshd: SshdServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     set_config(site, "fleet", "groups", {"plain": "node[01-05]", "odd": "deadnode,slownode"})
     prod = publish_and_promote(site, tmp, {"x86_64": "lib/a.py", "zen3": "lib/a.py"}, "production")
     arm = publish_and_promote(site, tmp / "arm", {"neoverse_v1": "lib/a.py"}, "arm")
-    human = run_console(site, "fleet", "check", "@plain,zen3node,@odd,badkeynode,nopynode,refusednode",
-                        "--timeout", str(DEADLINE), "--connect-timeout", "5")
+    human = run_console(
+        site,
+        "fleet",
+        "check",
+        "@plain,zen3node,@odd,badkeynode,nopynode,refusednode",
+        "--timeout",
+        str(DEADLINE),
+        "--connect-timeout",
+        "5",
+    )
     return {"site": site, "tmp": tmp, "human": human, "prod": prod, "arm": arm}
 
 
@@ -217,15 +297,22 @@ def test_fleet_check_streams_lines_and_summarizes_with_folded_sets(checked: dict
     proc = checked["human"]
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
-    per_node = {line.split()[0]: line.split()[1] for line in lines[:len(EXPECTED)]}
+    per_node = {line.split()[0]: line.split()[1] for line in lines[: len(EXPECTED)]}
     assert per_node == EXPECTED
     assert lines[len(EXPECTED) - 1].split()[:2] == ["slownode", "timeout"]  # the last to finish
-    summary = lines[len(EXPECTED):]
+    summary = lines[len(EXPECTED) :]
     assert summary[0].startswith(
-        "11 nodes (badkeynode,deadnode,node[01-05],nopynode,refusednode,slownode,zen3node) in ")
+        "11 nodes (badkeynode,deadnode,node[01-05],nopynode,refusednode,slownode,zen3node) in "
+    )
     assert summary[0].endswith(": 6 ok, 1 unreachable, 1 auth-refused, 1 host-key-mismatch, 1 timeout, 1 no-python")
-    assert summary[1:7] == ["  ok: node[01-05],zen3node", "  unreachable: deadnode", "  auth-refused: refusednode",
-                            "  host-key-mismatch: badkeynode", "  timeout: slownode", "  no-python: nopynode"]
+    assert summary[1:7] == [
+        "  ok: node[01-05],zen3node",
+        "  unreachable: deadnode",
+        "  auth-refused: refusednode",
+        "  host-key-mismatch: badkeynode",
+        "  timeout: slownode",
+        "  no-python: nopynode",
+    ]
     host = PLAIN_ARCH
     arches = sorted(["zen3 1", f"{host} 5"], key=lambda s: (-int(s.split()[1]), s))
     assert summary[7:] == ["arch: " + ", ".join(arches)]
@@ -239,10 +326,14 @@ def test_fleet_check_records_nodes_and_one_audit_row(checked: dict) -> None:
     assert {n: r["status"] for n, r in rows.items()} == EXPECTED
     zen3 = rows["zen3node"]
     assert (zen3["arch"], zen3["vendor"], zen3["cpus"]) == ("zen3", "AuthenticAMD", os.cpu_count())
-    assert zen3["flags_digest"] == flags_digest(read_cpuinfo(str(Path(__file__).parents[1] / "fixtures"
-                                                                 / "sshd_cpuinfo_zen3.txt"))["flags"])
-    assert json.loads(zen3["images"])["production"] == {"release": prod, "image": "zen3",
-                                                        "reason": "zen3 runs zen3: exact match"}
+    assert zen3["flags_digest"] == flags_digest(
+        read_cpuinfo(str(Path(__file__).parents[1] / "fixtures" / "sshd_cpuinfo_zen3.txt"))["flags"]
+    )
+    assert json.loads(zen3["images"])["production"] == {
+        "release": prod,
+        "image": "zen3",
+        "reason": "zen3 runs zen3: exact match",
+    }
     assert json.loads(zen3["images"])["arm"]["image"] is None
     assert json.loads(zen3["probe"])["cpuinfo"]["model_name"] == "AMD EPYC 7763 64-Core Processor"
     assert json.loads(zen3["channels"]) == {} and zen3["last_seen"].endswith("Z") and zen3["memory"] > 0
@@ -254,7 +345,8 @@ def test_fleet_check_records_nodes_and_one_audit_row(checked: dict) -> None:
     assert rows["slownode"]["detail"] == f"no answer within the {DEADLINE:g}s deadline; ssh killed"
     audit = db_rows(site, "select * from audit where verb = 'fleet check'")
     assert [(a["target"], a["outcome"]) for a in audit] == [
-        ("badkeynode,deadnode,node[01-05],nopynode,refusednode,slownode,zen3node", "failed: 5 of 11 nodes")]
+        ("badkeynode,deadnode,node[01-05],nopynode,refusednode,slownode,zen3node", "failed: 5 of 11 nodes")
+    ]
     assert json.loads(audit[0]["detail"])["counts"]["ok"] == 6
 
 
@@ -264,18 +356,20 @@ def test_nodes_view_and_arch_summary(checked: dict) -> None:
     doc = json.loads(run_console(site, "nodes", "--json", check=0).stdout)
     assert [n["name"] for n in doc["nodes"]] == sorted(EXPECTED)
     assert {g["arch"]: (g["count"], g["images"]) for g in doc["summary"]["arches"]} == {
-        host: (5, {"arm": None, "production": "x86_64"}), "zen3": (1, {"arm": None, "production": "zen3"}),
-        "unknown": (5, {"arm": None, "production": None})}
+        host: (5, {"arm": None, "production": "x86_64"}),
+        "zen3": (1, {"arm": None, "production": "zen3"}),
+        "unknown": (5, {"arm": None, "production": None}),
+    }
     no_fit = {(f["node"], f["channel"]) for f in doc["summary"]["no_fit"]}
     assert no_fit == {(n, "arm") for n in ["node01", "node02", "node03", "node04", "node05", "zen3node"]}
-    assert all(f["reason"].endswith("cannot run neoverse_v1: other family: aarch64 image, x86_64 CPU")
-               for f in doc["summary"]["no_fit"])
+    assert all(
+        f["reason"].endswith("cannot run neoverse_v1: other family: aarch64 image, x86_64 CPU")
+        for f in doc["summary"]["no_fit"]
+    )
 
     text = run_console(site, "nodes", check=0).stdout.splitlines()
-    assert text[0].split() == ["NODE", "ARCH", "CPUS", "MEM", "IMAGE:arm", "IMAGE:production", "STATUS",
-                               "LAST", "SEEN"]
-    assert (f"  node[01-05] ({host}) arm: {host} cannot run neoverse_v1: other family: aarch64 image, x86_64 CPU"
-            in text)
+    assert text[0].split() == ["NODE", "ARCH", "CPUS", "MEM", "IMAGE:arm", "IMAGE:production", "STATUS", "LAST", "SEEN"]
+    assert f"  node[01-05] ({host}) arm: {host} cannot run neoverse_v1: other family: aarch64 image, x86_64 CPU" in text
     assert "  zen3node (zen3) arm: zen3 cannot run neoverse_v1: other family: aarch64 image, x86_64 CPU" in text
     zen3 = next(line for line in text if line.startswith("zen3node"))
     assert zen3.split()[:2] == ["zen3node", "zen3"] and zen3.split()[5:8] == ["-", "zen3", "ok"]
@@ -290,8 +384,13 @@ def test_fleet_check_json_document_and_all_ok_exit_zero(checked: dict) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["nodeset"] == "node[01-05]"
-    assert doc["summary"] == {"total": 5, "failed": 0, "counts": {"ok": 5}, "nodesets": {"ok": "node[01-05]"},
-                              "arches": {PLAIN_ARCH: 5}}
+    assert doc["summary"] == {
+        "total": 5,
+        "failed": 0,
+        "counts": {"ok": 5},
+        "nodesets": {"ok": "node[01-05]"},
+        "arches": {PLAIN_ARCH: 5},
+    }
     node = doc["nodes"][0]
     assert (node["name"], node["status"], node["stage"]) == ("node01", "ok", "probe")
     assert node["images"]["production"]["image"] == "x86_64"
@@ -323,8 +422,9 @@ def test_fleet_check_is_cancellable_without_orphans(sshd: SshdServer) -> None:  
                 ready.set()
 
         opts = CheckOptions(ssh_config=sshd.config_path, timeout=3600, fanout=8)
-        task = asyncio.create_task(check_fleet(["slownode", "slownode", "slownode"], opts, [],
-                                               on_start=on_start, on_result=streamed.append))
+        task = asyncio.create_task(
+            check_fleet(["slownode", "slownode", "slownode"], opts, [], on_start=on_start, on_result=streamed.append)
+        )
         await ready.wait()
         assert len(ssh_client_pids(sshd.config_path)) == 3
         task.cancel()
@@ -375,36 +475,76 @@ def test_smoke_and_hydrate_with_standin_remote_console(checked: dict, sshd: Sshd
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     set_config(site, "node", "remote_console", str(script))
     try:
-        proc = run_console(site, "fleet", "check", "node[01-05],zen3node", "--smoke", "--hydrate",
-                           "--channel", "production", "--root", "/srv/depot", "--trust", "/etc/depot/trust.json",
-                           "--json")
+        proc = run_console(
+            site,
+            "fleet",
+            "check",
+            "node[01-05],zen3node",
+            "--smoke",
+            "--hydrate",
+            "--channel",
+            "production",
+            "--root",
+            "/srv/depot",
+            "--trust",
+            "/etc/depot/trust.json",
+            "--json",
+        )
     finally:
         set_config(site, "node", "remote_console", "console")
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     by = {n["name"]: n for n in doc["nodes"]}
     assert {n: v["status"] for n, v in by.items()} == {
-        "node01": "ok", "node02": "ok", "node03": "fingerprint-mismatch", "node04": "bad-output",
-        "node05": "remote-failed", "zen3node": "ok"}
+        "node01": "ok",
+        "node02": "ok",
+        "node03": "fingerprint-mismatch",
+        "node04": "bad-output",
+        "node05": "remote-failed",
+        "zen3node": "ok",
+    }
     assert by["node03"]["mismatch"] == ["dep"]
     assert by["node03"]["detail"] == "fingerprint differs from 2 of 3 nodes running x86_64 in: dep"
     assert by["node04"]["detail"] == "node smoke: output is not one JSON document"
     assert by["node05"]["detail"] == "smoke failed: exit code 3; ImportError: pkg"
     assert by["node01"]["detail"] == "smoke ok 0.25s (cold 1.00s, 75% less)"
     assert by["node01"]["stage"] == "smoke" and by["node01"]["hydrate"]["image"] == "x86_64"
-    assert doc["summary"]["nodesets"] == {"ok": "node[01-02],zen3node", "bad-output": "node04",
-                                          "remote-failed": "node05", "fingerprint-mismatch": "node03"}
-    calls = [json.loads(line.split(" ", 1)[1]) for line in log.read_text().splitlines()
-             if line.startswith("127.0.0.1 ")]
+    assert doc["summary"]["nodesets"] == {
+        "ok": "node[01-02],zen3node",
+        "bad-output": "node04",
+        "remote-failed": "node05",
+        "fingerprint-mismatch": "node03",
+    }
+    calls = [
+        json.loads(line.split(" ", 1)[1]) for line in log.read_text().splitlines() if line.startswith("127.0.0.1 ")
+    ]
     assert calls == [
-        ["node", "hydrate", "--store", str(site / "store"), "--channel", "production", "--root", "/srv/depot",
-         "--trust", "/etc/depot/trust.json", "--json"],
-        ["node", "smoke", "--channel", "production", "--root", "/srv/depot", "--json"]]
-    runs = db_rows(site, "select node, ok, image, wall_s, reduction, fingerprint, exit_code from smoke_runs "
-                         "order by node")
+        [
+            "node",
+            "hydrate",
+            "--store",
+            str(site / "store"),
+            "--channel",
+            "production",
+            "--root",
+            "/srv/depot",
+            "--trust",
+            "/etc/depot/trust.json",
+            "--json",
+        ],
+        ["node", "smoke", "--channel", "production", "--root", "/srv/depot", "--json"],
+    ]
+    runs = db_rows(
+        site, "select node, ok, image, wall_s, reduction, fingerprint, exit_code from smoke_runs order by node"
+    )
     assert [(r["node"], r["ok"], r["image"]) for r in runs] == [
-        ("node01", 1, "x86_64"), ("node02", 1, "x86_64"), ("node03", 1, "x86_64"), ("node04", 0, "x86_64"),
-        ("node05", 0, "x86_64"), ("zen3node", 1, "zen3")]
+        ("node01", 1, "x86_64"),
+        ("node02", 1, "x86_64"),
+        ("node03", 1, "x86_64"),
+        ("node04", 0, "x86_64"),
+        ("node05", 0, "x86_64"),
+        ("zen3node", 1, "zen3"),
+    ]
     assert json.loads(runs[2]["fingerprint"])["modules"] == [["dep", "sha256:other"], ["pkg", "sha256:1"]]
     assert (runs[0]["wall_s"], runs[0]["reduction"], runs[4]["exit_code"]) == (0.25, 0.75, 3)
     node03 = db_rows(site, "select status, detail from nodes where name = 'node03'")[0]
@@ -415,8 +555,11 @@ def test_remote_console_missing_is_remote_failed(checked: dict) -> None:
     site = checked["site"]
     set_config(site, "node", "remote_console", "/nonexistent/console")
     try:
-        doc = json.loads(run_console(site, "fleet", "check", "node01", "--smoke", "--channel", "production",
-                                     "--json", check=1).stdout)
+        doc = json.loads(
+            run_console(
+                site, "fleet", "check", "node01", "--smoke", "--channel", "production", "--json", check=1
+            ).stdout
+        )
     finally:
         set_config(site, "node", "remote_console", "console")
     [node] = doc["nodes"]
@@ -426,23 +569,50 @@ def test_remote_console_missing_is_remote_failed(checked: dict) -> None:
 
 # ---- end to end with the real node verbs ----
 
+
 def test_smoke_end_to_end_with_the_node_console(checked: dict, sshd: SshdServer) -> None:  # noqa: F811
     """Publish a tiny Python depot, promote it, hydrate it on two nodes and smoke-test it there."""
     site, tmp = checked["site"], checked["tmp"] / "e2e"
     tmp.mkdir()
     wrapper = tmp / "remote-console"
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m console.cli \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m console.cli "$@"\n')
     wrapper.chmod(0o755)
     trust = tmp / "trust.json"
     trust.write_text(run_console(site, "keys", "export", check=0).stdout)
     make_tree(tmp / "depot", {"lib/python/pkg/__init__.py": "VALUE = 42\n"})
-    published = json.loads(run_console(site, "publish", "--name", "pkg", "--image", f"x86_64={tmp / 'depot'}",
-                                       "--smoke", "python3 -c 'import pkg'", "--json", check=0).stdout)
+    published = json.loads(
+        run_console(
+            site,
+            "publish",
+            "--name",
+            "pkg",
+            "--image",
+            f"x86_64={tmp / 'depot'}",
+            "--smoke",
+            "python3 -c 'import pkg'",
+            "--json",
+            check=0,
+        ).stdout
+    )
     run_console(site, "promote", published["release_id"], "--channel", "e2e", check=0)
     set_config(site, "node", "remote_console", str(wrapper))
     try:
-        proc = run_console(site, "fleet", "check", "node[01-03]", "--hydrate", "--smoke", "--baseline",
-                           "--channel", "e2e", "--root", str(tmp / "noderoot"), "--trust", str(trust), "--json")
+        proc = run_console(
+            site,
+            "fleet",
+            "check",
+            "node[01-03]",
+            "--hydrate",
+            "--smoke",
+            "--baseline",
+            "--channel",
+            "e2e",
+            "--root",
+            str(tmp / "noderoot"),
+            "--trust",
+            str(trust),
+            "--json",
+        )
     finally:
         set_config(site, "node", "remote_console", "console")
     doc = json.loads(proc.stdout)

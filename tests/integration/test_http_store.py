@@ -4,6 +4,7 @@ The store root nginx serves is also opened as a LocalStore: the two backends mus
 other's writes byte for byte. Faults come from a dead port (bound, never listening: connect
 is refused at once) and a stdlib fault proxy that answers 503 before forwarding to nginx.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,11 +13,12 @@ import time
 
 import pytest
 
-from core.model.digest import digest_bytes
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from core.model.digest import digest_bytes
 from core.store import HttpStore, LocalStore, open_store
 from core.store.base import object_path
 from core.store.http import _CappedSource, compressed_bound
+
 from fixtures.nginx import NginxServer
 
 NO_WAIT: dict = {"sleep": lambda s: None}

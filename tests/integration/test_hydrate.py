@@ -1,6 +1,7 @@
 """``console node hydrate`` from a local store and from a real nginx: equality with ``export``,
 incremental fetches, kill -9 and rerun, corrupt/missing objects, replayed pointers, pruning.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,22 @@ import pytest
 import zstandard
 
 from core.store.base import object_path
+
 from fixtures.nginx import NginxServer
-from helpers import (CONSOLE, REPO, exported, hydrate, make_tree, promote, publish, run_console, run_json, sample_tree,
-                     tree_listing, trust_file)
+from helpers import (
+    CONSOLE,
+    REPO,
+    exported,
+    hydrate,
+    make_tree,
+    promote,
+    publish,
+    run_console,
+    run_json,
+    sample_tree,
+    tree_listing,
+    trust_file,
+)
 
 
 def current(root: Path) -> Path:
@@ -25,8 +39,11 @@ def current(root: Path) -> Path:
 
 def object_gets(server: NginxServer, since: int = 0) -> list[str]:
     """Hex names of objects GET from the store (200) after request number ``since``."""
-    return ["".join(r.path.split("/")[-2:]) for r in server.requests()[since:]
-            if r.method == "GET" and "/objects/" in r.path and r.status == 200]
+    return [
+        "".join(r.path.split("/")[-2:])
+        for r in server.requests()[since:]
+        if r.method == "GET" and "/objects/" in r.path and r.status == 200
+    ]
 
 
 def test_hydrate_local_store_equals_export(site_dir, tmp_path):
@@ -64,8 +81,19 @@ def test_hydrate_uses_site_trust_and_store(site_dir, tmp_path):
 
 
 def test_no_trust_set_is_bad_input(tmp_path):
-    proc = run_console(None, "node", "hydrate", "--root", str(tmp_path / "n"), "--store", str(tmp_path),
-                       "--channel", "production", env={"HOME": str(tmp_path)}, check=2)
+    proc = run_console(
+        None,
+        "node",
+        "hydrate",
+        "--root",
+        str(tmp_path / "n"),
+        "--store",
+        str(tmp_path),
+        "--channel",
+        "production",
+        env={"HOME": str(tmp_path)},
+        check=2,
+    )
     assert "no trust set" in proc.stderr
 
 
@@ -106,9 +134,27 @@ def test_kill_during_hydrate_then_rerun_completes(http_site, nginx_server, tmp_p
     trust = trust_file(http_site)
     root = tmp_path / "node"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([*CONSOLE, "--headless", "node", "hydrate", "--root", str(root), "--store",
-                             nginx_server.url, "--trust", str(trust), "--channel", "production", "--progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            *CONSOLE,
+            "--headless",
+            "node",
+            "hydrate",
+            "--root",
+            str(root),
+            "--store",
+            nginx_server.url,
+            "--trust",
+            str(trust),
+            "--channel",
+            "production",
+            "--progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         for line in proc.stderr:
             if line.startswith("object "):
@@ -238,14 +284,16 @@ def test_prune_keeps_the_last_images(site_dir, tmp_path):
 
 def test_pinned_release_and_arch_choice(site_dir, tmp_path):
     tree = sample_tree(tmp_path / "t")
-    rid = run_json(site_dir, "publish", "--name", "demo", "--image", f"x86_64={tree}",
-                   "--image", f"x86_64_v3={tree}")["release_id"]
+    rid = run_json(site_dir, "publish", "--name", "demo", "--image", f"x86_64={tree}", "--image", f"x86_64_v3={tree}")[
+        "release_id"
+    ]
     trust = trust_file(site_dir)
     root = tmp_path / "node"
     doc = json.loads(hydrate(root, str(site_dir / "store"), trust, "--release", rid[7:15], "--cpu", "haswell").stdout)
     assert (doc["image"], doc["version"]) == ("x86_64_v3", None)
-    doc = json.loads(hydrate(root, str(site_dir / "store"), trust, "--release", rid, "--cpu", "haswell",
-                             "--arch", "x86_64").stdout)
+    doc = json.loads(
+        hydrate(root, str(site_dir / "store"), trust, "--release", rid, "--cpu", "haswell", "--arch", "x86_64").stdout
+    )
     assert doc["image"] == "x86_64" and "override" in doc["reason"]
     proc = hydrate(root, str(site_dir / "store"), trust, "--release", rid, "--cpu", "aarch64", check=1)
     assert "no image" in proc.stderr and "other family" in proc.stderr

@@ -1,6 +1,7 @@
 """Object packs (``core.store.packs``): written at publish, read by hydrate with a few range requests,
 verified like loose objects, swept by gc, and never required (a store without packs still hydrates).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,9 @@ import os
 import random
 from pathlib import Path
 
-from core.store.packs import GAP_FRACTION, PACK_MAX_OBJECT, PackEntry, plan_spans
 from core.store.base import object_path
+from core.store.packs import GAP_FRACTION, PACK_MAX_OBJECT, PackEntry, plan_spans
+
 from helpers import exported, hydrate, make_tree, promote, publish, run_json, tree_listing, trust_file
 
 
@@ -56,8 +58,14 @@ def digest_of(data: bytes) -> str:
 
 def test_publish_writes_a_pack_of_trees_then_small_files(site_dir, tmp_path):
     big = noise("big", PACK_MAX_OBJECT + 1)
-    files = {"a/one.txt": b"one\n", "a/dup.txt": b"one\n", "b/c/two.txt": b"two\n", "tool": b"#!/bin/sh\n",
-             "big.bin": big, "empty": b""}
+    files = {
+        "a/one.txt": b"one\n",
+        "a/dup.txt": b"one\n",
+        "b/c/two.txt": b"two\n",
+        "tool": b"#!/bin/sh\n",
+        "big.bin": big,
+        "empty": b"",
+    }
     tree = make_tree(tmp_path / "t", files, executables=("tool",))
     rid = publish(site_dir, tree)
     store = site_dir / "store"
@@ -71,7 +79,7 @@ def test_publish_writes_a_pack_of_trees_then_small_files(site_dir, tmp_path):
     offset = 0
     for digest, off, length, _ in entries:  # contiguous, each entry exactly the loose object's bytes
         assert off == offset
-        assert pack[off:off + length] == (store / object_path(digest)).read_bytes()
+        assert pack[off : off + length] == (store / object_path(digest)).read_bytes()
         offset += length
     assert offset == len(pack)
 
@@ -123,7 +131,9 @@ def test_incremental_hydrate_reads_only_missing_entries(http_site, nginx_server,
 def test_corrupt_pack_entry_fails_and_leaves_current(http_site, nginx_server, tmp_path):
     v1, v2, trust, root = on_v1_with_v2_promoted(http_site, nginx_server.url, tmp_path)
     pack_hex, entries = pack_of(nginx_server.root, v2)
-    victim = next(e for e in entries if e[3] == "file" and e[0] not in {x[0] for x in pack_of(nginx_server.root, v1)[1]})
+    victim = next(
+        e for e in entries if e[3] == "file" and e[0] not in {x[0] for x in pack_of(nginx_server.root, v1)[1]}
+    )
     pack = nginx_server.root / "packs" / f"{pack_hex}.pack"
     with open(pack, "r+b") as f:  # one byte of the entry's raw block: valid zstd, wrong content
         f.seek(victim[1] + victim[2] // 2)
@@ -189,8 +199,7 @@ def test_store_without_packs_still_hydrates(http_site, nginx_server, tmp_path):
     # From a local path, the pack is read by seek + read.
     local = json.loads(hydrate(tmp_path / "local-node", str(nginx_server.root), trust).stdout)
     assert local["fetched_objects"] == 100
-    assert tree_listing(tmp_path / "local-node" / "current" / "production") == exported(http_site, rid,
-                                                                                         tmp_path / "e")
+    assert tree_listing(tmp_path / "local-node" / "current" / "production") == exported(http_site, rid, tmp_path / "e")
     # A store whose packs are gone (or that never had them): loose objects, one GET each.
     pack_hex, _ = pack_of(nginx_server.root, rid)
     (nginx_server.root / "packs" / f"{pack_hex}.pack").unlink()
@@ -200,8 +209,9 @@ def test_store_without_packs_still_hydrates(http_site, nginx_server, tmp_path):
     doc = json.loads(hydrate(root, nginx_server.url, trust).stdout)
     gets = [r for r in nginx_server.requests()[start:] if "/objects/" in r.path and r.status == 200]
     assert len(gets) == 100 + doc["fetched_trees"] == 100 + 41
-    assert tree_listing(root / "current" / "production") == tree_listing(tmp_path / "local-node" / "current"
-                                                                         / "production")
+    assert tree_listing(root / "current" / "production") == tree_listing(
+        tmp_path / "local-node" / "current" / "production"
+    )
     (nginx_server.root / "packs" / "lists" / f"{rid[7:]}.json").unlink()
     doc = json.loads(hydrate(tmp_path / "node2", nginx_server.url, trust).stdout)
     assert doc["fetched_objects"] == 100
@@ -254,7 +264,7 @@ def test_full_hydrate_keeps_the_image_trees_in_one_bundle_and_rehashes_it(http_s
     assert reused
     head = body.index(f"{min(reused)} ".encode())
     at = body.index(b"\n", head) + 3  # inside the tree's bytes ({"entries"…): same length, other bytes
-    damaged = body[:at] + bytes([body[at] ^ 0x20]) + body[at + 1:]
+    damaged = body[:at] + bytes([body[at] ^ 0x20]) + body[at + 1 :]
     os.chmod(bundle, 0o644)
     bundle.write_bytes(damaged)
     before = os.readlink(root / "current" / "production")
@@ -272,7 +282,7 @@ def bundle_digests(body: bytes) -> set[str]:
     while pos < len(body):
         nl = body.index(b"\n", pos)
         digest, n = body[pos:nl].decode().split(" ")
-        data = body[nl + 1:nl + 1 + int(n)]
+        data = body[nl + 1 : nl + 1 + int(n)]
         assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
         out.add(digest)
         pos = nl + 1 + int(n)

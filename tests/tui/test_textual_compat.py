@@ -1,5 +1,6 @@
 """The Textual internals ``console.tui.textual_compat`` relies on are still there, with the shape it
 assumes. When this fails after a Textual upgrade, fix ``textual_compat`` (and only it)."""
+
 from __future__ import annotations
 
 import inspect
@@ -17,8 +18,11 @@ from console.tui.screens.release import ReleaseScreen
 
 
 def test_overridden_hooks_still_exist() -> None:
-    missing = [f"{cls.__name__}.{name}" for cls, name in textual_compat.OVERRIDDEN_HOOKS
-               if not callable(getattr(cls, name, None))]
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls, name in textual_compat.OVERRIDDEN_HOOKS
+        if not callable(getattr(cls, name, None))
+    ]
     assert missing == []
 
 
@@ -90,8 +94,12 @@ def test_no_console_class_redefines_a_textual_private() -> None:
             if isinstance(value, property):
                 value = value.fget
             written_here = inspect.isfunction(value) and value.__module__ == cls.__module__
-            if (written_here and name.startswith("_") and not name.startswith("__")
-                    and any(name in vars(b) for b in textual_bases)):
+            if (
+                written_here
+                and name.startswith("_")
+                and not name.startswith("__")
+                and any(name in vars(b) for b in textual_bases)
+            ):
                 clashes.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
     assert clashes == []
 

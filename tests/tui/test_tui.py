@@ -1,10 +1,13 @@
 """Pilot tests of the console's main flows on the demo site (real store, real database)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from textual.widgets import Checkbox, DataTable, Input, Log, Select
 
+import core.build.jobs as jobs
+import core.site.channels as channel_ops
 from console.tui.app import DepotConsole
 from console.tui.screens.builds import BuildsScreen
 from console.tui.screens.channels import ChannelsScreen
@@ -14,9 +17,8 @@ from console.tui.screens.modals import ConfirmModal, PromoteModal
 from console.tui.screens.release import ReleaseScreen
 from console.tui.screens.releases import ReleasesScreen
 from console.tui.textual_compat import notification_messages
-import core.site.channels as channel_ops
-import core.build.jobs as jobs
 from core.site.site import Site
+
 from helpers import settle, write_script
 
 SIZE = (120, 36)
@@ -215,8 +217,11 @@ async def test_read_only_hides_every_state_changing_action(demo_site: Path) -> N
         await settle(pilot)
         screen = app.screen
         assert screen.check_action("promote", ()) is False
-        shown = {b.binding.action for b in screen.active_bindings.values()
-                 if screen.check_action(b.binding.action, ()) is not False}
+        shown = {
+            b.binding.action
+            for b in screen.active_bindings.values()
+            if screen.check_action(b.binding.action, ()) is not False
+        }
         assert "promote" not in shown and "filter" in shown
         await pilot.press("p")
         assert not isinstance(app.screen, PromoteModal)
@@ -290,8 +295,9 @@ async def test_fleet_check_runs_live_and_records(demo_site: Path) -> None:
 
 
 async def test_build_from_the_form_streams_its_log_and_succeeds(demo_site: Path, tmp_path: Path) -> None:
-    script = write_script(tmp_path / "build.sh",
-                          'echo "hello-from-build on $DEPOT_ARCH"\necho hi > "$DEPOT_OUT/hello"\n')
+    script = write_script(
+        tmp_path / "build.sh", 'echo "hello-from-build on $DEPOT_ARCH"\necho hi > "$DEPOT_OUT/hello"\n'
+    )
     app = DepotConsole(demo_site, start="builds")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

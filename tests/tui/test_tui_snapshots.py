@@ -1,5 +1,6 @@
 """SVG snapshots of every console screen on the deterministic demo site (pinned clock, seeded key,
 fixed terminal size). Update after an intended change: ``pytest tests/test_tui_snapshots.py --snapshot-update``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from console.tui.app import DepotConsole
+
 from helpers import settle
 
 SIZE = (120, 36)
@@ -18,6 +20,7 @@ def keys_then_settle(*keys: str):
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
+
     return run
 
 

@@ -1,5 +1,6 @@
 """core.store.codec: frames with and without their size in the header decode to the same bytes,
 within the promise, with the same errors."""
+
 from __future__ import annotations
 
 import io
@@ -8,8 +9,8 @@ import os
 import pytest
 import zstandard
 
-from core.model.digest import digest_bytes
 from core.errors import CorruptObject
+from core.model.digest import digest_bytes
 from core.store import codec
 from core.store.codec import decode_verified
 
@@ -52,8 +53,9 @@ def test_frame_past_promise_is_refused(frame, path):
 @pytest.mark.parametrize("frame", [sized, unsized], ids=["sized", "unsized"])
 def test_other_bytes_are_refused(frame, path):
     other = DATA[:-1] + b"!"
-    with pytest.raises(CorruptObject, match=f"object {digest_bytes(DATA)} is corrupt: its bytes hash to "
-                                            f"{digest_bytes(other)}"):
+    with pytest.raises(
+        CorruptObject, match=f"object {digest_bytes(DATA)} is corrupt: its bytes hash to {digest_bytes(other)}"
+    ):
         decode_verified(frame(other), digest_bytes(DATA), len(DATA))
 
 

@@ -3,6 +3,7 @@
 The README's tables are generated from the declarations (``markdown_table``,
 ``node_config_table``); these tests fail when the README, the dataclasses and the files drift apart.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,7 @@ def _readme_section(heading: str) -> str:
     text = README.read_text("utf-8")
     start = text.index(heading)
     end = text.find("\n#", start + len(heading))
-    return text[start:end if end >= 0 else None]
+    return text[start : end if end >= 0 else None]
 
 
 def _table(section: str) -> str:
@@ -40,6 +41,7 @@ def _cells(table: str) -> list[list[str]]:
 
 # -- the README tables ------------------------------------------------------------------------
 
+
 def test_readme_console_toml_table_is_generated_from_the_dataclasses() -> None:
     table = _table(_readme_section("## Configuration (`console.toml`)").split("### Node configuration")[0])
     assert table == markdown_table(), "README out of date: paste core.site.config.markdown_table()"
@@ -52,7 +54,8 @@ def test_readme_node_toml_table_is_generated_from_node_config() -> None:
     table = _table(_readme_section("### Node configuration (`node.toml`)"))
     assert table == node_config_table(), "README out of date: paste core.node.root.node_config_table()"
     assert [(k.strip("`"), d) for k, d, _ in _cells(table)] == [
-        (f.name, default_text(f)) for f in dataclasses.fields(NodeConfig)]
+        (f.name, default_text(f)) for f in dataclasses.fields(NodeConfig)
+    ]
 
 
 def test_every_declared_key_has_a_doc_line() -> None:
@@ -62,6 +65,7 @@ def test_every_declared_key_has_a_doc_line() -> None:
 
 
 # -- console.toml -----------------------------------------------------------------------------
+
 
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, "utf-8")
@@ -94,8 +98,12 @@ def test_defaults_round_trip(tmp_path: Path) -> None:
 
 
 def test_values_are_typed_and_frozen(tmp_path: Path) -> None:
-    cfg = Config.load(_write(tmp_path / "c.toml", '[fleet]\nfanout = 8\ngroups = { a = "n[1-2]" }\n'
-                                                   '[http]\ntimeout_s = 2.5\nretries = 0\n'))
+    cfg = Config.load(
+        _write(
+            tmp_path / "c.toml",
+            '[fleet]\nfanout = 8\ngroups = { a = "n[1-2]" }\n[http]\ntimeout_s = 2.5\nretries = 0\n',
+        )
+    )
     assert (cfg.fleet.fanout, cfg.fleet.groups, cfg.http.timeout_s, cfg.http.retries) == (8, {"a": "n[1-2]"}, 2.5, 0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.fleet.fanout = 9  # type: ignore[misc]
@@ -111,23 +119,26 @@ def test_unknown_section_refused(tmp_path: Path) -> None:
     _refused(_write(tmp_path / "console.toml", 'site = "x"\n'), "[site] must be a table")
 
 
-@pytest.mark.parametrize(("text", "needles"), [
-    ('[fleet]\nfanout = "many"\n', ("[fleet] fanout must be a whole number", "'many'")),
-    ("[http]\nretries = true\n", ("[http] retries must be a whole number",)),
-    ("[http]\nretries = 1.5\n", ("[http] retries must be a whole number",)),
-    ('[http]\nproxies = ["http://p:3128", 1]\n', ("[http] proxies must be a list of strings",)),
-    ('[http]\nproxies = "http://p:3128"\n', ("[http] proxies must be a list of strings",)),
-    ("[http]\ntimeout_s = nan\n", ("[http] timeout_s must be a number",)),
-    ("[http]\ntimeout_s = 0\n", ("[http] timeout_s must be more than 0",)),
-    ("[channels]\nlifetime_days = 0\n", ("[channels] lifetime_days must be more than 0",)),
-    ("[channels]\nlifetime_days = inf\n", ("[channels] lifetime_days must be a number",)),
-    ("[build]\nparallel = 0\n", ("[build] parallel must be at least 1",)),
-    ("[publish]\nworkers = -1\n", ("[publish] workers must be at least 0",)),
-    ("[fleet]\ngroups = { a = 3 }\n", ("[fleet] groups must be a table of strings",)),
-    ("[node]\nremote_console = 7\n", ("[node] remote_console must be a string or a list of strings",)),
-    ("[site]\nstore = []\n", ("[site] store must be a string",)),
-    ("[trust]\nkeys = [1]\n", ("[trust] keys must be a list of tables",)),
-])
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ('[fleet]\nfanout = "many"\n', ("[fleet] fanout must be a whole number", "'many'")),
+        ("[http]\nretries = true\n", ("[http] retries must be a whole number",)),
+        ("[http]\nretries = 1.5\n", ("[http] retries must be a whole number",)),
+        ('[http]\nproxies = ["http://p:3128", 1]\n', ("[http] proxies must be a list of strings",)),
+        ('[http]\nproxies = "http://p:3128"\n', ("[http] proxies must be a list of strings",)),
+        ("[http]\ntimeout_s = nan\n", ("[http] timeout_s must be a number",)),
+        ("[http]\ntimeout_s = 0\n", ("[http] timeout_s must be more than 0",)),
+        ("[channels]\nlifetime_days = 0\n", ("[channels] lifetime_days must be more than 0",)),
+        ("[channels]\nlifetime_days = inf\n", ("[channels] lifetime_days must be a number",)),
+        ("[build]\nparallel = 0\n", ("[build] parallel must be at least 1",)),
+        ("[publish]\nworkers = -1\n", ("[publish] workers must be at least 0",)),
+        ("[fleet]\ngroups = { a = 3 }\n", ("[fleet] groups must be a table of strings",)),
+        ("[node]\nremote_console = 7\n", ("[node] remote_console must be a string or a list of strings",)),
+        ("[site]\nstore = []\n", ("[site] store must be a string",)),
+        ("[trust]\nkeys = [1]\n", ("[trust] keys must be a list of tables",)),
+    ],
+)
 def test_wrong_type_or_range_refused_in_one_line(tmp_path: Path, text: str, needles: tuple[str, ...]) -> None:
     _refused(_write(tmp_path / "console.toml", text), *needles)
 
@@ -160,7 +171,8 @@ def test_init_writes_every_declared_key(tmp_path: Path) -> None:
     try:
         written = tomllib.loads((tmp_path / "site" / "console.toml").read_text("utf-8"))
         assert {s: set(v) for s, v in written.items()} == {
-            name: {f.name for f in dataclasses.fields(cls)} for name, cls in SECTIONS.items()}
+            name: {f.name for f in dataclasses.fields(cls)} for name, cls in SECTIONS.items()
+        }
         assert written["site"]["signing_key"] == "keys/signing.pem" and len(written["trust"]["keys"]) == 1
         assert site.trust.thresholds == {"release": 1, "channel": 1}
     finally:
@@ -168,6 +180,7 @@ def test_init_writes_every_declared_key(tmp_path: Path) -> None:
 
 
 # -- [http] timeout_s and retries reach the HTTP store ------------------------------------------
+
 
 def test_open_store_passes_timeout_and_retries_to_http_store(monkeypatch: pytest.MonkeyPatch) -> None:
     from core.store import open_store
@@ -200,11 +213,16 @@ def test_site_store_uses_the_http_section(tmp_path: Path, monkeypatch: pytest.Mo
         site.store  # noqa: B018 (opens it)
     finally:
         site.close()
-    assert seen == {"location": "http://depot.example/store/", "proxies": ["http://proxy.example:3128"],
-                    "timeout_s": 7, "retries": 1}
+    assert seen == {
+        "location": "http://depot.example/store/",
+        "proxies": ["http://proxy.example:3128"],
+        "timeout_s": 7,
+        "retries": 1,
+    }
 
 
 # -- node.toml ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def node_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -224,23 +242,31 @@ def test_node_defaults_and_merge_order(tmp_path: Path, node_env: Path) -> None:
     _write(tmp_path / "r" / "node.toml", 'keep = 2\narch = "zen3"\nworkers = 3\n')
     cfg = NodeConfig.load()
     assert (cfg.root, cfg.keep, cfg.arch, cfg.store, cfg.workers, cfg.retries) == (
-        str(tmp_path / "r"), 2, "zen3", "http://s.example/", 3, 0)
+        str(tmp_path / "r"),
+        2,
+        "zen3",
+        "http://s.example/",
+        3,
+        0,
+    )
     assert NodeConfig.load(tmp_path / "other").root == str(tmp_path / "other")
 
 
-@pytest.mark.parametrize(("text", "needles"), [
-    ("kep = 2\n", ("unknown key 'kep'", "known: root, keep")),
-    ("[node]\nkep = 2\n", ("[node] unknown key 'kep'",)),
-    ('[node]\nkeep = 2\n[http]\ntimeout_s = 3\n', ("unknown key 'http' outside [node]",)),
-    ("keep = 0\n", ("keep must be at least 1",)),
-    ('keep = "3"\n', ("keep must be a whole number",)),
-    ("workers = true\n", ("workers must be a whole number",)),
-    ('proxies = "http://p:1"\n', ("proxies must be a list of strings",)),
-    ("arch = 3\n", ("arch must be a string, not 3",)),
-    ("timeout_s = -1\n", ("timeout_s must be more than 0",)),
-])
-def test_node_config_refuses_unknown_keys_and_wrong_types(node_env: Path, text: str,
-                                                          needles: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("kep = 2\n", ("unknown key 'kep'", "known: root, keep")),
+        ("[node]\nkep = 2\n", ("[node] unknown key 'kep'",)),
+        ("[node]\nkeep = 2\n[http]\ntimeout_s = 3\n", ("unknown key 'http' outside [node]",)),
+        ("keep = 0\n", ("keep must be at least 1",)),
+        ('keep = "3"\n', ("keep must be a whole number",)),
+        ("workers = true\n", ("workers must be a whole number",)),
+        ('proxies = "http://p:1"\n', ("proxies must be a list of strings",)),
+        ("arch = 3\n", ("arch must be a string, not 3",)),
+        ("timeout_s = -1\n", ("timeout_s must be more than 0",)),
+    ],
+)
+def test_node_config_refuses_unknown_keys_and_wrong_types(node_env: Path, text: str, needles: tuple[str, ...]) -> None:
     _write(node_env, text)
     with pytest.raises(BadInput) as exc:
         NodeConfig.load()

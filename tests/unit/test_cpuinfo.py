@@ -1,4 +1,5 @@
 """One cpuinfo parser (core.node.probe.parse_cpuinfo), consumed by core.arch; the $DEPOT_PROBE_CPUINFO hook."""
+
 from __future__ import annotations
 
 from pathlib import Path

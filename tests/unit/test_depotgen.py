@@ -1,4 +1,5 @@
 """tests/bench/depotgen.py: deterministic synthetic Julia depots (tiny scale)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-
 from bench.depotgen import generate, main
+
 from core.kinds.packages import find_julia_environment, julia_manifest_packages
 
 SCALE = 0.01
@@ -38,8 +39,10 @@ def tree_fingerprint(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def depots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
     base = tmp_path_factory.mktemp("depots")
-    return {key: (base / key, generate(base / key, scale=SCALE, seed=seed, variant=variant))
-            for key, seed, variant in (("a", 0, 0), ("b", 0, 0), ("v1", 0, 1), ("seed1", 1, 0))}
+    return {
+        key: (base / key, generate(base / key, scale=SCALE, seed=seed, variant=variant))
+        for key, seed, variant in (("a", 0, 0), ("b", 0, 0), ("v1", 0, 1), ("seed1", 1, 0))
+    }
 
 
 def test_same_inputs_give_identical_trees(depots: dict[str, tuple[Path, dict]]) -> None:
@@ -85,8 +88,7 @@ def test_layout(depots: dict[str, tuple[Path, dict]]) -> None:
     assert len(registry) >= 16
     for entry in registry:
         assert entry.parent.name == entry.name[0].upper()
-        assert sorted(p.name for p in entry.iterdir()) == ["Compat.toml", "Deps.toml", "Package.toml",
-                                                          "Versions.toml"]
+        assert sorted(p.name for p in entry.iterdir()) == ["Compat.toml", "Deps.toml", "Package.toml", "Versions.toml"]
     assert (root / "environments" / "v1.10" / "Project.toml").is_file()
     assert (root / "logs").is_dir() and list((root / "logs").iterdir()) == []
 

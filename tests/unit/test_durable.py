@@ -1,4 +1,5 @@
 """core.durable.atomic_write (the one atomic file write) and core.model.digest.resolve_release_ref."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """core/ is the library: it never imports the face (textual, console/), so scripts and nodes can use it."""
+
 from __future__ import annotations
 
 import ast
@@ -22,8 +23,9 @@ def _imports(path: Path) -> list[str]:
 def test_core_never_imports_the_face() -> None:
     files = sorted(CORE.rglob("*.py"))
     assert files, "core/ has no modules?"
-    bad = [f"{p.relative_to(CORE.parent)}: import {n}" for p in files for n in _imports(p)
-           if n.split(".")[0] in FORBIDDEN]
+    bad = [
+        f"{p.relative_to(CORE.parent)}: import {n}" for p in files for n in _imports(p) if n.split(".")[0] in FORBIDDEN
+    ]
     assert bad == []
 
 
@@ -43,8 +45,7 @@ def test_node_hydrate_loads_no_sqlite_no_tui_no_optional_http_parts() -> None:
         "import httpx._main\n"  # importable afterwards
         "print(httpx._main.__name__)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=CORE.parent)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CORE.parent)
     assert proc.stdout.splitlines() == ["", "httpx._main"]
 
 
@@ -75,8 +76,13 @@ def _runtime_imports(path: Path) -> list[tuple[str, list[str]]]:
             out += [(a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             out.append((node.module, [a.name for a in node.names]))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "lazy_import"
-              and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "lazy_import"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             out.append((str(node.args[0].value), []))
     return out
 
@@ -103,7 +109,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
         path.append(mod)
         for dep in sorted(graph[mod]):
             if state.get(dep) == 1:
-                return path[path.index(dep):] + [dep]
+                return path[path.index(dep) :] + [dep]
             if dep not in state:
                 found = visit(dep)
                 if found:
@@ -137,8 +143,10 @@ def test_verbs_import_only_context_render_lazy_and_core() -> None:
     for path in sorted((CONSOLE / "verbs").glob("*.py")):
         for target, _ in _runtime_imports(path):
             if target.split(".")[0] == "textual" or (
-                    target.startswith("console") and target not in VERB_MAY_IMPORT
-                    and not target.startswith("console.verbs")):
+                target.startswith("console")
+                and target not in VERB_MAY_IMPORT
+                and not target.startswith("console.verbs")
+            ):
                 bad.append(f"{path.name}: {target}")
     assert bad == []
 

@@ -4,6 +4,7 @@ model (pure data) -> trust (verification over bytes) -> store -> arch, kinds -> 
 fleet, build -> demo. A lower layer never imports a higher one, and node code never imports
 site code: a node runs with nothing of the console host's (no SQLite, no site, no fleet).
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,14 +17,40 @@ CORE = Path(__file__).resolve().parents[2] / "core"
 #: package -> the core packages it must never import (directly or lazily inside a function).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "core.errors": ("core.",),
-    "core.clock": ("core.model", "core.trust", "core.store", "core.arch", "core.kinds", "core.node",
-                   "core.site", "core.fleet", "core.build", "core.demo"),
-    "core.model": ("core.trust", "core.store", "core.arch", "core.kinds", "core.node", "core.site",
-                   "core.fleet", "core.build", "core.demo"),
-    "core.trust": ("core.store", "core.arch", "core.kinds", "core.node", "core.site", "core.fleet",
-                   "core.build", "core.demo"),
-    "core.store": ("core.arch", "core.kinds", "core.node", "core.site", "core.fleet", "core.build",
-                   "core.demo"),
+    "core.clock": (
+        "core.model",
+        "core.trust",
+        "core.store",
+        "core.arch",
+        "core.kinds",
+        "core.node",
+        "core.site",
+        "core.fleet",
+        "core.build",
+        "core.demo",
+    ),
+    "core.model": (
+        "core.trust",
+        "core.store",
+        "core.arch",
+        "core.kinds",
+        "core.node",
+        "core.site",
+        "core.fleet",
+        "core.build",
+        "core.demo",
+    ),
+    "core.trust": (
+        "core.store",
+        "core.arch",
+        "core.kinds",
+        "core.node",
+        "core.site",
+        "core.fleet",
+        "core.build",
+        "core.demo",
+    ),
+    "core.store": ("core.arch", "core.kinds", "core.node", "core.site", "core.fleet", "core.build", "core.demo"),
     "core.kinds": ("core.node", "core.site", "core.fleet", "core.build", "core.demo"),
     "core.node": ("core.site", "core.fleet", "core.build", "core.demo"),
     "core.site": ("core.fleet", "core.build", "core.demo"),
@@ -45,7 +72,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             if node.level:  # relative: resolve against the module's package
-                base = path.relative_to(CORE.parent).with_suffix("").parts[:-node.level]
+                base = path.relative_to(CORE.parent).with_suffix("").parts[: -node.level]
                 found.append((node.lineno, ".".join((*base, node.module))))
             else:
                 found.append((node.lineno, node.module))

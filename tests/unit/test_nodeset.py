@@ -1,4 +1,5 @@
 """core.fleet.nodeset: ClusterShell syntax in, exact node lists and folded strings out."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,7 +39,7 @@ def test_expand(pattern: str, nodes: list[str]) -> None:
         ("", "empty node set"),
         ("   ", "empty node set"),
         ("node[", "bad node set 'node[': missing bracket: \"node[\""),
-        ("node[3-1]", "bad node set 'node[3-1]': bad range: \"invalid values in range : \"3-1\"\""),
+        ("node[3-1]", 'bad node set \'node[3-1]\': bad range: "invalid values in range : "3-1""'),
         ("a,,b", "bad node set 'a,,b': missing nodeset operand with ',' operator: \"b\""),
         ("@nope", "unknown node group @nope in '@nope'"),
         ("node[1-3]&@nope", "unknown node group @nope in 'node[1-3]&@nope'"),

@@ -1,4 +1,5 @@
 """core.kinds.packages: package lists from Julia Manifest.toml v2 and pinned pip requirements."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from core.kinds.packages import (
     requirements_packages,
 )
 
-MANIFEST_V2 = '''\
+MANIFEST_V2 = """\
 # This file is machine-generated - editing it directly is not advised
 
 julia_version = "1.10.4"
@@ -43,15 +44,15 @@ version = "1.0.0"
 [[deps.Twin]]
 uuid = "aaaaaaaa-0000-0000-0000-000000000001"
 version = "2.0.0"
-'''
+"""
 
-MANIFEST_V1 = '''\
+MANIFEST_V1 = """\
 [[JSON]]
 deps = ["Dates", "Mmap", "Parsers", "Unicode"]
 git-tree-sha1 = "31e996f0a15c7b280ba9f76636b3ff9e2ae58c9a"
 uuid = "682c06a0-de6a-54ab-a142-c8b1cf79cde6"
 version = "0.21.4"
-'''
+"""
 
 
 def test_manifest_v2_sorted_with_stdlib_version_empty() -> None:
@@ -71,20 +72,25 @@ def test_manifest_without_deps_is_empty() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (MANIFEST_V1, "Manifest.toml is in format 1 (top-level [[Name]] tables); "
-                      "resolve it with Julia >= 1.7 to get manifest_format = \"2.0\""),
+        (
+            MANIFEST_V1,
+            "Manifest.toml is in format 1 (top-level [[Name]] tables); "
+            'resolve it with Julia >= 1.7 to get manifest_format = "2.0"',
+        ),
         ("[[deps.X]\nuuid = 1", "Manifest.toml is not valid TOML: "),
         ('manifest_format = "3.0"\n', "Manifest.toml has unsupported manifest_format '3.0' (expected \"2.x\")"),
         ('julia_version = "1.10.4"\n', "Manifest.toml has no manifest_format field"),
         ('manifest_format = "2.0"\n[[deps.X]]\nversion = "1.0.0"\n', "Manifest.toml: deps.X has no uuid string"),
-        ('manifest_format = "2.0"\n[[deps.X]]\nuuid = "nope"\n',
-         "Manifest.toml: deps.X has a malformed uuid 'nope'"),
-        ('manifest_format = "2.0"\n[[deps.X]]\nuuid = "aaaaaaaa-0000-0000-0000-000000000001"\nversion = 1\n',
-         "Manifest.toml: deps.X has a non-string version 1"),
-        ('manifest_format = "2.0"\ndeps = 3\n',
-         "Manifest.toml: 'deps' must be a table of [[deps.Name]] entries"),
-        ('manifest_format = "2.0"\n[deps.X]\nuuid = "aaaaaaaa-0000-0000-0000-000000000001"\n',
-         "Manifest.toml: deps.X must be an array of tables ([[deps.X]])"),
+        ('manifest_format = "2.0"\n[[deps.X]]\nuuid = "nope"\n', "Manifest.toml: deps.X has a malformed uuid 'nope'"),
+        (
+            'manifest_format = "2.0"\n[[deps.X]]\nuuid = "aaaaaaaa-0000-0000-0000-000000000001"\nversion = 1\n',
+            "Manifest.toml: deps.X has a non-string version 1",
+        ),
+        ('manifest_format = "2.0"\ndeps = 3\n', "Manifest.toml: 'deps' must be a table of [[deps.Name]] entries"),
+        (
+            'manifest_format = "2.0"\n[deps.X]\nuuid = "aaaaaaaa-0000-0000-0000-000000000001"\n',
+            "Manifest.toml: deps.X must be an array of tables ([[deps.X]])",
+        ),
     ],
 )
 def test_manifest_rejections(text: str, message: str) -> None:
@@ -105,7 +111,7 @@ def test_find_julia_environment_picks_highest_numeric_version(tmp_path: Path) ->
     assert find_julia_environment(tmp_path) == tmp_path / "environments" / "v1.10" / "Manifest.toml"
 
 
-REQUIREMENTS = '''\
+REQUIREMENTS = """\
 # pinned by pip-compile
 --index-url https://pypi.org/simple
 --find-links /srv/wheels
@@ -118,7 +124,7 @@ requests==2.31.0 \\
     --hash=sha256:58cd2187c01e70e6e26505bca751777aa9f2ee0b7f4300988b709f44e013003f \\
     --hash=sha256:942c5a758f98d790eaed1a29cb6eefc7ffb0d1cf7af05c3d2791656dbd6ad1e1
 numpy==1.26.4
-'''
+"""
 
 
 def test_requirements_pinned_and_normalized() -> None:
@@ -140,8 +146,10 @@ def test_requirements_empty() -> None:
         ("numpy==1.26.4\nscipy>=1.11\n", "requirements line 2: not pinned as name==version: scipy>=1.11"),
         ("scipy\n", "requirements line 1: not pinned as name==version: scipy"),
         ("scipy==1.*\n", "requirements line 1: not pinned as name==version: scipy==1.*"),
-        ("foo @ https://example.org/foo-1.0.whl\n",
-         "requirements line 1: not pinned as name==version: foo @ https://example.org/foo-1.0.whl"),
+        (
+            "foo @ https://example.org/foo-1.0.whl\n",
+            "requirements line 1: not pinned as name==version: foo @ https://example.org/foo-1.0.whl",
+        ),
         ("-r base.txt\n", "requirements line 1: -r is not supported (list every package pinned with ==): -r base.txt"),
         ("-e .\n", "requirements line 1: -e is not supported (list every package pinned with ==): -e ."),
         ("--frobnicate\n", "requirements line 1: unknown option --frobnicate"),

@@ -1,4 +1,5 @@
 """Every pointer rejection rule is its own exception class (core.trust.pointers), named by ``rule``."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,17 @@ from core.errors import EXIT_TRUST, TrustError
 from core.trust import pointers
 from core.trust.pointers import RULES, Expired, PointerRejected, Replay, reject
 
-RULE_NAMES = ("malformed", "untrusted", "revoked", "threshold", "channel mismatch", "replay", "same version",
-              "expired", "missing")
+RULE_NAMES = (
+    "malformed",
+    "untrusted",
+    "revoked",
+    "threshold",
+    "channel mismatch",
+    "replay",
+    "same version",
+    "expired",
+    "missing",
+)
 
 
 def test_one_class_per_rule_name() -> None:

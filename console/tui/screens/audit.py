@@ -1,4 +1,5 @@
 """Audit: who did what, when, with what outcome; paged from SQLite, filterable."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,11 +10,11 @@ from textual.widgets import Input, Static
 
 import console.tui.actions as actions
 from console.render import ago
+from console.tui.screens.base import PagedView
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
-from console.tui.screens.base import PagedView
 
 COLUMNS = [("TIME", 20), ("AGO", 12), ("ACTOR", 18), ("VERB", 11), ("TARGET", 20), ("OUTCOME", 25)]
 
@@ -31,8 +32,9 @@ class AuditScreen(PagedView):
 
     def compose(self) -> ComposeResult:
         yield SiteHeader("Audit")
-        yield Input(placeholder="filter: actor, verb, target, outcome   (esc clears)", id="filter",
-                    classes="filter hidden")
+        yield Input(
+            placeholder="filter: actor, verb, target, outcome   (esc clears)", id="filter", classes="filter hidden"
+        )
         yield PagedTable(COLUMNS, self.fetch, self.count, id="audit-table")
         yield Static("", id="status", classes="status")
         yield ConsoleFooter()
@@ -53,12 +55,24 @@ class AuditScreen(PagedView):
         rows = site.state.db.execute(
             f"select id, time, actor, verb, target, outcome from audit {where} order by time desc, id desc "
             "limit ? offset ?",
-            [*params, limit, offset]).fetchall()
+            [*params, limit, offset],
+        ).fetchall()
         out = []
         for rid, time, actor, verb, target, outcome in rows:
             style = "green" if outcome == "ok" else ("yellow" if outcome == "interrupted" else "red")
-            out.append((str(rid), [time, ago(time, now), fit(actor, 18), verb, fit(_target(target), 20),
-                                   Text(fit(outcome, 25), style=style)]))
+            out.append(
+                (
+                    str(rid),
+                    [
+                        time,
+                        ago(time, now),
+                        fit(actor, 18),
+                        verb,
+                        fit(_target(target), 20),
+                        Text(fit(outcome, 25), style=style),
+                    ],
+                )
+            )
         return out
 
     def count(self, site: Any) -> int:
@@ -71,10 +85,10 @@ class AuditScreen(PagedView):
     def _status(self) -> None:
         n = self.table.total if self.table.total is not None else self.count(self.site)
         self.query_one("#status", Static).update(
-            f" {n} audit row(s)" + (f" matching {self.search!r}" if self.search else ""))
+            f" {n} audit row(s)" + (f" matching {self.search!r}" if self.search else "")
+        )
 
     def action_refresh(self) -> None:
         self.table.total = None
         self.table.reload(keep_cursor=True)
         self._status()
-

@@ -1,6 +1,7 @@
 """What every console screen shares: the header and footer, read-only filtering of actions, and
 running store/database work in thread workers that post their results back as messages and whose
 errors become notifications (same words as the CLI, which prints ``console: <message>``)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,21 +11,26 @@ from textual import on
 from textual.message import Message
 from textual.screen import Screen
 
-from core.errors import DepotError
-
 import console.tui.actions as actions
 from console.tui import textual_compat
 from console.tui.messages import ReloadView, TableReloaded
+from core.errors import DepotError
 
 if TYPE_CHECKING:
-    from core.site.site import Site
-
     from console.tui.app import DepotConsole
     from console.tui.widgets.paged_table import PagedTable
+    from core.site.site import Site
 
 
-def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], Message] | None = None, *,
-                  name: str, title: str = "", failed: Callable[[Exception], Message] | None = None) -> None:
+def run_site_work(
+    node: Any,
+    fn: Callable[[Site], Any],
+    done: Callable[[Any], Message] | None = None,
+    *,
+    name: str,
+    title: str = "",
+    failed: Callable[[Exception], Message] | None = None,
+) -> None:
     """Run ``fn(site)`` in a thread worker with a Site of its own; post ``done(result)`` to ``node``.
 
     ``done`` and ``failed`` build messages (``console.tui.messages``) that ``node`` handles with
@@ -45,8 +51,9 @@ def run_site_work(node: Any, fn: Callable[["Site"], Any], done: Callable[[Any], 
                 node.post_message(failed(exc))
             return
         except Exception as exc:  # noqa: BLE001 - a bug must not take the console down
-            app.call_from_thread(app.notify, f"{type(exc).__name__}: {exc}", title="unexpected error",
-                                 severity="error", timeout=10)
+            app.call_from_thread(
+                app.notify, f"{type(exc).__name__}: {exc}", title="unexpected error", severity="error", timeout=10
+            )
             if failed is not None:
                 node.post_message(failed(exc))
             return
@@ -69,11 +76,11 @@ class BaseScreen(Screen):
         textual_compat.skip_first_restyle(self)  # a first view switch ~50 ms faster
 
     @property
-    def console(self) -> "DepotConsole":
+    def console(self) -> DepotConsole:
         return self.app  # type: ignore[return-value]
 
     @property
-    def site(self) -> "Site":
+    def site(self) -> Site:
         return self.console.site
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -81,8 +88,15 @@ class BaseScreen(Screen):
             return False
         return True
 
-    def work(self, fn: Callable[["Site"], Any], done: Callable[[Any], Message] | None = None, *, name: str,
-             title: str = "", failed: Callable[[Exception], Message] | None = None) -> None:
+    def work(
+        self,
+        fn: Callable[[Site], Any],
+        done: Callable[[Any], Message] | None = None,
+        *,
+        name: str,
+        title: str = "",
+        failed: Callable[[Exception], Message] | None = None,
+    ) -> None:
         """``run_site_work`` for this screen: ``done(result)`` comes back as a message to it."""
         run_site_work(self, fn, done, name=name, title=title, failed=failed)
 
@@ -125,7 +139,7 @@ class PagedView(BaseScreen):
         self._filter_timer: Any = None
 
     @property
-    def table(self) -> "PagedTable":
+    def table(self) -> PagedTable:
         from console.tui.widgets.paged_table import PagedTable
 
         return self.query_one(PagedTable)

@@ -6,6 +6,7 @@ reads the rows, a ``LogFollower`` tails the selected build's log on a timer, and
 (which blocks until every process of the build is gone) runs in a worker thread. The console never
 runs a build in its own process.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,26 +17,38 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Log, Static
 
-import core.build.jobs as jobs
-from core.errors import DepotError
-
 import console.tui.actions as actions
+import core.build.jobs as jobs
 from console.render import ago, build_summary, short
 from console.tui.messages import BuildCancelled, BuildsListed, BuildsListFailed, BuildStarted
+from console.tui.screens.base import BaseScreen
+from console.tui.screens.modals import BuildModal, BuildRequest, Confirmed, ConfirmModal, build_command
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
-from console.tui.screens.base import BaseScreen
-from console.tui.screens.modals import BuildModal, BuildRequest, Confirmed, ConfirmModal, build_command
+from core.errors import DepotError
 
-STATUS_STYLE = {"succeeded": "green", "failed": "bold red", "running": "yellow", "queued": "cyan",
-                "cancelled": "magenta"}
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "running": "yellow",
+    "queued": "cyan",
+    "cancelled": "magenta",
+}
 # (label, width): fixed, so the table fits 120 columns; long values end in "…"
-COLUMNS = [("ID", 4), ("STATUS", 11), ("BUILDER", 8), ("NAME", 12), ("TARGETS", 22), ("CREATED", 14),
-           ("RELEASE", 12), ("ERROR", 20)]
-TAIL_BYTES = 64 << 10   # a new log view starts with at most this much of the file
-TICK_S = 0.5            # log poll period; the list is re-read on every tick while a build is active
-IDLE_LIST_TICKS = 10    # ... and every 10th tick otherwise (builds started by others)
+COLUMNS = [
+    ("ID", 4),
+    ("STATUS", 11),
+    ("BUILDER", 8),
+    ("NAME", 12),
+    ("TARGETS", 22),
+    ("CREATED", 14),
+    ("RELEASE", 12),
+    ("ERROR", 20),
+]
+TAIL_BYTES = 64 << 10  # a new log view starts with at most this much of the file
+TICK_S = 0.5  # log poll period; the list is re-read on every tick while a build is active
+IDLE_LIST_TICKS = 10  # ... and every 10th tick otherwise (builds started by others)
 LIST_LIMIT = 200
 
 
@@ -47,9 +60,16 @@ def status_cell(row: dict) -> Text:
 
 
 def row_cells(row: dict, now: Any) -> list:
-    return [str(row["id"]), status_cell(row), fit(row["builder"], 8), fit(row.get("name") or "-", 12),
-            fit(",".join(row["targets"]), 22), ago(row["created"], now), short(row.get("release")),
-            Text(fit(row.get("error") or "", 20), style="red")]
+    return [
+        str(row["id"]),
+        status_cell(row),
+        fit(row["builder"], 8),
+        fit(row.get("name") or "-", 12),
+        fit(",".join(row["targets"]), 22),
+        ago(row["created"], now),
+        short(row.get("release")),
+        Text(fit(row.get("error") or "", 20), style="red"),
+    ]
 
 
 class BuildsScreen(BaseScreen):
@@ -88,8 +108,13 @@ class BuildsScreen(BaseScreen):
         if self._listing:
             return
         self._listing = True
-        self.work(lambda s: jobs.list_builds(s, limit=LIST_LIMIT), BuildsListed, name="builds-list",
-                  title="builds", failed=lambda _: BuildsListFailed())
+        self.work(
+            lambda s: jobs.list_builds(s, limit=LIST_LIMIT),
+            BuildsListed,
+            name="builds-list",
+            title="builds",
+            failed=lambda _: BuildsListFailed(),
+        )
 
     @on(BuildsListFailed)
     def _list_failed(self, _: BuildsListFailed) -> None:
@@ -214,8 +239,15 @@ class BuildsScreen(BaseScreen):
             def run(site: Any) -> int:
                 builder = jobs.builder_for(site, req.builder)
                 options = jobs.parse_options(builder, req.options)
-                return jobs.start_build(site, Path(req.source).expanduser(), req.builder, req.targets, options,
-                                        publish=req.publish, promote=req.promote or None)
+                return jobs.start_build(
+                    site,
+                    Path(req.source).expanduser(),
+                    req.builder,
+                    req.targets,
+                    options,
+                    publish=req.publish,
+                    promote=req.promote or None,
+                )
 
             self.work(run, lambda bid: BuildStarted(bid, cmd), name="build-start", title="build refused")
 
@@ -236,8 +268,10 @@ class BuildsScreen(BaseScreen):
             self.notify(f"build {bid} already {row['status']}; nothing to cancel", severity="warning")
             return
         cmd = actions.action("cancel").command(build=bid)
-        lines = [f"build {bid}: {row['builder']} {row['source']} -> {', '.join(row['targets'])}",
-                 "Stops the worker and every process it started; nothing is published."]
+        lines = [
+            f"build {bid}: {row['builder']} {row['source']} -> {', '.join(row['targets'])}",
+            "Stops the worker and every process it started; nothing is published.",
+        ]
 
         def answered(answer: Confirmed | None) -> None:
             if answer is None:
@@ -245,11 +279,14 @@ class BuildsScreen(BaseScreen):
             self.log_command("cancel", build=bid)
             self.notify(f"cancelling build {bid}…", title="build")
 
-            self.work(lambda s: jobs.cancel_build(s, bid), BuildCancelled, name="build-cancel",
-                      title="cancel failed")
+            self.work(lambda s: jobs.cancel_build(s, bid), BuildCancelled, name="build-cancel", title="cancel failed")
 
-        self.app.push_screen(ConfirmModal(f"Cancel build {bid}?", lines, yes="Cancel build", ask_reason=False,
-                                          command=cmd, id="cancel-modal"), answered)
+        self.app.push_screen(
+            ConfirmModal(
+                f"Cancel build {bid}?", lines, yes="Cancel build", ask_reason=False, command=cmd, id="cancel-modal"
+            ),
+            answered,
+        )
 
     @on(BuildCancelled)
     def _cancelled(self, event: BuildCancelled) -> None:

@@ -1,5 +1,6 @@
 """Channels: each channel's current release, version, last action, actor, time to expiry; the
 history of the highlighted one; roll back (modal: from -> to, reason, default No) and renew."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,22 +10,29 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-import core.site.channels as channel_ops
-from core.site.guards import require_channel_version
-
 import console.tui.actions as actions
+import core.site.channels as channel_ops
 from console.render import ago, short, time_left
 from console.tui.messages import ChannelsLoaded, ChannelUpdated, HistoryLoaded, ReloadView, RollbackTargetFound
+from console.tui.screens.base import BaseScreen
+from console.tui.screens.modals import Confirmed, ConfirmModal
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
-from console.tui.screens.base import BaseScreen
-from console.tui.screens.modals import Confirmed, ConfirmModal
+from core.site.guards import require_channel_version
 
 # The history fits 120 columns: long reasons end in "…" (``history --channel C`` prints them whole);
 # the release a pointer replaced is the one on the row below it.
-HISTORY_COLUMNS = [("VER", 3), ("ACTION", 8), ("RELEASE", 12), ("NAME LABEL", 18), ("ACTOR", 10), ("REASON", 32),
-                   ("ISSUED", 13), ("STATUS", 6)]
+HISTORY_COLUMNS = [
+    ("VER", 3),
+    ("ACTION", 8),
+    ("RELEASE", 12),
+    ("NAME LABEL", 18),
+    ("ACTOR", 10),
+    ("REASON", 32),
+    ("ISSUED", 13),
+    ("STATUS", 6),
+]
 
 
 class ChannelsScreen(BaseScreen):
@@ -45,8 +53,9 @@ class ChannelsScreen(BaseScreen):
 
     def on_mount(self) -> None:
         t = self.query_one("#channels-table", DataTable)
-        t.add_columns("CHANNEL", "VERSION", "RELEASE", "NAME", "LABEL", "ACTION", "ACTOR", "ISSUED", "EXPIRES IN",
-                      "STATUS")
+        t.add_columns(
+            "CHANNEL", "VERSION", "RELEASE", "NAME", "LABEL", "ACTION", "ACTOR", "ISSUED", "EXPIRES IN", "STATUS"
+        )
         h = self.query_one("#history-table", DataTable)
         for label, width in HISTORY_COLUMNS:
             h.add_column(label, width=width)
@@ -70,15 +79,26 @@ class ChannelsScreen(BaseScreen):
         for r in rows:
             name, label = labels.get(r["release"] or "", ("", ""))
             status = Text("ok", style="green") if not r["problem"] else Text(fit(r["problem"], 30), style="red")
-            t.add_row(Text(r["channel"], style="bold magenta"), str(r["version"] or "-"), short(r["release"]),
-                      name, label, r["action"] or "-", r["actor"] or "-", ago(r["issued"], now),
-                      time_left(r["seconds_left"]), status, key=r["channel"])
+            t.add_row(
+                Text(r["channel"], style="bold magenta"),
+                str(r["version"] or "-"),
+                short(r["release"]),
+                name,
+                label,
+                r["action"] or "-",
+                r["actor"] or "-",
+                ago(r["issued"], now),
+                time_left(r["seconds_left"]),
+                status,
+                key=r["channel"],
+            )
         if rows:
             t.move_cursor(row=min(keep, len(rows) - 1))
             self._history(self.current_channel())
         else:
             self.query_one("#history-title", Static).update(
-                " no channels yet: open a release and press p to promote it")
+                " no channels yet: open a release and press p to promote it"
+            )
 
     def current_channel(self) -> str | None:
         t = self.query_one("#channels-table", DataTable)
@@ -94,9 +114,9 @@ class ChannelsScreen(BaseScreen):
         if not channel:
             return
         self.query_one("#history-title", Static).update(
-            f" history of {channel}   ≡ console --headless history --channel {channel}")
-        self.work(lambda s: channel_ops.history_rows(s, channel), HistoryLoaded, name="history",
-                  title="history")
+            f" history of {channel}   ≡ console --headless history --channel {channel}"
+        )
+        self.work(lambda s: channel_ops.history_rows(s, channel), HistoryLoaded, name="history", title="history")
 
     @on(HistoryLoaded)
     def _history_loaded(self, event: HistoryLoaded) -> None:
@@ -107,10 +127,16 @@ class ChannelsScreen(BaseScreen):
         h.clear()
         for r in sorted(rows, key=lambda r: -r["version"]):
             action = r.get("action", "-")
-            h.add_row(str(r["version"]), Text(action, style="bold yellow" if action == "rollback" else ""),
-                      short(r.get("release")), fit(" ".join(labels.get(r.get("release") or "", ("", ""))).strip(), 18),
-                      fit(r.get("actor", "-"), 10), fit(r.get("reason") or "-", 32), fit(ago(r.get("issued"), now), 13),
-                      Text(fit(r["problem"] or "ok", 6), style="red" if r["problem"] else "green"))
+            h.add_row(
+                str(r["version"]),
+                Text(action, style="bold yellow" if action == "rollback" else ""),
+                short(r.get("release")),
+                fit(" ".join(labels.get(r.get("release") or "", ("", ""))).strip(), 18),
+                fit(r.get("actor", "-"), 10),
+                fit(r.get("reason") or "-", 32),
+                fit(ago(r.get("issued"), now), 13),
+                Text(fit(r["problem"] or "ok", 6), style="red" if r["problem"] else "green"),
+            )
 
     def _row(self, channel: str) -> dict | None:
         return next((r for r in self.rows if r["channel"] == channel), None)
@@ -127,18 +153,19 @@ class ChannelsScreen(BaseScreen):
             cur = channel_ops.read_current(site, channel, None)
             return channel_ops.rollback_target(channel_ops.read_history(site, channel), cur.pointer, 1)
 
-        self.work(target, lambda to: RollbackTargetFound(row, to), name="rollback-target",
-                  title="cannot roll back")
+        self.work(target, lambda to: RollbackTargetFound(row, to), name="rollback-target", title="cannot roll back")
 
     @on(RollbackTargetFound)
     def _confirm_rollback(self, event: RollbackTargetFound) -> None:
         row, to = event.row, event.release
         labels = self._labels()
         channel, frm, version = row["channel"], row["release"], row["version"]
-        lines = [f"{channel}  version {version} -> {version + 1}",
-                 f"from  {short(frm)}  {' '.join(labels.get(frm, ('', '')))}",
-                 f"  to  {short(to)}  {' '.join(labels.get(to, ('', '')))}",
-                 "A rollback is a new pointer version pointing at the older release."]
+        lines = [
+            f"{channel}  version {version} -> {version + 1}",
+            f"from  {short(frm)}  {' '.join(labels.get(frm, ('', '')))}",
+            f"  to  {short(to)}  {' '.join(labels.get(to, ('', '')))}",
+            "A rollback is a new pointer version pointing at the older release.",
+        ]
         cmd = actions.action("rollback").command(channel=channel, release=short(to), reason="…")
 
         def answered(answer: Confirmed | None) -> None:
@@ -153,8 +180,9 @@ class ChannelsScreen(BaseScreen):
 
             self.work(run, _updated, name="rollback", title="rollback failed", failed=lambda _: ReloadView())
 
-        self.app.push_screen(ConfirmModal(f"Roll back {channel}?", lines, yes="Roll back", command=cmd,
-                                          id="rollback-modal"), answered)
+        self.app.push_screen(
+            ConfirmModal(f"Roll back {channel}?", lines, yes="Roll back", command=cmd, id="rollback-modal"), answered
+        )
 
     # -- renew ------------------------------------------------------------------------------
     def action_refresh_pointer(self) -> None:

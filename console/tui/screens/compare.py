@@ -1,5 +1,6 @@
 """Compare two releases (old -> new): packages changed, added, removed; images added, removed;
 per image the files added, removed and modified with byte deltas, biggest first; a filterable list."""
+
 from __future__ import annotations
 
 from rich.text import Text
@@ -8,14 +9,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
-from core.site.diff import ReleaseDiff, diff_releases
-
 import console.tui.actions as actions
 from console.render import delta, short, size
-from console.tui.widgets.footer import ConsoleFooter
-from console.tui.widgets.header import SiteHeader
 from console.tui.messages import DiffLoaded
 from console.tui.screens.base import BaseScreen
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+from core.site.diff import ReleaseDiff, diff_releases
 
 MAX_FILE_ROWS = 1000
 STYLE = {"added": "green", "removed": "red", "modified": "yellow", "type-changed": "magenta"}
@@ -83,8 +83,14 @@ class CompareScreen(BaseScreen):
         t = self.query_one("#image-diff", DataTable)
         for img in d.images:
             c = img.counts()
-            t.add_row(img.arch, "identical" if img.same else "changed", str(c["added"]), str(c["removed"]),
-                      str(c["modified"]), delta(img.delta))
+            t.add_row(
+                img.arch,
+                "identical" if img.same else "changed",
+                str(c["added"]),
+                str(c["removed"]),
+                str(c["modified"]),
+                delta(img.delta),
+            )
         for arch in d.images_added:
             t.add_row(arch, Text("added", style="green"), "-", "-", "-", "-")
         for arch in d.images_removed:
@@ -96,17 +102,28 @@ class CompareScreen(BaseScreen):
             return
         f = self.query_one("#file-diff", DataTable)
         f.clear()
-        rows = [(img.arch, c) for img in self.diff.images for c in img.changes
-                if not self.search or self.search in c.path.lower() or self.search in img.arch]
+        rows = [
+            (img.arch, c)
+            for img in self.diff.images
+            for c in img.changes
+            if not self.search or self.search in c.path.lower() or self.search in img.arch
+        ]
         rows.sort(key=lambda r: (-abs(r[1].delta), r[1].path, r[0]))
         for arch, c in rows[:MAX_FILE_ROWS]:
-            f.add_row(Text(c.change, style=STYLE.get(c.change, "")), arch, c.path,
-                      size(c.old_size) if c.change != "added" else "-",
-                      size(c.new_size) if c.change != "removed" else "-", delta(c.delta))
+            f.add_row(
+                Text(c.change, style=STYLE.get(c.change, "")),
+                arch,
+                c.path,
+                size(c.old_size) if c.change != "added" else "-",
+                size(c.new_size) if c.change != "removed" else "-",
+                delta(c.delta),
+            )
         shown = f"{min(len(rows), MAX_FILE_ROWS)} of {len(rows)}" if len(rows) > MAX_FILE_ROWS else str(len(rows))
         self.query_one("#status", Static).update(
-            f" {shown} changed file(s)" + (f" matching {self.search!r}" if self.search else "") +
-            f"   ≡ console --headless diff {short(self.a)} {short(self.b)} --files")
+            f" {shown} changed file(s)"
+            + (f" matching {self.search!r}" if self.search else "")
+            + f"   ≡ console --headless diff {short(self.a)} {short(self.b)} --files"
+        )
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.search = event.value.strip().lower()

@@ -1,5 +1,6 @@
 """A fleet check running live: one row per node, updated as each node finishes; ``x`` cancels
 (every ssh is killed by ``core.fleet.check``); the outcome is recorded like ``console fleet check``."""
+
 from __future__ import annotations
 
 import time
@@ -10,6 +11,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, ProgressBar, Static
 
+import console.tui.actions as actions
+from console.tui.messages import FleetCheckFinished, NodeChecked, NodeStarted
+from console.tui.screens.base import BaseScreen
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
 from core.errors import DepotError
 from core.fleet.check import (
     NodeCheck,
@@ -19,12 +25,6 @@ from core.fleet.check import (
     record_check,
     summarize,
 )
-
-import console.tui.actions as actions
-from console.tui.messages import FleetCheckFinished, NodeChecked, NodeStarted
-from console.tui.widgets.footer import ConsoleFooter
-from console.tui.widgets.header import SiteHeader
-from console.tui.screens.base import BaseScreen
 
 
 class FleetCheckScreen(BaseScreen):
@@ -107,8 +107,7 @@ class FleetCheckScreen(BaseScreen):
 
     @on(NodeStarted)
     def _node_started(self, event: NodeStarted) -> None:
-        self.query_one("#fleet-table", DataTable).update_cell(event.node, "status",
-                                                              Text("checking…", style="yellow"))
+        self.query_one("#fleet-table", DataTable).update_cell(event.node, "status", Text("checking…", style="yellow"))
 
     @on(NodeChecked)
     def _node_checked(self, event: NodeChecked) -> None:
@@ -125,7 +124,8 @@ class FleetCheckScreen(BaseScreen):
         s = summarize(self.results.values())
         counts = "  ".join(f"{k} {v}" for k, v in s["counts"].items()) or "-"
         self.query_one("#status", Static).update(
-            f" {len(self.results)}/{len(self.nodes)} done   {counts}   {time.monotonic() - self.t0:.1f}s{extra}")
+            f" {len(self.results)}/{len(self.nodes)} done   {counts}   {time.monotonic() - self.t0:.1f}s{extra}"
+        )
 
     @on(FleetCheckFinished)
     def _finished(self, event: FleetCheckFinished) -> None:
@@ -142,8 +142,10 @@ class FleetCheckScreen(BaseScreen):
             record_check(site, self.nodeset, checks, opts, interrupted=interrupted)
 
         self.work(record, name="record-check", title="cannot record fleet check")  # read-only: records nothing
-        self.notify(("fleet check cancelled: " if interrupted else "fleet check done: ")
-                    + f"{len(checks)} of {len(self.nodes)} node(s) answered")
+        self.notify(
+            ("fleet check cancelled: " if interrupted else "fleet check done: ")
+            + f"{len(checks)} of {len(self.nodes)} node(s) answered"
+        )
 
     def action_cancel(self) -> None:
         if self.running:

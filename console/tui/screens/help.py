@@ -1,5 +1,6 @@
 """``?``: every key of every view from the action registry, with its headless equivalent, and the
 command log (the headless commands the actions of this session stood for)."""
+
 from __future__ import annotations
 
 from rich.table import Table
@@ -14,9 +15,17 @@ import console.tui.actions as actions
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 
-SECTIONS = [("everywhere", actions.GLOBAL), ("releases", "releases"), ("release", "release"),
-            ("compare", "compare"), ("channels", "channels"), ("nodes", "nodes"), ("fleet check", "fleetcheck"),
-            ("builds", "builds"), ("audit", "audit")]
+SECTIONS = [
+    ("everywhere", actions.GLOBAL),
+    ("releases", "releases"),
+    ("release", "release"),
+    ("compare", "compare"),
+    ("channels", "channels"),
+    ("nodes", "nodes"),
+    ("fleet check", "fleetcheck"),
+    ("builds", "builds"),
+    ("audit", "audit"),
+]
 
 
 def _key(a: actions.Action) -> str:
@@ -45,11 +54,15 @@ class HelpScreen(Screen):
                     self.listed.append(a.description)
                     first = False
             yield Static(table, id="help-table")
-            note = ("read-only mode: state-changing actions are hidden" if read_only
-                    else "ctrl+p: command palette (every action that applies now)   esc: back   : jump to a view")
+            note = (
+                "read-only mode: state-changing actions are hidden"
+                if read_only
+                else "ctrl+p: command palette (every action that applies now)   esc: back   : jump to a view"
+            )
             yield Static(Text(note, style="italic"), classes="section")
             log = self.app.command_log  # type: ignore[attr-defined]
-            yield Static(Text("command log (headless equivalents of this session's actions)", style="bold"),
-                         classes="section")
+            yield Static(
+                Text("command log (headless equivalents of this session's actions)", style="bold"), classes="section"
+            )
             yield Static("\n".join(f"  {c}" for c in log[-20:]) or "  (nothing yet)", id="command-log")
         yield ConsoleFooter()

@@ -3,6 +3,7 @@
 Every confirmation shows what will happen (``from -> to``), asks for a reason, shows the headless
 command it stands for, and returns None when the operator says No or presses escape.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -31,8 +32,16 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
 
     BINDINGS = [Binding("escape", "no", "No", show=False)]
 
-    def __init__(self, title: str, lines: list[str], *, yes: str = "Yes", ask_reason: bool = True,
-                 command: str = "", id: str | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        lines: list[str],
+        *,
+        yes: str = "Yes",
+        ask_reason: bool = True,
+        command: str = "",
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.title_text = title
         self.lines = lines
@@ -100,18 +109,21 @@ class PromoteModal(ModalScreen[Confirmed | None]):
     def _update(self) -> None:
         ch = str(self.query_one("#channel", Select).value)
         current, version = self.channels.get(ch, ("(none)", "0"))
-        self.query_one("#from-to", Static).update(f"{ch}: {current}  ->  {self.release[7:19]} {self.label}"
-                                                  f"   (version {version} -> {int(version) + 1})")
+        self.query_one("#from-to", Static).update(
+            f"{ch}: {current}  ->  {self.release[7:19]} {self.label}   (version {version} -> {int(version) + 1})"
+        )
         self.query_one("#command", Static).update(
-            f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …")
+            f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …"
+        )
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self._update()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "yes":
-            self.dismiss(Confirmed(self.query_one("#reason", Input).value.strip(),
-                                   str(self.query_one("#channel", Select).value)))
+            self.dismiss(
+                Confirmed(self.query_one("#reason", Input).value.strip(), str(self.query_one("#channel", Select).value))
+            )
         else:
             self.dismiss(None)
 
@@ -163,8 +175,9 @@ class FleetCheckModal(ModalScreen[FleetRequest | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Fleet check: probe nodes over ssh, classify CPUs, optionally smoke-test",
-                        classes="dialog-title")
+            yield Label(
+                "Fleet check: probe nodes over ssh, classify CPUs, optionally smoke-test", classes="dialog-title"
+            )
             yield Input(self.nodeset, placeholder="node set, e.g. node[001-042],gpu[01-04]", id="nodeset")
             yield Checkbox("smoke-test the channel's release", id="smoke")
             yield Select([(c, c) for c in self.channels], value=self.channels[0], allow_blank=False, id="channel")
@@ -178,8 +191,11 @@ class FleetCheckModal(ModalScreen[FleetRequest | None]):
             if not nodeset:
                 self.notify("give a node set", severity="warning")
                 return
-            self.dismiss(FleetRequest(nodeset, self.query_one("#smoke", Checkbox).value,
-                                      str(self.query_one("#channel", Select).value)))
+            self.dismiss(
+                FleetRequest(
+                    nodeset, self.query_one("#smoke", Checkbox).value, str(self.query_one("#channel", Select).value)
+                )
+            )
         else:
             self.dismiss(None)
 
@@ -214,8 +230,7 @@ class BuildModal(ModalScreen[BuildRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("New build: one image per target, built by a background worker", classes="dialog-title")
-            yield Input(placeholder="source spec: Julia project dir, requirements.txt or build script",
-                        id="source")
+            yield Input(placeholder="source spec: Julia project dir, requirements.txt or build script", id="source")
             yield Select([(b, b) for b in self.builders], value=self.builders[0], allow_blank=False, id="builder")
             yield Input("x86_64,x86_64_v3", placeholder="targets, e.g. x86_64,x86_64_v3,zen4", id="targets")
             yield Input(placeholder="options KEY=VALUE … (optional, e.g. cpu_target=generic)", id="options")
@@ -237,11 +252,14 @@ class BuildModal(ModalScreen[BuildRequest | None]):
             options = shlex.split(raw)
         except ValueError:
             options = raw.split()
-        return BuildRequest(self.query_one("#source", Input).value.strip(),
-                            str(self.query_one("#builder", Select).value),
-                            self.query_one("#targets", Input).value.strip(),
-                            self.query_one("#publish", Checkbox).value,
-                            self.query_one("#promote", Input).value.strip(), options)
+        return BuildRequest(
+            self.query_one("#source", Input).value.strip(),
+            str(self.query_one("#builder", Select).value),
+            self.query_one("#targets", Input).value.strip(),
+            self.query_one("#publish", Checkbox).value,
+            self.query_one("#promote", Input).value.strip(),
+            options,
+        )
 
     def _show_command(self) -> None:
         self.query_one("#command", Static).update(f"≡ {build_command(self.request())}")
@@ -271,8 +289,16 @@ class BuildModal(ModalScreen[BuildRequest | None]):
 
 def build_command(req: BuildRequest) -> str:
     """The headless command line a build request stands for (shown in the form and the command log)."""
-    argv = ["console", "--headless", "build", req.source or "SPEC", "--builder", req.builder,
-            "--arch", req.targets or "A,B"]
+    argv = [
+        "console",
+        "--headless",
+        "build",
+        req.source or "SPEC",
+        "--builder",
+        req.builder,
+        "--arch",
+        req.targets or "A,B",
+    ]
     for opt in req.options:
         argv += ["--option", opt]
     if req.publish:

@@ -1,5 +1,6 @@
 """Nodes: the inventory (paged from SQLite), nodes per micro-architecture as a bar chart with the
 image each channel gives them, the nodes no image fits, and fleet checks with live progress."""
+
 from __future__ import annotations
 
 import json
@@ -11,25 +12,32 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
-from core.errors import DepotError
-from core.site.inventory import ChannelTarget, ImageCache, live_images
-from core.fleet.nodeset import expand, fold
-
 import console.tui.actions as actions
 from console.render import ago, short
+from console.tui.lookups import current_channels
+from console.tui.messages import NodesSummarised
+from console.tui.screens.base import PagedView
+from console.tui.screens.modals import FleetCheckModal, FleetRequest
 from console.tui.widgets.barchart import bar_chart
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
-from console.tui.lookups import current_channels
-from console.tui.messages import NodesSummarised
-from console.tui.screens.base import PagedView
-from console.tui.screens.modals import FleetCheckModal, FleetRequest
+from core.errors import DepotError
+from core.fleet.nodeset import expand, fold
+from core.site.inventory import ChannelTarget, ImageCache, live_images
 
 # Fixed widths that fit 120 columns; "PROD IMAGE" is the image the production channel gives the node.
-COLUMNS = [("NODE", 9), ("ARCH", 14), ("PROD IMAGE", 11), ("TEST IMAGE", 11), ("RELEASE", 12),
-           ("LAST SMOKE", 15), ("STATUS", 11), ("LAST SEEN", 14)]
+COLUMNS = [
+    ("NODE", 9),
+    ("ARCH", 14),
+    ("PROD IMAGE", 11),
+    ("TEST IMAGE", 11),
+    ("RELEASE", 12),
+    ("LAST SMOKE", 15),
+    ("STATUS", 11),
+    ("LAST SEEN", 14),
+]
 
 NODE_QUERY = """
 select n.name, n.arch, n.images, n.channels, n.status, n.last_seen,
@@ -86,11 +94,12 @@ class NodesScreen(PagedView):
         now = site.now()
         out = []
         for name, arch, images, chans, status, seen, ok, wall, red in site.state.db.execute(
-                NODE_QUERY.format(where=where), [*params, limit, offset]):
+            NODE_QUERY.format(where=where), [*params, limit, offset]
+        ):
             imgs = json.loads(images or "{}")
             have = json.loads(chans or "{}")
 
-            def img(ch: str) -> Text:
+            def img(ch: str, imgs: dict[str, Any] = imgs) -> Text:  # called in this iteration only
                 pick = imgs.get(ch)
                 if not pick:
                     return Text("-", style="dim")
@@ -99,12 +108,28 @@ class NodesScreen(PagedView):
             rel = (have.get("production") or {}).get("release")
             smoke = Text("-", style="dim")
             if ok is not None:
-                smoke = Text(f"ok {wall:.1f}s -{red:.0%}" if ok and wall is not None and red is not None
-                             else ("ok" if ok else f"FAIL {wall or 0:.0f}s"), style="green" if ok else "bold red")
+                smoke = Text(
+                    f"ok {wall:.1f}s -{red:.0%}"
+                    if ok and wall is not None and red is not None
+                    else ("ok" if ok else f"FAIL {wall or 0:.0f}s"),
+                    style="green" if ok else "bold red",
+                )
             mark = "●" if name in self.marked else " "
-            out.append((name, [fit(mark + name, 9), fit(arch, 14), img("production"), img("testing"), short(rel),
-                               smoke, Text(fit(status, 11), style="green" if status == "ok" else "red"),
-                               fit(ago(seen, now), 14)]))
+            out.append(
+                (
+                    name,
+                    [
+                        fit(mark + name, 9),
+                        fit(arch, 14),
+                        img("production"),
+                        img("testing"),
+                        short(rel),
+                        smoke,
+                        Text(fit(status, 11), style="green" if status == "ok" else "red"),
+                        fit(ago(seen, now), 14),
+                    ],
+                )
+            )
         return out
 
     def count(self, site: Any) -> int:
@@ -141,8 +166,11 @@ class NodesScreen(PagedView):
         total = self.table.total
         marked = f"   marked {fold(sorted(self.marked))}" if self.marked else ""
         self.query_one("#status", Static).update(
-            f" {total if total is not None else '…'} node(s)" + (f" matching {self.search!r}" if self.search else "")
-            + marked + "   (space marks nodes, f checks the marked ones or a node set)")
+            f" {total if total is not None else '…'} node(s)"
+            + (f" matching {self.search!r}" if self.search else "")
+            + marked
+            + "   (space marks nodes, f checks the marked ones or a node set)"
+        )
 
     def filtered(self) -> None:
         self._status()
@@ -172,8 +200,9 @@ class NodesScreen(PagedView):
                 return
             from console.tui.screens.fleetcheck import FleetCheckScreen
 
-            self.log_command("fleet_check", nodeset=req.nodeset + (f" --smoke --channel {req.channel}"
-                                                                   if req.smoke else ""))
+            self.log_command(
+                "fleet_check", nodeset=req.nodeset + (f" --smoke --channel {req.channel}" if req.smoke else "")
+            )
             self.app.push_screen(FleetCheckScreen(req.nodeset, nodes, req.smoke, req.channel))
 
         self.app.push_screen(FleetCheckModal(default, chans), start)

@@ -1,6 +1,7 @@
 """One release: metadata, images (files, size, CPU target), packages from the lock file, and a
 lazy file tree per image (a directory's entries are read from the store only when it is opened,
 so a 100k-file image costs one tree object per expanded directory)."""
+
 from __future__ import annotations
 
 import threading
@@ -13,18 +14,17 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from core.site.catalogue import load_release
-from core.model.manifest import Release
-from core.store.trees import TreeReader
-
 import console.tui.actions as actions
 from console.render import ago, short, size
-from console.tui.widgets.footer import ConsoleFooter
-from console.tui.widgets.header import SiteHeader
 from console.tui.lookups import current_channels
 from console.tui.messages import ReleaseLoaded, TreeEntriesRead
 from console.tui.promote import start_promote
 from console.tui.screens.base import BaseScreen
+from console.tui.widgets.footer import ConsoleFooter
+from console.tui.widgets.header import SiteHeader
+from core.model.manifest import Release
+from core.site.catalogue import load_release
+from core.store.trees import TreeReader
 
 MAX_CHILDREN = 2000  # entries shown per directory; the rest are summarised in one line
 
@@ -60,8 +60,9 @@ class ReleaseScreen(BaseScreen):
         tree = self.query_one("#files", Tree)
         tree.border_title = "files (enter opens a directory)"
         tree.show_root = False
-        self.work(lambda s: load_release(s, self.release_id), ReleaseLoaded, name="load-release",
-                  title="cannot open release")
+        self.work(
+            lambda s: load_release(s, self.release_id), ReleaseLoaded, name="load-release", title="cannot open release"
+        )
 
     @on(ReleaseLoaded)
     def _loaded(self, event: ReleaseLoaded) -> None:
@@ -70,13 +71,18 @@ class ReleaseScreen(BaseScreen):
         now = site.now()
         channels = [ch for ch, (rid, _) in current_channels(site).items() if rid == rel.id]
         meta = Text()
-        for k, v in [("id", rel.id[:40] + "…"), ("name", rel.name), ("label", rel.label or "-"),
-                     ("created", f"{rel.created} ({ago(rel.created, now)})"), ("parent", short(rel.parent)),
-                     ("builder", " ".join(f"{k}={v}" for k, v in sorted(rel.builder.items()))),
-                     ("channels", ", ".join(channels) or "-"),
-                     ("signed by", ", ".join(short(k, 16) for k in rel.signed_by)),
-                     ("size", f"{size(rel.total_bytes)} in {rel.total_files} files"),
-                     ("smoke", " ".join(rel.smoke["command"]) if rel.smoke else "-")]:
+        for k, v in [
+            ("id", rel.id[:40] + "…"),
+            ("name", rel.name),
+            ("label", rel.label or "-"),
+            ("created", f"{rel.created} ({ago(rel.created, now)})"),
+            ("parent", short(rel.parent)),
+            ("builder", " ".join(f"{k}={v}" for k, v in sorted(rel.builder.items()))),
+            ("channels", ", ".join(channels) or "-"),
+            ("signed by", ", ".join(short(k, 16) for k in rel.signed_by)),
+            ("size", f"{size(rel.total_bytes)} in {rel.total_files} files"),
+            ("smoke", " ".join(rel.smoke["command"]) if rel.smoke else "-"),
+        ]:
             meta.append(f"{k:>10}  ", style="dim")
             meta.append(f"{v}\n")
         self.query_one("#meta", Static).update(meta)
@@ -88,8 +94,10 @@ class ReleaseScreen(BaseScreen):
             pk.add_row(p["name"], p.get("version", ""), p.get("uuid", "")[:8])
         tree = self.query_one("#files", Tree)
         for arch, img in sorted(rel.images.items()):
-            node = tree.root.add(Text.assemble((arch, "bold"), f"  {img.files} files, {size(img.bytes)}"),
-                                 data={"digest": img.root, "path": "", "loaded": False})
+            node = tree.root.add(
+                Text.assemble((arch, "bold"), f"  {img.files} files, {size(img.bytes)}"),
+                data={"digest": img.root, "path": "", "loaded": False},
+            )
             node.allow_expand = True
         tree.root.expand()
 
@@ -109,8 +117,7 @@ class ReleaseScreen(BaseScreen):
                     self._reader.store = site.store
                 return self._reader.entries(digest, path)
 
-        self.work(read, lambda entries: TreeEntriesRead(node, entries), name=f"tree-{digest}",
-                  title="cannot read tree")
+        self.work(read, lambda entries: TreeEntriesRead(node, entries), name=f"tree-{digest}", title="cannot read tree")
 
     @on(TreeEntriesRead)
     def _entries_read(self, event: TreeEntriesRead) -> None:
@@ -123,8 +130,9 @@ class ReleaseScreen(BaseScreen):
         for e in entries[:MAX_CHILDREN]:
             path = f"{node.data['path']}/{e.name}" if node.data["path"] else e.name
             if e.type == "dir":
-                child = node.add(Text(e.name + "/", style="bold blue"),
-                                 data={"digest": e.digest, "path": path, "loaded": False})
+                child = node.add(
+                    Text(e.name + "/", style="bold blue"), data={"digest": e.digest, "path": path, "loaded": False}
+                )
                 child.allow_expand = True
             elif e.type == "link":
                 node.add_leaf(Text.assemble((e.name, "cyan"), f" -> {e.target}"))

@@ -1,4 +1,5 @@
 """Releases: the catalogue, paged from SQLite; filter, open, mark two and compare, promote."""
+
 from __future__ import annotations
 
 import json
@@ -9,22 +10,29 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Input, Static
 
-import core.site.channels as channel_ops
-from core.site.catalogue import sync_catalogue
-
 import console.tui.actions as actions
+import core.site.channels as channel_ops
 from console.render import ago, short, size
 from console.tui.lookups import channels_by_release
 from console.tui.messages import CatalogueSynced
 from console.tui.promote import start_promote
+from console.tui.screens.base import PagedView
 from console.tui.widgets.cells import fit
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
-from console.tui.screens.base import PagedView
+from core.site.catalogue import sync_catalogue
 
-COLUMNS = [("ID", 14), ("NAME", 11), ("LABEL", 10), ("CREATED", 11), ("IMAGES", 21), ("SIZE", 8),
-           ("CHANNELS", 18), ("SIGNATURE", 10)]
+COLUMNS = [
+    ("ID", 14),
+    ("NAME", 11),
+    ("LABEL", 10),
+    ("CREATED", 11),
+    ("IMAGES", 21),
+    ("SIZE", 8),
+    ("CHANNELS", 18),
+    ("SIGNATURE", 10),
+]
 
 
 def signature_state(site: Any, signed_by_json: str) -> Text:
@@ -54,8 +62,9 @@ class ReleasesScreen(PagedView):
     def compose(self) -> ComposeResult:
         self.by_release = channels_by_release(self.site)  # before the table's first page
         yield SiteHeader("Releases")
-        yield Input(placeholder="filter: name, label, id prefix, image   (esc clears)", id="filter",
-                    classes="filter hidden")
+        yield Input(
+            placeholder="filter: name, label, id prefix, image   (esc clears)", id="filter", classes="filter hidden"
+        )
         yield PagedTable(COLUMNS, self.fetch, self.count, id="releases-table")
         yield Static("", id="status", classes="status")
         yield ConsoleFooter()
@@ -74,8 +83,21 @@ class ReleasesScreen(PagedView):
             mark = "● " if r["id"] in self.marked else "  "
             images = fit(",".join(json.loads(r["images"] or "[]")), 21)
             chans = Text(", ".join(self.by_release.get(r["id"], [])), style="bold magenta")
-            out.append((r["id"], [mark + short(r["id"]), r["name"], r["label"], ago(r["created"], now), images,
-                                  size(r["bytes"]), chans, signature_state(site, r["signed_by"])]))
+            out.append(
+                (
+                    r["id"],
+                    [
+                        mark + short(r["id"]),
+                        r["name"],
+                        r["label"],
+                        ago(r["created"], now),
+                        images,
+                        size(r["bytes"]),
+                        chans,
+                        signature_state(site, r["signed_by"]),
+                    ],
+                )
+            )
         return out
 
     def normalize(self, text: str) -> str:
@@ -87,7 +109,8 @@ class ReleasesScreen(PagedView):
         s = f"%{self.search}%"
         return site.state.db.execute(
             "select count(*) from releases where name like ? or label like ? or id like ? or images like ?",
-            [s, s, f"sha256:{self.search}%", s]).fetchone()[0]
+            [s, s, f"sha256:{self.search}%", s],
+        ).fetchone()[0]
 
     def filtered(self) -> None:
         self._status()
@@ -156,15 +179,21 @@ class ReleasesScreen(PagedView):
 
     def oldest_first(self, ids: list[str]) -> list[str]:
         """``ids`` ordered by creation time, oldest first (a comparison reads old -> new)."""
-        created = {r[0]: r[1] for r in self.site.state.db.execute(
-            f"select id, created from releases where id in ({','.join('?' * len(ids))})", ids)}
+        created = {
+            r[0]: r[1]
+            for r in self.site.state.db.execute(
+                f"select id, created from releases where id in ({','.join('?' * len(ids))})", ids
+            )
+        }
         return sorted(ids, key=lambda i: (created.get(i, ""), i))
 
     def action_compare(self) -> None:
         pair = self.compare_pair()
         if pair is None:
-            self.notify("mark two releases with space (or one, and put the cursor on the other), then press c",
-                        severity="warning")
+            self.notify(
+                "mark two releases with space (or one, and put the cursor on the other), then press c",
+                severity="warning",
+            )
             return
         self.open_compare(*pair)
 

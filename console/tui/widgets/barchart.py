@@ -1,4 +1,5 @@
 """A horizontal bar chart in text: one bar per label, scaled to the widest value."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Cell helpers for fixed-width tables: long values end in an ellipsis instead of scrolling sideways."""
+
 from __future__ import annotations
 
 from rich.text import Text

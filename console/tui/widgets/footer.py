@@ -1,4 +1,5 @@
 """Textual's footer, recomposed only when the keys it shows change."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,11 @@ class ConsoleFooter(Footer):
 
     def _keys_shown(self, screen: Screen) -> tuple[object, ...]:
         """What ``compose`` draws from: each shown binding, whether it is enabled, its tooltip."""
-        return tuple((b.key, b.action, b.description, b.key_display, b.group, enabled, tooltip)
-                     for (_, b, enabled, tooltip) in screen.active_bindings.values() if b.show)
+        return tuple(
+            (b.key, b.action, b.description, b.key_display, b.group, enabled, tooltip)
+            for (_, b, enabled, tooltip) in screen.active_bindings.values()
+            if b.show
+        )
 
     def bindings_changed(self, screen: Screen) -> None:
         if self.is_attached and screen is self.screen and screen.app.app_focus:

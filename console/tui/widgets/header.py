@@ -1,4 +1,5 @@
 """The header every screen shows: site, store, signing key, read-only badge, and the view title."""
+
 from __future__ import annotations
 
 from rich.text import Text

@@ -14,6 +14,7 @@ position move by the same amount, so what the operator sees does not jump.
 worker thread with a Site (an SQLite connection) of its own; that worker posts its rows back as a
 message, and the table announces them to its screen with ``TableReloaded``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -38,8 +39,16 @@ class PagedTable(DataTable):
     """Rows come from ``fetch``; call ``reload()`` (or `reload_in_background`) after changing what
     ``fetch`` returns (a filter, a mark, a refresh)."""
 
-    def __init__(self, columns: Sequence[tuple[str, int]], fetch: Fetch, count: Count | None = None, *,
-                 window: int | None = None, load_on_mount: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, int]],
+        fetch: Fetch,
+        count: Count | None = None,
+        *,
+        window: int | None = None,
+        load_on_mount: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._columns = list(columns)
         self._colkeys = [label.lower() for label, _ in self._columns]
@@ -47,26 +56,26 @@ class PagedTable(DataTable):
         self.count = count
         self._window = window
         self.load_on_mount = load_on_mount
-        self.first = 0                  # query offset of slot 0
-        self.keys: list[str] = []       # data key per slot
-        self.at_end = False             # the last slot holds the query's last row
-        self.total: int | None = None   # rows in the query, when known
-        self.fetching = False           # a background reload is on its way
+        self.first = 0  # query offset of slot 0
+        self.keys: list[str] = []  # data key per slot
+        self.at_end = False  # the last slot holds the query's last row
+        self.total: int | None = None  # rows in the query, when known
+        self.fetching = False  # a background reload is on its way
         self._generation = 0
-        self._quiet = False             # set while the table moves its own cursor / scroll
+        self._quiet = False  # set while the table moves its own cursor / scroll
         self._styles_seen: tuple[object, ...] | None = None
         # DataTable's render caches are sized for big tables (10k cells); a window needs a few
         # hundred, and smaller caches leave far less for the cyclic garbage collector to walk.
         textual_compat.shrink_render_caches(
-            self, {"_cell_render_cache": 2000, "_row_render_cache": 300, "_line_cache": 300})
+            self, {"_cell_render_cache": 2000, "_row_render_cache": 300, "_line_cache": 300}
+        )
 
     # -- styles -----------------------------------------------------------------------------
     def _style_key(self) -> tuple[object, ...] | None:
         """What the rendered cells depend on in the CSS: the widget's own style and its parts'
         (None while the parts are still being styled)."""
         try:
-            parts = tuple(self.get_component_rich_style(name, partial=True)
-                          for name in sorted(self.COMPONENT_CLASSES))
+            parts = tuple(self.get_component_rich_style(name, partial=True) for name in sorted(self.COMPONENT_CLASSES))
         except KeyError:
             return None
         return (self.rich_style, self.styles.border, self.styles.padding, self.styles.scrollbar_size_vertical, parts)
@@ -116,7 +125,7 @@ class PagedTable(DataTable):
         if self.load_on_mount:
             self.reload()
 
-    def _site(self) -> "Site":
+    def _site(self) -> Site:
         return self.app.site  # type: ignore[attr-defined]
 
     def reload(self, keep_cursor: bool = False) -> None:
@@ -171,7 +180,7 @@ class PagedTable(DataTable):
             self.total = event.total
         self.post_message(TableReloaded(self))
 
-    def _fetch_window(self, site: "Site", offset: int, pos: int) -> tuple[list[Row], int, bool]:
+    def _fetch_window(self, site: Site, offset: int, pos: int) -> tuple[list[Row], int, bool]:
         """(rows, offset, whether they end the query) for the window that starts at ``offset`` and
         holds ``pos``; anchored to the end when the query ends before the window is full."""
         w = self.window

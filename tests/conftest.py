@@ -14,9 +14,9 @@ import pytest
 
 from helpers import build_find_links, init_site
 
-pytest_plugins = ["fixtures.sshd", "fixtures.nginx", "fixtures.demo"]
+pytest_plugins = ["fixtures.sshd", "fixtures.nginx", "fixtures.demo", "fixtures.hostile_http"]
 
-KINDS = ("unit", "cli", "integration", "tui")
+KINDS = ("unit", "cli", "integration", "tui", "adversarial")
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def find_links(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its folder's kind (unit, cli, integration, tui): ``-m "not integration"``
+    """Mark every test with its folder's kind (unit, cli, integration, tui, adversarial): ``-m "not integration"``
     is the fast loop that needs no sshd or nginx."""
     for item in items:
         kind = Path(str(item.fspath)).parent.name

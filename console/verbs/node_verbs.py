@@ -122,7 +122,9 @@ def _store(ctx: Context, cfg: NodeConfig):
         proxies = proxies or ctx.site.config.http.proxies or None
     if not location:
         raise BadInput("no store: pass --store PATH|URL (or set store in the node config)")
-    return open_store(location, proxies=proxies, timeout_s=cfg.timeout_s, retries=cfg.retries)
+    return open_store(
+        location, proxies=proxies, timeout_s=cfg.timeout_s, retries=cfg.retries, deadline_s=cfg.deadline_s
+    )
 
 
 class CliProgress:

@@ -44,7 +44,7 @@ from core.durable import atomic_write, fsync_dir
 from core.errors import BadInput
 from core.model.digest import hex_of
 from core.settings import markdown_rows, parse, setting
-from core.store import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from core.store import DEFAULT_DEADLINE_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from core.xdg import CONFIG_HOME, DATA_HOME, default_path
 
 ROOT_ENV = "DEPOT_NODE_ROOT"
@@ -127,6 +127,9 @@ class NodeConfig:
         DEFAULT_TIMEOUT_S, "per-request HTTP timeout in seconds, as `[http] timeout_s`", gt=0, le=86400
     )
     retries: int = setting(DEFAULT_RETRIES, "HTTP retries, as `[http] retries`", ge=0, le=100)
+    deadline_s: float = setting(
+        DEFAULT_DEADLINE_S, "overall deadline of one HTTP operation, as `[http] deadline_s`", gt=0, le=86400
+    )
 
     @classmethod
     def load(cls, root: str | Path | None = None) -> NodeConfig:

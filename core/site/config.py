@@ -23,7 +23,7 @@ import tomli_w
 from core.durable import atomic_write
 from core.errors import BadInput
 from core.settings import check_value, markdown_rows, parse, setting, to_table
-from core.store import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from core.store import DEFAULT_DEADLINE_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 CONFIG_NAME = "console.toml"
 
@@ -101,6 +101,16 @@ class FleetSettings:
     root: str = setting("", "overrides `[node] root` for fleet check")
     store: str = setting("", "the store as the nodes reach it (`fleet check --hydrate`); empty: the site's store")
     trust: str = setting("", "trust file path on the nodes (`fleet check --hydrate`), passed as `--trust`")
+    max_output_bytes: int = setting(
+        1 << 20,
+        "output cap per node and ssh call (stdout, and stderr, each): a node that writes more "
+        "has its ssh killed and is `bad-output`",
+        ge=1,
+        shown="`1048576` (1 MiB)",
+    )
+    max_nodes: int = setting(
+        100000, "largest node set a fleet check accepts; a larger one is refused before it is expanded", ge=1
+    )
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,13 @@ class HttpSettings:
         "timeout or 5xx answer (pauses 0.2 s, 0.4 s, then 0.8 s)",
         ge=0,
         le=100,
+    )
+    deadline_s: float = setting(
+        DEFAULT_DEADLINE_S,
+        "overall deadline of one HTTP operation, retries included, however slowly the server answers; "
+        "object transfers get 1 s more per MiB promised",
+        gt=0,
+        le=86400,
     )
 
 

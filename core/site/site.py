@@ -104,7 +104,11 @@ class Site:
 
             http = self.config.http
             self._store = open_store(
-                self.store_location, proxies=http.proxies or None, timeout_s=http.timeout_s, retries=http.retries
+                self.store_location,
+                proxies=http.proxies or None,
+                timeout_s=http.timeout_s,
+                retries=http.retries,
+                deadline_s=http.deadline_s,
             )
         return self._store
 

@@ -23,6 +23,9 @@ __all__ = ["Store", "LocalStore", "HttpStore", "open_store"]
 #: ``[http] timeout_s``/``retries`` and of the node config's keys of the same names.
 DEFAULT_TIMEOUT_S = 30
 DEFAULT_RETRIES = 3
+#: Overall deadline of one HTTP operation, retries included (``[http] deadline_s``): a server
+#: that drips bytes cannot hold a reader for longer (``core.store.deadline``).
+DEFAULT_DEADLINE_S = 300.0
 #: The longest an HTTP connect may take whatever ``timeout_s`` says: a dead mirror costs this
 #: once (then it is skipped for a while), not a whole read timeout.
 CONNECT_TIMEOUT_S = 5.0
@@ -44,6 +47,7 @@ def open_store(
     create: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> Store:
     """Open (or with ``create``, create) the store at ``location``.
 
@@ -53,7 +57,8 @@ def open_store(
       order) apply to HTTP only; without them the ``HTTP(S)_PROXY``/``NO_PROXY`` env applies.
       ``timeout_s`` bounds each read, write and pool wait of a request (a connect waits at most
       ``CONNECT_TIMEOUT_S``); ``retries`` is how many more rounds over the mirrors follow a
-      connection error, timeout or 5xx answer, with ``HttpStore``'s backoff between them.
+      connection error, timeout or 5xx answer, with ``HttpStore``'s backoff between them;
+      ``deadline_s`` bounds a whole operation, retries included (objects get more by size).
     """
     location = (location or "").strip()
     if not location:
@@ -70,6 +75,7 @@ def open_store(
             "proxies": proxies,
             "timeout": httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
             "tries": retries + 1,
+            "deadline_s": deadline_s,
         }
         return HttpStore.create(parts, **kwargs) if create else HttpStore.open(parts, **kwargs)
     if len(parts) > 1 and schemes & {"http", "https"}:

@@ -60,6 +60,7 @@ from typing import Any, TypeVar
 import zstandard
 
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from core.store import DEFAULT_DEADLINE_S
 from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
 from core.store.codec import (
     MAX_OBJECT_BYTES,
@@ -95,6 +96,12 @@ with _hidden_modules("httpx._main", "trio"):
     import httpcore  # noqa: F401 (httpx would import it on the first Client, outside this guard)
     import httpx
 
+    from core.store import deadline
+
+#: The slowest transfer an operation's deadline allows for: object and range transfers get
+#: ``deadline_s`` plus their size at this rate (1 MiB/s), so a large object over a slow link
+#: still fits while a server dripping bytes does not.
+SLOWEST_RATE = 1 << 20
 #: Largest metadata file (envelope, index, listing) read into memory.
 MAX_FILE_BYTES = 64 << 20
 _CHUNK = 1 << 16
@@ -187,6 +194,9 @@ class HttpStore(Store):
     ``tries``/``backoff``/``sleep``: retry rounds and the pauses between them.
     ``down_for``/``clock``: how long a mirror that refused a connection is skipped.
     ``max_connections``: size of each connection pool (batch helpers use ``max_workers``).
+    ``deadline_s``: the most one operation may take, retries and backoff included, whatever the
+    server drips (``core.store.deadline``); object transfers get ``deadline_s`` plus their promised
+    size at ``SLOWEST_RATE``.
     """
 
     def __init__(
@@ -202,6 +212,7 @@ class HttpStore(Store):
         clock: Callable[[], float] = time.monotonic,
         max_connections: int = 32,
         verify: bool | str = True,
+        deadline_s: float = DEFAULT_DEADLINE_S,
     ) -> None:
         if isinstance(urls, str):
             urls = [u.strip() for u in urls.split(",") if u.strip()]
@@ -220,6 +231,7 @@ class HttpStore(Store):
         self._sleep = sleep
         self._clock = clock
         self.down_for = down_for
+        self.deadline_s = float(deadline_s)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         tls: ssl.SSLContext | str | bool = verify
         if verify is True and not _may_use_tls(bases, proxies):
@@ -227,7 +239,7 @@ class HttpStore(Store):
 
         def new_client(proxy: str | None) -> httpx.Client:
             """One connection pool; through ``proxy``, else as the environment says (``HTTP(S)_PROXY``)."""
-            return httpx.Client(
+            client = httpx.Client(
                 proxy=proxy,
                 trust_env=proxy is None,
                 timeout=timeout,
@@ -236,6 +248,7 @@ class HttpStore(Store):
                 follow_redirects=False,
                 headers={"Accept-Encoding": "identity", "User-Agent": "depot-console"},
             )
+            return deadline.install(client)
 
         clients: list[tuple[str | None, httpx.Client]] = []
         try:
@@ -342,6 +355,7 @@ class HttpStore(Store):
         """Yield round numbers, sleeping the backoff before every round but the first."""
         for n in range(self.tries):
             if n:
+                deadline.remaining()  # no backoff once the operation's time is gone
                 self._count("retries")
                 self._sleep(self.backoff[min(n - 1, len(self.backoff) - 1)])
             yield n
@@ -362,18 +376,19 @@ class HttpStore(Store):
         The response is closed on exit, unread body included (the connection is then dropped).
         """
         last = "no route"
-        for _ in self._retry_rounds():
-            for route in self._routes_for(primary_only):
-                try:
-                    resp = self._attempt(route, method, relpath, headers, content)
-                except _Unavailable as exc:
-                    last = str(exc)
-                    continue
-                try:
-                    yield resp
-                finally:
-                    resp.close()
-                return
+        with deadline.operation_deadline(self.deadline_s, f"{method} {relpath}"):
+            for _ in self._retry_rounds():
+                for route in self._routes_for(primary_only):
+                    try:
+                        resp = self._attempt(route, method, relpath, headers, content)
+                    except _Unavailable as exc:
+                        last = str(exc)
+                        continue
+                    try:
+                        yield resp
+                    finally:
+                        resp.close()
+                    return
         raise StoreError(f"{method} {relpath} failed after {self.tries} tries: {last}")
 
     def _fail(self, resp: httpx.Response, what: str) -> StoreError:
@@ -441,7 +456,8 @@ class HttpStore(Store):
                     sent[0] += len(chunk)
                     yield chunk
 
-        self._put(object_path(digest), chunks)
+        with deadline.operation_deadline(self._transfer_deadline(size), f"PUT object {digest}"):
+            self._put(object_path(digest), chunks)
         return sent[0]
 
     def _put_compressed(self, digest: str, data: bytes) -> int:
@@ -465,6 +481,22 @@ class HttpStore(Store):
         limit = size if size is not None else MAX_OBJECT_BYTES
         cap = compressed_bound(limit)
         relpath = object_path(digest)
+        with deadline.operation_deadline(self._transfer_deadline(limit), f"GET object {digest}"):
+            return self._get_object_rounds(digest, relpath, limit, cap, whole, streamed)
+
+    def _transfer_deadline(self, size: int) -> float:
+        """The deadline of moving ``size`` bytes: ``deadline_s`` plus the size at ``SLOWEST_RATE``."""
+        return self.deadline_s + size / SLOWEST_RATE
+
+    def _get_object_rounds(
+        self,
+        digest: str,
+        relpath: str,
+        limit: int,
+        cap: int,
+        whole: Callable[[bytes, int], _R],
+        streamed: Callable[[httpx.Response, int, int], _R],
+    ) -> _R:
         last = ""
         for _ in self._retry_rounds():
             with self._send("GET", relpath) as resp:
@@ -542,6 +574,11 @@ class HttpStore(Store):
             return b""
         last_byte = offset + length - 1
         headers = {"Range": f"bytes={offset}-{last_byte}"}
+        with deadline.operation_deadline(self._transfer_deadline(length), f"GET {relpath} bytes {offset}-{last_byte}"):
+            return self._range_rounds(relpath, offset, length, headers)
+
+    def _range_rounds(self, relpath: str, offset: int, length: int, headers: dict[str, str]) -> bytes:
+        last_byte = offset + length - 1
         last = ""
         for _ in self._retry_rounds():
             with self._send("GET", relpath, headers=headers) as resp:

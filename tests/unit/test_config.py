@@ -204,7 +204,7 @@ def test_site_store_uses_the_http_section(tmp_path: Path, monkeypatch: pytest.Mo
     path = tmp_path / "site" / "console.toml"
     data = tomllib.loads(path.read_text("utf-8"))
     data["site"]["store"] = "http://depot.example/store/"
-    data["http"].update(timeout_s=7, retries=1, proxies=["http://proxy.example:3128"])
+    data["http"].update(timeout_s=7, retries=1, deadline_s=90, proxies=["http://proxy.example:3128"])
     path.write_text(tomli_w.dumps(data), "utf-8")
     seen: dict = {}
     monkeypatch.setattr(core.store, "open_store", lambda location, **kw: seen.update(location=location, **kw))
@@ -218,6 +218,7 @@ def test_site_store_uses_the_http_section(tmp_path: Path, monkeypatch: pytest.Mo
         "proxies": ["http://proxy.example:3128"],
         "timeout_s": 7,
         "retries": 1,
+        "deadline_s": 90,
     }
 
 

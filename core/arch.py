@@ -1,4 +1,4 @@
-"""CPU micro-architectures: classify nodes, choose images, derive Julia and compiler targets.
+"""CPU micro-architectures: classify nodes, choose images, derive compiler flags and LLVM CPU names.
 
 Every question about CPUs is answered by ``archspec`` (its target DAG, its detection rules, its
 compiler tables); this module only adapts it to the console's needs (DESIGN §5, §6):
@@ -7,7 +7,8 @@ compiler tables); this module only adapts it to the console's needs (DESIGN §5,
   so the console can classify any node, whatever CPU the console itself runs on;
 * image choice follows archspec's partial order, like EESSI: the most specific image the CPU can
   run, never a vendor-specific image of another vendor, generic images as the fallback;
-* Julia's ``JULIA_CPU_TARGET`` and C compiler flags are derived from archspec's compiler data.
+* C compiler flags and LLVM CPU names are derived from archspec's compiler data (what each kind
+  of depot makes of them, such as Julia's ``JULIA_CPU_TARGET``, is in ``core.kinds``).
 """
 
 from __future__ import annotations
@@ -324,37 +325,25 @@ def choose_image(cpu: str, images: Iterable[str], override: str | None = None) -
     return Choice(image=image, reason=reason, rejected=rejected)
 
 
-# --------------------------------------------------------------------------- Julia targets
-
-_JULIA_GENERIC = {
-    "x86_64": "generic",
-    "x86_64_v2": "x86-64-v2",
-    "x86_64_v3": "x86-64-v3",
-    "x86_64_v4": "x86-64-v4",
-    "aarch64": "generic",
-}
-
-#: Multi-targets of Julia's official binaries: a generic base plus cloned tuned targets.
-_JULIA_OFFICIAL_MULTI = {
-    "x86_64": "generic;sandybridge,-xsaveopt,clone_all;haswell,-rdrnd,base(1)",
-    "aarch64": ("generic;cortex-a57;thunderx2t99;carmel,clone_all;apple-m1,base(3);neoverse-512tvb,base(3)"),
-}
+# --------------------------------------------------------------------------- LLVM CPU names
 
 
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version.split("-")[0]))
 
 
-def _llvm_cpu_name(target: Microarchitecture) -> str | None:
-    """The LLVM CPU name in archspec's clang flags for ``target``.
+def llvm_cpu_name(arch: str) -> str | None:
+    """The LLVM CPU name in archspec's clang flags for micro-architecture ``arch``, or None.
 
     Renders every clang entry of archspec's table the way ``optimization_flags("clang", …)``
     does (``flags.format(name=…)``), newest entry (highest lowest-version) first. Calling
     ``optimization_flags`` itself is not enough: it returns the first entry a version satisfies,
     so an older open-ended entry can shadow a newer one (``neoverse_v1``: ``-march=armv8.4-a+…``
     hides ``-mcpu=neoverse-v1``). A ``-mcpu=`` value (a CPU) wins over a ``-march=`` one (an
-    ISA level, ``+extensions`` dropped).
+    ISA level, ``+extensions`` dropped). Runtimes that take LLVM names build on it (Julia's
+    ``JULIA_CPU_TARGET``: ``core.kinds.julia.julia_cpu_target``).
     """
+    target = TARGETS[check_microarch(arch)]
     entries = sorted(
         target.compilers.get("clang", []),
         key=lambda e: _version_key(e["versions"].split(":")[0]),
@@ -369,45 +358,13 @@ def _llvm_cpu_name(target: Microarchitecture) -> str | None:
     return None
 
 
-def julia_cpu_target(arch: str) -> str:
-    """The ``JULIA_CPU_TARGET`` for an image built for archspec micro-architecture ``arch``.
+def __getattr__(name: str) -> Any:
+    """``julia_cpu_target`` and ``julia_multi_target`` moved to ``core.kinds.julia``; still found here."""
+    if name in ("julia_cpu_target", "julia_multi_target"):
+        from core.kinds import julia
 
-    Mapping:
-
-    * ``x86_64`` -> ``generic``; ``x86_64_v2``/``v3``/``v4`` -> ``x86-64-v2``/``-v3``/``-v4``;
-    * ``aarch64`` -> ``generic``;
-    * any specific micro-architecture -> its LLVM CPU name, read from archspec's clang flag
-      table (the data behind ``optimization_flags("clang", …)``), newest clang entry first:
-      ``haswell`` -> ``haswell``, ``zen3`` -> ``znver3``, ``zen4`` -> ``znver4``,
-      ``skylake_avx512`` -> ``skylake-avx512``,
-      ``icelake`` -> ``icelake-client`` (archspec's name for the whole Ice Lake line),
-      ``neoverse_v1`` -> ``neoverse-v1``; a ``-mcpu=`` value wins over ``-march=``, so generic
-      aarch64 levels give ISA names (``armv8.2a`` -> ``armv8.2-a``);
-    * ``generic`` when archspec has no clang data for ``arch``.
-    """
-    check_microarch(arch)
-    if arch in _JULIA_GENERIC:
-        return _JULIA_GENERIC[arch]
-    return _llvm_cpu_name(TARGETS[arch]) or "generic"
-
-
-def julia_multi_target(arch: str) -> str:
-    """A multi-target ``JULIA_CPU_TARGET`` for ``arch``, in the style of Julia's official builds.
-
-    * ``x86_64`` -> Julia's official x86_64 string
-      ``generic;sandybridge,-xsaveopt,clone_all;haswell,-rdrnd,base(1)``;
-    * ``aarch64`` -> Julia's official aarch64 string
-      ``generic;cortex-a57;thunderx2t99;carmel,clone_all;apple-m1,base(3);neoverse-512tvb,base(3)``;
-    * anything else -> ``generic;<cpu>,clone_all`` where ``<cpu>`` is ``julia_cpu_target(arch)``:
-      a generic base target (Julia wants the base first) plus a full clone tuned for the image's
-      CPU, so code still loads (slower) on a CPU that turns out older than expected;
-    * ``generic`` alone if ``julia_cpu_target`` is ``generic``.
-    """
-    check_microarch(arch)
-    if arch in _JULIA_OFFICIAL_MULTI:
-        return _JULIA_OFFICIAL_MULTI[arch]
-    cpu = julia_cpu_target(arch)
-    return "generic" if cpu == "generic" else f"generic;{cpu},clone_all"
+        return getattr(julia, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- compiler flags

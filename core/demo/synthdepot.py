@@ -48,10 +48,16 @@ import string
 import struct
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from core.kinds.julia import MANIFEST, PROJECT, compiled_dir, environment_dir, parse_julia_version
 
 JULIA_VERSION = "1.10.4"
-JULIA_SHORT = "v1.10"
+_FULL_VERSION, _SHORT_VERSION = parse_julia_version(f"julia version {JULIA_VERSION}")
+JULIA_SHORT = "v" + _SHORT_VERSION
+#: The depot layout the Julia kind reads (``environments/v1.10``, ``compiled/v1.10``), as store paths.
+ENV_DIR = environment_dir(PurePosixPath(), _SHORT_VERSION).as_posix()
+COMPILED_DIR = compiled_dir(PurePosixPath(), _SHORT_VERSION).as_posix()
 
 # Counts and byte budgets at scale 1.0; counts and bytes scale linearly (with small floors).
 NOMINAL_PACKAGES = 160
@@ -421,7 +427,7 @@ def _binary(rng: random.Random, size: int, pool: bytes, magic: bytes) -> bytes:
 
 
 ELF_MAGIC = b"\x7fELF\x02\x01\x01\x00" + bytes(8) + b"\x03\x00\x3e\x00\x01\x00\x00\x00"
-JI_MAGIC = b"\xfbjli\r\n\x1a\n\x0c\x00" + b"1.10.4\0"
+JI_MAGIC = b"\xfbjli\r\n\x1a\n\x0c\x00" + JULIA_VERSION.encode() + b"\0"
 
 
 def _ident(rng: random.Random) -> str:
@@ -637,8 +643,8 @@ def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0) ->
             w.file(f"packages/{pkg.name}/{slug}/{rel}", data)
         cslug = f"{_slug('compiled', pkg.uuid)}_{_slug('build', pkg.uuid, pkg.version)}"
         rng = _rng(seed, "compiled", pkg.name, pkg.version)
-        w.file(f"compiled/{JULIA_SHORT}/{pkg.name}/{cslug}.ji", _binary(rng, pkg.ji_size, pool, JI_MAGIC))
-        w.file(f"compiled/{JULIA_SHORT}/{pkg.name}/{cslug}.so", _binary(rng, pkg.so_size, pool, ELF_MAGIC), 0o755)
+        w.file(f"{COMPILED_DIR}/{pkg.name}/{cslug}.ji", _binary(rng, pkg.ji_size, pool, JI_MAGIC))
+        w.file(f"{COMPILED_DIR}/{pkg.name}/{cslug}.so", _binary(rng, pkg.so_size, pool, ELF_MAGIC), 0o755)
 
     for art in plan.artifacts:
         rng = _rng(seed, "artifact-bytes", art.sha1)
@@ -662,8 +668,8 @@ def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0) ->
         for rel, data in _registry_files(plan, name).items():
             w.file(f"registries/General/{name[0].upper()}/{name}/{rel}", data)
 
-    w.file(f"environments/{JULIA_SHORT}/Project.toml", _project(plan))
-    w.file(f"environments/{JULIA_SHORT}/Manifest.toml", _manifest(plan))
+    w.file(f"{ENV_DIR}/{PROJECT}", _project(plan))
+    w.file(f"{ENV_DIR}/{MANIFEST}", _manifest(plan))
     w.mkdir("logs")
     w.mkdir("scratchspaces")
     return {"files": w.files, "links": w.links, "bytes": w.bytes, "packages": len(plan.packages), "bumped": plan.bumped}

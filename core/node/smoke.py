@@ -3,40 +3,24 @@
 ``run_smoke`` runs the release's smoke command (manifest ``"smoke": {"command": [...],
 "timeout_s"}``) with the depot environment of ``core.node.env``, under a timeout (the whole process
 group is killed when it expires), and reports exit code, output tail and wall time. With
-``baseline`` it runs the same command cold afterwards and reports the start-up reduction:
+``baseline`` it runs the same command cold afterwards and reports the start-up reduction.
 
-* Julia: ``--compiled-modules=no`` (no package images, everything compiled again);
-* Python: ``-B`` and ``PYTHONPYCACHEPREFIX`` set to an empty directory (no bytecode is found).
-
-Julia depots run with ``JULIA_DEBUG=loading``; a line with ``Rejecting cache file`` fails the smoke
-test and names the package (the cache was built for another CPU or Julia and would silently be
-recompiled on every node start otherwise).
-
-Module fingerprint (so the console can check that one image yields one module graph everywhere):
-
-* Python: a ``sitecustomize.py`` in a temporary directory put first on ``PYTHONPATH`` registers an
-  ``atexit`` hook that writes every ``sys.modules`` name with the sha256 of the file it came from
-  (``__spec__.origin``). A program that ends with ``os._exit``, runs with ``-S``/``-I``, or a site
-  whose own ``sitecustomize`` must run yields no fingerprint (``None``) or shadows that file.
-* Julia: ``-L <hook.jl>`` is inserted after the executable; the hook registers ``atexit`` and writes
-  ``Base.PkgId(m)`` name, uuid and ``Base.pathof(m)`` for ``Base.loaded_modules_array()``. The cache
-  file each package came from is taken from the ``Loading (object) cache file <path> for <Name>
-  [<uuid>]`` lines that ``JULIA_DEBUG=loading`` prints, and hashed.
-
-NOT run against a real Julia: there is none on the test machines. The Julia path is tested with a
-stand-in ``julia`` script that prints the debug line format of Julia 1.10's ``loading.jl``
-(``┌ Debug: Rejecting cache file <path> for <Name> [<uuid>] since the flags are mismatched``) and
-writes the fingerprint file as the hook would. The hook uses only ``atexit``,
-``Base.loaded_modules_array``, ``Base.PkgId`` and ``Base.pathof``; the debug message texts are
-Julia-internal and may change between Julia versions.
+What is kind-specific comes from ``core.kinds`` (`Kind.warm_up`, `Kind.cold_start`,
+`Kind.read_fingerprint`, `Kind.rejected_caches`, `Kind.is_noise`), for every kind that is
+*active*: the image is of that kind (``NodeImage.kinds``) or the smoke command runs its interpreter
+(`Kind.runs`). Each active kind prepares the warm run in registry order (Julia: ``JULIA_DEBUG=loading``
+and a ``-L`` fingerprint hook; Python: a ``sitecustomize`` fingerprint hook first on ``PYTHONPATH``)
+and the cold one (Julia: ``--compiled-modules=no``; Python: ``-B`` and an empty
+``PYTHONPYCACHEPREFIX``). The first active kind reads the result: its fingerprint (the module graph,
+so the console can check that one image yields one module graph everywhere) and the caches its
+runtime rejected (a rejected cache fails the smoke test and names the package). With no active
+kind the fingerprint is whatever the command itself left in ``$DEPOT_SMOKE_FINGERPRINT`` (the
+generic JSON list of ``[module, digest]``), usually None.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -46,56 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import BadInput
-from core.model.digest import canonical_json
+from core.kinds import FINGERPRINT_ENV, all_kinds
+from core.kinds.base import read_module_list
 from core.node.env import NodeImage, image_env, node_image
 from core.node.root import NodeRoot
 
-FINGERPRINT_ENV = "DEPOT_SMOKE_FINGERPRINT"
 TAIL_LINES = 20
 TAIL_BYTES = 4000
-_PYTHON_RE = re.compile(r"^python(\d+(\.\d+)?)?$")
-_REJECT_RE = re.compile(r"Rejecting cache file (\S+)(?:\s+for\s+([^\s\[]+)(?:\s+\[([0-9a-f-]{36})\])?)?")
-_LOADING_RE = re.compile(r"Loading (?:object )?cache file (\S+) for ([^\s\[]+)(?:\s+\[([0-9a-f-]{36})\])?")
-
-PY_HOOK = """\
-import atexit, os, sys
-
-
-def _depot_smoke_fingerprint():
-    names = sorted(n for n in list(sys.modules) if n != "sitecustomize")
-    import hashlib, json
-    out = []
-    for name in names:
-        mod = sys.modules.get(name)
-        spec = getattr(mod, "__spec__", None)
-        origin = getattr(spec, "origin", None) or getattr(mod, "__file__", None)
-        digest = None
-        if isinstance(origin, str) and os.path.isfile(origin):
-            with open(origin, "rb") as f:
-                digest = "sha256:" + hashlib.sha256(f.read()).hexdigest()
-        out.append([name, digest])
-    with open(os.environ["DEPOT_SMOKE_FINGERPRINT"], "w") as f:
-        json.dump(out, f)
-
-
-if os.environ.get("DEPOT_SMOKE_FINGERPRINT"):
-    atexit.register(_depot_smoke_fingerprint)
-"""
-
-JULIA_HOOK = """\
-atexit() do
-    path = get(ENV, "DEPOT_SMOKE_FINGERPRINT", "")
-    isempty(path) && return
-    open(path, "w") do io
-        for m in Base.loaded_modules_array()
-            id = Base.PkgId(m)
-            src = Base.pathof(m)
-            println(io, id.name, '\\t', id.uuid === nothing ? "" : string(id.uuid), '\\t',
-                    src === nothing ? "" : src)
-        end
-    end
-end
-"""
 
 
 @dataclass
@@ -131,14 +72,6 @@ class SmokeResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _file_digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return "sha256:" + hashlib.sha256(f.read()).hexdigest()
-    except OSError:
-        return None
-
-
 def _run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path) -> RunOutcome:
     """Run with stdout+stderr merged; on timeout kill the whole process group."""
     t0 = time.perf_counter()
@@ -166,68 +99,9 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path) -> RunO
 
 
 def _tail(output: str) -> str:
-    lines = [
-        ln for ln in output.splitlines() if not ln.startswith(("┌ Debug:", "│ ", "└ @")) and not _LOADING_RE.search(ln)
-    ]
+    kinds = all_kinds()
+    lines = [ln for ln in output.splitlines() if not any(k.is_noise(ln) for k in kinds)]
     return "\n".join(lines[-TAIL_LINES:])[-TAIL_BYTES:]
-
-
-def rejected_caches(output: str) -> list[dict]:
-    """Every ``Rejecting cache file`` line of Julia's loading debug output, as {package, uuid, cache_file}."""
-    out, seen = [], set()
-    for m in _REJECT_RE.finditer(output):
-        path, name, uuid = m.group(1).rstrip(".,;:"), m.group(2), m.group(3)
-        if not name:  # messages without "for <Name>": the package is the cache's directory
-            name = Path(path).parent.name
-        key = (name, path)
-        if key not in seen:
-            seen.add(key)
-            out.append({"package": name, "uuid": uuid or "", "cache_file": path})
-    return out
-
-
-def _fingerprint(modules: list[list]) -> dict:
-    modules = sorted(modules, key=lambda m: [str(x) for x in m])
-    return {
-        "modules": modules,
-        "count": len(modules),
-        "digest": "sha256:" + hashlib.sha256(canonical_json(modules)).hexdigest(),
-    }
-
-
-def _python_fingerprint(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return _fingerprint([[str(n), d] for n, d in data])
-
-
-def _julia_fingerprint(path: Path, output: str) -> dict | None:
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    caches = {}
-    for m in _LOADING_RE.finditer(output):
-        caches[(m.group(2), m.group(3) or "")] = m.group(1)
-    modules = []
-    for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) < 2:
-            continue
-        name, uuid = parts[0], parts[1]
-        cache = caches.get((name, uuid)) or caches.get((name, ""))
-        modules.append([name, uuid, _file_digest(cache) if cache else None])
-    return _fingerprint(modules)
-
-
-def _is_julia_cmd(cmd: list[str]) -> bool:
-    return Path(cmd[0]).name.startswith("julia")
-
-
-def _is_python_cmd(cmd: list[str]) -> bool:
-    return bool(_PYTHON_RE.match(Path(cmd[0]).name))
 
 
 def smoke_command(img: NodeImage) -> tuple[list[str], int]:
@@ -251,24 +125,16 @@ def run_smoke(
     img = node_image(node, channel)
     cmd, default_timeout = smoke_command(img)
     limit = float(timeout if timeout is not None else default_timeout)
-    julia = img.is_julia or _is_julia_cmd(cmd)
+    image_kinds = img.kinds
+    active = [k for k in all_kinds() if k in image_kinds or k.runs(cmd)]
     depot_env = image_env(node, img)
     env = {**(base_env if base_env is not None else os.environ), **depot_env}
     with tempfile.TemporaryDirectory(prefix="depot-smoke-") as scratch_s:
         scratch = Path(scratch_s)
         fp_file = scratch / "fingerprint"
         warm_cmd, warm_env = list(cmd), dict(env, **{FINGERPRINT_ENV: str(fp_file)})
-        if julia:
-            warm_env["JULIA_DEBUG"] = "loading"
-            if _is_julia_cmd(cmd):
-                hook = scratch / "fingerprint_hook.jl"
-                hook.write_text(JULIA_HOOK)
-                warm_cmd = [cmd[0], "-L", str(hook), *cmd[1:]]
-        if _is_python_cmd(cmd) or img.is_python:
-            hookdir = scratch / "pyhook"
-            hookdir.mkdir()
-            (hookdir / "sitecustomize.py").write_text(PY_HOOK)
-            warm_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hookdir), env.get("PYTHONPATH", "")) if p)
+        for kind in active:
+            warm_cmd = kind.warm_up(warm_cmd, warm_env, scratch)
         run_dir = scratch / "cwd"
         run_dir.mkdir()
         warm = _run(warm_cmd, warm_env, limit, run_dir)
@@ -285,11 +151,11 @@ def run_smoke(
             output_tail=_tail(warm.output),
             timed_out=warm.timed_out,
         )
-        if julia:
-            result.rejected_caches = rejected_caches(warm.output)
-            result.fingerprint = _julia_fingerprint(fp_file, warm.output)
+        if active:
+            result.rejected_caches = active[0].rejected_caches(warm.output)
+            result.fingerprint = active[0].read_fingerprint(fp_file, warm.output)
         else:
-            result.fingerprint = _python_fingerprint(fp_file)
+            result.fingerprint = read_module_list(fp_file)
         problems = []
         if warm.timed_out:
             problems.append(f"timed out after {limit:g}s")
@@ -297,20 +163,14 @@ def run_smoke(
             problems.append(f"exit code {warm.exit_code}")
         if result.rejected_caches:
             problems.append(
-                "Julia rejected cache files of " + ", ".join(sorted({r["package"] for r in result.rejected_caches}))
+                f"{active[0].label} rejected cache files of "
+                + ", ".join(sorted({r["package"] for r in result.rejected_caches}))
             )
 
         if baseline:
             cold_cmd, cold_env = list(cmd), dict(env)
-            if _is_julia_cmd(cmd):
-                cold_cmd = [cmd[0], "--compiled-modules=no", *cmd[1:]]
-            if _is_python_cmd(cmd):
-                cold_cmd = [cmd[0], "-B", *cmd[1:]]
-            if _is_python_cmd(cmd) or img.is_python:
-                empty = scratch / "empty-pycache"
-                empty.mkdir()
-                cold_env["PYTHONPYCACHEPREFIX"] = str(empty)
-                cold_env["PYTHONDONTWRITEBYTECODE"] = "1"
+            for kind in active:
+                cold_cmd = kind.cold_start(cold_cmd, cold_env, scratch)
             cold = _run(cold_cmd, cold_env, limit, run_dir)
             result.baseline_s = round(cold.wall_s, 4)
             result.baseline_exit_code = cold.exit_code

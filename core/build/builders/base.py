@@ -9,6 +9,7 @@ manifest's ``builder``, ``source.packages``, ``images.<arch>.cpu_target`` and ``
 Builders are found by name in a registry. The built-in ones register themselves; a site can add its
 own in config as ``name = "module:ClassName"`` (`load_site_builders`).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -59,20 +60,17 @@ class Builder(ABC):
     # Accepted options and their types; anything else is refused by `check_options`.
     options: ClassVar[dict[str, type | tuple[type, ...]]] = {}
     # Options every builder accepts: an explicit smoke test.
-    common_options: ClassVar[dict[str, type | tuple[type, ...]]] = {
-        "smoke_command": list, "smoke_timeout_s": int}
+    common_options: ClassVar[dict[str, type | tuple[type, ...]]] = {"smoke_command": list, "smoke_timeout_s": int}
 
     def check_options(self, options: dict[str, Any]) -> None:
         """BadInput on an unknown option or one of the wrong type."""
         known = {**self.common_options, **self.options}
         for key, value in options.items():
             if key not in known:
-                raise BadInput(f"{self.name} builder: unknown option {key!r} "
-                               f"(known: {', '.join(sorted(known))})")
+                raise BadInput(f"{self.name} builder: unknown option {key!r} (known: {', '.join(sorted(known))})")
             expected = known[key]
             if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-                names = expected.__name__ if isinstance(expected, type) else \
-                    " or ".join(t.__name__ for t in expected)
+                names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
                 raise BadInput(f"{self.name} builder: option {key!r} must be {names}")
         cmd = options.get("smoke_command")
         if cmd is not None and (not cmd or not all(isinstance(a, str) for a in cmd)):
@@ -80,16 +78,17 @@ class Builder(ABC):
 
     def smoke(self, default: list[str], options: dict[str, Any]) -> dict[str, Any]:
         """The release's smoke entry: the option's command if given, else ``default``."""
-        return {"command": list(options.get("smoke_command") or default),
-                "timeout_s": int(options.get("smoke_timeout_s", DEFAULT_SMOKE_TIMEOUT_S))}
+        return {
+            "command": list(options.get("smoke_command") or default),
+            "timeout_s": int(options.get("smoke_timeout_s", DEFAULT_SMOKE_TIMEOUT_S)),
+        }
 
     @abstractmethod
     def validate_source(self, source: Path, options: dict[str, Any]) -> None:
         """Refuse a bad spec or bad options with BadInput, before anything runs."""
 
     @abstractmethod
-    def build(self, source: Path, target: BuildTarget, runner: Runner,
-              options: dict[str, Any]) -> BuildOutput:
+    def build(self, source: Path, target: BuildTarget, runner: Runner, options: dict[str, Any]) -> BuildOutput:
         """Build ``source`` for ``target.arch`` into ``target.out_dir`` (fresh or empty)."""
 
     def source_files(self, source: Path, options: dict[str, Any]) -> dict[str, Path]:

@@ -11,38 +11,16 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from core.errors import BadInput
 from core.model.manifest import Release
 from core.site.catalogue import load_release
 from core.site.site import Site
-from core.store.base import Store
-from core.store.trees import TreeReader
+from core.store.materialize import materialize
 
 
-def materialize(store: Store, root: str, dest: Path) -> tuple[int, int]:
-    """Write the tree ``root`` into the existing empty directory ``dest``; return (files, bytes)."""
-    reader = TreeReader(store)
-    files = total = 0
-    dirs: list[Path] = []
-    for relpath, e in reader.walk(root):
-        p = dest / relpath
-        if e.type == "dir":
-            p.mkdir()
-            dirs.append(p)
-        elif e.type == "link":
-            os.symlink(e.target, p)  # type: ignore[arg-type]
-        else:
-            store.fetch_object_to(e.digest, str(p), e.size)  # type: ignore[arg-type]
-            os.chmod(p, e.mode)
-            files += 1
-            total += e.size
-    for d in dirs:
-        os.chmod(d, 0o755)
-    return files, total
-
-
-def export_image(site: Site, release_id: str, arch: str, dest: Path) -> dict:
+def export_image(site: Site, release_id: str, arch: str, dest: Path) -> dict[str, Any]:
     """Export image ``arch`` of a release into ``dest`` (which must not exist or be empty)."""
     rel: Release = load_release(site, release_id)
     if arch not in rel.images:

@@ -1,0 +1,126 @@
+"""Step 3 of a hydrate: bring the release's bytes into the node's cache, verified.
+
+The verified envelope is kept at ``releases/<hex>/release.json``. The image's tree objects come
+level by level, in parallel, into ``cache/trees`` (unchanged directories of an earlier release
+are read locally), then every file object missing from ``cache/objects``: each download goes to
+``cache/tmp``, is decompressed and re-hashed by the store (in one piece up to 32 MiB, large ones
+written with ``O_DIRECT``: ``core.store.codec``; streaming beyond), and only then renamed into
+the cache (read-only). When the store has packs for the image (``core.store.packs``) and many
+entries are missing, the missing trees (all levels at once, into memory) and small files
+(written in place) come from a few byte-range reads of the pack instead, verified the same way;
+large objects and anything the pack lacks are still fetched one by one. The image's trees are
+kept as one bundle file, ``cache/trees/images/<root>``, re-hashed tree by tree whenever a later
+hydrate reads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.durable import atomic_write
+from core.errors import NotFound, StoreError
+from core.node.hydrate.bundles import Bundled
+from core.node.hydrate.cache import cache_names, cached_ok, copy_into_cache
+from core.node.hydrate.fetcher import Fetcher, Job
+from core.node.hydrate.result import HydrateProgress, HydrateResult
+from core.node.hydrate.trees import NodeTrees
+from core.node.hydrate.verify import Verified
+from core.node.root import NodeRoot, cache_name
+from core.store.base import Store
+from core.store.materialize import ImagePlan
+from core.store.packs import PACK_MIN_MISSING, PackIndex, load_pack_index
+
+
+def keep_release(node: NodeRoot, verified: Verified) -> None:
+    """The verified envelope at ``releases/<hex>/release.json`` (what ``local_release`` reads)."""
+    rel_dir = node.release_dir(verified.release_id)
+    rel_dir.mkdir(parents=True, exist_ok=True)
+    if not (rel_dir / "release.json").is_file():
+        atomic_write(rel_dir / "release.json", verified.envelope, 0o444)
+
+
+def usable_pack(store: Store, node: NodeRoot, release_id: str, arch: str, bundled: Bundled) -> PackIndex | None:
+    """The image's pack index, if the store has one and at least ``PACK_MIN_MISSING`` of its entries
+    are missing here (for a handful of objects, a few parallel GETs cost no more than ranges)."""
+    index = load_pack_index(store, release_id, arch)
+    if index is None:
+        return None
+    objects, trees = cache_names(node.objects), cache_names(node.trees)
+    missing = 0
+    for e in index.entries:
+        if e.kind == "tree":
+            here = e.digest in bundled or cache_name(e.digest) in trees
+        else:
+            here = cache_name(e.digest) in objects or cache_name(e.digest, True) in objects
+        missing += not here
+        if missing >= PACK_MIN_MISSING:
+            return index
+    return None
+
+
+def fetch_trees(
+    fetcher: Fetcher,
+    root: str,
+    pack: PackIndex | None,
+    bundled: Bundled,
+    prog: HydrateProgress,
+    result: HydrateResult,
+) -> NodeTrees:
+    """Every tree of the image below ``root`` (the pack's at once, the rest level by level), kept
+    as the image's bundle."""
+    prog.phase("trees")
+    trees = NodeTrees(fetcher.node, fetcher, bundled)
+    try:
+        if pack is not None:
+            trees.prefetch(pack)
+        trees.load_all(root)
+    except NotFound as exc:
+        raise StoreError(f"store {fetcher.store.location} is incomplete: {exc}") from None
+    trees.save_bundle(root)
+    result.fetched_trees, result.tree_bytes = trees.fetched, trees.fetched_bytes
+    return trees
+
+
+def fetch_objects(
+    fetcher: Fetcher,
+    plan: ImagePlan,
+    pack: PackIndex | None,
+    prog: HydrateProgress,
+    result: HydrateResult,
+) -> None:
+    """Every file object of ``plan`` into the cache under the mode(s) it is needed with: reused when
+    a cached copy checks out (``cached_ok``), fetched otherwise, copied locally for its other mode."""
+    node = fetcher.node
+    needed: dict[str, tuple[int, set[bool]]] = {}
+    for _, h, x, size in plan.files:
+        _, modes = needed.setdefault("sha256:" + h, (size, set()))
+        modes.add(x)
+    jobs: list[Job] = []
+    copies: list[tuple[Path, Path, int]] = []
+    cached = cache_names(node.objects)
+    for digest, (size, modes) in needed.items():
+        present = [
+            x
+            for x in (False, True)
+            if cache_name(digest, x) in cached and cached_ok(node.object_path(digest, x), digest, size)
+        ]
+        if present:
+            src = present[0]
+            result.reused_objects += 1
+            result.reused_bytes += size
+        else:
+            src = min(modes)
+            jobs.append((digest, node.object_path(digest, src), size, 0o555 if src else 0o444))
+            present = [src]
+            result.fetched_objects += 1
+            result.fetched_bytes += size
+        for x in modes - set(present):  # needed with the other mode: a local copy, not a fetch
+            copies.append((node.object_path(digest, src), node.object_path(digest, x), 0o555 if x else 0o444))
+    prog.start_objects(len(jobs), result.fetched_bytes)
+    prog.phase(f"objects: {len(jobs)} to fetch, {result.reused_objects} reused")
+    try:
+        fetcher.fetch_all(pack, jobs, prog.object_done)
+    except NotFound as exc:
+        raise StoreError(f"store {fetcher.store.location} is incomplete: {exc}") from None
+    for src_path, dest, mode in copies:
+        copy_into_cache(src_path, dest, mode, fetcher.run_tmp)

@@ -54,9 +54,8 @@ class ConsoleCommands(Provider):
         if isinstance(screen, ReleasesScreen):
             cur = screen.table.current_key
             if cur:
-                for rid, name, label in app.site.state.db.execute(
-                    "select id, name, label from releases order by created desc limit 50"
-                ):
+                for r in app.site.state.releases.rows(limit=50):
+                    rid, name, label = r["id"], r["name"], r["label"]
                     if rid != cur:
                         out.append(
                             (

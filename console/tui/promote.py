@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import core.site.channels as channel_ops
 from console.render import short
-from console.tui.lookups import current_channels
+from console.tui.lookups import current_channels, release_labels
 from console.tui.messages import ChannelUpdated
 from console.tui.screens.modals import Confirmed, PromoteModal
 from core.site.guards import require_channel_version
@@ -22,9 +22,9 @@ def start_promote(screen: BaseScreen, rid: str) -> None:
     comes back as ``ChannelUpdated``: the app tells the operator and every open view reloads.
     """
     site = screen.site
-    row = site.state.db.execute("select name, label from releases where id = ?", [rid]).fetchone()
-    label = f"{row[0]} {row[1]}" if row else ""
-    names = {r[0]: f"{r[0]} {r[1]}" for r in site.state.db.execute("select id, name || ' ' || label from releases")}
+    labels = release_labels(site)
+    names = {i: f"{name} {lab}" for i, (name, lab) in labels.items()}
+    label = names.get(rid, "")
     current = current_channels(site)
     choices = {ch: (f"{short(r)} {names.get(r, '')}", str(v)) for ch, (r, v) in current.items()}
     for ch in ("testing", "production"):

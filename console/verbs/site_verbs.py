@@ -109,7 +109,7 @@ def summary(ctx: Context) -> Output:
         channels = channel_status(site)
     except ImportError:  # channels not available in this build
         pass
-    nodes = site.state.db.execute("select count(*) from nodes").fetchone()[0]
+    nodes = site.state.nodes.count()
     data = {
         "site": str(site.root),
         "name": site.name,

@@ -24,6 +24,7 @@ A worker killed with SIGKILL cannot record its end: `get_build` / `list_builds` 
 active but its process group is gone, kill any child group it left behind and mark it failed
 ("worker died").
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.build.run import (BuildCancelled, Runner, group_alive, kill_groups, read_pgid_file,
-                       terminate_build)
+from core.build.run import BuildCancelled, Runner, group_alive, kill_groups, read_pgid_file, terminate_build
 from core.errors import BadInput, CheckFailed, Conflict, DepotError, NotFound
 from core.site.site import Site, format_time, open_site
 
@@ -65,9 +65,9 @@ LogSink = Callable[[str], Any]
 class BuildPaths:
     """Where one build keeps its files."""
 
-    root: Path        # <site>/builds/<id>: per-target image and work dirs
-    log: Path         # <site>/logs/build-<id>.log
-    pgid_file: Path   # the runner's live child process groups
+    root: Path  # <site>/builds/<id>: per-target image and work dirs
+    log: Path  # <site>/logs/build-<id>.log
+    pgid_file: Path  # the runner's live child process groups
 
     def image_dir(self, arch: str) -> Path:
         return self.root / arch / "image"
@@ -78,8 +78,11 @@ class BuildPaths:
 
 def build_paths(site: Site, build_id: int) -> BuildPaths:
     root = Path(site.root).resolve()
-    return BuildPaths(root / "builds" / str(build_id), root / "logs" / f"build-{build_id}.log",
-                      root / "builds" / str(build_id) / "pgids")
+    return BuildPaths(
+        root / "builds" / str(build_id),
+        root / "logs" / f"build-{build_id}.log",
+        root / "builds" / str(build_id) / "pgids",
+    )
 
 
 def _decode(raw: dict) -> dict:
@@ -91,10 +94,10 @@ def _decode(raw: dict) -> dict:
 
 
 def _load(site: Site, build_id: int) -> dict:
-    rows = list(site.state.db.query("select * from builds where id = ?", [build_id]))
-    if not rows:
+    row = site.state.builds.get(build_id)
+    if row is None:
         raise NotFound(f"no build {build_id} (see 'console builds')")
-    return _decode(rows[0])
+    return _decode(row)
 
 
 def _update(site: Site, build_id: int, values: dict, *, when_status: Sequence[str] = ()) -> bool:
@@ -103,12 +106,7 @@ def _update(site: Site, build_id: int, values: dict, *, when_status: Sequence[st
     The conditional form is how the worker, ``cancel_build`` and the dead-worker check agree on one
     outcome without a lock: whoever updates first wins, the others see 0 rows changed.
     """
-    sets = ", ".join(f"{k} = ?" for k in values)
-    sql, params = f"update builds set {sets} where id = ?", [*values.values(), build_id]
-    if when_status:
-        sql += f" and status in ({', '.join('?' for _ in when_status)})"
-        params += list(when_status)
-    return site.state.db.execute(sql, params).rowcount > 0
+    return site.state.builds.update(build_id, values, when_status=when_status)
 
 
 def _now(site: Site) -> str:
@@ -217,9 +215,18 @@ def default_name(source: Path) -> str:
 # --- creating and starting -----------------------------------------------------------------------
 
 
-def create_build(site: Site, source: Path | str, builder: str, targets: str | Sequence[str],
-                 options: dict[str, Any] | None = None, *, publish: bool = False,
-                 promote: str | None = None, name: str | None = None, label: str | None = None) -> int:
+def create_build(
+    site: Site,
+    source: Path | str,
+    builder: str,
+    targets: str | Sequence[str],
+    options: dict[str, Any] | None = None,
+    *,
+    publish: bool = False,
+    promote: str | None = None,
+    name: str | None = None,
+    label: str | None = None,
+) -> int:
     """Validate everything a build needs, insert its row "queued", return its id. Nothing runs yet.
 
     Bad input (unknown builder or option, bad spec, unknown arch, ``promote`` without ``publish``,
@@ -241,22 +248,47 @@ def create_build(site: Site, source: Path | str, builder: str, targets: str | Se
         check_channel_name(promote)
     name = check_release_name(name if name is not None else default_name(source))
 
-    build_id = site.state.db["builds"].insert({
-        "status": "queued", "builder": builder, "source": str(source), "targets": json.dumps(arches),
-        "options": json.dumps(options, sort_keys=True), "created": _now(site), "actor": site.actor,
-        "name": name, "label": label or "", "publish": int(bool(publish)), "channel": promote or None,
-    }).last_pk
+    build_id = site.state.builds.insert(
+        {
+            "status": "queued",
+            "builder": builder,
+            "source": str(source),
+            "targets": json.dumps(arches),
+            "options": json.dumps(options, sort_keys=True),
+            "created": _now(site),
+            "actor": site.actor,
+            "name": name,
+            "label": label or "",
+            "publish": int(bool(publish)),
+            "channel": promote or None,
+        }
+    )
     if not label:
         label = f"build{build_id}-{site.now():%Y%m%d}"
         _update(site, build_id, {"label": label})
     paths = build_paths(site, build_id)
     _update(site, build_id, {"log_path": str(paths.log)})
-    _log_line(paths.log, f"build {build_id} queued: {builder} {source} for {', '.join(arches)}"
-                         f"{' then publish ' + name + ' ' + label if publish else ''}"
-                         f"{' and promote to ' + promote if promote else ''}")
-    site.audit("build", f"build {build_id}", "queued",
-               {"builder": builder, "source": str(source), "targets": arches, "options": options,
-                "publish": bool(publish), "promote": promote, "name": name, "label": label})
+    _log_line(
+        paths.log,
+        f"build {build_id} queued: {builder} {source} for {', '.join(arches)}"
+        f"{' then publish ' + name + ' ' + label if publish else ''}"
+        f"{' and promote to ' + promote if promote else ''}",
+    )
+    site.audit(
+        "build",
+        f"build {build_id}",
+        "queued",
+        {
+            "builder": builder,
+            "source": str(source),
+            "targets": arches,
+            "options": options,
+            "publish": bool(publish),
+            "promote": promote,
+            "name": name,
+            "label": label,
+        },
+    )
     return build_id
 
 
@@ -274,12 +306,15 @@ def spawn_worker(site: Site, build_id: int) -> subprocess.Popen:
         with open(paths.log, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "core.build.jobs", "run", str(Path(site.root).resolve()), str(build_id)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True)
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
     except OSError as exc:
         error = f"cannot start the build worker: {exc.strerror or exc}"
-        _update(site, build_id, {"status": "failed", "error": error, "finished": _now(site)},
-                when_status=("queued",))
+        _update(site, build_id, {"status": "failed", "error": error, "finished": _now(site)}, when_status=("queued",))
         _log_line(paths.log, f"failed: {error}")
         site.audit("build-finish", f"build {build_id}", f"failed: {error}")
         raise CheckFailed(f"build {build_id}: {error}") from None
@@ -288,8 +323,14 @@ def spawn_worker(site: Site, build_id: int) -> subprocess.Popen:
     return proc
 
 
-def start_build(site: Site, source: Path | str, builder: str, targets: str | Sequence[str],
-                options: dict[str, Any] | None = None, **kw: Any) -> int:
+def start_build(
+    site: Site,
+    source: Path | str,
+    builder: str,
+    targets: str | Sequence[str],
+    options: dict[str, Any] | None = None,
+    **kw: Any,
+) -> int:
     """`create_build` + `spawn_worker`: the build runs in the background; returns its id."""
     build_id = create_build(site, source, builder, targets, options, **kw)
     spawn_worker(site, build_id)
@@ -334,6 +375,7 @@ class _Worker:
     # -- cancelling ------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
         """SIGTERM / SIGINT cancel the build while it is building (main thread only)."""
+
         def handler(signum: int, frame: object) -> None:
             threading.Thread(target=self.request_cancel, name="build-cancel", daemon=True).start()
 
@@ -409,22 +451,33 @@ class _Worker:
         return {a: outputs[a] for a in targets}
 
     def publish(self, outputs: dict[str, Any]) -> str:
-        from core.site.catalogue import list_releases
         from core.model.digest import hash_file
         from core.site.audited import publish_release
+        from core.site.catalogue import list_releases
 
         row, site = self.row, self.site
         first = next(iter(outputs.values()))
-        source = {"files": {n: hash_file(p)[0] for n, p in
-                            sorted(self.builder.source_files(self.source, self.options).items())},
-                  "packages": first.packages}
+        source = {
+            "files": {
+                n: hash_file(p)[0] for n, p in sorted(self.builder.source_files(self.source, self.options).items())
+            },
+            "packages": first.packages,
+        }
         earlier = list_releases(site, row["name"])
         parent = earlier[0]["id"] if earlier else None
         self.log(f"publishing {row['name']} {row['label']} ({', '.join(outputs)})")
-        res = publish_release(site, row["name"], {a: self.paths.image_dir(a) for a in outputs},
-                              audit={"build": self.id}, label=row["label"], parent=parent,
-                              builder=_merge_builder(outputs), source=source, smoke=first.smoke,
-                              cpu_targets={a: o.cpu_target for a, o in outputs.items()})
+        res = publish_release(
+            site,
+            row["name"],
+            {a: self.paths.image_dir(a) for a in outputs},
+            audit={"build": self.id},
+            label=row["label"],
+            parent=parent,
+            builder=_merge_builder(outputs),
+            source=source,
+            smoke=first.smoke,
+            cpu_targets={a: o.cpu_target for a, o in outputs.items()},
+        )
         _update(site, self.id, {"release": res.release_id})
         self.log(f"published {res.release_id}: {res.files} files, {res.new_objects} new objects")
         return res.release_id
@@ -435,8 +488,10 @@ class _Worker:
         row, site = self.row, self.site
         status, error, release = "failed", "", None
         try:
-            self.log(f"build {self.id} running in pid {os.getpid()}: {row['builder']} {row['source']} "
-                     f"for {', '.join(row['targets'])}")
+            self.log(
+                f"build {self.id} running in pid {os.getpid()}: {row['builder']} {row['source']} "
+                f"for {', '.join(row['targets'])}"
+            )
             outputs = self.build_all()
             if row["publish"]:
                 self.enter("publishing")
@@ -467,13 +522,16 @@ class _Worker:
             shutil.rmtree(self.paths.root, ignore_errors=True)
         else:
             self.paths.pgid_file.unlink(missing_ok=True)
-        _update(site, self.id, {"status": status, "error": error or None, "finished": _now(site)},
-                when_status=ACTIVE)
+        _update(site, self.id, {"status": status, "error": error or None, "finished": _now(site)}, when_status=ACTIVE)
         row = _load(site, self.id)
         where = f" (build files kept in {self.paths.root})" if keep else ""
         self.log(f"{row['status']}{': ' + error if error else ''}{where}")
-        site.audit("build-finish", f"build {self.id}", row["status"] + (f": {error}" if error else ""),
-                   {"release": row["release"]} if row["release"] else None)
+        site.audit(
+            "build-finish",
+            f"build {self.id}",
+            row["status"] + (f": {error}" if error else ""),
+            {"release": row["release"]} if row["release"] else None,
+        )
         return row
 
 
@@ -484,8 +542,12 @@ def run_build(site: Site, build_id: int, *, handle_signals: bool = False) -> dic
     A build that is no longer queued (cancelled before it started) is left as it is.
     """
     row = _load(site, build_id)
-    started = _update(site, build_id, {"status": "running", "pid": os.getpid(), "started": _now(site),
-                                       "step": "building"}, when_status=("queued",))
+    started = _update(
+        site,
+        build_id,
+        {"status": "running", "pid": os.getpid(), "started": _now(site), "step": "building"},
+        when_status=("queued",),
+    )
     if not started:
         _log_line(build_paths(site, build_id).log, f"worker {os.getpid()}: build is {row['status']}, not running it")
         return row
@@ -493,8 +555,7 @@ def run_build(site: Site, build_id: int, *, handle_signals: bool = False) -> dic
     try:
         worker = _Worker(site, row)
     except DepotError as exc:
-        _update(site, build_id, {"status": "failed", "error": str(exc), "finished": _now(site)},
-                when_status=ACTIVE)
+        _update(site, build_id, {"status": "failed", "error": str(exc), "finished": _now(site)}, when_status=ACTIVE)
         _log_line(build_paths(site, build_id).log, f"failed: {exc}")
         site.audit("build-finish", f"build {build_id}", f"failed: {exc}")
         return _load(site, build_id)
@@ -515,7 +576,7 @@ def _worker_alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X", "")
+    return stat[stat.rfind(")") + 2 :][:1] not in ("Z", "X", "")
 
 
 def _refresh(site: Site, row: dict) -> dict:
@@ -531,8 +592,9 @@ def _refresh(site: Site, row: dict) -> dict:
     orphans = [g for g in read_pgid_file(paths.pgid_file) if group_alive(g)]
     if orphans:
         kill_groups(orphans, site.config.build.grace_s)
-    if _update(site, row["id"], {"status": "failed", "error": "worker died", "finished": _now(site)},
-               when_status=ACTIVE):
+    if _update(
+        site, row["id"], {"status": "failed", "error": "worker died", "finished": _now(site)}, when_status=ACTIVE
+    ):
         _log_line(paths.log, f"failed: worker died (pid {row['pid']} is gone)")
         site.audit("build-finish", f"build {row['id']}", "failed: worker died", {"pid": row["pid"]})
     return _load(site, row["id"])
@@ -547,14 +609,7 @@ def list_builds(site: Site, limit: int | None = None, status: str | None = None)
     """Build rows, newest first (dead workers noticed on the way)."""
     if status is not None and status not in STATUSES:
         raise BadInput(f"unknown build status {status!r} (known: {', '.join(STATUSES)})")
-    sql, params = "select * from builds", []
-    if status:
-        sql += " where status = ?"
-        params.append(status)
-    sql += " order by id desc"
-    if limit is not None:
-        sql += f" limit {int(limit)}"
-    return [_refresh(site, _decode(r)) for r in site.state.db.query(sql, params)]
+    return [_refresh(site, _decode(r)) for r in site.state.builds.rows(status, limit)]
 
 
 def read_log(site: Site, build_id: int | str, offset: int = 0, *, whole_lines: bool = True) -> tuple[str, int]:
@@ -590,8 +645,9 @@ class LogFollower:
         return text
 
 
-def follow_log(site: Site, build_id: int | str, write: LogSink, *, follower: LogFollower | None = None,
-               poll_s: float = _POLL_S) -> dict:
+def follow_log(
+    site: Site, build_id: int | str, write: LogSink, *, follower: LogFollower | None = None, poll_s: float = _POLL_S
+) -> dict:
     """Pass the log to ``write`` as it grows, until the build ends; return the final row.
 
     Pass a ``follower`` to resume where an earlier (interrupted) follow stopped.
@@ -626,8 +682,12 @@ def cancel_build(site: Site, build_id: int | str, *, grace_s: float | None = Non
         row = get_build(site, build_id)
         if row["status"] in FINISHED:
             raise BadInput(f"build {build_id} already {row['status']}; nothing to cancel")
-        if _update(site, build_id, {"status": "cancelled", "error": "cancelled by the operator",
-                                    "finished": _now(site)}, when_status=("queued",)):
+        if _update(
+            site,
+            build_id,
+            {"status": "cancelled", "error": "cancelled by the operator", "finished": _now(site)},
+            when_status=("queued",),
+        ):
             # Its worker, if one was spawned, sees the status and exits without building.
             _log_line(paths.log, "cancelled before it started")
             detail["was"] = "queued"
@@ -650,15 +710,20 @@ def cancel_build(site: Site, build_id: int | str, *, grace_s: float | None = Non
                 break
             time.sleep(0.02)
         terminate_build(pid, paths.pgid_file, grace_s=grace)  # whatever is left: SIGKILL
-        if _update(site, build_id, {"status": "cancelled", "error": "cancelled by the operator (worker killed)",
-                                    "finished": _now(site)}, when_status=ACTIVE):
+        if _update(
+            site,
+            build_id,
+            {"status": "cancelled", "error": "cancelled by the operator (worker killed)", "finished": _now(site)},
+            when_status=ACTIVE,
+        ):
             _log_line(paths.log, "cancelled: the worker did not stop by itself and was killed")
             site.audit("build-finish", f"build {build_id}", "cancelled", {"killed": True})
         row = _load(site, build_id)
         detail["status"] = row["status"]
         if row["status"] != "cancelled":
-            raise Conflict(f"build {build_id} was past its last build step and could not be "
-                           f"cancelled; it {row['status']}")
+            raise Conflict(
+                f"build {build_id} was past its last build step and could not be cancelled; it {row['status']}"
+            )
     return row
 
 

@@ -175,11 +175,13 @@ def build_demo(
     try:
         summary = DemoSummary(root=root, now=format_time(end))
         summary.key_id = _install_seeded_key(site, seed)
-        site.state.db.execute(
-            "update audit set time = ?, actor = ?, target = ?, detail = ? where verb = 'init'",
-            [format_time(start), "admin@ops", "demo", json.dumps({"store": "store", "key": summary.key_id})],
+        site.state.audit_log.rewrite(
+            "init",
+            time=format_time(start),
+            actor="admin@ops",
+            target="demo",
+            detail=json.dumps({"store": "store", "key": summary.key_id}),
         )
-        site.state.db.conn.commit()
         ids = _publish_releases(story, seed, scale, say)
         summary.releases = ids
         summary.channels = _channel_story(story, ids)
@@ -249,10 +251,7 @@ def _inventory(site: Site, seed: int, current: dict[str, str], ids: list[str], n
     """About fifty nodes in the rows a fleet check records (``inventory.node_row`` shape), with a
     smoke run each where an image fits; a few stragglers on an older release, a few unreachable."""
     rng = random.Random(f"depot-demo-fleet:{seed}")
-    images_of = {
-        rid: tuple(json.loads(site.state.db.execute("select images from releases where id = ?", [rid]).fetchone()[0]))
-        for rid in ids
-    }
+    images_of = {rid: site.state.releases.images(rid) or () for rid in ids}
     targets = [ChannelTarget(ch, rid, images_of[rid]) for ch, rid in sorted(current.items())]
     nodes, smokes = [], []
     number = {"node": 0, "gpu": 0, "arm": 0}
@@ -359,5 +358,5 @@ def _builds(site: Site, ids: list[str], now: datetime) -> int:
                 "step": "finishing" if release else "building",
             }
         )
-    site.state.db["builds"].upsert_all(rows, pk="id")
+    site.state.builds.upsert_all(rows)
     return len(rows)

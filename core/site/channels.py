@@ -79,48 +79,35 @@ _HISTORY_NAME = re.compile(r"^([1-9][0-9]{0,17})\.json$")
 
 # -- high-water marks and events (the console's database) -----------------------------------------
 def get_mark(site: Site, channel: str) -> tuple[int | None, str | None]:
-    row = site.state.db.execute(
-        "select version, pointer_digest from channel_marks where channel = ?", [channel]
-    ).fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    """(version, pointer digest) this console last accepted for ``channel``, or (None, None)."""
+    return site.state.channel_marks.get(channel)
 
 
 def _accept(site: Site, ptr: Pointer) -> None:
     """Raise the mark to ``ptr`` (never lower it: racing readers may accept older versions late)."""
-    with site.state.db.conn:
-        site.state.db.execute(
-            "insert into channel_marks(channel, version, pointer_digest, updated) values (?,?,?,?) "
-            "on conflict(channel) do update set version = excluded.version, "
-            "pointer_digest = excluded.pointer_digest, updated = excluded.updated "
-            "where excluded.version > channel_marks.version",
-            [ptr.channel, ptr.version, ptr.digest, format_time(site.now())],
-        )
+    site.state.channel_marks.raise_to(ptr.channel, ptr.version, ptr.digest, format_time(site.now()))
 
 
 def _record(site: Site, ptr: Pointer) -> None:
-    with site.state.db.conn:
-        site.state.db.execute(
-            "insert or ignore into channel_events(channel, version, release, previous, action, reason, actor, "
-            "issued, expires, recorded_at) values (?,?,?,?,?,?,?,?,?,?)",
-            [
-                ptr.channel,
-                ptr.version,
-                ptr.release,
-                ptr.previous or "",
-                ptr.action,
-                ptr.reason,
-                ptr.actor,
-                ptr.issued,
-                ptr.expires,
-                format_time(site.now()),
-            ],
-        )
+    site.state.channel_events.record(
+        {
+            "channel": ptr.channel,
+            "version": ptr.version,
+            "release": ptr.release,
+            "previous": ptr.previous or "",
+            "action": ptr.action,
+            "reason": ptr.reason,
+            "actor": ptr.actor,
+            "issued": ptr.issued,
+            "expires": ptr.expires,
+            "recorded_at": format_time(site.now()),
+        }
+    )
 
 
 def channel_events(site: Site, channel: str | None = None) -> list[dict]:
     """Recorded channel events (newest first)."""
-    where, params = ("where channel = ?", [channel]) if channel else ("", [])
-    return list(site.state.db.query(f"select * from channel_events {where} order by channel, version desc", params))
+    return site.state.channel_events.rows(channel)
 
 
 # -- history -------------------------------------------------------------------------------
@@ -415,8 +402,7 @@ def refresh_all(
 
 # -- status and verification -----------------------------------------------------------------
 def _channel_names(site: Site) -> list[str]:
-    marked = [r[0] for r in site.state.db.execute("select channel from channel_marks")]
-    return sorted(set(site.store.list_channels()) | set(marked))
+    return sorted(set(site.store.list_channels()) | set(site.state.channel_marks.channels()))
 
 
 def channel_status(site: Site) -> list[dict]:
@@ -458,6 +444,21 @@ def channel_status(site: Site) -> list[dict]:
             row["problem"] = str(exc)
         rows.append(row)
     return rows
+
+
+def carried(site: Site, rows: list[dict] | None = None) -> dict[str, tuple[str, int]]:
+    """channel -> (release id, version): what each channel carries, the one answer both faces give.
+
+    It is `channel_status` (``console channels``): each current pointer read from the store and
+    verified (raising this console's marks). A channel whose pointer does not verify carries
+    nothing; an expired one still carries its release (it is shown with its problem). Pass the
+    ``rows`` of a `channel_status` call already made to avoid reading the store twice.
+    """
+    return {
+        r["channel"]: (r["release"], r["version"])
+        for r in (channel_status(site) if rows is None else rows)
+        if r["release"]
+    }
 
 
 def verify_channels(site: Site) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 from core.arch import choose_image, classify, cpuinfo_from_probe
 from core.errors import BadInput
 from core.model.digest import canonical_json, digest_bytes
-from core.site.state import State, utcnow_iso
+from core.site.db import State, utcnow_iso
 
 UNKNOWN_ARCH = "unknown"
 FINGERPRINT_MISMATCH = "fingerprint-mismatch"
@@ -241,44 +241,13 @@ def fingerprint_mismatches(smokes: Iterable[Mapping[str, Any]]) -> list[Mismatch
 def upsert_nodes(state: State, rows: list[dict[str, Any]]) -> None:
     """Upsert node rows in one transaction. A row may carry only some columns (an unreachable
     node updates ``status``/``detail`` and keeps what was known about it)."""
-    if not rows:
-        return
-    with state.db.conn:
-        state.db.execute("BEGIN IMMEDIATE")
-        for cols in sorted({tuple(sorted(r)) for r in rows}):
-            batch = [r for r in rows if tuple(sorted(r)) == cols]
-            assign = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "name")
-            sql = (
-                f"insert into nodes ({', '.join(cols)}) values ({', '.join('?' for _ in cols)}) "
-                f"on conflict(name) do update set {assign}"
-            )
-            state.db.conn.executemany(sql, [tuple(r[c] for c in cols) for r in batch])
+    state.nodes.upsert(rows)
 
 
 def record_smoke_runs(state: State, runs: list[dict[str, Any]]) -> None:
     """Insert ``smoke_runs`` rows (node, release, image, ok, wall_s, baseline_s, reduction,
     exit_code, fingerprint, time, detail) in one transaction."""
-    if not runs:
-        return
-    cols = (
-        "node",
-        "release",
-        "image",
-        "ok",
-        "wall_s",
-        "baseline_s",
-        "reduction",
-        "exit_code",
-        "fingerprint",
-        "time",
-        "detail",
-    )
-    with state.db.conn:
-        state.db.execute("BEGIN IMMEDIATE")
-        state.db.conn.executemany(
-            f"insert into smoke_runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
-            [tuple(r.get(c) for c in cols) for r in runs],
-        )
+    state.smoke_runs.insert(runs)
 
 
 def smoke_row(node: str, smoke: Mapping[str, Any], detail: str, when: str | None = None) -> dict[str, Any]:
@@ -307,25 +276,17 @@ def smoke_row(node: str, smoke: Mapping[str, Any], detail: str, when: str | None
 
 def node_rows(state: State, arch: str | None = None) -> list[dict[str, Any]]:
     """Inventory rows sorted by name, ``channels``/``images`` decoded; ``probe`` left out (see ``node_probe``)."""
-    cols = "name, arch, vendor, cpus, memory, os, flags_digest, channels, images, status, detail, last_seen"
-    if arch:
-        cur = state.db.execute(f"select {cols} from nodes where arch = ? order by name", [arch])
-    else:
-        cur = state.db.execute(f"select {cols} from nodes order by name")
-    names = [d[0] for d in cur.description]
-    rows = []
-    for values in cur.fetchall():
-        row = dict(zip(names, values))
+    rows = state.nodes.rows(arch)
+    for row in rows:
         for c in _NODE_JSON_COLUMNS:
             row[c] = json.loads(row[c]) if row[c] else {}
-        rows.append(row)
     return rows
 
 
 def node_probe(state: State, name: str) -> dict[str, Any] | None:
     """The last probe document stored for a node, or None."""
-    row = state.db.execute("select probe from nodes where name = ?", [name]).fetchone()
-    return json.loads(row[0]) if row and row[0] else None
+    probe = state.nodes.probe(name)
+    return json.loads(probe) if probe else None
 
 
 # --------------------------------------------------------------------------- summary

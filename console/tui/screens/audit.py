@@ -43,22 +43,10 @@ class AuditScreen(PagedView):
         self.table.focus()
         self._status()
 
-    def _where(self) -> tuple[str, list]:
-        if not self.search:
-            return "", []
-        s = f"%{self.search}%"
-        return "where actor like ? or verb like ? or target like ? or outcome like ?", [s, s, s, s]
-
     def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
-        where, params = self._where()
         now = site.now()
-        rows = site.state.db.execute(
-            f"select id, time, actor, verb, target, outcome from audit {where} order by time desc, id desc "
-            "limit ? offset ?",
-            [*params, limit, offset],
-        ).fetchall()
         out = []
-        for rid, time, actor, verb, target, outcome in rows:
+        for rid, time, actor, verb, target, outcome in site.state.audit_log.page(offset, limit, self.search):
             style = "green" if outcome == "ok" else ("yellow" if outcome == "interrupted" else "red")
             out.append(
                 (
@@ -76,8 +64,7 @@ class AuditScreen(PagedView):
         return out
 
     def count(self, site: Any) -> int:
-        where, params = self._where()
-        return site.state.db.execute(f"select count(*) from audit {where}", params).fetchone()[0]
+        return site.state.audit_log.count(self.search)
 
     def filtered(self) -> None:
         self._status()

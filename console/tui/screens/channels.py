@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 import console.tui.actions as actions
 import core.site.channels as channel_ops
 from console.render import ago, short, time_left
+from console.tui.lookups import release_labels
 from console.tui.messages import ChannelsLoaded, ChannelUpdated, HistoryLoaded, ReloadView, RollbackTargetFound
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import Confirmed, ConfirmModal
@@ -66,7 +67,7 @@ class ChannelsScreen(BaseScreen):
         self.work(channel_ops.channel_status, ChannelsLoaded, name="channel-status", title="channels")
 
     def _labels(self) -> dict[str, str]:
-        return {r[0]: (r[1], r[2]) for r in self.site.state.db.execute("select id, name, label from releases")}
+        return release_labels(self.site)
 
     @on(ChannelsLoaded)
     def _loaded(self, event: ChannelsLoaded) -> None:

@@ -24,8 +24,9 @@ from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
 from core.errors import DepotError
+from core.fleet.check import channel_targets
 from core.fleet.nodeset import expand, fold
-from core.site.inventory import ChannelTarget, ImageCache, live_images
+from core.site.inventory import ImageCache, live_images
 
 # Fixed widths that fit 120 columns; "PROD IMAGE" is the image the production channel gives the node.
 COLUMNS = [
@@ -38,22 +39,6 @@ COLUMNS = [
     ("STATUS", 11),
     ("LAST SEEN", 14),
 ]
-
-NODE_QUERY = """
-select n.name, n.arch, n.images, n.channels, n.status, n.last_seen,
-       s.ok, s.wall_s, s.reduction
-from nodes n left join smoke_runs s on s.id = (select max(id) from smoke_runs where node = n.name)
-{where} order by n.name limit ? offset ?"""
-
-
-def channel_targets_from_db(site: Any) -> list[ChannelTarget]:
-    """Each channel's current release and images, from the database (no store read)."""
-    out = []
-    for ch, (rid, _) in sorted(current_channels(site).items()):
-        row = site.state.db.execute("select images from releases where id = ?", [rid]).fetchone()
-        if row:
-            out.append(ChannelTarget(ch, rid, tuple(json.loads(row[0] or "[]"))))
-    return out
 
 
 class NodesScreen(PagedView):
@@ -83,19 +68,10 @@ class NodesScreen(PagedView):
         self.query_one("#no-fit", Static).border_title = "no image fits"
         self.action_refresh()
 
-    def _where(self) -> tuple[str, list]:
-        if not self.search:
-            return "", []
-        s = f"%{self.search}%"
-        return "where n.name like ? or n.arch like ? or n.status like ?", [s, s, s]
-
     def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
-        where, params = self._where()
         now = site.now()
         out = []
-        for name, arch, images, chans, status, seen, ok, wall, red in site.state.db.execute(
-            NODE_QUERY.format(where=where), [*params, limit, offset]
-        ):
+        for name, arch, images, chans, status, seen, ok, wall, red in site.state.nodes.page(offset, limit, self.search):
             imgs = json.loads(images or "{}")
             have = json.loads(chans or "{}")
 
@@ -133,15 +109,16 @@ class NodesScreen(PagedView):
         return out
 
     def count(self, site: Any) -> int:
-        where, params = self._where()
-        return site.state.db.execute(f"select count(*) from nodes n {where}", params).fetchone()[0]
+        return site.state.nodes.count(self.search)
 
     @staticmethod
     def summary(site: Any) -> tuple[list[tuple[str, int, str]], list[str]]:
-        """(nodes per arch with each channel's image, the nodes no image fits): a worker's job."""
-        db = site.state.db
-        counts = db.execute("select arch, count(*) from nodes group by arch order by count(*) desc, arch").fetchall()
-        cache = ImageCache(channel_targets_from_db(site))
+        """(nodes per arch with each channel's image, the nodes no image fits): a worker's job.
+
+        The channels' images come from ``channel_targets``, as for ``console inventory``."""
+        nodes = site.state.nodes
+        counts = nodes.arch_counts()
+        cache = ImageCache(channel_targets(site))
         rows, no_fit = [], []
         for arch, n in counts:
             picks = live_images(arch, cache)
@@ -151,7 +128,7 @@ class NodesScreen(PagedView):
             note = " · ".join(f"{image} ({', '.join(chs)})" for image, chs in by_image.items())
             rows.append((arch, n, note))
             if picks and all(p["image"] is None for p in picks.values()):
-                names = [r[0] for r in db.execute("select name from nodes where arch = ? order by name", [arch])]
+                names = nodes.names(arch)
                 reason = next(iter(picks.values()))["reason"]
                 no_fit.append(f"{fold(names)}: {n} {arch} node(s)\n  {reason.split(';')[0][:90]}")
         return rows, no_fit

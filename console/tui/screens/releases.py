@@ -79,7 +79,7 @@ class ReleasesScreen(PagedView):
     def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
         now = site.now()
         out = []
-        for r in site.state.release_rows(limit=limit, offset=offset, search=self.search):
+        for r in site.state.releases.rows(limit=limit, offset=offset, search=self.search):
             mark = "● " if r["id"] in self.marked else "  "
             images = fit(",".join(json.loads(r["images"] or "[]")), 21)
             chans = Text(", ".join(self.by_release.get(r["id"], [])), style="bold magenta")
@@ -104,13 +104,7 @@ class ReleasesScreen(PagedView):
         return text.strip().lower().removeprefix("sha256:")
 
     def count(self, site: Any) -> int:
-        if not self.search:
-            return site.state.db.execute("select count(*) from releases").fetchone()[0]
-        s = f"%{self.search}%"
-        return site.state.db.execute(
-            "select count(*) from releases where name like ? or label like ? or id like ? or images like ?",
-            [s, s, f"sha256:{self.search}%", s],
-        ).fetchone()[0]
+        return site.state.releases.count(search=self.search)
 
     def filtered(self) -> None:
         self._status()
@@ -125,10 +119,10 @@ class ReleasesScreen(PagedView):
     def _sync(site: Any) -> tuple[list[str], dict]:
         problems = sync_catalogue(site)
         try:
-            channel_ops.channel_status(site)  # verifies pointers and raises the marks
+            status = channel_ops.channel_status(site)  # verifies pointers and raises the marks
         except Exception:  # noqa: BLE001 - the table still shows the catalogue
-            pass
-        return problems, channels_by_release(site)
+            status = []
+        return problems, channels_by_release(site, status)
 
     @on(CatalogueSynced)
     def _synced(self, event: CatalogueSynced) -> None:
@@ -179,12 +173,7 @@ class ReleasesScreen(PagedView):
 
     def oldest_first(self, ids: list[str]) -> list[str]:
         """``ids`` ordered by creation time, oldest first (a comparison reads old -> new)."""
-        created = {
-            r[0]: r[1]
-            for r in self.site.state.db.execute(
-                f"select id, created from releases where id in ({','.join('?' * len(ids))})", ids
-            )
-        }
+        created = self.site.state.releases.created(ids)
         return sorted(ids, key=lambda i: (created.get(i, ""), i))
 
     def action_compare(self) -> None:

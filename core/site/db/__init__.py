@@ -1,0 +1,134 @@
+"""The operator's local database, ``state.db``: the only place in the code base where SQL runs.
+
+SQLite through sqlite-utils, WAL mode, versioned migrations (`schema`). The store stays the truth
+for releases and channels; this database is the local view (catalogue cache, high-water marks,
+inventory) and the record of operations (channel events, builds, smoke runs, audit).
+
+One class per table, each the only code that writes SQL for its table; `State` opens the file
+and holds one of each::
+
+    state.releases        Releases        catalogue cache
+    state.file_cache      FileCache       publish's hash cache
+    state.audit_log       AuditLog        who did what
+    state.channel_marks   ChannelMarks    high-water mark per channel
+    state.channel_events  ChannelEvents   every pointer issued or verified
+    state.nodes           Nodes           the inventory
+    state.smoke_runs      SmokeRuns       smoke results
+    state.builds          Builds          build jobs
+
+Nothing outside ``core/site/db/`` imports sqlite3 or sqlite_utils or writes SQL
+(``tests/unit/test_sql_layer.py`` fails if something does).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core.errors import BadInput
+from core.site.db.audit import AuditLog
+from core.site.db.base import Where, utcnow_iso
+from core.site.db.builds import Builds
+from core.site.db.channels import ChannelEvents, ChannelMarks
+from core.site.db.file_cache import FileCache
+from core.site.db.nodes import Nodes, SmokeRuns
+from core.site.db.releases import Releases
+from core.site.db.schema import MIGRATIONS, migrate, schema_version
+
+__all__ = [
+    "MIGRATIONS",
+    "AuditLog",
+    "Builds",
+    "ChannelEvents",
+    "ChannelMarks",
+    "FileCache",
+    "Nodes",
+    "Releases",
+    "SmokeRuns",
+    "State",
+    "Where",
+    "utcnow_iso",
+]
+
+
+class State:
+    """A handle on ``state.db``: one query object per table; every method is a short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise BadInput(f"{path}: not a usable state database ({exc})") from None
+        self.releases = Releases(self.db)
+        self.file_cache = FileCache(self.db)
+        self.audit_log = AuditLog(self.db)
+        self.channel_marks = ChannelMarks(self.db)
+        self.channel_events = ChannelEvents(self.db)
+        self.nodes = Nodes(self.db)
+        self.smoke_runs = SmokeRuns(self.db)
+        self.builds = Builds(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        """How many migrations have run (``PRAGMA user_version``)."""
+        return schema_version(self.db)
+
+    def migrate(self) -> None:
+        """Run pending migrations, each in its own transaction with the version bump."""
+        migrate(self.db, self.path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    # -- short names kept for the callers of the single-class State ---------------------------
+    def audit(
+        self, actor: str, verb: str, target: str, outcome: str, detail: Any = None, time: str | None = None
+    ) -> None:
+        """`AuditLog.insert`."""
+        self.audit_log.insert(actor, verb, target, outcome, detail, time)
+
+    def audit_rows(self, limit: int = 200, search: str = "") -> list[dict]:
+        """`AuditLog.rows`."""
+        return self.audit_log.rows(limit, search)
+
+    def cached_digests(self, prefix: str) -> dict[str, tuple[int, int, int, str]]:
+        """`FileCache.under`: path -> (size, mtime_ns, inode, digest) under ``prefix``."""
+        return self.file_cache.under(prefix)
+
+    def store_digests(self, rows: Iterable[tuple[str, int, int, int, str]]) -> None:
+        """`FileCache.store`."""
+        self.file_cache.store(rows)
+
+    def known_release_ids(self) -> set[str]:
+        """`Releases.known_ids`."""
+        return self.releases.known_ids()
+
+    def upsert_releases(self, rows: list[dict]) -> None:
+        """`Releases.upsert`."""
+        self.releases.upsert(rows)
+
+    def delete_releases(self, ids: Iterable[str]) -> None:
+        """`Releases.delete`."""
+        self.releases.delete(ids)
+
+    def release_rows(
+        self, name: str | None = None, limit: int | None = None, offset: int = 0, search: str = ""
+    ) -> list[dict]:
+        """`Releases.rows`."""
+        return self.releases.rows(name, limit, offset, search)
+
+    def release_ids_with_prefix(self, hexprefix: str) -> list[str]:
+        """`Releases.ids_with_prefix`."""
+        return self.releases.ids_with_prefix(hexprefix)

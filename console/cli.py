@@ -15,6 +15,7 @@ from typing import Any
 
 from console import __version__
 from console.context import Context, Handler, Output
+from console.render import InertStream, inert
 from core.errors import EXIT_BAD_INPUT, Ambiguous, DepotError
 
 
@@ -83,10 +84,26 @@ def open_console(site_dir: Path, read_only: bool) -> int:
     """
     from console.tui.app import run_app
 
-    return run_app(site_dir, read_only=read_only)
+    wrapped = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # Textual draws with escapes of its own
+    try:
+        return run_app(site_dir, read_only=read_only)
+    finally:
+        sys.stdout, sys.stderr = wrapped
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line; its exit code. Everything printed is made inert (``render.inert_text``):
+    an escape sequence in a release name or a build log is shown, never acted on."""
+    plain = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = InertStream(sys.stdout), InertStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = plain
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args)
@@ -108,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         emit(ctx, out)
         return out.exit_code
     except DepotError as exc:
-        sys.stderr.write(f"console: {exc}\n")
+        sys.stderr.write(f"console: {inert(exc)}\n")
         if ctx.json:
             sys.stdout.write(json.dumps(error_document(exc), sort_keys=True) + "\n")
         return exc.exit_code

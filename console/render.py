@@ -7,14 +7,56 @@ imports it, so it imports nothing heavy (``core`` types only for annotations).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import humanize
 
 if TYPE_CHECKING:
     from core.site.channels import ChannelUpdate
+
+
+#: Characters a terminal acts on instead of showing: C0 and C1 controls, DEL, and the Unicode
+#: format characters that reorder or hide text (bidi overrides and isolates, zero-width ones).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+_CONTROL_BUT_LAYOUT = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def inert(value: object) -> str:
+    """``value`` as one line a terminal only shows: every control character (newline and tab
+    included) becomes a visible escape such as ``\\x1b``. For untrusted strings inside a line:
+    release names, labels, reasons, node names, probe output."""
+    return _CONTROL.sub(_escape, "" if value is None else str(value))
+
+
+def inert_text(text: str) -> str:
+    """``text`` with its lines and tabs kept and every other control character made visible, so
+    no escape sequence reaches the terminal (a build log, a whole verb's output)."""
+    return _CONTROL_BUT_LAYOUT.sub(_escape, text)
+
+
+class InertStream:
+    """A text stream that passes everything written through ``inert_text`` (the CLI wraps its
+    stdout and stderr in one, so no verb can forget to)."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(inert_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def size(n: int | float | None) -> str:
@@ -45,7 +87,7 @@ def delta(n: int) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[int] = ()) -> str:
     """A plain aligned text table (no box drawing: survives logs, mail and grep)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [[str(h) for h in headers]] + [[inert(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for r in cells:

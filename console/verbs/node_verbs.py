@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from core.trust.signing import TrustSet
 
 from console.context import Context, Output
-from console.render import short, size
+from console.render import inert, short, size
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -231,7 +231,7 @@ def cmd_hydrate(ctx: Context) -> Output:
         if store is not None:
             store.close()
     lines = [
-        f"{res.channel}: {res.release} image {res.image} ({res.reason})",
+        f"{res.channel}: {res.release} image {res.image} ({inert(res.reason)})",
         f"  fetched {res.fetched_objects} objects ({size(res.fetched_bytes)}"
         + (f", {size(res.transferred_bytes)} transferred" if res.transferred_bytes is not None else "")
         + f") and {res.fetched_trees} trees; reused {res.reused_objects} ({size(res.reused_bytes)}); "

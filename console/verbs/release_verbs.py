@@ -10,7 +10,7 @@ from pathlib import Path
 
 from console.context import Context, Output
 from console.lazy import lazy_import
-from console.render import ago, delta, short, size, table
+from console.render import ago, delta, inert, short, size, table
 from core.errors import EXIT_CHECK_FAILED, EXIT_TRUST
 
 audited = lazy_import("core.site.audited")
@@ -118,7 +118,7 @@ def cmd_publish(ctx: Context) -> Output:
     )
     text = (
         f"published {res.release_id}\n"
-        f"  {res.name} {res.label}  images: {', '.join(res.images)}  {res.files} files, {size(res.bytes)}\n"
+        f"  {inert(res.name)} {inert(res.label)}  images: {', '.join(res.images)}  {res.files} files, {size(res.bytes)}\n"
         f"  new objects: {res.new_objects} ({size(res.new_bytes)}, stored {size(res.stored_bytes)}); "
         f"reused: {res.reused_objects} ({size(res.reused_bytes)}); "
         f"hashed {res.hashed_files}, cached {res.cached_files}; {res.seconds:.2f}s"
@@ -150,8 +150,8 @@ def cmd_show(ctx: Context) -> Output:
     doc = rel.to_json()
     lines = [
         f"release {rel.id}",
-        f"  name     {rel.name}",
-        f"  label    {rel.label}",
+        f"  name     {inert(rel.name)}",
+        f"  label    {inert(rel.label)}",
         f"  created  {rel.created} ({ago(rel.created, ctx.site.now())})",
         f"  parent   {rel.parent or '-'}",
         f"  builder  {json.dumps(rel.builder, sort_keys=True)}",
@@ -211,7 +211,9 @@ def cmd_diff(ctx: Context) -> Output:
     a, b = catalogue.resolve_release(site, ctx.args.a), catalogue.resolve_release(site, ctx.args.b)
     d = diff.diff_releases(site, a, b)
     doc = d.to_json(files=True)
-    lines = [f"diff {a[7:19]} ({d.a.name} {d.a.label}) -> {b[7:19]} ({d.b.name} {d.b.label})"]
+    lines = [
+        f"diff {a[7:19]} ({inert(d.a.name)} {inert(d.a.label)}) -> {b[7:19]} ({inert(d.b.name)} {inert(d.b.label)})"
+    ]
     for arch in d.images_added:
         lines.append(f"  image added:   {arch}")
     for arch in d.images_removed:

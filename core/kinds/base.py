@@ -23,7 +23,6 @@ the registry (`kind_for`, `detect_kind`, `image_kinds`). This layer imports only
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from core.model.digest import canonical_json
+from core.model.digest import canonical_json, digest_bytes, hash_file
 
 Package = dict[str, str]
 
@@ -50,7 +49,7 @@ def fingerprint_of(modules: list[list]) -> dict:
     return {
         "modules": modules,
         "count": len(modules),
-        "digest": "sha256:" + hashlib.sha256(canonical_json(modules)).hexdigest(),
+        "digest": digest_bytes(canonical_json(modules)),
     }
 
 
@@ -69,8 +68,7 @@ def read_module_list(path: Path) -> dict | None:
 def file_digest(path: str | Path) -> str | None:
     """``sha256:<hex>`` of a file's bytes, None if it cannot be read."""
     try:
-        with open(path, "rb") as f:
-            return "sha256:" + hashlib.sha256(f.read()).hexdigest()
+        return hash_file(path)[0]
     except OSError:
         return None
 

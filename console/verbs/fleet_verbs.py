@@ -75,7 +75,7 @@ def summary_text(target: str, summary: Mapping[str, Any], seconds: float, interr
 def cmd_fleet_check(ctx: Context) -> Output:
     a = ctx.args
     site = ctx.site
-    nodes = nodeset.expand(a.nodeset, fleetcheck.node_groups(site))
+    nodes = fleetcheck.expand_nodes(site, a.nodeset)
     target = nodeset.fold(nodes)
     fleetcheck.refuse_if_read_only(site, hydrate=a.hydrate)
     options = fleetcheck.options_from_site(

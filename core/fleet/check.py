@@ -27,7 +27,7 @@ from typing import Any
 
 import core.fleet.ssh as fleet
 from core.errors import BadInput, DepotError, NotFound
-from core.fleet.nodeset import fold
+from core.fleet.nodeset import expand, fold
 from core.fleet.ssh import NodeResult, apply_parser, bounded_gather, run_fleet
 from core.node.probe import parse_probe_output, probe_source
 from core.site.inventory import (
@@ -67,6 +67,7 @@ class CheckOptions:
     remote_console: tuple[str, ...] = ("console",)
     store: str | None = None  # the store as the nodes reach it (hydrate)
     trust: str | None = None  # trust file path on the nodes (hydrate)
+    max_output: int = fleet.DEFAULT_MAX_OUTPUT  # bytes per ssh call and stream; more: bad-output
 
     def validate(self) -> None:
         """BadInput for contradictory or impossible options, before any ssh starts."""
@@ -74,6 +75,8 @@ class CheckOptions:
             raise BadInput(f"fanout must be at least 1, not {self.fanout}")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise BadInput("timeout and connect timeout must be positive")
+        if self.max_output < 1:
+            raise BadInput(f"max output must be at least 1 byte, not {self.max_output}")
         if (self.smoke or self.hydrate) and not self.channel:
             raise BadInput("--smoke and --hydrate need --channel C")
         if (self.smoke or self.hydrate) and not self.remote_console:
@@ -166,6 +169,7 @@ def options_from_site(site: Any, **given: Any) -> CheckOptions:
         "remote_console": remote_argv,
         "store": fleet_cfg.store or None,
         "trust": fleet_cfg.trust or None,
+        "max_output": fleet_cfg.max_output_bytes,
     }
     opts.update({k: v for k, v in given.items() if v is not None})
     if opts.get("hydrate") and not opts.get("store"):
@@ -198,6 +202,12 @@ def channel_targets(site: Any) -> list[ChannelTarget]:
 def node_groups(site: Any) -> dict[str, str]:
     """``[fleet] groups`` (name -> node set; a table of strings, checked when console.toml is loaded)."""
     return dict(site.config.fleet.groups)
+
+
+def expand_nodes(site: Any, pattern: str) -> list[str]:
+    """The site's node set ``pattern`` as names, with its groups and its ``[fleet] max_nodes`` cap
+    (a larger set is refused before ClusterShell expands it)."""
+    return expand(pattern, node_groups(site), max_nodes=site.config.fleet.max_nodes)
 
 
 # --------------------------------------------------------------------------- one node
@@ -294,6 +304,7 @@ async def _ssh(
         deadline=options.timeout,
         ssh_config=options.ssh_config,
         on_start=on_start,
+        max_output=options.max_output,
     )
     return result
 

@@ -4,6 +4,10 @@ Each node gets ``ssh -o BatchMode=yes -o ConnectTimeout=N [-F cfg] -- node 'cmd 
 semaphore (``fanout``), so the operator's ssh config, agent, ProxyJump and ControlMaster apply
 unchanged: we add nothing but the two options that keep a fan-out from hanging on a prompt or a
 dead host. Each node has its own deadline; on expiry its ssh is killed and it reports ``timeout``.
+Each node's output is capped (``max_output`` bytes on stdout, the same on stderr; ``[fleet]
+max_output_bytes``): a node (or its sshd ``ForceCommand``) that streams more gets its ssh killed at
+once and reports ``bad-output``, so one hostile node cannot grow the console's memory, and the
+others are unaffected.
 Results stream through ``on_result`` as nodes finish. Cancelling the task that runs
 ``run_fleet`` kills every ssh it started before the cancellation propagates (no orphans).
 
@@ -38,6 +42,7 @@ STATUSES = (OK, UNREACHABLE, AUTH_REFUSED, HOST_KEY_MISMATCH, TIMEOUT, NO_PYTHON
 SSH_ERROR_EXIT = 255
 NOT_FOUND_EXIT = 127
 STDERR_TAIL_BYTES = 4096
+DEFAULT_MAX_OUTPUT = 1 << 20  # bytes per node and stream; [fleet] max_output_bytes
 _READ_CHUNK = 65536
 
 _HOST_KEY_MARKERS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed")
@@ -132,8 +137,15 @@ def ssh_argv(
     return argv
 
 
-async def _pump(stream: asyncio.StreamReader, sink: bytearray) -> None:
-    while chunk := await stream.read(_READ_CHUNK):
+async def _pump(stream: asyncio.StreamReader, sink: bytearray, limit: int, on_overflow: Callable[[], None]) -> None:
+    """Read ``stream`` into ``sink`` until EOF; past ``limit`` bytes keep the first ``limit``, call
+    ``on_overflow`` (which kills the ssh) and stop reading."""
+    while chunk := await stream.read(min(_READ_CHUNK, limit - len(sink) + 1)):
+        room = limit - len(sink)
+        if len(chunk) > room:
+            sink += chunk[:room]
+            on_overflow()
+            return
         sink += chunk
 
 
@@ -159,8 +171,21 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
+def _kill_now(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+
+
 async def _run_node(
-    node: str, argv: list[str], stdin: bytes | None, deadline: float, on_start: Callable[[str], None] | None
+    node: str,
+    argv: list[str],
+    stdin: bytes | None,
+    deadline: float,
+    on_start: Callable[[str], None] | None,
+    max_output: int = DEFAULT_MAX_OUTPUT,
 ) -> NodeResult:
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
@@ -170,7 +195,20 @@ async def _run_node(
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = bytearray(), bytearray()
-    io = [asyncio.create_task(_pump(proc.stdout, out)), asyncio.create_task(_pump(proc.stderr, err))]
+    overflow: list[str] = []  # the stream(s) that went past max_output
+
+    def too_much(stream: str) -> Callable[[], None]:
+        def kill() -> None:
+            overflow.append(stream)
+            _kill_now(proc)  # at once, before any await: the node's output stops here
+
+        return kill
+
+    assert proc.stdout is not None and proc.stderr is not None
+    io = [
+        asyncio.create_task(_pump(proc.stdout, out, max_output, too_much("stdout"))),
+        asyncio.create_task(_pump(proc.stderr, err, max_output, too_much("stderr"))),
+    ]
     if stdin is not None:
         io.append(asyncio.create_task(_feed(proc, stdin)))
     timed_out = False
@@ -195,6 +233,9 @@ async def _run_node(
         await asyncio.gather(*io, return_exceptions=True)
     seconds = time.monotonic() - started
     tail = bytes(err[-STDERR_TAIL_BYTES:]).decode("utf-8", errors="replace")
+    if overflow:
+        detail = f"more than {max_output} bytes on {overflow[0]} (the [fleet] max_output_bytes cap); ssh killed"
+        return NodeResult(node, BAD_OUTPUT, detail, proc.returncode, bytes(out), tail, seconds)
     if timed_out:
         return NodeResult(
             node, TIMEOUT, f"no answer within the {deadline:g}s deadline; ssh killed", None, bytes(out), tail, seconds
@@ -220,15 +261,19 @@ async def run_fleet(
     ssh_options: Sequence[str] = (),
     on_result: Callable[[NodeResult], None] | None = None,
     on_start: Callable[[str], None] | None = None,
+    max_output: int = DEFAULT_MAX_OUTPUT,
 ) -> list[NodeResult]:
     """Run ``remote_command`` on every node over ssh; results in the order of ``nodes``.
 
     ``stdin`` is sent to each node's command (None: /dev/null). ``on_start(node)`` is called when
     a node's ssh is spawned, ``on_result(result)`` as each node finishes. At most ``fanout`` ssh
-    run at once; each is killed after ``deadline`` seconds (status ``timeout``).
+    run at once; each is killed after ``deadline`` seconds (status ``timeout``), or as soon as it
+    writes more than ``max_output`` bytes on stdout or on stderr (status ``bad-output``).
     """
     if fanout < 1:
         raise BadInput(f"fanout must be at least 1, not {fanout}")
+    if max_output < 1:
+        raise BadInput(f"max output must be at least 1 byte, not {max_output}")
     if deadline <= 0 or connect_timeout <= 0:
         raise BadInput("deadline and connect timeout must be positive")
     argvs = [
@@ -236,7 +281,7 @@ async def run_fleet(
         for n in nodes
     ]
     return await bounded_gather(
-        len(nodes), fanout, lambda i: _run_node(nodes[i], argvs[i], stdin, deadline, on_start), on_result
+        len(nodes), fanout, lambda i: _run_node(nodes[i], argvs[i], stdin, deadline, on_start, max_output), on_result
     )
 
 

@@ -358,15 +358,6 @@ def llvm_cpu_name(arch: str) -> str | None:
     return None
 
 
-def __getattr__(name: str) -> Any:
-    """``julia_cpu_target`` and ``julia_multi_target`` moved to ``core.kinds.julia``; still found here."""
-    if name in ("julia_cpu_target", "julia_multi_target"):
-        from core.kinds import julia
-
-        return getattr(julia, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --------------------------------------------------------------------------- compiler flags
 
 #: Flags used when archspec cannot give any for the compiler/version: the family's baseline.

@@ -25,12 +25,11 @@ from core.arch import (
     compiler_version,
     host_microarch,
     is_known_microarch,
-    julia_cpu_target,
-    julia_multi_target,
     parse_cpuinfo,
     why_not,
 )
 from core.errors import BadInput
+from core.kinds.julia import julia_cpu_target, julia_multi_target
 
 CPUINFO = Path(__file__).parents[1] / "fixtures" / "cpuinfo"
 

@@ -1,8 +1,8 @@
 """The kind-specific step of a publish: what the images' contents say about the release.
 
-Today this is Julia's: each image's ``JULIA_CPU_TARGET`` and, when the caller gave no source
-section, the packages and lock files of the Julia environment found in the tree. It only calls
-what ``core.arch`` and ``core.kinds.packages`` provide; ``core.kinds`` is where it is headed.
+Each image's cpu target (Julia's ``JULIA_CPU_TARGET``; "" for Python and plain trees) and, when
+the caller gave no source section, the packages and lock files a kind finds in the tree. What is
+Julia- or Python-specific lives in ``core.kinds``; this step only asks it.
 """
 
 from __future__ import annotations
@@ -35,27 +35,20 @@ def detect_kind(
     one only when it holds a Julia environment. ``builder`` is the caller's copy: a ``tree``
     builder gains the environment's path inside the image.
     """
-    import core.arch as archmod
-    from core.kinds.packages import find_julia_environment, julia_manifest_packages
+    from core.kinds import image_cpu_target, tree_source
 
-    targets: dict[str, str] = {}
-    for a, tree in trees.items():
-        if builder["kind"] == "julia" or (cpu_targets and a in cpu_targets):
-            targets[a] = (cpu_targets or {}).get(a) or archmod.julia_cpu_target(a)
-        else:
-            targets[a] = archmod.julia_cpu_target(a) if find_julia_environment(tree.root) else ""
-
+    targets = {
+        a: image_cpu_target(tree.root, a, builder_kind=builder["kind"], explicit=(cpu_targets or {}).get(a))
+        for a, tree in trees.items()
+    }
     if source is None:
         source = {"files": {}, "packages": []}
         for tree in trees.values():
-            manifest = find_julia_environment(tree.root)
-            if manifest:
-                source["packages"] = julia_manifest_packages(manifest.read_text("utf-8"))
-                for fname in ("Project.toml", "Manifest.toml"):
-                    p = manifest.parent / fname
-                    if p.exists():
-                        source["files"][fname] = hash_file(p)[0]
+            found = tree_source(tree.root)
+            if found:
+                source["packages"] = found.packages
+                source["files"] = {name: hash_file(path)[0] for name, path in found.files.items()}
                 if builder["kind"] == "tree":
-                    builder["environment"] = str(manifest.parent.relative_to(tree.root))
+                    builder["environment"] = found.environment
                 break
     return Detected(targets, builder, source)

@@ -6,6 +6,8 @@ Every command a builder runs goes through one `Runner`. The runner
   spawns (julia's precompile workers, a compiler under pip) share one process group, the group id
   being the command's pid; Ctrl-C in the operator's terminal does not reach it, and one ``killpg``
   reaches all of it;
+- gives each command a scrubbed environment (``core.environ.child_env``: no key passphrase or other
+  console secret, whatever ``env`` the builder passed);
 - appends the command line and its merged stdout/stderr to one log file, a line at a time and flushed,
   each line prefixed with the target arch (``[x86_64_v3] …``), so ``builds log ID --follow`` can tail
   the file while the build runs (several targets may build in parallel threads into the same log);
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import IO
 
 from core.durable import atomic_write
+from core.environ import child_env
 from core.errors import CheckFailed, DepotError
 
 DEFAULT_GRACE_S = 10.0
@@ -202,7 +205,7 @@ class Runner:
             try:
                 proc = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
+                    env=child_env(base=env), cwd=cwd, start_new_session=True)
             except OSError as exc:
                 self.log(arch, f"cannot start {argv[0]}: {exc.strerror or exc}")
                 raise CheckFailed(f"cannot start {name} for {arch}: {exc.strerror or exc}") from None

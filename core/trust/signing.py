@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from core.environ import PASSPHRASE_ENV
 from core.errors import BadInput, NotFound, TrustError
 
 RELEASE_TYPE = "application/vnd.depot-console.release+json"
@@ -28,6 +29,22 @@ CHANNEL_TYPE = "application/vnd.depot-console.channel+json"
 INDEX_TYPE = "application/vnd.depot-console.index+json"
 ROLES = ("release", "channel")
 MAX_ENVELOPE_BYTES = 64 << 20
+
+
+def _take_passphrase() -> bytes | None:
+    """``$DEPOT_KEY_PASSPHRASE``, read once (when this module is imported) and removed from
+    ``os.environ``, so that no child process (build, tool, hook) inherits it."""
+    value = os.environ.pop(PASSPHRASE_ENV, None)
+    return value.encode() if value else None
+
+
+_PASSPHRASE = _take_passphrase()
+
+
+def passphrase_env() -> dict[str, str]:
+    """``{"DEPOT_KEY_PASSPHRASE": ...}`` when one was given, else ``{}``: for the one child that
+    signs for this process (the console's own build worker), passed explicitly, never inherited."""
+    return {PASSPHRASE_ENV: _PASSPHRASE.decode()} if _PASSPHRASE else {}
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -88,12 +105,12 @@ def load_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
         raise NotFound(f"signing key {path} not found") from None
     except OSError as exc:
         raise BadInput(f"cannot read signing key {path}: {exc.strerror}") from None
-    if passphrase is None and os.environ.get("DEPOT_KEY_PASSPHRASE"):
-        passphrase = os.environ["DEPOT_KEY_PASSPHRASE"].encode()
+    if passphrase is None:
+        passphrase = _PASSPHRASE
     try:
         private = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:
-        raise BadInput(f"signing key {path} is encrypted: set DEPOT_KEY_PASSPHRASE") from None
+        raise BadInput(f"signing key {path} is encrypted: set {PASSPHRASE_ENV}") from None
     except ValueError:
         raise BadInput(f"signing key {path} is not a valid PKCS8 PEM key (or wrong passphrase)") from None
     if not isinstance(private, Ed25519PrivateKey):

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import humanize
 
+from core.model.digest import short as digest_short
+
 if TYPE_CHECKING:
     from core.site.channels import ChannelUpdate
 
@@ -97,9 +99,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Seque
 
 
 def short(digest: str | None, n: int = 12) -> str:
-    if not digest:
-        return "-"
-    return digest.removeprefix("sha256:")[:n]
+    """``core.model.digest.short``, with ``-`` for no digest at all."""
+    return digest_short(digest, n) if digest else "-"
 
 
 def time_left(seconds: int | None) -> str:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from console.context import Context, Output
+from console.render import short
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def cmd_demo(ctx: Context) -> Output:
         return Output(
             summary.to_json(), f"demo site at {root} (open it again: console --site {root})", open_console=root
         )
-    chans = ", ".join(f"{c} -> {r[7:19]}" for c, r in sorted(summary.channels.items()))
+    chans = ", ".join(f"{c} -> {short(r)}" for c, r in sorted(summary.channels.items()))
     text = (
         f"demo site at {root}\n{len(summary.releases)} releases; channels {chans}; {summary.nodes} nodes, "
         f"{summary.smoke_runs} smoke runs, {summary.builds} builds\nopen it: console --site {root}"

@@ -134,7 +134,7 @@ def cmd_releases(ctx: Context) -> Output:
         table(
             ["ID", "NAME", "LABEL", "CREATED", "IMAGES", "SIZE"],
             [
-                [r["id"][7:19], r["name"], r["label"], ago(r["created"], now), ",".join(r["images"]), size(r["bytes"])]
+                [short(r["id"]), r["name"], r["label"], ago(r["created"], now), ",".join(r["images"]), size(r["bytes"])]
                 for r in data
             ],
             right=[5],
@@ -212,7 +212,7 @@ def cmd_diff(ctx: Context) -> Output:
     d = diff.diff_releases(site, a, b)
     doc = d.to_json(files=True)
     lines = [
-        f"diff {a[7:19]} ({inert(d.a.name)} {inert(d.a.label)}) -> {b[7:19]} ({inert(d.b.name)} {inert(d.b.label)})"
+        f"diff {short(a)} ({inert(d.a.name)} {inert(d.a.label)}) -> {short(b)} ({inert(d.b.name)} {inert(d.b.label)})"
     ]
     for arch in d.images_added:
         lines.append(f"  image added:   {arch}")
@@ -246,7 +246,7 @@ def cmd_export(ctx: Context) -> Output:
     info = export.export_image(site, catalogue.resolve_release(site, ctx.args.id), ctx.args.arch, ctx.args.dest)
     return Output(
         info,
-        f"exported {info['release'][7:19]} {info['arch']} to {info['dest']}: "
+        f"exported {short(info['release'])} {info['arch']} to {info['dest']}: "
         f"{info['files']} files, {size(info['bytes'])}",
     )
 

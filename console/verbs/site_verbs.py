@@ -7,7 +7,7 @@ from pathlib import Path
 
 from console.context import Context, Output
 from console.lazy import lazy_import
-from console.render import ago, inert, size, table
+from console.render import ago, inert, short, size, table
 
 keyops = lazy_import("core.site.keys")
 
@@ -127,7 +127,7 @@ def summary(ctx: Context) -> Output:
         f"{len(releases)} release(s), {size(data['bytes'])}; {nodes} node(s) in inventory",
     ]
     for r in releases[:5]:
-        lines.append(f"  {r['id'][7:19]}  {inert(r['name'])} {inert(r['label'])}  {ago(r['created'])}")
+        lines.append(f"  {short(r['id'])}  {inert(r['name'])} {inert(r['label'])}  {ago(r['created'])}")
     for c in channels:
-        lines.append(f"  channel {c['channel']} -> {str(c.get('release', ''))[7:19]} (v{c.get('version')})")
+        lines.append(f"  channel {c['channel']} -> {short(str(c.get('release', '')))} (v{c.get('version')})")
     return Output(data, "\n".join(lines))

@@ -32,6 +32,7 @@ from pathlib import Path
 from core.errors import BadInput
 from core.kinds import FINGERPRINT_ENV, all_kinds
 from core.kinds.base import read_module_list
+from core.model.digest import short
 from core.node.env import NodeImage, image_env, node_image
 from core.node.root import NodeRoot
 
@@ -108,7 +109,7 @@ def smoke_command(img: NodeImage) -> tuple[list[str], int]:
     """The release's smoke command and timeout; BadInput if it has none."""
     smoke = img.release.smoke
     if not smoke:
-        raise BadInput(f"release {img.release.id[7:19]} has no smoke command (publish with --smoke CMD)")
+        raise BadInput(f"release {short(img.release.id)} has no smoke command (publish with --smoke CMD)")
     return list(smoke["command"]), int(smoke.get("timeout_s", 600))
 
 

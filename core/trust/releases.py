@@ -7,7 +7,7 @@ the site's view (short ids, the index, the database cache).
 from __future__ import annotations
 
 from core.errors import TrustError
-from core.model.digest import digest_bytes
+from core.model.digest import digest_bytes, short
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES, Release, parse_payload
 from core.trust.signing import RELEASE_TYPE, TrustSet, parse_envelope, verify_envelope
 
@@ -20,10 +20,10 @@ def release_from_envelope(
     data: bytes, trust: TrustSet, release_id: str, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES
 ) -> Release:
     """Verify envelope bytes of ``release_id`` (payload hash = id, signatures) and parse them."""
-    where = f"release {release_id[7:19]}"
+    where = f"release {short(release_id)}"
     env = parse_envelope(data, where)
     actual = digest_bytes(env.payload)
     if actual != release_id:
-        raise PayloadMismatch(f"{where}: payload hash {actual[7:19]} does not match its file name (edited?)")
+        raise PayloadMismatch(f"{where}: payload hash {short(actual)} does not match its file name (edited?)")
     signed_by = verify_envelope(env, RELEASE_TYPE, "release", trust, where)
     return parse_payload(env.payload, release_id, signed_by, max_bytes)

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import build_find_links, init_site
 
-pytest_plugins = ["fixtures.sshd", "fixtures.nginx", "fixtures.demo", "fixtures.hostile_http"]
+pytest_plugins = ["fixtures.sshd", "fixtures.nginx", "fixtures.demo", "fixtures.hostile_http", "fixtures.slurm"]
 
 KINDS = ("unit", "cli", "integration", "tui", "adversarial")
 

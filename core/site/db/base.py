@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
+from core.clock import format_time, system_clock
+
 
 def utcnow_iso() -> str:
-    """Now, UTC, to the second, as stored in the database (``2026-11-21T12:00:00Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now, UTC, to the second, as stored in the database (``2026-11-21T12:00:00Z``): the
+    console's one clock (``core.clock``, which ``$DEPOT_CONSOLE_NOW`` pins), never the bare system time."""
+    return format_time(system_clock())
 
 
 @dataclass(frozen=True)

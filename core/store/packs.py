@@ -21,7 +21,13 @@ Trust: the pack list and indexes are **unsigned**, and need not be. Every entry 
 is decompressed with its promised size as a bound and re-hashed exactly like a loose object, so a
 lying index can only cause a ``CorruptObject`` (the hydrate fails, ``current`` untouched) or a
 fallback to loose objects, never wrong bytes. The node only asks the pack for objects its verified
-trees need (trees: the ones its cache lacks).
+trees reach (trees: the ones its cache lacks), and never decompresses an entry they do not name:
+an index listing extra "tree" entries (valid frames that inflate to hundreds of MiB) costs the
+node nothing but their index lines. What a node holds is bounded by signed sizes: an index is
+used only while its entries (over all of an image's packs) stay within ``max_index_entries`` of
+the image's signed file count, else the node fetches loose objects; the compressed tree frames
+read in one go are bounded by ``tree_frame_budget`` of that count (past it, trees come from the
+pack level by level, only those reached); each frame by ``compressed_bound`` of its limit.
 
 Node side: entries the node lacks are grouped into byte ranges. Adjacent entries always merge; a gap
 between two needed entries merges only if it is at most ``MAX_GAP`` and the total of merged gaps stays
@@ -247,7 +253,9 @@ class PackIndex:
         return len(self.by_digest)
 
 
-def _parse_index(data: bytes, pack_id: str) -> list[PackEntry]:
+def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES) -> list[PackEntry] | None:
+    """The entries of one index (``BadInput`` if malformed), or None if it lists more than
+    ``max_entries``."""
     where = f"pack index {pack_id[7:19]}"
     try:
         doc = json.loads(data)
@@ -256,8 +264,10 @@ def _parse_index(data: bytes, pack_id: str) -> list[PackEntry]:
     if not isinstance(doc, dict) or doc.get("schema") != PACK_INDEX_SCHEMA or doc.get("pack") != pack_id:
         raise BadInput(f"{where}: not an index of this pack")
     size, raw = doc.get("size"), doc.get("entries")
-    if not isinstance(size, int) or not isinstance(raw, list) or len(raw) > MAX_INDEX_ENTRIES:
+    if not isinstance(size, int) or not isinstance(raw, list):
         raise BadInput(f"{where}: malformed")
+    if len(raw) > max_entries:
+        return None
     out = []
     for item in raw:
         if not (
@@ -275,28 +285,54 @@ def _parse_index(data: bytes, pack_id: str) -> list[PackEntry]:
     return out
 
 
-def load_pack_index(store: Store, release_id: str, arch: str) -> PackIndex | None:
+def max_index_entries(files: int) -> int:
+    """Most entries a node accepts in the indexes of an image of ``files`` (signed) files.
+
+    An honest index has one entry per distinct tree and per distinct small file: at most about
+    twice the file count (directories are fewer than files, except in images made of empty
+    directories, which then hydrate from loose objects). Beyond this bound an index is ignored.
+    """
+    return min(MAX_INDEX_ENTRIES, 2 * max(0, files) + 4096)
+
+
+#: Longest JSON text of one honest index entry (``["sha256:<64>",<offset>,<length>,"file"],``).
+INDEX_ENTRY_BYTES = 128
+
+
+def tree_frame_budget(files: int) -> int:
+    """Most compressed tree bytes a node reads from a pack before it knows which trees it needs
+    (an image of ``files`` signed files; honest trees take ~50 compressed bytes per file)."""
+    return (1 << 20) + 512 * max(0, files)
+
+
+def load_pack_index(store: Store, release_id: str, arch: str, max_entries: int = MAX_INDEX_ENTRIES) -> PackIndex | None:
     """The pack index of one image, or None when the store has no (usable) packs for it.
 
-    Packs are an optimization: a missing or malformed pack list or index means "use loose
-    objects", never a failed hydrate.
+    Packs are an optimization: a missing or malformed pack list or index, or indexes listing
+    more than ``max_entries`` entries in all (``max_index_entries`` of the signed file count),
+    mean "use loose objects", never a failed hydrate. An index file is checked against that
+    bound by its length before it is parsed, so a huge one is never turned into objects.
     """
     try:
         data = store.read_file(pack_list_path(release_id))
-        if data is None:
+        if data is None or len(data) > (64 << 10) + 80 * max_entries:
             return None
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("schema") != PACK_LIST_SCHEMA or doc.get("release") != release_id:
             return None
         ids = (doc.get("images") or {}).get(arch)
-        if not isinstance(ids, list) or not ids or not all(is_digest(i) for i in ids):
+        if not isinstance(ids, list) or not ids or not all(is_digest(i) for i in ids) or len(ids) > max_entries:
             return None
         entries: list[PackEntry] = []
-        for pack_id in ids:
+        for pack_id in dict.fromkeys(ids):  # a pack named twice is read once
             raw = store.read_file(pack_index_path(pack_id))
-            if raw is None:
+            left = max_entries - len(entries)
+            if raw is None or len(raw) > 4096 + INDEX_ENTRY_BYTES * left:
                 return None
-            entries.extend(_parse_index(raw, pack_id))
+            parsed = _parse_index(raw, pack_id, left)
+            if parsed is None:
+                return None
+            entries.extend(parsed)
         return PackIndex(entries)
     except (DepotError, ValueError, AttributeError):
         return None
@@ -464,6 +500,44 @@ def _write_new(data: bytes, name: str, dirfd: int, mode: int, chmod: bool) -> No
     os.close(fd)
 
 
+def fetch_packed_frames(
+    store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
+) -> dict[str, memoryview]:
+    """The compressed frames of the entries named by ``digests`` that the packs hold, **not**
+    decompressed nor verified (``decode_entry`` does both, for the ones the caller turns out to
+    need): what a node holds is then the frames' bytes, never what a frame could inflate to.
+
+    Each entry must fit ``compressed_bound(limit)`` (else ``CorruptObject``); a pack that cannot
+    be read leaves its entries out (the caller fetches them loose).
+    """
+    wanted = [index.by_digest[d] for d in dict.fromkeys(digests) if d in index.by_digest]
+    for entry in wanted:
+        if entry.length > compressed_bound(limit):
+            raise CorruptObject(
+                f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
+                f"more than {limit} promised bytes can take"
+            )
+    out: dict[str, memoryview] = {}
+
+    def one(span: Span) -> None:
+        view = memoryview(store.read_range(pack_path(span.pack), span.start, span.end - span.start))
+        for entry in span.entries:
+            out[entry.digest] = view[entry.offset - span.start : entry.end - span.start]
+
+    if not wanted:
+        return out
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(one, s) for s in plan_spans(wanted, workers)]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+    for fut in futures:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None and not isinstance(exc, DepotError):
+            raise exc
+    return out
+
+
 def fetch_packed_bytes(
     store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
 ) -> dict[str, bytes]:
@@ -561,6 +635,9 @@ __all__ = [
     "decode_entry",
     "fetch_packed",
     "fetch_packed_bytes",
+    "fetch_packed_frames",
+    "max_index_entries",
+    "tree_frame_budget",
     "sweep_packs",
     "pack_list_path",
     "pack_path",

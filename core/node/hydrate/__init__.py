@@ -14,8 +14,9 @@ interruption harmless:
    ``cache/objects``: each download goes to ``cache/tmp``, is decompressed and re-hashed by the
    store (in one piece up to 32 MiB, large ones written with ``O_DIRECT``: ``core.store.codec``;
    streaming beyond), and only then renamed into the cache (read-only). When the store has
-   packs for the image (``core.store.packs``) and many entries are missing, the missing trees (all
-   levels at once, into memory) and small files (written in place) come from a few
+   packs for the image (``core.store.packs``) and many entries are missing, the missing trees the
+   verified root reaches (compressed frames in one read, decoded only when reached; see
+   ``prefetch_reached_trees``) and small files (written in place) come from a few
    byte-range reads of the pack instead, verified the same way; large objects and anything the
    pack lacks are still fetched one by one. The image's trees are kept as one bundle file,
    ``cache/trees/images/<root>``, re-hashed tree by tree whenever a later hydrate reads them;
@@ -199,9 +200,10 @@ def _fetch_and_materialize(
     while the image's directories are made (``staging``), then materialize it."""
     root, image_dir = chosen.image.root, node.image_dir(verified.release_id, chosen.arch)
     bundled = load_bundles(node)
-    pack = usable_pack(store, node, verified.release_id, chosen.arch, bundled)
+    files = chosen.image.files
+    pack = usable_pack(store, node, verified.release_id, chosen.arch, bundled, files)
     with Fetcher(store, node, workers) as fetcher:
-        trees = fetch_trees(fetcher, root, pack, bundled, prog, result)
+        trees = fetch_trees(fetcher, root, pack, bundled, prog, result, files)
         plan = plan_image(trees.walk(root))
         with staging(image_dir, plan) as stage:
             fetch_objects(fetcher, plan, pack, prog, result)

@@ -6,7 +6,8 @@ are read locally), then every file object missing from ``cache/objects``: each d
 ``cache/tmp``, is decompressed and re-hashed by the store (in one piece up to 32 MiB, large ones
 written with ``O_DIRECT``: ``core.store.codec``; streaming beyond), and only then renamed into
 the cache (read-only). When the store has packs for the image (``core.store.packs``) and many
-entries are missing, the missing trees (all levels at once, into memory) and small files
+entries are missing, the missing trees the verified root reaches (compressed frames in one read, decoded only when
+reached: ``prefetch_reached_trees``) and small files
 (written in place) come from a few byte-range reads of the pack instead, verified the same way;
 large objects and anything the pack lacks are still fetched one by one. The image's trees are
 kept as one bundle file, ``cache/trees/images/<root>``, re-hashed tree by tree whenever a later
@@ -28,7 +29,16 @@ from core.node.hydrate.verify import Verified
 from core.node.root import NodeRoot, cache_name
 from core.store.base import Store
 from core.store.materialize import ImagePlan
-from core.store.packs import PACK_MIN_MISSING, PackIndex, load_pack_index
+from core.store.packs import (
+    PACK_MIN_MISSING,
+    PackIndex,
+    decode_entry,
+    fetch_packed_frames,
+    load_pack_index,
+    max_index_entries,
+    tree_frame_budget,
+)
+from core.store.trees import MAX_TREE_BYTES
 
 
 def keep_release(node: NodeRoot, verified: Verified) -> None:
@@ -39,10 +49,15 @@ def keep_release(node: NodeRoot, verified: Verified) -> None:
         atomic_write(rel_dir / "release.json", verified.envelope, 0o444)
 
 
-def usable_pack(store: Store, node: NodeRoot, release_id: str, arch: str, bundled: Bundled) -> PackIndex | None:
+def usable_pack(
+    store: Store, node: NodeRoot, release_id: str, arch: str, bundled: Bundled, files: int
+) -> PackIndex | None:
     """The image's pack index, if the store has one and at least ``PACK_MIN_MISSING`` of its entries
-    are missing here (for a handful of objects, a few parallel GETs cost no more than ranges)."""
-    index = load_pack_index(store, release_id, arch)
+    are missing here (for a handful of objects, a few parallel GETs cost no more than ranges).
+
+    ``files`` is the image's signed file count: an index listing far more entries than such an
+    image can have is not used (``max_index_entries``; loose objects instead)."""
+    index = load_pack_index(store, release_id, arch, max_index_entries(files))
     if index is None:
         return None
     objects, trees = cache_names(node.objects), cache_names(node.trees)
@@ -65,20 +80,61 @@ def fetch_trees(
     bundled: Bundled,
     prog: HydrateProgress,
     result: HydrateResult,
+    files: int = 0,
 ) -> NodeTrees:
-    """Every tree of the image below ``root`` (the pack's at once, the rest level by level), kept
-    as the image's bundle."""
+    """Every tree of the image below ``root`` (from the pack when it has them, the rest level by
+    level), kept as the image's bundle. ``files`` is the image's signed file count."""
     prog.phase("trees")
     trees = NodeTrees(fetcher.node, fetcher, bundled)
     try:
         if pack is not None:
-            trees.prefetch(pack)
+            prefetch_reached_trees(fetcher, trees, pack, root, files)
         trees.load_all(root)
     except NotFound as exc:
         raise StoreError(f"store {fetcher.store.location} is incomplete: {exc}") from None
     trees.save_bundle(root)
     result.fetched_trees, result.tree_bytes = trees.fetched, trees.fetched_bytes
     return trees
+
+
+def prefetch_reached_trees(fetcher: Fetcher, trees: NodeTrees, pack: PackIndex, root: str, files: int) -> None:
+    """The trees below ``root`` that the pack holds and the cache lacks, decompressed and verified
+    only when reached from ``root`` (the pack's index is unsigned: see ``core.store.packs``).
+
+    An honest pack's trees come in one go: the frames of every tree entry the cache lacks, if
+    they fit ``tree_frame_budget`` of the signed file count (compressed; nothing is inflated
+    yet). Then a walk from the root decodes the frames it reaches, level by level, fetching from
+    the pack those of a level it does not have yet (so a lying index costs round trips, never
+    memory). Frames no walk reaches are dropped undecoded. Trees the pack does not deliver are
+    left to ``NodeTrees.load_all`` (loose).
+    """
+    store, workers = fetcher.store, fetcher.workers
+    listed = [e for e in pack.entries if e.kind == "tree" and not trees.have(e.digest)]
+    frames: dict[str, memoryview] = {}
+    if sum(e.length for e in listed) <= tree_frame_budget(files):
+        frames = fetch_packed_frames(store, pack, [e.digest for e in listed], MAX_TREE_BYTES, workers)
+    level, seen = [root], {root}
+    while level:
+        lacking = [d for d in level if not trees.have(d) and d not in frames and d in pack.by_digest]
+        if lacking:
+            frames.update(fetch_packed_frames(store, pack, lacking, MAX_TREE_BYTES, workers))
+        for d in level:
+            frame = frames.pop(d, None)
+            if frame is not None and not trees.have(d):
+                data = decode_entry(pack.by_digest[d], frame, MAX_TREE_BYTES)
+                trees.fresh[d] = data
+                trees.fetched += 1
+                trees.fetched_bytes += len(data)
+        nxt: list[str] = []
+        for d in level:
+            if not trees.have(d):
+                continue  # not in the pack: load_all fetches it (and what is below) loose
+            for e in trees.entries(d):
+                if e.type == "dir" and e.digest not in seen:
+                    seen.add(e.digest)  # type: ignore[arg-type]
+                    nxt.append(e.digest)  # type: ignore[arg-type]
+        level = nxt
+    frames.clear()
 
 
 def fetch_objects(

@@ -1,4 +1,4 @@
-"""Channel verbs: ``promote``, ``rollback``, ``refresh``, ``channels``, ``history``.
+"""Channel verbs: ``promote``, ``rollback``, ``refresh``, ``channels``, ``channels repair``, ``history``.
 
 ``promote``/``rollback``/``refresh`` print the five keys scripts rely on with ``--json``
 (``channel``, ``version``, ``release``, ``previous``, ``action``); a lost race exits 3
@@ -44,6 +44,17 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     c = sub.add_parser("channels", parents=[common], help="channels, their releases and time left")
     c.set_defaults(handler=cmd_channels)
+    csub = c.add_subparsers(dest="channels_verb", metavar="repair", required=False)
+    rp = csub.add_parser(
+        "repair",
+        parents=[common],
+        help="un-wedge a channel: re-issue its pointer above every version seen (dry run unless --yes)",
+    )
+    rp.add_argument("channel", metavar="CHANNEL")
+    rp.add_argument("--release", metavar="ID", help="the release the new pointer carries (default: the current one)")
+    rp.add_argument("--reason", default="", help="recorded in the pointer and the audit log")
+    rp.add_argument("--yes", action="store_true", help="issue the pointer (without it: only show what would be done)")
+    rp.set_defaults(handler=cmd_repair)
 
     h = sub.add_parser("history", parents=[common], help="every pointer version ever issued on a channel")
     h.add_argument("--channel", required=True)
@@ -93,6 +104,23 @@ def cmd_channels(ctx: Context) -> Output:
     if problems:
         text += "\n\n" + "\n".join(problems)
     return Output(rows, text, EXIT_TRUST if problems else 0)
+
+
+def cmd_repair(ctx: Context) -> Output:
+    a = ctx.args
+    plan = ch.repair(ctx.site, a.channel, a.release, yes=a.yes, reason=a.reason)
+    if not plan.problems:
+        return Output(plan.to_json(), f"{a.channel}: healthy (version {plan.current_version}); nothing to repair")
+    found = "\n".join(f"  {p}" for p in plan.problems)
+    if plan.done:
+        assert plan.pointer is not None
+        head = f"{a.channel}: repaired: version {plan.version} now carries {short(plan.release)}"
+        return Output(plan.to_json(), f"{head}\nit had:\n{found}")
+    text = (
+        f"{a.channel}: wedged:\n{found}\nwould issue version {plan.version} (above every version seen, "
+        f"{plan.highest}) carrying {short(plan.release)} ({plan.action}); run again with --yes to do it"
+    )
+    return Output(plan.to_json(), text)
 
 
 def cmd_history(ctx: Context) -> Output:

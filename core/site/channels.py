@@ -203,6 +203,18 @@ def read_current(site: Site, channel: str, now: datetime | None, *, for_update: 
     bytes are exactly the ones this console accepted before, so rotating keys never strands a
     channel: the update replaces it with a pointer signed by the current key.
     """
+    try:
+        return _read_current(site, channel, now, for_update=for_update)
+    except PointerRejected as exc:
+        if exc.rule != SAME_VERSION:
+            raise
+        said = str(exc).removeprefix(f"{SAME_VERSION}: ")
+        raise reject(
+            SAME_VERSION, f"{said}; two writers issued one version: run 'console channels repair {channel}'"
+        ) from None
+
+
+def _read_current(site: Site, channel: str, now: datetime | None, *, for_update: bool) -> Current:
     check_channel_name(channel)
     mark_v, mark_d = get_mark(site, channel)
     floor_v, floor_d = _history_floor(site, channel)
@@ -262,7 +274,7 @@ def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> 
             raise reject(
                 SAME_VERSION,
                 f"{channel} history version {cur.pointer.version} holds other "
-                "bytes than the current pointer; investigate",
+                f"bytes than the current pointer; run 'console channels repair {channel}'",
             ) from None
     hist = channel_history_path(channel, version)
     if store.read_file(hist) is not None:
@@ -398,6 +410,149 @@ def refresh_all(
         except DepotError as exc:
             failed.append((ch, exc))
     return done, failed
+
+
+# -- repair ----------------------------------------------------------------------------------
+@dataclass
+class RepairPlan:
+    """What ``channels repair`` found on a channel and the pointer it would issue.
+
+    ``problems`` empty: the channel is healthy and nothing is issued. Otherwise ``version`` (above
+    every version seen: current pointer, any history file, this console's mark) carrying
+    ``release`` is signed and swapped in over the current bytes, history written, audited.
+    """
+
+    channel: str
+    problems: list[str]
+    current_version: int | None
+    current_release: str | None
+    highest: int
+    version: int
+    release: str | None
+    action: str
+    done: bool = False
+    pointer: Pointer | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "channel": self.channel,
+            "problems": self.problems,
+            "current_version": self.current_version,
+            "current_release": self.current_release,
+            "highest_version_seen": self.highest,
+            "version": self.version if self.problems else None,
+            "release": self.release,
+            "action": self.action if self.problems else "none",
+            "repaired": self.done,
+        }
+
+
+def plan_repair(site: Site, channel: str, release_ref: str | None = None) -> RepairPlan:
+    """Inspect ``channel`` (current pointer, every history file, the local mark) without writing."""
+    check_channel_name(channel)
+    problems: list[str] = []
+    try:
+        read_current(site, channel, None, for_update=True)
+    except DepotError as exc:
+        problems.append(str(exc))
+    data = site.store.read_file(channel_path(channel))
+    cur: Pointer | None = None
+    if data is not None:
+        try:  # signatures and form only: marks and history are what may be inconsistent
+            cur = verify_pointer(data, channel, site.trust, None, None, None)
+        except PointerRejected as exc:
+            if not any(str(exc) in p for p in problems):
+                problems.append(f"current pointer: {exc}")
+    history = read_history(site, channel)
+    for e in history:
+        if cur is not None and e.version == cur.version and e.data != data:
+            problems.append(
+                f"history version {e.version} holds other bytes than the current pointer "
+                f"(two writers issued version {e.version})"
+            )
+        elif cur is not None and e.version > cur.version:
+            problems.append(f"history version {e.version} is above the current pointer (version {cur.version})")
+    mark_v, _ = get_mark(site, channel)
+    versions = [v for v in (cur.version if cur else None, mark_v) if v is not None]
+    versions += [e.version for e in history]
+    highest = max(versions, default=0)
+    if not history and data is None and mark_v is None:
+        raise NotFound(f"channel {channel} has no pointer, no history and no mark: nothing to repair")
+    if release_ref is not None:
+        release: str | None = resolve_release(site, release_ref)
+    elif cur is not None:
+        release = cur.release
+    else:
+        usable = [e for e in history if e.usable]
+        release = usable[-1].pointer.release if usable else None  # type: ignore[union-attr]
+    if problems and release is None:
+        raise BadInput(f"channel {channel}: no verifiable pointer to take the release from; give --release ID")
+    if release is not None and release_ref is not None and not problems:
+        if cur is None or release != cur.release:
+            problems.append(f"asked to carry {release[7:19]}")
+    action = "refresh" if cur is not None and release == cur.release else "promote"
+    return RepairPlan(
+        channel,
+        problems,
+        cur.version if cur else None,
+        cur.release if cur else None,
+        highest,
+        highest + 1,
+        release,
+        action,
+    )
+
+
+def repair(
+    site: Site, channel: str, release_ref: str | None = None, *, yes: bool = False, reason: str = ""
+) -> RepairPlan:
+    """``channels repair``: dry run by default; with ``yes``, issue the planned pointer.
+
+    The new version is above every version seen, so every verifier (this console, others, the
+    nodes, whichever of two same-numbered pointers they accepted) takes it as newer. The swap is
+    a compare-and-swap over the bytes read here: a channel that moves meanwhile is a conflict.
+    """
+    plan = plan_repair(site, channel, release_ref)
+    if not yes or not plan.problems:
+        return plan
+    assert plan.release is not None
+    with site.action("channels repair", channel) as detail:
+        detail.update(release=plan.release, version=plan.version, problems=plan.problems)
+        load_release(site, plan.release)
+        store = site.store
+        data = store.read_file(channel_path(channel))
+        hist = channel_history_path(channel, plan.version)
+        if store.read_file(hist) is not None:
+            raise Conflict(f"channel moved meanwhile: {hist} appeared; nothing changed, run repair again")
+        issued = site.now()
+        payload = canonical_json(
+            {
+                "type": POINTER_TYPE,
+                "schema": POINTER_SCHEMA,
+                "channel": channel,
+                "version": plan.version,
+                "release": plan.release,
+                "previous": plan.current_release,
+                "action": plan.action,
+                "reason": reason or f"repair: {plan.problems[0]}"[:1000],
+                "actor": site.actor,
+                "issued": format_time(issued),
+                "expires": format_time(issued + lifetime(site)),
+            }
+        )
+        new = make_envelope(CHANNEL_TYPE, payload, [site.signing_key])
+        ptr = verify_pointer(new, channel, site.trust, plan.highest or None, None, None)
+        try:
+            store.compare_and_swap(channel_path(channel), data, new)
+        except Conflict:
+            raise Conflict(
+                f"channel moved meanwhile: {channel} changed during repair; nothing changed, run it again"
+            ) from None
+        store.write_file(hist, new)
+        _accept(site, ptr)
+        _record(site, ptr)
+    plan.done, plan.pointer = True, ptr
+    return plan
 
 
 # -- status and verification -----------------------------------------------------------------

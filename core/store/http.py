@@ -27,21 +27,23 @@ server accepting ``PUT`` and ``DELETE``; with nginx::
     location /depot/ {
         alias /srv/depot/;
         autoindex on; autoindex_format json;     # list_files / iter_objects (gc, verify)
-        dav_methods PUT DELETE; create_full_put_path on;
+        dav_methods PUT DELETE MKCOL; create_full_put_path on;   # MKCOL: see compare_and_swap
         dav_access user:rw group:r all:r;
         client_max_body_size 0;
     }
 
 nginx writes a PUT body to a temp file and renames it into place, so objects still appear only
 when complete. Writes go to the first (primary) URL only, never to a mirror: failing over a
-write would split the store. Limits are stated where they apply: ``write_file`` and
-``compare_and_swap`` are check-then-PUT and thus **not atomic** over plain WebDAV (see there).
+write would split the store. ``write_file`` is check-then-PUT (write-once by reading first);
+``compare_and_swap`` is serialised by an atomic ``MKCOL`` claim, since nginx ignores ``If-Match``
+on ``PUT`` (see there).
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import io
 import json
 import os
@@ -749,24 +751,120 @@ class HttpStore(Store):
         with self._lock:
             self._cache.pop(relpath, None)
 
-    def compare_and_swap(self, relpath: str, expected: bytes | None, new: bytes) -> None:
-        """Best-effort compare-and-swap over HTTP: read (uncached), compare, PUT, read back.
+    #: How long a compare-and-swap claim (``locks/…/``) is honoured before another writer may take
+    #: over: only a writer that died while holding one makes anybody wait (at most this long).
+    claim_lease_s: float = 60.0
 
-        Raises ``Conflict`` and changes nothing when the current bytes differ from ``expected``.
-        **Not atomic**: nginx's WebDAV ignores ``If-Match``, so two writers can both pass the
-        comparison and the later PUT silently replaces the earlier one. The read-back catches a
-        writer that overtook ours before we looked again (we raise ``Conflict``), but not one
-        that comes after. Racing promotes must therefore go through a single writer, or publish
-        into a LocalStore (local disk or NFS with working locks) that nginx then serves.
+    def compare_and_swap(self, relpath: str, expected: bytes | None, new: bytes) -> None:
+        """Compare-and-swap over WebDAV, serialised by a claim directory made with ``MKCOL``.
+
+        nginx's WebDAV module ignores ``If-Match`` and ``If-None-Match`` on ``PUT`` (the test suite
+        checks it), so a plain read-compare-PUT lets two writers both pass the comparison: both
+        issue the same pointer version and the channel wedges. ``MKCOL`` is ``mkdir(2)`` on the
+        server, which is atomic: of writers racing to create the same directory exactly one gets
+        ``201``. A swap from ``expected`` therefore first creates
+        ``locks/<path>.<digest of expected>.<k>/``; the creator re-reads the file (it must still
+        be ``expected``), PUTs, reads back and removes its claim. Everybody else gets ``Conflict``
+        (exit 3) and changes nothing. A claim older than ``claim_lease_s`` (by the server's clock:
+        the listing's ``mtime`` against its ``Date``) was left by a dead writer and is superseded by
+        claim ``k + 1`` (again one ``MKCOL``, so taking over is atomic too); a holder that needed
+        more than half the lease gives up before its PUT. The server needs
+        ``dav_methods PUT DELETE MKCOL``; without ``MKCOL`` the swap is refused with a
+        ``StoreError`` saying so, and nothing is written.
         """
         ensure_relpath(relpath)
-        current = self._read(relpath, conditional=False, primary_only=True)
-        if current != expected:
+        if self._read(relpath, conditional=False, primary_only=True) != expected:
             raise Conflict(f"{relpath}: moved meanwhile")
-        self._put(relpath, new)
-        self._forget(relpath)
-        if self._read(relpath, conditional=False, primary_only=True) != new:
-            raise Conflict(f"{relpath}: another writer replaced it meanwhile")
+        started = time.monotonic()
+        claim = self._claim(relpath, expected)
+        try:
+            if self._read(relpath, conditional=False, primary_only=True) != expected:
+                raise Conflict(f"{relpath}: moved meanwhile")
+            if time.monotonic() - started > self.claim_lease_s / 2:
+                raise Conflict(f"{relpath}: the update took longer than half its claim's lease; nothing changed")
+            self._put(relpath, new)
+            self._forget(relpath)
+            if self._read(relpath, conditional=False, primary_only=True) != new:
+                raise Conflict(f"{relpath}: another writer replaced it meanwhile")
+        finally:
+            self._unclaim(claim)
+
+    def _mkcol(self, reldir: str) -> int:
+        with self._send("MKCOL", reldir + "/", primary_only=True) as resp:
+            return resp.status_code
+
+    def _dir_exists(self, reldir: str) -> bool:
+        with self._send("HEAD", reldir + "/", headers={"Cache-Control": "no-cache"}, primary_only=True) as resp:
+            return resp.status_code == 200
+
+    def _no_mkcol(self, relpath: str) -> StoreError:
+        return StoreError(
+            f"cannot update {relpath} on {self.urls[0]}: the server refuses MKCOL, which serialises "
+            "writers over WebDAV (nginx ignores If-Match); add MKCOL to 'dav_methods' (see the README, "
+            "'Racing writers'); nothing changed"
+        )
+
+    def _claims(self, prefix: str) -> list[tuple[int, float]]:
+        """(k, age in seconds by the server's clock) of each ``locks/<prefix><k>/`` claim."""
+        with self._send(
+            "GET", "locks/", headers={"Accept": "application/json", "Cache-Control": "no-cache"}, primary_only=True
+        ) as resp:
+            if resp.status_code == 404:
+                return []
+            if resp.status_code != 200:
+                raise self._fail(resp, "GET locks/")
+            body = self._read_body(resp, "locks/")
+            date = resp.headers.get("date")
+        try:
+            now = email.utils.parsedate_to_datetime(date).timestamp() if date else time.time()
+            entries = json.loads(body)
+        except (TypeError, ValueError):
+            raise StoreError("cannot list locks/: the server's listing is not nginx JSON autoindex") from None
+        out = []
+        for e in entries if isinstance(entries, list) else []:
+            name = e.get("name") if isinstance(e, dict) else None
+            if not isinstance(name, str) or not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+                continue
+            try:
+                age = now - email.utils.parsedate_to_datetime(e.get("mtime")).timestamp()
+            except (TypeError, ValueError):
+                age = 0.0
+            out.append((int(name[len(prefix) :]), age))
+        return out
+
+    def _claim(self, relpath: str, expected: bytes | None) -> str:
+        """Create this writer's claim on the swap from ``expected`` (``Conflict`` if someone holds it)."""
+        key = hashlib.sha256(b"absent" if expected is None else b"bytes:" + expected).hexdigest()[:16]
+        prefix = f"{relpath.replace('/', '~')}.{key}."
+        status = self._mkcol("locks")
+        if status not in (201, 405):
+            raise StoreError(f"MKCOL locks/: HTTP {status} from {self.urls[0]}")
+        if status == 405 and not self._dir_exists("locks"):
+            raise self._no_mkcol(relpath)
+        k = 0
+        claims = self._claims(prefix)
+        if claims:
+            k, age = max(claims)
+            if age < self.claim_lease_s:
+                raise Conflict(
+                    f"{relpath}: another writer is updating it (its claim is {max(age, 0):.0f} s old, "
+                    f"lease {self.claim_lease_s:.0f} s); nothing changed"
+                )
+            k += 1  # a dead writer's claim: supersede it, atomically again
+        name = f"locks/{prefix}{k}"
+        status = self._mkcol(name)
+        if status == 201:
+            return name
+        if status == 405:
+            if not self._dir_exists(name):
+                raise self._no_mkcol(relpath)
+            raise Conflict(f"{relpath}: another writer claimed it at the same moment; nothing changed")
+        raise StoreError(f"MKCOL {name}/: HTTP {status} from {self.urls[0]}")
+
+    def _unclaim(self, claim: str) -> None:
+        """Remove a claim (best effort: a leftover one only delays others by its lease)."""
+        with contextlib.suppress(StoreError), self._send("DELETE", claim + "/", primary_only=True):
+            pass
 
     def _listing(self, reldir: str, kind: str) -> list[str]:
         """Names of entries of ``kind`` (``file``/``directory``) from nginx's JSON autoindex."""

@@ -39,7 +39,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=[common],
         help="probe nodes over ssh (CPU, image per channel), optionally hydrate and smoke-test",
     )
-    c.add_argument("nodeset", metavar="NODESET", help="ClusterShell node set, e.g. 'node[001-128],@gpu'")
+    c.add_argument(
+        "nodeset",
+        metavar="NODESET",
+        nargs="?",
+        help="ClusterShell node set, e.g. 'node[001-128],@gpu' (with --via slurm: optional, Slurm picks by "
+        "--partition/--feature)",
+    )
+    c.add_argument(
+        "--via", choices=("ssh", "slurm"), help="transport: ssh per node, or one srun step (default [fleet] transport)"
+    )
+    c.add_argument("--partition", metavar="P", help="with --via slurm: Slurm partition (srun --partition)")
+    c.add_argument("--feature", metavar="F", help="with --via slurm: Slurm node feature(s) (srun --constraint)")
     c.add_argument("--smoke", action="store_true", help="run the channel's smoke test with the node's console")
     c.add_argument("--baseline", action="store_true", help="with --smoke: also run cold, report the reduction")
     c.add_argument("--hydrate", action="store_true", help="hydrate the channel's release on each node first")
@@ -75,11 +86,12 @@ def summary_text(target: str, summary: Mapping[str, Any], seconds: float, interr
 def cmd_fleet_check(ctx: Context) -> Output:
     a = ctx.args
     site = ctx.site
-    nodes = fleetcheck.expand_nodes(site, a.nodeset)
-    target = nodeset.fold(nodes)
     fleetcheck.refuse_if_read_only(site, hydrate=a.hydrate)
     options = fleetcheck.options_from_site(
         site,
+        transport=a.via,
+        partition=a.partition,
+        feature=a.feature,
         fanout=a.fanout,
         timeout=a.timeout,
         connect_timeout=a.connect_timeout,
@@ -92,6 +104,8 @@ def cmd_fleet_check(ctx: Context) -> Output:
         store=a.store,
         trust=a.trust,
     )
+    nodes = fleetcheck.select_nodes(site, a.nodeset, options)
+    target = nodeset.fold(nodes)
     targets = fleetcheck.channel_targets(site)
     width = max(len(n) for n in nodes)
     done: dict[str, NodeCheck] = {}
@@ -120,6 +134,7 @@ def cmd_fleet_check(ctx: Context) -> Output:
         "channel": options.channel,
         "smoke": options.smoke,
         "hydrate": options.hydrate,
+        "transport": options.transport,
         "seconds": round(seconds, 3),
         "summary": summary,
         "nodes": [c.to_json() for c in checks],

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import core.fleet.slurm as slurm
 import core.fleet.ssh as fleet
 from core.errors import BadInput, DepotError, NotFound
 from core.fleet.nodeset import expand, fold
+from core.fleet.slurm import SlurmOptions
 from core.fleet.ssh import NodeResult, apply_parser, bounded_gather, run_fleet
 from core.node.probe import parse_probe_output, probe_source
 from core.site.inventory import (
@@ -46,7 +48,8 @@ from core.site.inventory import (
 from core.site.state import utcnow_iso
 
 #: Every per-node status a fleet check can report, in display order.
-STATUSES = (*fleet.STATUSES, FINGERPRINT_MISMATCH)
+STATUSES = (*fleet.STATUSES, *slurm.STATUSES, FINGERPRINT_MISMATCH)
+TRANSPORTS = ("ssh", "slurm")
 AUDIT_VERB = "fleet check"  # the audit rows of a check, and the verb named when one is refused
 _TAIL_LINES = 3
 
@@ -68,6 +71,8 @@ class CheckOptions:
     store: str | None = None  # the store as the nodes reach it (hydrate)
     trust: str | None = None  # trust file path on the nodes (hydrate)
     max_output: int = fleet.DEFAULT_MAX_OUTPUT  # bytes per ssh call and stream; more: bad-output
+    transport: str = "ssh"  # "ssh" (one ssh per node and call) or "slurm" (one srun step per stage)
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)  # partition, feature, account, qos
 
     def validate(self) -> None:
         """BadInput for contradictory or impossible options, before any ssh starts."""
@@ -83,6 +88,8 @@ class CheckOptions:
             raise BadInput("remote_console is empty in console.toml")
         if self.hydrate and not self.store:
             raise BadInput("--hydrate needs a store location the nodes can reach (--store)")
+        if self.transport not in TRANSPORTS:
+            raise BadInput(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
 
 
 @dataclass
@@ -170,7 +177,10 @@ def options_from_site(site: Any, **given: Any) -> CheckOptions:
         "store": fleet_cfg.store or None,
         "trust": fleet_cfg.trust or None,
         "max_output": fleet_cfg.max_output_bytes,
+        "transport": fleet_cfg.transport,
     }
+    slurm_given = {k: given.pop(k, None) for k in ("partition", "feature")}
+    opts["slurm"] = slurm.options_from(fleet_cfg, **slurm_given)
     opts.update({k: v for k, v in given.items() if v is not None})
     if opts.get("hydrate") and not opts.get("store"):
         opts["store"] = site.store_location
@@ -208,6 +218,19 @@ def expand_nodes(site: Any, pattern: str) -> list[str]:
     """The site's node set ``pattern`` as names, with its groups and its ``[fleet] max_nodes`` cap
     (a larger set is refused before ClusterShell expands it)."""
     return expand(pattern, node_groups(site), max_nodes=site.config.fleet.max_nodes)
+
+
+def select_nodes(site: Any, pattern: str | None, options: CheckOptions) -> list[str]:
+    """The nodes of a check: ``pattern`` expanded (``expand_nodes``); without one, with the Slurm
+    transport, the nodes Slurm has in ``--partition``/``--feature``."""
+    if pattern:
+        return expand_nodes(site, pattern)
+    if options.transport != "slurm":
+        raise BadInput("fleet check needs a NODESET (or --via slurm with --partition / --feature)")
+    import asyncio
+
+    nodes = asyncio.run(slurm.select_nodes(options.slurm))
+    return expand_nodes(site, fold(nodes))
 
 
 # --------------------------------------------------------------------------- one node
@@ -309,17 +332,14 @@ async def _ssh(
     return result
 
 
-async def _check_node(
-    node: str,
-    options: CheckOptions,
-    classify: _Classifier,
-    images: ImageCache,
-    probe_bytes: bytes,
-    on_start: Callable[[str], None] | None,
-) -> NodeCheck:
-    started = time.monotonic()
+def _probe_argv(options: CheckOptions) -> tuple[list[str], list[str]]:
+    """(the probe's command, the ``--root`` arguments every stage passes)."""
     root = ["--root", options.root] if options.root else []
-    result = await _ssh(node, ["python3", "-", *root], probe_bytes, options, on_start)
+    return ["python3", "-", *root], root
+
+
+def _after_probe(node: str, result: NodeResult, classify: _Classifier, images: ImageCache) -> NodeCheck:
+    """A node's check from its probe result (same for every transport)."""
     apply_parser(result, parse_probe_output)
     check = NodeCheck(node, result.status, result.detail if not result.ok else "", checked=utcnow_iso())
     if result.ok:
@@ -335,45 +355,133 @@ async def _check_node(
         else:
             picks = sorted(check.images.items())
             check.detail = ", ".join(f"{ch}={v['image'] or 'none'}" for ch, v in picks) or "no channels"
+    return check
+
+
+async def _check_node(
+    node: str,
+    options: CheckOptions,
+    classify: _Classifier,
+    images: ImageCache,
+    probe_bytes: bytes,
+    on_start: Callable[[str], None] | None,
+) -> NodeCheck:
+    started = time.monotonic()
+    probe_argv, root = _probe_argv(options)
+    result = await _ssh(node, probe_argv, probe_bytes, options, on_start)
+    check = _after_probe(node, result, classify, images)
+    if result.ok:
         await _remote_stages(check, options, root)
     check.seconds = time.monotonic() - started
     return check
 
 
+def _hydrate_argv(options: CheckOptions, root: list[str]) -> list[str]:
+    argv = [
+        *options.remote_console,
+        "node",
+        "hydrate",
+        "--store",
+        str(options.store),
+        "--channel",
+        str(options.channel),
+    ]
+    argv += root + (["--trust", options.trust] if options.trust else [])
+    return [*argv, "--json"]
+
+
+def _smoke_argv(options: CheckOptions, root: list[str]) -> list[str]:
+    baseline = ["--baseline"] if options.baseline else []
+    return [*options.remote_console, "node", "smoke", "--channel", str(options.channel), *root, *baseline, "--json"]
+
+
+def _after_hydrate(check: NodeCheck, result: NodeResult) -> bool:
+    """Apply a node's ``node hydrate`` result; False when the node's check ends here."""
+    check.stage = "hydrate"
+    status, detail, doc = _remote_outcome(result, "hydrate")
+    check.hydrate = doc
+    if status != fleet.OK:
+        check.status, check.detail = status, detail or f"node hydrate: exit {result.exit_code}"
+        return False
+    check.detail = _hydrate_detail(doc or {})
+    return True
+
+
+def _after_smoke(check: NodeCheck, result: NodeResult) -> None:
+    """Apply a node's ``node smoke`` result."""
+    check.stage = "smoke"
+    check.smoke_attempted = True
+    status, detail, doc = _remote_outcome(result, "smoke")
+    if (
+        doc is not None
+        and status in (fleet.OK, fleet.REMOTE_FAILED)
+        and not isinstance(doc.get("ok"), bool)
+        and "error" not in doc
+    ):
+        status, detail, doc = fleet.BAD_OUTPUT, "node smoke: JSON document has no boolean 'ok'", None
+    check.smoke = doc if doc is not None and "error" not in doc else None
+    if status == fleet.OK and check.smoke is not None and check.smoke.get("ok") is not True:
+        status = fleet.REMOTE_FAILED
+    if check.smoke is not None and not detail:
+        detail = _smoke_detail(check.smoke, result.exit_code)
+    check.status, check.detail = status, detail
+
+
 async def _remote_stages(check: NodeCheck, options: CheckOptions, root: list[str]) -> None:
     """Hydrate, then smoke, with the node's own console; the first failure ends the node's check."""
-    base = [*options.remote_console, "node"]
-    channel = ["--channel", str(options.channel)]
     if options.hydrate:
-        check.stage = "hydrate"
-        argv = [*base, "hydrate", "--store", str(options.store), *channel, *root]
-        argv += ["--trust", options.trust] if options.trust else []
-        result = await _ssh(check.node, [*argv, "--json"], None, options)
-        status, detail, doc = _remote_outcome(result, "hydrate")
-        check.hydrate = doc
-        if status != fleet.OK:
-            check.status, check.detail = status, detail or f"node hydrate: exit {result.exit_code}"
+        result = await _ssh(check.node, _hydrate_argv(options, root), None, options)
+        if not _after_hydrate(check, result):
             return
-        check.detail = _hydrate_detail(doc or {})
     if options.smoke:
-        check.stage = "smoke"
-        check.smoke_attempted = True
-        baseline = ["--baseline"] if options.baseline else []
-        result = await _ssh(check.node, [*base, "smoke", *channel, *root, *baseline, "--json"], None, options)
-        status, detail, doc = _remote_outcome(result, "smoke")
-        if (
-            doc is not None
-            and status in (fleet.OK, fleet.REMOTE_FAILED)
-            and not isinstance(doc.get("ok"), bool)
-            and "error" not in doc
-        ):
-            status, detail, doc = fleet.BAD_OUTPUT, "node smoke: JSON document has no boolean 'ok'", None
-        check.smoke = doc if doc is not None and "error" not in doc else None
-        if status == fleet.OK and check.smoke is not None and check.smoke.get("ok") is not True:
-            status = fleet.REMOTE_FAILED
-        if check.smoke is not None and not detail:
-            detail = _smoke_detail(check.smoke, result.exit_code)
-        check.status, check.detail = status, detail
+        result = await _ssh(check.node, _smoke_argv(options, root), None, options)
+        _after_smoke(check, result)
+
+
+async def _check_via_slurm(
+    nodes: list[str],
+    options: CheckOptions,
+    classify: _Classifier,
+    images: ImageCache,
+    probe_bytes: bytes,
+    on_start: Callable[[str], None] | None,
+    on_result: Callable[[NodeCheck], None] | None,
+) -> list[NodeCheck]:
+    """The Slurm transport: one srun step per stage (probe, hydrate, smoke) over the nodes still ok;
+    a node is reported when its check ends (failed stage, or the last stage)."""
+    started = time.monotonic()
+    deadline, cap = options.timeout, options.max_output
+    probe_argv, root = _probe_argv(options)
+    results = await slurm.run_step(
+        nodes, probe_argv, probe_bytes, options.slurm, deadline=deadline, max_output=cap, on_start=on_start
+    )
+    checks = [_after_probe(n, r, classify, images) for n, r in zip(nodes, results, strict=True)]
+
+    def report(done: Iterable[NodeCheck]) -> None:
+        for c in done:
+            c.seconds = time.monotonic() - started
+            if on_result is not None:
+                on_result(c)
+
+    stages: list[tuple[list[str], Callable[[NodeCheck, NodeResult], Any]]] = []
+    if options.hydrate:
+        stages.append((_hydrate_argv(options, root), _after_hydrate))
+    if options.smoke:
+        stages.append((_smoke_argv(options, root), _after_smoke))
+    live = [c for c in checks if c.ok]
+    report(c for c in checks if not c.ok or not stages)
+    for argv, apply in stages:
+        if not live:
+            break
+        results = await slurm.run_step(
+            [c.node for c in live], argv, None, options.slurm, deadline=deadline, max_output=cap
+        )
+        for c, r in zip(live, results, strict=True):
+            apply(c, r)
+        ended = [c for c in live if not c.ok or apply is stages[-1][1]]
+        report(ended)
+        live = [c for c in live if c not in ended]
+    return checks
 
 
 # --------------------------------------------------------------------------- the fleet
@@ -422,6 +530,12 @@ async def check_fleet(
     if (options.smoke or options.hydrate) and options.channel not in {t.channel for t in targets}:
         raise NotFound(f"channel {options.channel} has no current release")
     classify, images, probe_bytes = _Classifier(), ImageCache(targets), probe_source()
+    if options.transport == "slurm":
+        done = await _check_via_slurm(nodes, options, classify, images, probe_bytes, on_start, on_result)
+        for check in flag_mismatches(done):
+            if on_result is not None:
+                on_result(check)
+        return done
     done = await bounded_gather(
         len(nodes),
         options.fanout,

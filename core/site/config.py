@@ -111,6 +111,18 @@ class FleetSettings:
     max_nodes: int = setting(
         100000, "largest node set a fleet check accepts; a larger one is refused before it is expanded", ge=1
     )
+    transport: str = setting(
+        "ssh", "how fleet check reaches nodes: `ssh` (one ssh per node) or `slurm` (one `srun` step per stage)"
+    )
+    slurm_partition: str = setting("", "Slurm partition for `--via slurm` (`srun --partition`); empty: the default")
+    slurm_feature: str = setting("", "Slurm node feature(s) for `--via slurm` (`srun --constraint`)")
+    slurm_account: str = setting("", "Slurm account for `--via slurm` (`srun --account`)")
+    slurm_qos: str = setting("", "Slurm QOS for `--via slurm` (`srun --qos`)")
+    slurm_options: list[str] = setting([], "more `srun` options for `--via slurm`, verbatim")
+    slurm_immediate_s: float = setting(
+        10, "seconds Slurm may take to grant a fleet step (`srun --immediate`); then the nodes are `job-refused`", gt=0
+    )
+
 
 
 @dataclass(frozen=True)

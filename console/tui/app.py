@@ -25,10 +25,11 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
 import console.tui.actions as actions
-from console.render import channel_update_text, short
+from console.render import channel_update_text, inert, inert_text, short
 from console.tui import textual_compat
 from console.tui.messages import ChannelUpdated, ReloadView
 from console.tui.screens.base import BaseScreen
+from console.tui.widgets.cells import markup_safe
 from core.site.site import Site, open_site, system_clock
 
 
@@ -68,14 +69,14 @@ class ConsoleCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, help_text, cb in self._commands():
-            yield DiscoveryHit(title, cb, help=help_text)
+            yield DiscoveryHit(markup_safe(title), cb, help=markup_safe(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, cb in self._commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), cb, help=help_text)
+                yield Hit(score, matcher.highlight(markup_safe(title)), cb, help=markup_safe(help_text))
 
 
 def GLOBAL_SCREEN_ONLY(a: actions.Action) -> bool:  # noqa: N802 - reads as a predicate in the loop
@@ -149,6 +150,20 @@ class DepotConsole(App):
             "key": short(key, 12) if key else "",
         }
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification (a screen's or a widget's ``notify`` lands here) is inert: its text
+        often quotes data (a release label, an error naming a node), so it is never parsed as
+        markup and its control characters are shown as escapes; ``markup`` is ignored."""
+        super().notify(inert_text(str(message)), title=inert(title), severity=severity, timeout=timeout, markup=False)
+
     def open_site(self) -> Site:
         """A Site of its own for a worker thread (SQLite connections are not shared across threads)."""
         return Site(self.site_dir, clock=self.clock, read_only=self.read_only)
@@ -165,8 +180,10 @@ class DepotConsole(App):
 
     def _idle_work(self) -> None:
         """Work kept out of key presses, done once no key has come for a moment (the operator
-        reads): compose the next view off-screen, else collect garbage. One step per pause."""
-        if time.monotonic() - self._last_key < IDLE_S:
+        reads): compose the next view off-screen, else collect garbage. One step per pause.
+        Nothing once the app is shutting down: a view opened then would add a screen stack while
+        Textual closes them (``RuntimeError: dictionary changed size during iteration``)."""
+        if not self.is_running or time.monotonic() - self._last_key < IDLE_S:
             return
         if self._to_warm and len(self.screen_stack) == 1:
             self._warm(self._to_warm.pop(0))

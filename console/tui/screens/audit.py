@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Input, Static
 
 import console.tui.actions as actions
 from console.render import ago
 from console.tui.screens.base import PagedView
-from console.tui.widgets.cells import fit
+from console.tui.widgets.cells import cell, line
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
@@ -52,12 +51,12 @@ class AuditScreen(PagedView):
                 (
                     str(rid),
                     [
-                        time,
-                        ago(time, now),
-                        fit(actor, 18),
-                        verb,
-                        fit(_target(target), 20),
-                        Text(fit(outcome, 25), style=style),
+                        cell(time, width=20),
+                        cell(ago(time, now), width=12),
+                        cell(actor, width=18),
+                        cell(verb, width=11),
+                        cell(_target(target), width=20),
+                        cell(outcome, style, 25),
                     ],
                 )
             )
@@ -72,7 +71,7 @@ class AuditScreen(PagedView):
     def _status(self) -> None:
         n = self.table.total if self.table.total is not None else self.count(self.site)
         self.query_one("#status", Static).update(
-            f" {n} audit row(s)" + (f" matching {self.search!r}" if self.search else "")
+            line(f" {n} audit row(s)" + (f" matching {self.search!r}" if self.search else ""))
         )
 
     def action_refresh(self) -> None:

@@ -23,7 +23,7 @@ from console.render import ago, build_summary, short
 from console.tui.messages import BuildCancelled, BuildsListed, BuildsListFailed, BuildStarted
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import BuildModal, BuildRequest, Confirmed, ConfirmModal, build_command
-from console.tui.widgets.cells import fit
+from console.tui.widgets.cells import InertTable, cell, line, log_lines
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.errors import DepotError
@@ -56,19 +56,19 @@ def status_cell(row: dict) -> Text:
     """``queued`` / the step of a running build (``building``, ``publishing``…) / how it ended."""
     status = row["status"] or "-"
     text = (row.get("step") or status) if status == "running" else status
-    return Text(text, style=STATUS_STYLE.get(status, ""))
+    return cell(text, STATUS_STYLE.get(status, ""))
 
 
 def row_cells(row: dict, now: Any) -> list:
     return [
-        str(row["id"]),
+        cell(row["id"]),
         status_cell(row),
-        fit(row["builder"], 8),
-        fit(row.get("name") or "-", 12),
-        fit(",".join(row["targets"]), 22),
-        ago(row["created"], now),
-        short(row.get("release")),
-        Text(fit(row.get("error") or "", 20), style="red"),
+        cell(row["builder"], width=8),
+        cell(row.get("name") or "-", width=12),
+        cell(",".join(row["targets"]), width=22),
+        cell(ago(row["created"], now)),
+        cell(short(row.get("release"))),
+        cell(row.get("error") or "", "red", 20),
     ]
 
 
@@ -86,7 +86,7 @@ class BuildsScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield SiteHeader("Builds")
-        yield DataTable(id="builds-table", cursor_type="row", zebra_stripes=True)
+        yield InertTable(id="builds-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="build-detail", classes="section")
         yield Log(id="build-log", highlight=False, max_lines=5000)
         yield ConsoleFooter()
@@ -145,7 +145,7 @@ class BuildsScreen(BaseScreen):
         if self.select_next is not None and str(self.select_next) in keys:
             self.select_next = None
         if not rows:
-            self.query_one("#build-detail", Static).update(" no builds yet: press n to start one")
+            self.query_one("#build-detail", Static).update(line(" no builds yet: press n to start one"))
             return
         self._follow(self.current_build())
         self._detail()
@@ -166,12 +166,13 @@ class BuildsScreen(BaseScreen):
         if row is None:
             return
         text = Text(f" build {bid}  ", style="bold")
-        text.append(build_summary(row).removeprefix(f"build {bid} "), style=STATUS_STYLE.get(row["status"], ""))
-        text.append(f"\n {row['builder']} {row['source']}  ->  {', '.join(row['targets'])}", style="")
+        text.append(cell(build_summary(row).removeprefix(f"build {bid} "), STATUS_STYLE.get(row["status"], "")))
+        text.append("\n")
+        text.append(cell(f" {row['builder']} {row['source']}  ->  {', '.join(row['targets'])}"))
         if row.get("publish"):
-            text.append(f"   publish {row.get('name')} {row.get('label')}")
+            text.append(cell(f"   publish {row.get('name')} {row.get('label')}"))
             if row.get("channel"):
-                text.append(f", promote to {row['channel']}")
+                text.append(cell(f", promote to {row['channel']}"))
         text.append(f"\n log  ≡ {actions.action('view_log').command(build=bid)}", style="dim")
         self.query_one("#build-detail", Static).update(text)
 
@@ -207,7 +208,7 @@ class BuildsScreen(BaseScreen):
 
     def _write(self, text: str) -> None:
         if text:
-            self.query_one("#build-log", Log).write_lines(text.splitlines())
+            self.query_one("#build-log", Log).write_lines(log_lines(text))
 
     def _tick(self) -> None:
         if self.app.screen is not self:

@@ -17,7 +17,7 @@ from console.tui.lookups import release_labels
 from console.tui.messages import ChannelsLoaded, ChannelUpdated, HistoryLoaded, ReloadView, RollbackTargetFound
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import Confirmed, ConfirmModal
-from console.tui.widgets.cells import fit
+from console.tui.widgets.cells import InertTable, cell, line
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.site.guards import require_channel_version
@@ -47,9 +47,9 @@ class ChannelsScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield SiteHeader("Channels")
-        yield DataTable(id="channels-table", cursor_type="row")
+        yield InertTable(id="channels-table", cursor_type="row")
         yield Static("", id="history-title", classes="section")
-        yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+        yield InertTable(id="history-table", cursor_type="row", zebra_stripes=True)
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
@@ -79,9 +79,9 @@ class ChannelsScreen(BaseScreen):
         t.clear()
         for r in rows:
             name, label = labels.get(r["release"] or "", ("", ""))
-            status = Text("ok", style="green") if not r["problem"] else Text(fit(r["problem"], 30), style="red")
+            status = Text("ok", style="green") if not r["problem"] else cell(r["problem"], "red", 30)
             t.add_row(
-                Text(r["channel"], style="bold magenta"),
+                cell(r["channel"], "bold magenta"),
                 str(r["version"] or "-"),
                 short(r["release"]),
                 name,
@@ -115,7 +115,7 @@ class ChannelsScreen(BaseScreen):
         if not channel:
             return
         self.query_one("#history-title", Static).update(
-            f" history of {channel}   ≡ console --headless history --channel {channel}"
+            line(f" history of {channel}   ≡ console --headless history --channel {channel}")
         )
         self.work(lambda s: channel_ops.history_rows(s, channel), HistoryLoaded, name="history", title="history")
 
@@ -130,13 +130,13 @@ class ChannelsScreen(BaseScreen):
             action = r.get("action", "-")
             h.add_row(
                 str(r["version"]),
-                Text(action, style="bold yellow" if action == "rollback" else ""),
+                cell(action, "bold yellow" if action == "rollback" else ""),
                 short(r.get("release")),
-                fit(" ".join(labels.get(r.get("release") or "", ("", ""))).strip(), 18),
-                fit(r.get("actor", "-"), 10),
-                fit(r.get("reason") or "-", 32),
-                fit(ago(r.get("issued"), now), 13),
-                Text(fit(r["problem"] or "ok", 6), style="red" if r["problem"] else "green"),
+                cell(" ".join(labels.get(r.get("release") or "", ("", ""))).strip(), width=18),
+                cell(r.get("actor", "-"), width=10),
+                cell(r.get("reason") or "-", width=32),
+                cell(ago(r.get("issued"), now), width=13),
+                cell(r["problem"] or "ok", "red" if r["problem"] else "green", 6),
             )
 
     def _row(self, channel: str) -> dict | None:

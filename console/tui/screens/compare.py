@@ -13,6 +13,7 @@ import console.tui.actions as actions
 from console.render import delta, short, size
 from console.tui.messages import DiffLoaded
 from console.tui.screens.base import BaseScreen
+from console.tui.widgets.cells import InertTable, cell, line
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.site.diff import ReleaseDiff, diff_releases
@@ -35,14 +36,14 @@ class CompareScreen(BaseScreen):
         yield SiteHeader(f"Compare {short(self.a)} -> {short(self.b)}")
         with Horizontal(id="compare-top"):
             yield Static("comparing…", id="summary", classes="panel")
-            yield DataTable(id="image-diff", cursor_type="row")
+            yield InertTable(id="image-diff", cursor_type="row")
         yield Input(placeholder="filter files by path or image", id="filter", classes="filter")
-        yield DataTable(id="file-diff", cursor_type="row", zebra_stripes=True)
+        yield InertTable(id="file-diff", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status", classes="status")
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        t = self.query_one("#image-diff", DataTable)
+        t = self.query_one("#image-diff", InertTable)
         t.add_columns("IMAGE", "STATE", "ADDED", "REMOVED", "MODIFIED", "Δ BYTES")
         t.border_title = "images"
         f = self.query_one("#file-diff", DataTable)
@@ -59,28 +60,34 @@ class CompareScreen(BaseScreen):
     def _loaded(self, event: DiffLoaded) -> None:
         d = self.diff = event.diff
         text = Text()
-        text.append(f"{short(d.a.id)} {d.a.name} {d.a.label}", style="bold")
+        text.append(cell(f"{short(d.a.id)} {d.a.name} {d.a.label}", "bold"))
         text.append("  ->  ")
-        text.append(f"{short(d.b.id)} {d.b.name} {d.b.label}\n\n", style="bold")
+        text.append(cell(f"{short(d.b.id)} {d.b.name} {d.b.label}", "bold"))
+        text.append("\n\n")
         for p in d.packages_changed:
             text.append("  ~ ", style="yellow")
-            text.append(f"{p['name']} {p['from']} -> {p['to']}\n")
+            text.append(cell(f"{p['name']} {p['from']} -> {p['to']}"))
+            text.append("\n")
         for p in d.packages_added:
             text.append("  + ", style="green")
-            text.append(f"{p['name']} {p.get('version', '')}\n")
+            text.append(cell(f"{p['name']} {p.get('version', '')}"))
+            text.append("\n")
         for p in d.packages_removed:
             text.append("  - ", style="red")
-            text.append(f"{p['name']} {p.get('version', '')}\n")
+            text.append(cell(f"{p['name']} {p.get('version', '')}"))
+            text.append("\n")
         if not (d.packages_changed or d.packages_added or d.packages_removed):
             text.append("  packages: no change\n", style="dim")
         for arch in d.images_added:
             text.append("  + image ", style="green")
-            text.append(arch + "\n")
+            text.append(cell(arch))
+            text.append("\n")
         for arch in d.images_removed:
             text.append("  - image ", style="red")
-            text.append(arch + "\n")
+            text.append(cell(arch))
+            text.append("\n")
         self.query_one("#summary", Static).update(text)
-        t = self.query_one("#image-diff", DataTable)
+        t = self.query_one("#image-diff", InertTable)
         for img in d.images:
             c = img.counts()
             t.add_row(
@@ -100,7 +107,7 @@ class CompareScreen(BaseScreen):
     def _fill(self) -> None:
         if self.diff is None:
             return
-        f = self.query_one("#file-diff", DataTable)
+        f = self.query_one("#file-diff", InertTable)
         f.clear()
         rows = [
             (img.arch, c)
@@ -120,9 +127,11 @@ class CompareScreen(BaseScreen):
             )
         shown = f"{min(len(rows), MAX_FILE_ROWS)} of {len(rows)}" if len(rows) > MAX_FILE_ROWS else str(len(rows))
         self.query_one("#status", Static).update(
-            f" {shown} changed file(s)"
-            + (f" matching {self.search!r}" if self.search else "")
-            + f"   ≡ console --headless diff {short(self.a)} {short(self.b)} --files"
+            line(
+                f" {shown} changed file(s)"
+                + (f" matching {self.search!r}" if self.search else "")
+                + f"   ≡ console --headless diff {short(self.a)} {short(self.b)} --files"
+            )
         )
 
     def on_input_changed(self, event: Input.Changed) -> None:

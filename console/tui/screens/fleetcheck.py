@@ -14,6 +14,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 import console.tui.actions as actions
 from console.tui.messages import FleetCheckFinished, NodeChecked, NodeStarted
 from console.tui.screens.base import BaseScreen
+from console.tui.widgets.cells import InertTable, cell, line
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.errors import DepotError
@@ -41,7 +42,7 @@ class FleetCheckScreen(BaseScreen):
     def compose(self) -> ComposeResult:
         yield SiteHeader(f"Fleet check {self.nodeset}")
         yield ProgressBar(total=len(self.nodes), show_eta=False, id="fleet-progress")
-        yield DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
+        yield InertTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status", classes="status")
         yield ConsoleFooter()
 
@@ -53,7 +54,7 @@ class FleetCheckScreen(BaseScreen):
         t.add_column("DETAIL", key="detail", width=60)
         t.add_column("SECONDS", key="seconds", width=8)
         for n in self.nodes:
-            t.add_row(n, Text("waiting", style="dim"), "", "", "", key=n)
+            t.add_row(cell(n, width=12), Text("waiting", style="dim"), "", "", "", key=n)
         t.focus()
         self.running = True
         self.t0 = time.monotonic()
@@ -113,9 +114,9 @@ class FleetCheckScreen(BaseScreen):
     def _node_checked(self, event: NodeChecked) -> None:
         check = event.check
         t = self.query_one("#fleet-table", DataTable)
-        t.update_cell(check.node, "status", Text(check.status, style="green" if check.ok else "bold red"))
-        t.update_cell(check.node, "arch", check.arch or "-")
-        t.update_cell(check.node, "detail", check.detail[:120])
+        t.update_cell(check.node, "status", cell(check.status, "green" if check.ok else "bold red", 18))
+        t.update_cell(check.node, "arch", cell(check.arch or "-", width=16))
+        t.update_cell(check.node, "detail", cell(check.detail, width=60))
         t.update_cell(check.node, "seconds", f"{check.seconds:.1f}")
         self.query_one(ProgressBar).update(progress=len(self.results))
         self._status()
@@ -124,7 +125,7 @@ class FleetCheckScreen(BaseScreen):
         s = summarize(self.results.values())
         counts = "  ".join(f"{k} {v}" for k, v in s["counts"].items()) or "-"
         self.query_one("#status", Static).update(
-            f" {len(self.results)}/{len(self.nodes)} done   {counts}   {time.monotonic() - self.t0:.1f}s{extra}"
+            line(f" {len(self.results)}/{len(self.nodes)} done   {counts}   {time.monotonic() - self.t0:.1f}s{extra}")
         )
 
     @on(FleetCheckFinished)

@@ -12,6 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 import console.tui.actions as actions
+from console.render import inert
+from console.tui.widgets.cells import block
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 
@@ -64,5 +66,5 @@ class HelpScreen(Screen):
             yield Static(
                 Text("command log (headless equivalents of this session's actions)", style="bold"), classes="section"
             )
-            yield Static("\n".join(f"  {c}" for c in log[-20:]) or "  (nothing yet)", id="command-log")
+            yield Static(block("\n".join(f"  {inert(c)}" for c in log[-20:]) or "  (nothing yet)"), id="command-log")
         yield ConsoleFooter()

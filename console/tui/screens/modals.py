@@ -17,6 +17,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from console.tui.actions import VIEWS
+from console.tui.widgets.cells import cell, line
 
 
 @dataclass
@@ -51,13 +52,13 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            for line in self.lines:
-                yield Static(line, classes="dialog-line")
+            yield Label(line(self.title_text), classes="dialog-title")
+            for text in self.lines:
+                yield Static(line(text), classes="dialog-line")
             if self.ask_reason:
                 yield Input(placeholder="reason (recorded in the pointer and the audit log)", id="reason")
             if self.command:
-                yield Static(f"≡ {self.command}", classes="headless")
+                yield Static(line(f"≡ {self.command}"), classes="headless")
             with Horizontal(classes="buttons"):
                 yield Button("No", id="no", variant="primary")
                 yield Button(self.yes_label, id="yes", variant="error")
@@ -93,8 +94,8 @@ class PromoteModal(ModalScreen[Confirmed | None]):
     def compose(self) -> ComposeResult:
         names = sorted(self.channels) or ["testing"]
         with Vertical(classes="dialog"):
-            yield Label(f"Promote {self.release[7:19]} ({self.label})", classes="dialog-title")
-            yield Select([(n, n) for n in names], value=names[0], allow_blank=False, id="channel")
+            yield Label(line(f"Promote {self.release[7:19]} ({self.label})"), classes="dialog-title")
+            yield Select([(cell(n), n) for n in names], value=names[0], allow_blank=False, id="channel")
             yield Static("", id="from-to", classes="dialog-line")
             yield Input(placeholder="reason (recorded in the pointer and the audit log)", id="reason")
             yield Static("", id="command", classes="headless")
@@ -110,10 +111,10 @@ class PromoteModal(ModalScreen[Confirmed | None]):
         ch = str(self.query_one("#channel", Select).value)
         current, version = self.channels.get(ch, ("(none)", "0"))
         self.query_one("#from-to", Static).update(
-            f"{ch}: {current}  ->  {self.release[7:19]} {self.label}   (version {version} -> {int(version) + 1})"
+            line(f"{ch}: {current}  ->  {self.release[7:19]} {self.label}   (version {version} -> {int(version) + 1})")
         )
         self.query_one("#command", Static).update(
-            f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …"
+            line(f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …")
         )
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -141,7 +142,7 @@ class JumpModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog jump"):
-            yield Label("Jump to view: " + " · ".join(VIEWS), classes="dialog-title")
+            yield Label(line("Jump to view: " + " · ".join(VIEWS)), classes="dialog-title")
             yield Input(placeholder=":", id="jump", suggester=SuggestFromList(VIEWS, case_sensitive=False))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -180,7 +181,7 @@ class FleetCheckModal(ModalScreen[FleetRequest | None]):
             )
             yield Input(self.nodeset, placeholder="node set, e.g. node[001-042],gpu[01-04]", id="nodeset")
             yield Checkbox("smoke-test the channel's release", id="smoke")
-            yield Select([(c, c) for c in self.channels], value=self.channels[0], allow_blank=False, id="channel")
+            yield Select([(cell(c), c) for c in self.channels], value=self.channels[0], allow_blank=False, id="channel")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="no", variant="primary")
                 yield Button("Start", id="yes", variant="warning")
@@ -262,7 +263,7 @@ class BuildModal(ModalScreen[BuildRequest | None]):
         )
 
     def _show_command(self) -> None:
-        self.query_one("#command", Static).update(f"≡ {build_command(self.request())}")
+        self.query_one("#command", Static).update(line(f"≡ {build_command(self.request())}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._show_command()

@@ -13,13 +13,13 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 import console.tui.actions as actions
-from console.render import ago, short
+from console.render import ago, inert, short
 from console.tui.lookups import current_channels
 from console.tui.messages import NodesSummarised
 from console.tui.screens.base import PagedView
 from console.tui.screens.modals import FleetCheckModal, FleetRequest
 from console.tui.widgets.barchart import bar_chart
-from console.tui.widgets.cells import fit
+from console.tui.widgets.cells import block, cell, line
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
@@ -79,7 +79,7 @@ class NodesScreen(PagedView):
                 pick = imgs.get(ch)
                 if not pick:
                     return Text("-", style="dim")
-                return Text(fit(pick.get("image") or "none fits", 11), style="" if pick.get("image") else "bold red")
+                return cell(pick.get("image") or "none fits", "" if pick.get("image") else "bold red", 11)
 
             rel = (have.get("production") or {}).get("release")
             smoke = Text("-", style="dim")
@@ -95,14 +95,14 @@ class NodesScreen(PagedView):
                 (
                     name,
                     [
-                        fit(mark + name, 9),
-                        fit(arch, 14),
+                        cell(mark + name, width=9),
+                        cell(arch, width=14),
                         img("production"),
                         img("testing"),
                         short(rel),
                         smoke,
-                        Text(fit(status, 11), style="green" if status == "ok" else "red"),
-                        fit(ago(seen, now), 14),
+                        cell(status, "green" if status == "ok" else "red", 11),
+                        cell(ago(seen, now), width=14),
                     ],
                 )
             )
@@ -130,23 +130,25 @@ class NodesScreen(PagedView):
             if picks and all(p["image"] is None for p in picks.values()):
                 names = nodes.names(arch)
                 reason = next(iter(picks.values()))["reason"]
-                no_fit.append(f"{fold(names)}: {n} {arch} node(s)\n  {reason.split(';')[0][:90]}")
+                no_fit.append(f"{inert(fold(names))}: {n} {inert(arch)} node(s)\n  {inert(reason.split(';')[0][:90])}")
         return rows, no_fit
 
     @on(NodesSummarised)
     def _show_summary(self, event: NodesSummarised) -> None:
         rows, no_fit = event.rows, event.no_fit
         self.query_one("#arch-chart", Static).update(bar_chart(rows, width=10) if rows else "no nodes yet")
-        self.query_one("#no-fit", Static).update("\n".join(no_fit) or "every node has an image")
+        self.query_one("#no-fit", Static).update(block("\n".join(no_fit) or "every node has an image"))
 
     def _status(self) -> None:
         total = self.table.total
         marked = f"   marked {fold(sorted(self.marked))}" if self.marked else ""
         self.query_one("#status", Static).update(
-            f" {total if total is not None else '…'} node(s)"
-            + (f" matching {self.search!r}" if self.search else "")
-            + marked
-            + "   (space marks nodes, f checks the marked ones or a node set)"
+            line(
+                f" {total if total is not None else '…'} node(s)"
+                + (f" matching {self.search!r}" if self.search else "")
+                + marked
+                + "   (space marks nodes, f checks the marked ones or a node set)"
+            )
         )
 
     def filtered(self) -> None:

@@ -11,15 +11,16 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Static, Tree
+from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 import console.tui.actions as actions
-from console.render import ago, short, size
+from console.render import ago, inert, short, size
 from console.tui.lookups import current_channels
 from console.tui.messages import ReleaseLoaded, TreeEntriesRead
 from console.tui.promote import start_promote
 from console.tui.screens.base import BaseScreen
+from console.tui.widgets.cells import InertTable, cell
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.model.manifest import Release
@@ -45,16 +46,16 @@ class ReleaseScreen(BaseScreen):
         with Horizontal(id="release-top"):
             yield Static("loading…", id="meta", classes="panel")
             with Vertical(id="release-images"):
-                yield DataTable(id="images", cursor_type="row")
-                yield DataTable(id="packages", cursor_type="row", zebra_stripes=True)
+                yield InertTable(id="images", cursor_type="row")
+                yield InertTable(id="packages", cursor_type="row", zebra_stripes=True)
         yield Tree("files", id="files")
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        images = self.query_one("#images", DataTable)
+        images = self.query_one("#images", InertTable)
         images.add_columns("IMAGE", "FILES", "SIZE", "CPU TARGET", "ROOT")
         images.border_title = "images"
-        pk = self.query_one("#packages", DataTable)
+        pk = self.query_one("#packages", InertTable)
         pk.add_columns("PACKAGE", "VERSION", "UUID")
         pk.border_title = "packages (lock file)"
         tree = self.query_one("#files", Tree)
@@ -84,18 +85,18 @@ class ReleaseScreen(BaseScreen):
             ("smoke", " ".join(rel.smoke["command"]) if rel.smoke else "-"),
         ]:
             meta.append(f"{k:>10}  ", style="dim")
-            meta.append(f"{v}\n")
+            meta.append(f"{inert(v)}\n")
         self.query_one("#meta", Static).update(meta)
-        images = self.query_one("#images", DataTable)
+        images = self.query_one("#images", InertTable)
         for arch, img in sorted(rel.images.items()):
             images.add_row(arch, str(img.files), size(img.bytes), img.cpu_target or "-", short(img.root), key=arch)
-        pk = self.query_one("#packages", DataTable)
+        pk = self.query_one("#packages", InertTable)
         for p in sorted(rel.packages, key=lambda p: p["name"].lower()):
             pk.add_row(p["name"], p.get("version", ""), p.get("uuid", "")[:8])
         tree = self.query_one("#files", Tree)
         for arch, img in sorted(rel.images.items()):
             node = tree.root.add(
-                Text.assemble((arch, "bold"), f"  {img.files} files, {size(img.bytes)}"),
+                Text.assemble(cell(arch, "bold"), f"  {img.files} files, {size(img.bytes)}"),
                 data={"digest": img.root, "path": "", "loaded": False},
             )
             node.allow_expand = True
@@ -131,14 +132,14 @@ class ReleaseScreen(BaseScreen):
             path = f"{node.data['path']}/{e.name}" if node.data["path"] else e.name
             if e.type == "dir":
                 child = node.add(
-                    Text(e.name + "/", style="bold blue"), data={"digest": e.digest, "path": path, "loaded": False}
+                    cell(e.name + "/", "bold blue"), data={"digest": e.digest, "path": path, "loaded": False}
                 )
                 child.allow_expand = True
             elif e.type == "link":
-                node.add_leaf(Text.assemble((e.name, "cyan"), f" -> {e.target}"))
+                node.add_leaf(Text.assemble(cell(e.name, "cyan"), cell(f" -> {e.target}")))
             else:
                 mode = " x" if e.mode & 0o111 else ""
-                node.add_leaf(Text.assemble(e.name, (f"  {size(e.size)}{mode}", "dim")))
+                node.add_leaf(Text.assemble(cell(e.name), (f"  {size(e.size)}{mode}", "dim")))
         if len(entries) > MAX_CHILDREN:
             node.add_leaf(Text(f"… {len(entries) - MAX_CHILDREN} more entries", style="italic dim"))
 

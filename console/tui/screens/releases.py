@@ -17,7 +17,7 @@ from console.tui.lookups import channels_by_release
 from console.tui.messages import CatalogueSynced
 from console.tui.promote import start_promote
 from console.tui.screens.base import PagedView
-from console.tui.widgets.cells import fit
+from console.tui.widgets.cells import cell, line
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
@@ -81,15 +81,15 @@ class ReleasesScreen(PagedView):
         out = []
         for r in site.state.releases.rows(limit=limit, offset=offset, search=self.search):
             mark = "● " if r["id"] in self.marked else "  "
-            images = fit(",".join(json.loads(r["images"] or "[]")), 21)
-            chans = Text(", ".join(self.by_release.get(r["id"], [])), style="bold magenta")
+            images = cell(",".join(json.loads(r["images"] or "[]")), width=21)
+            chans = cell(", ".join(self.by_release.get(r["id"], [])), "bold magenta", 18)
             out.append(
                 (
                     r["id"],
                     [
                         mark + short(r["id"]),
-                        r["name"],
-                        r["label"],
+                        cell(r["name"]),
+                        cell(r["label"]),
                         ago(r["created"], now),
                         images,
                         size(r["bytes"]),
@@ -113,7 +113,7 @@ class ReleasesScreen(PagedView):
         n = self.table.total if self.table.total is not None else self.count(self.site)
         marked = ", ".join(short(m) for m in self.marked) or "none (space marks, c compares two)"
         filt = f"   filter {self.search!r}" if self.search else ""
-        self.query_one("#status", Static).update(f" {n} release(s){filt}   marked: {marked}")
+        self.query_one("#status", Static).update(line(f" {n} release(s){filt}   marked: {marked}"))
 
     @staticmethod
     def _sync(site: Any) -> tuple[list[str], dict]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from console.tui.widgets.cells import cell
+
 
 class SiteHeader(Static):
     """One line: ``depot-console · site demo · store store · key 44d34ce655ca · READ-ONLY · Releases``."""
@@ -18,13 +20,13 @@ class SiteHeader(Static):
         info = app.site_info  # type: ignore[attr-defined]
         text = Text()
         text.append(" depot-console ", style="bold reverse")
-        text.append(f"  {self.title}", style="bold")
+        text.append(cell(f"  {self.title}", "bold"))
         text.append("   site ", style="dim")
-        text.append(info["name"])
+        text.append(cell(info["name"]))
         text.append("   store ", style="dim")
-        text.append(info["store"])
+        text.append(cell(info["store"]))
         text.append("   key ", style="dim")
-        text.append(info["key"] or "(none)")
+        text.append(cell(info["key"] or "(none)"))
         if app.read_only:  # type: ignore[attr-defined]
             text.append("   READ-ONLY ", style="bold black on yellow")
         self.update(text)

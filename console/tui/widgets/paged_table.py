@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.widget import Widget
-from textual.widgets import DataTable
 
 from console.tui import textual_compat
 from console.tui.messages import RowsFetched, TableReloaded
+from console.tui.widgets.cells import InertTable
 
 if TYPE_CHECKING:
     from core.site.site import Site
@@ -35,8 +35,8 @@ Fetch = Callable[["Site", int, int], list[Row]]
 Count = Callable[["Site"], int]
 
 
-class PagedTable(DataTable):
-    """Rows come from ``fetch``; call ``reload()`` (or `reload_in_background`) after changing what
+class PagedTable(InertTable):
+    """Rows come from ``fetch`` (shown inert, as every ``InertTable``'s); call ``reload()`` (or `reload_in_background`) after changing what
     ``fetch`` returns (a filter, a mark, a refresh)."""
 
     def __init__(

@@ -175,6 +175,37 @@ class TrustSettings:
     )
 
 
+@dataclass(frozen=True)
+class CvmfsSettings:
+    """``[cvmfs]``: CernVM-FS repositories that receive releases and follow channels (DESIGN §10)."""
+
+    targets: list[dict[str, Any]] = setting(
+        [],
+        "repositories published into: tables with `repo` (fully qualified name, e.g. `depot.example.org`) and "
+        "optionally `name`, `mount` (default `/cvmfs/<repo>`), `node_mount` (the path nodes see, default "
+        "`mount`), `prefix`, `channels` (default: every channel), `mode` and the command templates below",
+    )
+    prefix: str = setting("depot", "directory inside the repository that holds `releases/` and `channels/`")
+    mode: str = setting(
+        "transaction",
+        "`transaction` (open, write the expanded release, publish) or `ingest` (stream a tar of each new "
+        "release to the ingest command, which skips the transaction's overlay)",
+    )
+    transaction: str = setting(
+        "cvmfs_server transaction {repo}",
+        "command that opens a transaction; words, no shell; `{repo}`, `{mount}` are replaced",
+    )
+    publish: str = setting("cvmfs_server publish {repo}", "command that publishes the open transaction")
+    abort: str = setting("cvmfs_server abort -f {repo}", "command that discards the open transaction")
+    ingest: str = setting(
+        "cvmfs_server ingest --tar_file - --base_dir {base_dir} {repo}",
+        "command that ingests a release tar from stdin (`mode = \"ingest\"`); `{base_dir}` is the release directory",
+    )
+    lock_timeout_s: float = setting(
+        0, "seconds to wait for another publish or gc on the same repository; 0: refuse at once (exit 3)", ge=0
+    )
+
+
 #: Section name -> its dataclass, in the order the file is written.
 SECTIONS: dict[str, type] = {
     "site": SiteSettings,
@@ -185,6 +216,7 @@ SECTIONS: dict[str, type] = {
     "http": HttpSettings,
     "build": BuildSettings,
     "trust": TrustSettings,
+    "cvmfs": CvmfsSettings,
 }
 
 #: Keys that earlier versions declared and wrote but nothing ever read: accepted on load (every
@@ -248,6 +280,10 @@ class Config:
     @property
     def trust(self) -> TrustSettings:
         return self._sections["trust"]
+
+    @property
+    def cvmfs(self) -> CvmfsSettings:
+        return self._sections["cvmfs"]
 
     # -- changes ---------------------------------------------------------------------------
     def set(self, section: str, key: str, value: Any) -> None:

@@ -8,24 +8,30 @@ A tree object is canonical JSON ``{"entries": [...]}`` sorted by name, one per d
 
 Identical subtrees get identical digests, so diff and hydrate skip them by comparing one string.
 Parsing refuses anything a writer could not have produced: unknown fields or schema, wrong types,
-names that are not single path components, link targets that leave the image, absurd sizes.
+names that are not single path components, absolute or over-long link targets, absurd sizes,
+JSON nested deeper than it can be. Whether a link stays inside the image depends on where its
+tree sits (a tree object is shared by every directory with the same content), so that is judged
+per position over a whole image, by ``core.model.links``, not here.
 """
 
 from __future__ import annotations
 
 import json
-import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import BadInput
 from core.model.digest import canonical_json, digest_bytes, is_digest
+from core.model.jsonio import loads as bounded_loads
 
 MODE_FILE = 0o644
 MODE_EXEC = 0o755
 MODE_DIR = 0o755
 MODE_LINK = 0o777
 MAX_NAME_BYTES = 255
+MAX_TARGET_BYTES = 4095  # PATH_MAX less the NUL: the longest target the kernel stores
+#: Directory levels an image may have below its root (publish, verify, export and hydrate refuse more).
+MAX_TREE_DEPTH = 256
 MAX_TREE_ENTRIES = 1_000_000
 MAX_SIZE = 1 << 50
 DEFAULT_MAX_MANIFEST_BYTES = 16 << 20
@@ -52,10 +58,18 @@ class Entry:
         return d
 
 
+def show(value: object, limit: int = 60) -> str:
+    """A short, safe rendering of an untrusted value for a message (no recursion into containers)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+        return text if len(text) <= limit else text[:limit] + "…"
+    return f"a JSON {'array' if isinstance(value, list) else 'object' if isinstance(value, dict) else 'value'}"
+
+
 def check_name(name: object, where: str = "tree") -> str:
     """A single path component: no '/', no NUL, not '.' or '..', UTF-8, at most 255 bytes."""
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\x00" in name:
-        raise BadInput(f"{where}: invalid entry name {name!r}")
+        raise BadInput(f"{where}: invalid entry name {show(name)}")
     try:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
@@ -66,13 +80,19 @@ def check_name(name: object, where: str = "tree") -> str:
 
 
 def check_link_target(target: object, link_relpath: str, where: str = "tree") -> str:
-    """A relative symlink target that, resolved from the link's directory, stays inside the image."""
+    """A symlink target as text: relative, non-empty, no NUL, UTF-8, at most 4095 bytes.
+
+    Whether it stays inside the image is a property of its resolved path at its position:
+    ``core.model.links.check_links``.
+    """
     if not isinstance(target, str) or not target or "\x00" in target or target.startswith("/"):
-        raise BadInput(f"{where}: link {link_relpath} has an absolute or invalid target {target!r}")
-    base = posixpath.dirname(link_relpath)
-    resolved = posixpath.normpath(posixpath.join(base, target))
-    if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
-        raise BadInput(f"{where}: link {link_relpath} points outside the image ({target})")
+        raise BadInput(f"{where}: link {link_relpath} has an absolute or invalid target {show(target)}")
+    try:
+        size = len(target.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BadInput(f"{where}: link {link_relpath}: target is not valid UTF-8") from None
+    if size > MAX_TARGET_BYTES:
+        raise BadInput(f"{where}: link {link_relpath}: target longer than {MAX_TARGET_BYTES} bytes")
     return target
 
 
@@ -83,17 +103,23 @@ def tree_bytes(entries: list[Entry]) -> bytes:
 
 def _int(value: object, where: str, lo: int = 0, hi: int = MAX_SIZE) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise BadInput(f"{where}: expected an integer in [{lo}, {hi}], got {value!r}")
+        raise BadInput(f"{where}: expected an integer in [{lo}, {hi}], got {show(value)}")
     return value
 
 
 def parse_tree(data: bytes, digest: str = "", dirpath: str = "") -> list[Entry]:
-    """Strictly parse a tree object's bytes into entries (in stored order, which must be sorted)."""
+    """Strictly parse a tree object's bytes into entries (in stored order, which must be sorted).
+
+    ``dirpath`` (where the tree sits, for messages) does not change the verdict: a tree object is
+    the same at every position it is used at.
+    """
     where = f"tree {digest[:19]}" if digest else "tree"
     try:
-        obj = json.loads(data)
+        obj = json.loads(data)  # every value is then checked to be a scalar: nothing nests further
     except (ValueError, UnicodeDecodeError):
         raise BadInput(f"{where}: not valid JSON") from None
+    except RecursionError:
+        raise BadInput(f"{where}: JSON nested too deeply, refused") from None
     if not isinstance(obj, dict) or set(obj) != {"entries"} or not isinstance(obj["entries"], list):
         raise BadInput(f'{where}: expected {{"entries": [...]}}')
     raw = obj["entries"]
@@ -113,8 +139,8 @@ def parse_tree(data: bytes, digest: str = "", dirpath: str = "") -> list[Entry]:
         if kind == "file":
             if set(e) != {"name", "type", "mode", "size", "digest"}:
                 raise BadInput(f"{where}: file entry {rel} has wrong fields")
-            if e["mode"] not in (MODE_FILE, MODE_EXEC):
-                raise BadInput(f"{where}: file {rel} has mode {e['mode']!r}")
+            if type(e["mode"]) is not int or e["mode"] not in (MODE_FILE, MODE_EXEC):
+                raise BadInput(f"{where}: file {rel} has mode {show(e['mode'])}")
             if not is_digest(e["digest"]):
                 raise BadInput(f"{where}: file {rel} has a malformed digest")
             out.append(Entry(name, "file", e["mode"], _int(e["size"], f"{where}: {rel} size"), e["digest"]))
@@ -130,7 +156,7 @@ def parse_tree(data: bytes, digest: str = "", dirpath: str = "") -> list[Entry]:
             target = check_link_target(e["target"], rel, where)
             out.append(Entry(name, "link", MODE_LINK, _int(e["size"], f"{where}: {rel} size"), target=target))
         else:
-            raise BadInput(f"{where}: entry {rel} has unknown type {kind!r}")
+            raise BadInput(f"{where}: entry {rel} has unknown type {show(kind)}")
     return out
 
 
@@ -239,7 +265,7 @@ def parse_payload(
     if len(payload) > max_bytes:
         raise BadInput(f"{where}: manifest larger than the {max_bytes}-byte limit, refused")
     try:
-        doc = json.loads(payload)
+        doc = bounded_loads(payload, f"{where}: manifest")
     except (ValueError, UnicodeDecodeError):
         raise BadInput(f"{where}: manifest is not valid JSON") from None
     if not isinstance(doc, dict):

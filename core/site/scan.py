@@ -1,8 +1,11 @@
 """Scanning a directory tree to publish: validation first, nothing written.
 
 Only regular files, directories and relative symlinks that stay inside the tree are accepted;
-names must be UTF-8 single components of at most 255 bytes. Everything is checked before the
-store is touched, so bad input never leaves a half-written store.
+names must be UTF-8 single components of at most 255 bytes, directories nest at most
+``MAX_TREE_DEPTH`` (256) levels. A link stays inside when its target, resolved from the link's
+directory through the tree's own links (``core.model.links``), does: ``d -> .`` then
+``d/d/../..`` does not. Everything is checked before the store is touched, so bad input never
+leaves a half-written store.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import BadInput
-from core.model.manifest import check_link_target, check_name
+from core.model.links import Node, check_links
+from core.model.manifest import MAX_TREE_DEPTH, check_link_target, check_name
 
 
 @dataclass(slots=True)
@@ -59,7 +63,7 @@ _KIND_NAMES = {
 
 
 def scan_tree(root: Path) -> ScannedTree:
-    """Walk ``root`` (not following symlinks) and validate every entry."""
+    """Walk ``root`` (not following symlinks) and validate every entry, then every link's resolution."""
     root = Path(root)
     try:
         st = os.stat(root)
@@ -68,10 +72,14 @@ def scan_tree(root: Path) -> ScannedTree:
     if not stat.S_ISDIR(st.st_mode):
         raise BadInput(f"{root}: not a directory")
     files: list[ScannedFile] = []
-    counts = {"dirs": 0, "links": 0}
-
-    def visit(absdir: str, rel: str) -> ScannedDir:
-        node = ScannedDir(rel)
+    dirs = 0
+    links: list[tuple[str, str]] = []
+    nodes: dict[str, Node] = {}  # every directory and link by relative path (files are "file")
+    top = ScannedDir("")
+    stack: list[tuple[str, ScannedDir, int]] = [(str(root), top, 0)]
+    while stack:
+        absdir, node, depth = stack.pop()
+        rel = node.relpath
         try:
             it = list(os.scandir(absdir))
         except PermissionError:
@@ -89,21 +97,36 @@ def scan_tree(root: Path) -> ScannedTree:
                 node.files[entry.name] = f
                 files.append(f)
             elif stat.S_ISDIR(mode):
-                counts["dirs"] += 1
-                node.dirs[entry.name] = visit(entry.path, relpath)
+                if depth + 1 > MAX_TREE_DEPTH:
+                    shown = relpath if len(relpath) <= 80 else relpath[:80] + "…"
+                    raise BadInput(
+                        f"{root}: directories nested deeper than {MAX_TREE_DEPTH} levels (at {shown}), refused"
+                    )
+                dirs += 1
+                sub = node.dirs[entry.name] = ScannedDir(relpath)
+                nodes[relpath] = _DIR
+                stack.append((entry.path, sub, depth + 1))
             elif stat.S_ISLNK(mode):
                 target = os.readlink(entry.path)
-                check_link_target(target, relpath, where=str(root))
                 check_name_utf8(target, where)
-                counts["links"] += 1
+                check_link_target(target, relpath, where=str(root))
                 node.links[entry.name] = target
+                nodes[relpath] = Node("link", target)
+                links.append((relpath, target))
             else:
                 kind = _KIND_NAMES.get(stat.S_IFMT(mode), "a special file")
                 raise BadInput(f"{where} is {kind}: only regular files, directories and symlinks can be published")
-        return node
+    if links:
+        file_paths = {f.relpath for f in files}
 
-    top = visit(str(root), "")
-    return ScannedTree(root, top, files, counts["dirs"], counts["links"])
+        def lookup(rel: str) -> Node | None:
+            return nodes.get(rel) or (_FILE if rel in file_paths else None)
+
+        check_links(sorted(links), lookup, str(root))
+    return ScannedTree(root, top, files, dirs, len(links))
+
+
+_DIR, _FILE = Node("dir"), Node("file")
 
 
 def check_name_utf8(text: str, where: str) -> None:

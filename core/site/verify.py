@@ -1,7 +1,10 @@
 """Verify the store: trusted signatures, completeness, and with ``deep`` the bytes of every object.
 
 Problems are reported as ``(release, image, path, kind)`` so an operator can see exactly what is
-wrong and where. Each distinct tree and object is checked once, however many images share it.
+wrong and where. Each distinct tree and object is checked once, however many images share it;
+what depends on a tree's position is checked per image: its depth (``too-deep`` past
+``MAX_TREE_DEPTH`` levels) and where each link leads from where it sits (``bad-link``: out of
+the image, or a loop; ``core.model.links``). Walks are iterative: no nesting exhausts the stack.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import BadInput, CorruptObject, NotFound, TrustError
+from core.model.links import bad_links
+from core.model.manifest import Entry
 from core.site.catalogue import load_release
 from core.site.site import Site
-from core.store.trees import TreeReader
+from core.store.trees import TreeReader, link_positions, tree_facts, tree_lookup
 from core.trust.releases import PayloadMismatch
 
 
@@ -80,30 +85,59 @@ def verify_releases(
         return kind
 
     tree_problems: dict[str, list[tuple[str, str, str]]] = {}
+    facts: dict[str, tuple[int, bool]] = {}
 
-    def problems_below(digest: str) -> list[tuple[str, str, str]]:
-        """(relative path, kind, detail) of every problem under a tree, computed once per digest."""
-        if digest in tree_problems:
-            return tree_problems[digest]
+    def readable(digest: str, dirpath: str = "") -> list[Entry]:
+        """A tree's entries, or none when it cannot be read (``problems_below`` reports why)."""
         try:
-            entries = reader.entries(digest)
-            report.trees += 1
-        except NotFound:
-            found = [("", "missing-tree", digest)]
-        except CorruptObject:
-            found = [("", "corrupt-tree", digest)]
-        except BadInput as exc:
-            found = [("", "malformed-tree", str(exc))]
-        else:
-            found = []
-            for e in entries:
+            return reader.entries(digest)
+        except (NotFound, CorruptObject, BadInput):
+            return []
+
+    def problems_below(root: str) -> list[tuple[str, str, str]]:
+        """(relative path, kind, detail) of every problem under a tree, computed once per digest,
+        children before parents (iteratively)."""
+        stack = [(root, False)]
+        while stack:
+            digest, children_done = stack.pop()
+            if digest in tree_problems:
+                continue
+            if not children_done:
+                try:
+                    entries = reader.entries(digest)
+                    report.trees += 1
+                except NotFound:
+                    tree_problems[digest] = [("", "missing-tree", digest)]
+                except CorruptObject:
+                    tree_problems[digest] = [("", "corrupt-tree", digest)]
+                except BadInput as exc:
+                    tree_problems[digest] = [("", "malformed-tree", str(exc))]
+                else:
+                    stack.append((digest, True))
+                    subdirs = [e.digest for e in entries if e.type == "dir" and e.digest not in tree_problems]
+                    stack.extend((d, False) for d in subdirs if d is not None)
+                continue
+            found: list[tuple[str, str, str]] = []
+            for e in reader.entries(digest):
                 if e.type == "dir":
-                    found += [(f"{e.name}/{p}" if p else e.name, k, d) for p, k, d in problems_below(e.digest)]  # type: ignore[arg-type]
+                    found += [(f"{e.name}/{p}" if p else e.name, k, d) for p, k, d in tree_problems[e.digest]]  # type: ignore[index]
                 elif e.type == "file":
                     kind = check_object(e.digest, e.size)  # type: ignore[arg-type]
                     if kind:
                         found.append((e.name, kind, e.digest or ""))
-        tree_problems[digest] = found
+            tree_problems[digest] = found
+        return tree_problems[root]
+
+    def image_problems(root: str) -> list[tuple[str, str, str]]:
+        """The image's depth first (nothing else is walked past it), its trees, then its links."""
+        try:
+            tree_facts(readable, root, facts)
+        except BadInput as exc:
+            return [("", "too-deep", str(exc))]
+        found = problems_below(root)
+        links = link_positions(readable, root, facts)
+        if links:
+            found = found + [(exc.path, "bad-link", str(exc)) for exc in bad_links(links, tree_lookup(readable, root))]
         return found
 
     for n, rid in enumerate(release_ids, 1):
@@ -120,7 +154,7 @@ def verify_releases(
             report.problems.append(Problem(rid, "", "", "malformed-release", str(exc)))
             continue
         for arch, image in sorted(rel.images.items()):
-            for path, kind, detail in problems_below(image.root):
+            for path, kind, detail in image_problems(image.root):
                 report.problems.append(Problem(rid, arch, path or ".", kind, detail))
         if progress:
             progress(n, len(release_ids))

@@ -5,7 +5,9 @@ the store into fresh files) and ``hydrate`` (node side, hard links into the node
 cache). They share the plan and the order of work here; only how a file is placed differs.
 
 1. ``plan_image``: walk the tree once into flat lists (paths relative to the image, parents
-   before children), so building it is a tight loop;
+   before children), so building it is a tight loop, and refuse (``BadInput``, exit 2) an image
+   nested deeper than ``MAX_TREE_DEPTH`` or with a link that, resolved at its position through
+   the image's other links, leaves it (``core.model.links``): nothing is written for such an image;
 2. ``make_dirs``: every directory, writable until sealed (hydrate runs this on a side thread
    while the objects download);
 3. ``build``: relative symlinks, then each file through the caller's ``place``, then ``seal``:
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.model.links import Node, check_links
 from core.model.manifest import MODE_DIR, MODE_EXEC, MODE_FILE, Entry
 from core.store.base import Store
 from core.store.trees import TreeReader
@@ -42,8 +45,9 @@ class ImagePlan:
     nbytes: int = 0
 
 
-def plan_image(walk: Iterable[tuple[str, Entry]]) -> ImagePlan:
-    """The plan of a depth-first ``(relpath, entry)`` walk (``walk_tree``: parents before children)."""
+def plan_image(walk: Iterable[tuple[str, Entry]], where: str = "image") -> ImagePlan:
+    """The plan of a depth-first ``(relpath, entry)`` walk (``walk_tree``: parents before children,
+    depth bounded), its links checked at their positions (``check_plan``)."""
     plan = ImagePlan()
     for relpath, e in walk:
         if e.type == "dir":
@@ -53,7 +57,26 @@ def plan_image(walk: Iterable[tuple[str, Entry]]) -> ImagePlan:
         else:
             plan.files.append((relpath, e.digest[7:], e.mode & 0o111 != 0, e.size))  # type: ignore[index]
             plan.nbytes += e.size
+    check_plan(plan, where)
     return plan
+
+
+_DIR, _FILE = Node("dir"), Node("file")
+
+
+def check_plan(plan: ImagePlan, where: str = "image") -> None:
+    """Every link of the plan, resolved at its position through the image's links, stays inside
+    the image (``core.model.links.check_links``; ``LinkError``, exit 2, otherwise)."""
+    if not plan.links:
+        return
+    nodes: dict[str, Node] = {rel: Node("link", target) for rel, target in plan.links}
+    nodes.update((rel, _DIR) for rel in plan.dirs)
+    files = {rel for rel, *_ in plan.files}
+
+    def lookup(rel: str) -> Node | None:
+        return nodes.get(rel) or (_FILE if rel in files else None)
+
+    check_links(plan.links, lookup, where)
 
 
 def make_dirs(dest: str, plan: ImagePlan) -> None:

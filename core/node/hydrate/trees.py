@@ -7,13 +7,13 @@ from collections.abc import Iterable
 
 from core.errors import CorruptObject
 from core.model.digest import digest_bytes
-from core.model.manifest import Entry, parse_tree
+from core.model.manifest import MAX_TREE_DEPTH, Entry, parse_tree
 from core.node.hydrate.bundles import BUNDLE_DIR, Bundled, load_bundles, write_bundle
 from core.node.hydrate.cache import cache_names
 from core.node.hydrate.fetcher import Fetcher
 from core.node.root import NodeRoot
 from core.store.packs import PackIndex, fetch_packed_bytes
-from core.store.trees import MAX_TREE_BYTES, walk_tree
+from core.store.trees import MAX_TREE_BYTES, too_deep, walk_tree
 
 
 class NodeTrees:
@@ -58,9 +58,13 @@ class NodeTrees:
         self.fetched_bytes += sum(len(d) for d in got.values())
 
     def load_all(self, root: str) -> None:
-        """Make every tree below ``root`` available, one parallel fetch per directory level."""
-        level, seen = [root], {root}
+        """Make every tree below ``root`` available, one parallel fetch per directory level; an
+        image deeper than ``MAX_TREE_DEPTH`` levels is refused (``BadInput``) before fetching more."""
+        level, seen, depth = [root], {root}, 0
         while level:
+            if depth > MAX_TREE_DEPTH:
+                raise too_deep(f"tree {root[:19]}", f"tree {level[0][:19]}")
+            depth += 1
             missing = [d for d in level if not self.have(d)]
             self.fetcher.fetch([(d, self.node.tree_path(d), MAX_TREE_BYTES, 0o444) for d in missing], self._count)
             nxt: list[str] = []
@@ -92,4 +96,6 @@ class NodeTrees:
         return hit
 
     def walk(self, root: str, prefix: str = "") -> Iterable[tuple[str, Entry]]:
+        """Every ``(relpath, entry)`` of the image, iteratively, at most ``MAX_TREE_DEPTH`` levels
+        (``plan_image`` then checks where its links lead, per position)."""
         return walk_tree(self.entries, root, prefix)

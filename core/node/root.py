@@ -247,17 +247,15 @@ class NodeRoot:
     # -- state.json ------------------------------------------------------------------------
     def load_state(self) -> dict[str, Any]:
         """``{"schema", "marks": {channel: {version, digest, release, updated}}, "history": [...]}``."""
+        from core.node.hydrate.record import parse_state  # validated like any input (issue 12 item 8)
+
         try:
-            doc = json.loads(self.state_path.read_bytes())
+            data = self.state_path.read_bytes()
         except FileNotFoundError:
-            return {"schema": STATE_SCHEMA, "marks": {}, "history": []}
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"{self.state_path}: unreadable node state ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA:
-            raise BadInput(f"{self.state_path}: not a {STATE_SCHEMA} file")
-        doc.setdefault("marks", {})
-        doc.setdefault("history", [])
-        return doc
+            data = b""
+        except OSError as exc:
+            raise BadInput(f"{self.state_path}: unreadable node state ({exc.strerror})") from None
+        return parse_state(data, self.state_path)
 
     def save_state(self, doc: dict[str, Any]) -> None:
         doc["history"] = doc.get("history", [])[-HISTORY_LIMIT:]

@@ -181,7 +181,7 @@ def test_kill_during_hydrate_then_rerun_completes(http_site, nginx_server, tmp_p
     assert doc["fetched_objects"] == 3000 - good and doc["reused_objects"] == good
     assert tree_listing(current(root)) == exported(http_site, rid, tmp_path / "export")
     assert os.listdir(root / "cache" / "tmp") == []
-    assert sorted(os.listdir(root / "releases" / rid[7:])) == ["release.json", "x86_64"]
+    assert sorted(os.listdir(root / "releases" / rid[7:])) == ["pointer-production.json", "release.json", "x86_64"]
 
 
 def _two_releases(site: Path, tmp_path: Path) -> tuple[str, str, bytes]:

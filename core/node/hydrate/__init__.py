@@ -24,7 +24,9 @@ interruption harmless:
    the objects download) with hard links into the cache, then rename it to
    ``releases/<hex>/<arch>`` (an image directory exists only when complete);
 5. ``syncfs`` the node's file system, switch ``current/<channel>`` (temp symlink + rename), and
-   only then (record) raise the high-water mark in ``state.json``;
+   only then (record) keep the accepted pointer's bytes (``pointers/<channel>.json`` and beside
+   the release) and raise the high-water mark in ``state.json``: either record alone keeps a
+   replay out (``record.effective_mark``);
 6. prune images beyond the ``keep`` most recent per channel, and cache objects no image links to.
 
 Killed at any moment (kill -9), a rerun finds verified objects in the cache, stray temp files and
@@ -161,7 +163,14 @@ def _hydrate(
 
         result.switched = switch(node, channel, verified.release_id, chosen.arch, before, prog)
         record(
-            node, channel, verified.release_id, chosen.arch, chosen.image.root, verified.pointer, now or system_clock()
+            node,
+            channel,
+            verified.release_id,
+            chosen.arch,
+            chosen.image.root,
+            verified.pointer,
+            now or system_clock(),
+            verified.pointer_envelope,
         )
         result.pruned = prune(node, keep, locked=True)
     result.seconds = round(time.perf_counter() - t0, 3)

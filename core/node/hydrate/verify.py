@@ -1,7 +1,8 @@
 """Step 1 of a hydrate: the signed pointer and the release it names, verified.
 
 The pointer is checked against the node's high-water mark (replay, same version with other
-bytes, expiry, channel mismatch: ``TrustError``, exit 4), then the release envelope (signatures,
+bytes, expiry, channel mismatch: ``TrustError``, exit 4): the higher of ``state.json``'s and the
+accepted pointers the node keeps (``record.effective_mark``), then the release envelope (signatures,
 payload hash = id). A pinned release (``release=``) reads no pointer and moves no mark.
 """
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from core.errors import CorruptObject, NotFound
 from core.model.digest import digest_bytes, resolve_release_ref
 from core.model.manifest import Release
+from core.node.hydrate.record import effective_mark
 from core.node.root import NodeRoot
 from core.store.base import Store, channel_path, release_path
 from core.trust.releases import release_from_envelope
@@ -31,6 +33,7 @@ class Verified:
     envelope: bytes
     release: Release
     pointer: Pointer | None  # None for a pinned release
+    pointer_envelope: bytes | None = None  # the pointer's exact bytes (kept by ``record``)
 
 
 def verify(
@@ -51,7 +54,7 @@ def verify(
         data = store.read_file(channel_path(channel))
         if data is None:
             raise NotFound(f"channel {channel} has no pointer in store {store.location}")
-        mark_v, mark_d = node.mark(channel)
+        mark_v, mark_d = effective_mark(node, channel)  # state.json, or the kept pointers if newer
         ptr = verify_pointer(data, channel, trust, mark_v, mark_d, now)
         release_id = ptr.release
     else:
@@ -60,7 +63,7 @@ def verify(
     if envelope is None:
         raise NotFound(f"release {release_id} not found in store {store.location}")
     rel = release_from_envelope(envelope, trust, release_id, max_manifest_bytes)
-    return Verified(release_id, envelope, rel, ptr)
+    return Verified(release_id, envelope, rel, ptr, data if ptr is not None else None)
 
 
 def resolve_store_release(store: Store, ref: str) -> str:

@@ -89,7 +89,7 @@ def test_per_node_timeout_and_no_python_leave_the_others_ok(slurm: SlurmCluster,
         slurm.fault("node3", None)
         slurm.fault("node1", None)
     assert code == 1, (doc, err)
-    assert statuses(doc) == {"node1": "no-python", "node2": "ok", "node3": "timeout"}
+    assert statuses(doc) == {"node1": "no-python", "node2": "ok", "node3": "timeout"}, doc["nodes"]
     slurm.wait_no_jobs()
     end = time.monotonic() + 30
     while slurm.slow_pids() and time.monotonic() < end:

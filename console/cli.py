@@ -16,7 +16,7 @@ from typing import Any
 from console import __version__
 from console.context import Context, Handler, Output
 from console.render import InertStream, inert
-from core.errors import EXIT_BAD_INPUT, Ambiguous, DepotError
+from core.errors import DISK_FULL_ERRNOS, EXIT_BAD_INPUT, Ambiguous, DepotError, disk_full
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -70,11 +70,31 @@ def emit(ctx: Context, out: Output) -> None:
         sys.stdout.write(out.text.rstrip("\n") + "\n")
 
 
+def site_warnings(ctx: Context) -> list[str]:
+    """``console: warning: …`` lines the opened site collected (a deferred local record, a
+    recreated table), each once."""
+    site = getattr(ctx, "_site", None)
+    notes = [f"console: {inert(w)}" for w in (getattr(site, "warnings", None) or [])]
+    if site is not None:
+        site.warnings = []
+    return notes
+
+
 def error_document(exc: DepotError) -> dict:
     doc: dict[str, Any] = {"error": str(exc), "exit_code": exc.exit_code}
     if isinstance(exc, Ambiguous):
         doc["candidates"] = exc.candidates
     return doc
+
+
+def report(ctx: Context, exc: DepotError) -> int:
+    """A failure: the site's warnings, then one line on stderr (and the error document with --json)."""
+    for note in site_warnings(ctx):
+        sys.stderr.write(note + "\n")
+    sys.stderr.write(f"console: {inert(exc)}\n")
+    if ctx.json:
+        sys.stdout.write(json.dumps(error_document(exc), sort_keys=True) + "\n")
+    return exc.exit_code
 
 
 def open_console(site_dir: Path, read_only: bool) -> int:
@@ -122,19 +142,21 @@ def _main(argv: list[str] | None) -> int:
             out = handler(ctx)
         if out.open_console is not None:
             out.exit_code = open_console(out.open_console, ctx.read_only)
+        out.notes[:0] = site_warnings(ctx)
         emit(ctx, out)
         return out.exit_code
     except DepotError as exc:
-        sys.stderr.write(f"console: {inert(exc)}\n")
-        if ctx.json:
-            sys.stdout.write(json.dumps(error_document(exc), sort_keys=True) + "\n")
-        return exc.exit_code
+        return report(ctx, exc)
     except KeyboardInterrupt:
         sys.stderr.write("console: interrupted\n")
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # disk full wherever it struck (a node's hydrate too): one line, exit 1
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        return report(ctx, disk_full(exc))
     finally:
         ctx.close()
 

@@ -71,3 +71,39 @@ class StoreError(DepotError):
 
 class CorruptObject(StoreError):
     """An object's bytes do not hash to its name."""
+
+
+class DiskFull(StoreError):
+    """A write found no space (``ENOSPC``) or hit the file size limit (``EFBIG``) (exit 1).
+
+    Writes are atomic (temp file, rename), so nothing half-written became visible; the message
+    names the path and says to free space.
+    """
+
+
+class LocalStateError(DepotError):
+    """``state.db`` could not be used for a moment or is damaged (subclasses say which)."""
+
+
+class StateLocked(LocalStateError):
+    """Another process held ``state.db`` locked past the busy timeout (exit 3: retry)."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class StateDamaged(LocalStateError):
+    """``state.db`` lost a table or is otherwise damaged (exit 2; the message says how to recover)."""
+
+
+class StateFull(DiskFull, LocalStateError):
+    """``state.db`` could not grow: the disk is full (exit 1)."""
+
+
+DISK_FULL_ERRNOS = (28, 27)  # ENOSPC, EFBIG (errno numbers on Linux and the BSDs alike)
+
+
+def disk_full(exc: OSError, what: str = "") -> DiskFull:
+    """The one-line ``DiskFull`` for an ``OSError`` whose errno is ENOSPC or EFBIG."""
+    where = exc.filename or what or "a file"
+    kind = "no space left on the device" if exc.errno == 28 else "the file size limit was reached"
+    return DiskFull(f"disk full writing {where}: {kind}; free space and run again")

@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from core.errors import BadInput
+from core.errors import BadInput, DepotError
 
 #: Nesting levels a signed document may have at most (envelope, release manifest, pointer).
 MAX_JSON_DEPTH = 64
@@ -38,9 +38,10 @@ def too_deep(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     return bool(brackets) and _INNERMOST.search(brackets) is not None
 
 
-def loads(data: bytes | str, what: str, max_depth: int = MAX_JSON_DEPTH, error: type[BadInput] = BadInput) -> Any:
-    """``json.loads(data)``, refusing (``error``) input nested deeper than ``max_depth`` before
-    parsing; ``ValueError``/``UnicodeDecodeError`` from the parser are left to the caller."""
+def loads(data: bytes | str, what: str, max_depth: int = MAX_JSON_DEPTH, error: type[DepotError] = BadInput) -> Any:
+    """``json.loads(data)``, refusing (``error``, ``BadInput`` unless said: a pointer's is a trust
+    failure) input nested deeper than ``max_depth`` before parsing; ``ValueError`` and
+    ``UnicodeDecodeError`` from the parser are left to the caller."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if too_deep(raw, max_depth):
         raise error(f"{what}: JSON nested deeper than {max_depth} levels, refused")

@@ -40,8 +40,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.clock import format_time
-from core.errors import BadInput, Conflict, DepotError, NotFound
+from core.errors import BadInput, Conflict, DepotError, LocalStateError, NotFound
 from core.model.digest import canonical_json, digest_bytes
+from core.site import local_record
 from core.site.catalogue import load_release, resolve_release
 from core.store.base import channel_history_path, channel_path, check_channel_name
 from core.trust.pointers import (  # noqa: F401 (the rules and their names are re-exported)
@@ -84,8 +85,30 @@ def get_mark(site: Site, channel: str) -> tuple[int | None, str | None]:
 
 
 def _accept(site: Site, ptr: Pointer) -> None:
-    """Raise the mark to ``ptr`` (never lower it: racing readers may accept older versions late)."""
-    site.state.channel_marks.raise_to(ptr.channel, ptr.version, ptr.digest, format_time(site.now()))
+    """Raise the mark to ``ptr`` (never lower it: racing readers may accept older versions late).
+
+    A database that cannot take the write (locked, full) defers it (``core.site.local_record``):
+    the mark is a floor this console keeps for itself, the store's history stays one too.
+    """
+    try:
+        site.state.channel_marks.raise_to(ptr.channel, ptr.version, ptr.digest, format_time(site.now()))
+    except LocalStateError as exc:
+        local_record.defer_channel(site, ptr.channel, exc)
+
+
+def _settle(site: Site, ptr: Pointer) -> None:
+    """After a swap: raise the mark and record the event; if the database refuses, the pointer is
+    live all the same, so say that and defer the record."""
+    try:
+        site.state.channel_marks.raise_to(ptr.channel, ptr.version, ptr.digest, format_time(site.now()))
+        _record(site, ptr)
+    except LocalStateError as exc:
+        local_record.defer_channel(
+            site,
+            ptr.channel,
+            exc,
+            f"{ptr.channel} version {ptr.version} is live in the store but the local record is behind",
+        )
 
 
 def _record(site: Site, ptr: Pointer) -> None:
@@ -168,7 +191,10 @@ def read_history(site: Site, channel: str) -> list[HistoryEntry]:
             entry = _history_entry(channel, v, data, site.trust)
             out.append(entry)
             if entry.pointer is not None and entry.rule == "":
-                _record(site, entry.pointer)
+                try:
+                    _record(site, entry.pointer)
+                except LocalStateError as exc:
+                    local_record.defer_channel(site, channel, exc)
     return out
 
 
@@ -308,8 +334,7 @@ def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> 
     except Conflict:
         raise moved from None
     store.write_file(hist, data)
-    _accept(site, ptr)
-    _record(site, ptr)
+    _settle(site, ptr)
     return ptr
 
 
@@ -549,8 +574,7 @@ def repair(
                 f"channel moved meanwhile: {channel} changed during repair; nothing changed, run it again"
             ) from None
         store.write_file(hist, new)
-        _accept(site, ptr)
-        _record(site, ptr)
+        _settle(site, ptr)
     plan.done, plan.pointer = True, ptr
     return plan
 

@@ -43,6 +43,13 @@ class SiteSettings:
         shown="`keys/signing.pem` (written by `console init`)",
     )
     actor: str = setting("", "who the audit log names; empty: `$DEPOT_ACTOR`, else `user@host`")
+    busy_timeout_s: float = setting(
+        10.0,
+        "seconds a write to `state.db` waits for another process's lock; past it the store change "
+        "stands, the local record is deferred and caught up by the next command",
+        ge=0,
+        le=3600,
+    )
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import CLOCK_ENV, format_time, parse_time, system_clock  # noqa: F401 (re-exported)
-from core.errors import BadInput, DepotError, NotFound
+from core.errors import DISK_FULL_ERRNOS, BadInput, DepotError, LocalStateError, NotFound, disk_full
 from core.settings import to_table
+from core.site import local_record
 from core.site.config import CONFIG_NAME, Config
 from core.site.state import State
 from core.store.base import Store
@@ -59,12 +60,17 @@ class Site:
     def __init__(self, root: Path, *, clock: Callable[[], datetime] = system_clock, read_only: bool = False) -> None:
         self.root = Path(root)
         self.config = Config.load(self.root / CONFIG_NAME)
-        self.state = State(self.root / "state.db")
+        self.state = State(self.root / "state.db", busy_timeout_s=self.config.site.busy_timeout_s)
         self.clock = clock
         self.read_only = read_only
         self._store: Store | None = None
         self._trust: TrustSet | None = None
         self._key: SigningKey | None = None
+        #: One-line warnings for the operator (the CLI prints them on stderr; ``core.site.local_record``).
+        self.warnings: list[str] = [f"warning: {n}" for n in self.state.notes]
+        self.deferred: int | None = None  # index in ``warnings`` of the one saying a record was deferred
+        if local_record.pending(self):
+            local_record.catch_up(self)
 
     # -- creation ------------------------------------------------------------------------
     @classmethod
@@ -151,7 +157,13 @@ class Site:
 
     # -- record --------------------------------------------------------------------------
     def audit(self, verb: str, target: str, outcome: str, detail: Any = None) -> None:
-        self.state.audit(self.actor, verb, target, outcome, detail, time=format_time(self.now()))
+        """One audit row; deferred (``core.site.local_record``) if ``state.db`` cannot take it now."""
+        row = {"actor": self.actor, "verb": verb, "target": target, "outcome": outcome, "detail": detail}
+        row["time"] = format_time(self.now())
+        try:
+            self.state.audit(**row)
+        except LocalStateError as exc:
+            local_record.defer_audit(self, row, exc)
 
     def refuse_if_read_only(self, verb: str) -> None:
         """BadInput (exit 2) in read-only mode: ``verb`` would change state. ``action`` calls it
@@ -174,6 +186,12 @@ class Site:
         except DepotError as exc:
             self.audit(verb, target, f"error: {exc}", detail or None)
             raise
+        except OSError as exc:  # disk full: one line and an audit row, like any failure
+            if exc.errno not in DISK_FULL_ERRNOS:
+                raise
+            err = disk_full(exc)
+            self.audit(verb, target, f"error: {err}", detail or None)
+            raise err from None
         except KeyboardInterrupt:
             self.audit(verb, target, "interrupted", detail or None)
             raise

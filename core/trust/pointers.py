@@ -8,7 +8,6 @@ channel (last accepted version and the digest of those exact bytes). The write p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
@@ -16,6 +15,7 @@ from typing import Any, ClassVar
 from core.clock import format_time, parse_time
 from core.errors import BadInput, TrustError
 from core.model.digest import digest_bytes, is_digest
+from core.model.jsonio import loads as bounded_loads
 from core.trust.signing import CHANNEL_TYPE, Envelope, TrustSet, parse_envelope, verify_envelope
 
 POINTER_TYPE = "depot-channel"
@@ -219,7 +219,7 @@ def _text(doc: dict[str, Any], key: str, where: str, maxlen: int = 1024) -> str:
 def parse_pointer_payload(payload: bytes, digest: str, where: str = "pointer") -> Pointer:
     """Strictly parse pointer payload bytes (signatures are checked separately)."""
     try:
-        doc = json.loads(payload)
+        doc = bounded_loads(payload, where, error=MalformedPointer)
     except (ValueError, UnicodeDecodeError):
         raise MalformedPointer(f"{where}: payload is not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("type") != POINTER_TYPE:

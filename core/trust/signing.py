@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from core.environ import PASSPHRASE_ENV
 from core.errors import BadInput, NotFound, TrustError
+from core.model.jsonio import loads as bounded_loads
 
 RELEASE_TYPE = "application/vnd.depot-console.release+json"
 CHANNEL_TYPE = "application/vnd.depot-console.channel+json"
@@ -242,7 +243,7 @@ def parse_envelope(data: bytes, what: str = "envelope") -> Envelope:
     if len(data) > MAX_ENVELOPE_BYTES:
         raise BadInput(f"{what}: larger than {MAX_ENVELOPE_BYTES} bytes, refused")
     try:
-        env = json.loads(data)
+        env = bounded_loads(data, what)  # refuses deep nesting before parsing (one line, exit 2)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"{what}: not valid JSON ({exc})") from None
     if not isinstance(env, dict):

@@ -29,15 +29,19 @@ from typing import Any
 
 import sqlite_utils
 
-from core.errors import BadInput
+from core.errors import BadInput, LocalStateError
 from core.site.db.audit import AuditLog
 from core.site.db.base import Where, utcnow_iso
 from core.site.db.builds import Builds
 from core.site.db.channels import ChannelEvents, ChannelMarks
+from core.site.db.conn import Connection
 from core.site.db.file_cache import FileCache
 from core.site.db.nodes import Nodes, SmokeRuns
 from core.site.db.releases import Releases
-from core.site.db.schema import MIGRATIONS, migrate, schema_version
+from core.site.db.schema import MIGRATIONS, TABLES, migrate, schema_version
+
+#: Seconds a write waits for another process's lock on ``state.db`` (``[site] busy_timeout_s``).
+DEFAULT_BUSY_TIMEOUT_S = 10.0
 
 __all__ = [
     "MIGRATIONS",
@@ -58,16 +62,27 @@ __all__ = [
 class State:
     """A handle on ``state.db``: one query object per table; every method is a short transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         self.path = path
+        #: Warnings for the operator from opening the file (a table recreated), one line each.
+        self.notes: list[str] = []
+        #: Tables recreated empty at open (their rows were lost; the store-backed ones are rebuilt).
+        self.recreated: list[str] = []
         try:
-            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(
+                str(path), timeout=busy_timeout_s, check_same_thread=False, isolation_level=None, factory=Connection
+            )
+            conn.path, conn.busy_timeout_s = str(path), busy_timeout_s
+            self.conn = conn
             self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA busy_timeout = 30000")
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.db.enable_wal()
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.migrate()
+            self.recreate_missing_tables()
+        except LocalStateError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise BadInput(f"{path}: not a usable state database ({exc})") from None
         self.releases = Releases(self.db)
@@ -87,6 +102,38 @@ class State:
     def migrate(self) -> None:
         """Run pending migrations, each in its own transaction with the version bump."""
         migrate(self.db, self.path)
+
+    @property
+    def locked(self) -> bool:
+        """True once a write of this process found the database locked past the busy timeout."""
+        return self.conn.locked
+
+    def recreate_missing_tables(self) -> None:
+        """Recreate (empty) any table the migrations made that is gone, with its indexes.
+
+        The schema of a missing table is taken from a scratch in-memory database migrated the same
+        way, so it is exactly what the migrations would have left. Each one adds a line to ``notes``.
+        """
+        have = {r[0] for r in self.db.execute("select name from sqlite_master where type = 'table'")}
+        if TABLES <= have:
+            return
+        scratch = sqlite_utils.Database(memory=True)
+        for m in MIGRATIONS:
+            m(scratch)
+        ddl = scratch.execute("select tbl_name, type, sql from sqlite_master where sql is not null").fetchall()
+        missing = sorted({t for t, kind, _ in ddl if kind == "table" and t not in have})
+        if not missing:
+            return
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            for table, _kind, sql in sorted(ddl, key=lambda r: r[1] != "table"):
+                if table in missing:
+                    self.db.execute(sql)
+        self.recreated = missing
+        self.notes.append(
+            f"{self.path} had lost table(s) {', '.join(missing)}; recreated them empty "
+            "(releases and channel records are rebuilt from the store, the rows of other tables are lost)"
+        )
 
     def close(self) -> None:
         """Close the connection."""

@@ -125,6 +125,12 @@ def _m2_build_plan(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan]
 
+#: Every table the migrations create (checked at each open without running them; a test keeps
+#: it equal to what ``MIGRATIONS`` make).
+TABLES = frozenset(
+    {"releases", "file_cache", "channel_events", "channel_marks", "audit", "nodes", "builds", "smoke_runs"}
+)
+
 
 def schema_version(db: sqlite_utils.Database) -> int:
     """How many migrations have run on ``db`` (``PRAGMA user_version``)."""

@@ -14,7 +14,14 @@ import pytest
 
 from helpers import build_find_links, init_site
 
-pytest_plugins = ["fixtures.sshd", "fixtures.nginx", "fixtures.demo", "fixtures.hostile_http", "fixtures.slurm"]
+pytest_plugins = [
+    "fixtures.sshd",
+    "fixtures.nginx",
+    "fixtures.demo",
+    "fixtures.hostile_http",
+    "fixtures.slurm",
+    "fixtures.cvmfs",
+]
 
 KINDS = ("unit", "cli", "integration", "tui", "adversarial")
 

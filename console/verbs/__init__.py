@@ -8,7 +8,16 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES = ["site_verbs", "release_verbs", "channel_verbs", "node_verbs", "fleet_verbs", "build_verbs", "demo_verbs"]
+MODULES = [
+    "site_verbs",
+    "release_verbs",
+    "channel_verbs",
+    "node_verbs",
+    "fleet_verbs",
+    "build_verbs",
+    "demo_verbs",
+    "cvmfs_verbs",
+]
 
 
 def register_all(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -63,12 +63,28 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def cmd_promote(ctx: Context) -> Output:
     u = ch.promote(ctx.site, ctx.args.id, ctx.args.channel, ctx.args.reason)
-    return Output(u.to_json(), channel_update_text(u))
+    return with_cvmfs(ctx, u, Output(u.to_json(), channel_update_text(u)))
 
 
 def cmd_rollback(ctx: Context) -> Output:
     u = ch.rollback(ctx.site, ctx.args.channel, to=ctx.args.to, steps=ctx.args.steps, reason=ctx.args.reason)
-    return Output(u.to_json(), channel_update_text(u))
+    return with_cvmfs(ctx, u, Output(u.to_json(), channel_update_text(u)))
+
+
+def with_cvmfs(ctx: Context, u, out: Output) -> Output:  # noqa: ANN001 - a ChannelUpdate
+    """After the store pointer: flip the channel in every configured CVMFS target (``[cvmfs]``);
+    one line per target, exit 1 if one failed (the store pointer stands; ``console cvmfs sync``)."""
+    if not ctx.site.config.cvmfs.targets:
+        return out
+    from console.verbs.cvmfs_verbs import sync_lines
+    from core.site.cvmfs.sync import after_channel_update
+
+    rows = after_channel_update(ctx.site, u.pointer.channel)
+    out.data["cvmfs"] = [{k: v for k, v in r.items() if k != "commands"} for r in rows]
+    out.text = "\n".join([out.text, *sync_lines(rows)])
+    if any(not r["ok"] for r in rows):
+        out.exit_code = 1
+    return out
 
 
 def cmd_refresh(ctx: Context) -> Output:

@@ -67,13 +67,23 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     e = verbs.add_parser("env", parents=[common, shared], help="shell exports for the hydrated depot (eval them)")
     e.add_argument("--channel", required=True)
     e.add_argument("--shell", choices=("sh", "fish", "json"), default="sh")
+    e.add_argument("--mount", metavar="DIR", help="a depot read in place (CVMFS: /cvmfs/REPO/PREFIX), not hydrated")
     e.set_defaults(handler=cmd_env)
 
     s = verbs.add_parser("smoke", parents=[common, shared], help="run the release's smoke command with the depot env")
     s.add_argument("--channel", required=True)
     s.add_argument("--baseline", action="store_true", help="also run it cold and report the reduction")
     s.add_argument("--timeout", type=float, metavar="S", help="seconds (default: the manifest's timeout_s)")
+    s.add_argument("--mount", metavar="DIR", help="smoke the depot read in place from DIR (nothing written there)")
     s.set_defaults(handler=cmd_smoke)
+
+    v = verbs.add_parser(
+        "verify", parents=[common, shared], help="verify a channel of a depot read in place: pointer, release, marks"
+    )
+    v.add_argument("--mount", required=True, metavar="DIR", help="the depot directory, e.g. /cvmfs/REPO/depot")
+    v.add_argument("--channel", required=True)
+    v.add_argument("--deep", action="store_true", help="also re-hash every image against the release's Merkle root")
+    v.set_defaults(handler=cmd_verify)
 
     st = verbs.add_parser("status", parents=[common, shared], help="current release per channel, cache, marks")
     st.set_defaults(handler=cmd_status)
@@ -251,6 +261,10 @@ def cmd_hydrate(ctx: Context) -> Output:
 def cmd_env(ctx: Context) -> Output:
     from core.node.env import format_env, image_env, node_image
 
+    if getattr(ctx.args, "mount", None):
+        from console.verbs.cvmfs_verbs import mount_env
+
+        return mount_env(ctx)
     node = NodeRoot(_config(ctx).root)
     env = image_env(node, node_image(node, ctx.args.channel))
     return Output(env, format_env(env, ctx.args.shell))
@@ -259,8 +273,13 @@ def cmd_env(ctx: Context) -> Output:
 def cmd_smoke(ctx: Context) -> Output:
     from core.node.smoke import run_smoke
 
-    node = NodeRoot(_config(ctx).root)
-    res = run_smoke(node, ctx.args.channel, baseline=ctx.args.baseline, timeout=ctx.args.timeout)
+    if getattr(ctx.args, "mount", None):
+        from console.verbs.cvmfs_verbs import mount_smoke
+
+        res = mount_smoke(ctx)
+    else:
+        node = NodeRoot(_config(ctx).root)
+        res = run_smoke(node, ctx.args.channel, baseline=ctx.args.baseline, timeout=ctx.args.timeout)
     verdict = "ok" if res.ok else f"FAILED ({res.problem})"
     text = [
         f"smoke {verdict}: {' '.join(res.command)}",
@@ -278,6 +297,13 @@ def cmd_smoke(ctx: Context) -> Output:
     if res.output_tail and not res.ok:
         text += ["  output:"] + ["    " + ln for ln in res.output_tail.splitlines()]
     return Output(res.to_json(), "\n".join(text), exit_code=0 if res.ok else 1)
+
+
+def cmd_verify(ctx: Context) -> Output:
+    from console.verbs.cvmfs_verbs import node_verify
+
+    cfg = _config(ctx)
+    return node_verify(ctx, _trust(ctx, cfg), NodeRoot(cfg.root))
 
 
 def cmd_status(ctx: Context) -> Output:

@@ -114,21 +114,30 @@ def smoke_command(img: NodeImage) -> tuple[list[str], int]:
 
 
 def run_smoke(
-    node: NodeRoot,
+    node: NodeRoot | None,
     channel: str,
     *,
     baseline: bool = False,
     timeout: float | None = None,
     hostname: str | None = None,
     base_env: dict[str, str] | None = None,
+    image: NodeImage | None = None,
+    depot_env: dict[str, str] | None = None,
 ) -> SmokeResult:
-    """Run the smoke command of the image on ``channel`` (then cold with ``baseline``)."""
-    img = node_image(node, channel)
+    """Run the smoke command of the image on ``channel`` (then cold with ``baseline``).
+
+    ``image`` and ``depot_env`` run an image that is not hydrated in ``node`` (a depot read in place
+    from a mount, ``core.node.mount``); the command runs in a scratch directory either way.
+    """
+    if image is None or depot_env is None:
+        assert node is not None
+        image = node_image(node, channel)
+        depot_env = image_env(node, image)
+    img = image
     cmd, default_timeout = smoke_command(img)
     limit = float(timeout if timeout is not None else default_timeout)
     image_kinds = img.kinds
     active = [k for k in all_kinds() if k in image_kinds or k.runs(cmd)]
-    depot_env = image_env(node, img)
     env = {**(base_env if base_env is not None else os.environ), **depot_env}
     with tempfile.TemporaryDirectory(prefix="depot-smoke-") as scratch_s:
         scratch = Path(scratch_s)

@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -105,34 +106,33 @@ class Runner:
         argv = self.argv(step, base_dir)
         self.ran.append(shlex.join(argv))
         env = dict(os.environ, DEPOT_CVMFS_REPO=self.target.repo, DEPOT_CVMFS_MOUNT=str(self.target.mount))
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-        except OSError as exc:
-            raise CheckFailed(f"{self.target.name}: cannot run {argv[0]} ({exc.strerror})") from None
-        feed_error: BaseException | None = None
-        if feed is not None:
-            assert proc.stdin is not None
+        with tempfile.TemporaryFile() as out:  # files, not pipes: a chatty command never blocks the feed
             try:
-                feed(proc.stdin)
-            except BrokenPipeError:
-                pass  # the command stopped reading: its exit code says why
-            except BaseException as exc:  # noqa: BLE001 - re-raised after the command is reaped
-                feed_error = exc
-                proc.kill()
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-        out, err = proc.communicate()
-        if feed_error is not None:
-            raise feed_error
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.PIPE if feed else subprocess.DEVNULL, stdout=out, stderr=out, env=env
+                )
+            except OSError as exc:
+                raise CheckFailed(f"{self.target.name}: cannot run {argv[0]} ({exc.strerror})") from None
+            feed_error: BaseException | None = None
+            if feed is not None:
+                assert proc.stdin is not None
+                try:
+                    feed(proc.stdin)
+                except BrokenPipeError:
+                    pass  # the command stopped reading: its exit code says why
+                except BaseException as exc:  # noqa: BLE001 - re-raised after the command is reaped
+                    feed_error = exc
+                    proc.kill()
+                finally:
+                    with contextlib.suppress(BrokenPipeError):
+                        proc.stdin.close()
+            proc.wait()
+            if feed_error is not None:
+                raise feed_error
+            out.seek(0)
+            output = out.read()
         if proc.returncode != 0:
-            lines = (err or out).decode("utf-8", "replace").strip().splitlines()
+            lines = output.decode("utf-8", "replace").strip().splitlines()
             raise CheckFailed(
                 f"{self.target.name}: '{shlex.join(argv)}' failed (exit {proc.returncode})"
                 + (f": {lines[-1]}" if lines else "")

@@ -139,12 +139,15 @@ def ssh_argv(
 
 async def _pump(stream: asyncio.StreamReader, sink: bytearray, limit: int, on_overflow: Callable[[], None]) -> None:
     """Read ``stream`` into ``sink`` until EOF; past ``limit`` bytes keep the first ``limit``, call
-    ``on_overflow`` (which kills the ssh) and stop reading."""
+    ``on_overflow`` (which kills the ssh) and discard the rest, up to the EOF that the kill brings
+    (reading on lets the pipe's transport close normally, inside the event loop)."""
     while chunk := await stream.read(min(_READ_CHUNK, limit - len(sink) + 1)):
         room = limit - len(sink)
         if len(chunk) > room:
             sink += chunk[:room]
             on_overflow()
+            while await stream.read(_READ_CHUNK):
+                pass
             return
         sink += chunk
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.sshd import PLAIN_CPUINFO, READY_POLLS, SSHD, _free_port, _keygen, _listens, _stop, _write
+from fixtures.sshd import PLAIN_CPUINFO, READY_POLLS, SSHD, _free_port, _keygen, _listens, _stop, _supports, _write
 
 GOOD = {"good01": "127.0.3.1", "good02": "127.0.3.2"}
 _WRITE_FOREVER = "import itertools, os; [os.write({fd}, {chunk}) for _ in itertools.count()]"
@@ -47,7 +47,7 @@ class HostileSshd:
     flood: list[str] = field(default_factory=lambda: list(FLOOD))
 
 
-def _configs(d: Path, port: int, user: str) -> tuple[str, str]:
+def _configs(d: Path, port: int, user: str, penalties: bool) -> tuple[str, str]:
     addresses = [*GOOD.values(), *(a for a, _ in FLOOD.values())]
     server = "".join(f"ListenAddress {a}:{port}\n" for a in addresses) + (
         f"HostKey {d}/ssh_host_ed25519_key\n"
@@ -56,7 +56,9 @@ def _configs(d: Path, port: int, user: str) -> tuple[str, str]:
         f"AllowUsers {user}\n"
         "UsePAM no\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nMaxStartups 100:30:200\nAcceptEnv DEPOT_*\nPrintMotd no\n"
-        "X11Forwarding no\n"
+        "X11Forwarding no\n" + ("PerSourcePenalties no\n" if penalties else "")
+        # Killed floods look like misbehaving clients: without this, OpenSSH >= 9.8 would soon
+        # refuse every connection from loopback.
     )
     # The fixture dir in each flood's argv lets teardown find (and kill) what is left of them.
     for address, code in FLOOD.values():
@@ -84,9 +86,10 @@ def running_hostile_sshd(d: Path) -> Iterator[HostileSshd]:
     user_key = _keygen(d / "id_user")
     _write(d / "authorized_keys", " ".join(user_key) + "\n")
     addresses = [*GOOD.values(), *(a for a, _ in FLOOD.values())]
+    penalties = _supports("PerSourcePenalties no", d)
     for _attempt in range(3):
         port = _free_port()
-        server, client = _configs(d, port, user)
+        server, client = _configs(d, port, user, penalties)
         _write(d / "sshd_config", server)
         _write(d / "ssh_config", client)
         _write(d / "known_hosts", "".join(f"[{a}]:{port} {' '.join(host_key)}\n" for a in addresses))

@@ -50,11 +50,11 @@ def test_flooding_nodes_are_bad_output_others_ok_memory_bounded(fleet_site: Path
         fleet_site, "fleet", "check", nodes, "--ssh-config", hostile_sshd.config_path, "--timeout", "120", "--json"
     )
     assert "MemoryError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == CHECK_FAILED, proc.stderr
+    assert proc.returncode == CHECK_FAILED, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
     status = {n["name"]: n["status"] for n in doc["nodes"]}
-    assert status == {**dict.fromkeys(hostile_sshd.good, OK), **dict.fromkeys(hostile_sshd.flood, BAD_OUTPUT)}
     details = {n["name"]: n["detail"] for n in doc["nodes"]}
+    assert status == {**dict.fromkeys(hostile_sshd.good, OK), **dict.fromkeys(hostile_sshd.flood, BAD_OUTPUT)}, details
     for node in hostile_sshd.flood:
         assert "more than 1048576 bytes" in details[node] and "ssh killed" in details[node], details[node]
     assert "stderr" in details["flooderr"] and "stdout" in details["floodout"]

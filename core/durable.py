@@ -5,6 +5,11 @@ into place, so a reader sees the old bytes or the new ones, never half. ``fsync_
 rename durable; one ``syncfs(2)`` after many writes is far cheaper than an fsync per file and is
 enough to order "objects durable" before "release visible" (publish) or before "current switched"
 (hydrate).
+
+Modes are explicit, whatever the umask: ``atomic_write`` chmods its file to ``mode`` before the
+rename, ``ensure_dir`` creates each missing directory with ``mode`` (chmod after mkdir, since
+mkdir applies the umask), and ``create_private`` makes an empty file only its owner can read. A
+permissive umask (000) never leaves a key, a config or a store directory writable by others.
 """
 
 from __future__ import annotations
@@ -25,6 +30,42 @@ def fsync_dir(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def ensure_dir(path: Path | str, mode: int = 0o755, *, parents: bool = True) -> Path:
+    """``path`` as a directory; each one this call creates (with ``parents``, missing ancestors
+    too) gets exactly ``mode``, whatever the umask. An existing directory is left as it is."""
+    dest = Path(path)
+    missing: list[Path] = []
+    p = dest
+    while not p.is_dir():
+        missing.append(p)
+        if not parents or p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            continue  # made by someone else meanwhile: theirs, as it is
+        os.chmod(d, mode)
+    return dest
+
+
+def create_private(path: Path | str, mode: int = 0o600) -> bool:
+    """Create ``path`` empty with exactly ``mode`` (default: owner read/write only), so a file that
+    a library fills in later (SQLite) never exists with looser bits; False if it already existed."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return True
 
 
 def atomic_write(

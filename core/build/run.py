@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from core.durable import atomic_write
+from core.durable import atomic_write, create_private, ensure_dir
 from core.environ import child_env
 from core.errors import CheckFailed, DepotError
 
@@ -149,8 +149,9 @@ class Runner:
         self._cancelled = False
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.touch()
+        ensure_dir(self.log_path.parent, 0o700)  # logs are operational data: the operator's only
+        create_private(self.log_path)
+        os.chmod(self.log_path, 0o600)  # also when the jobs code opened it first
 
     # --- state -----------------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ A node needs no console database. Everything it knows lives under one directory:
     <root>/node.toml                    optional per-root settings (keep, arch, store, trust)
     <root>/.lock                        held (flock) by hydrate and prune
 
+The directories above are created 0755 whatever the umask: readable by the node's jobs, writable
+only by the user that hydrates.
+
 Configuration is read from ``$DEPOT_NODE_CONFIG`` (else ``$XDG_CONFIG_HOME/depot-node/node.toml``)
 and then ``<root>/node.toml`` (whose keys win); its keys are the fields of ``NodeConfig``, at the
 top level or in a ``[node]`` table, validated like console.toml (unknown keys refused). The root
@@ -40,13 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.durable import atomic_write, fsync_dir
+from core.durable import atomic_write, ensure_dir, fsync_dir
 from core.errors import BadInput
 from core.model.digest import hex_of
 from core.settings import markdown_rows, parse, setting
 from core.store import DEFAULT_DEADLINE_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from core.xdg import CONFIG_HOME, DATA_HOME, default_path
 
+NODE_DIR_MODE = 0o755  # the node root and its directories: readable by jobs, writable only by the depot owner
 ROOT_ENV = "DEPOT_NODE_ROOT"
 CONFIG_ENV = "DEPOT_NODE_CONFIG"
 STATE_SCHEMA = "depot-node-state/1"
@@ -216,7 +220,7 @@ class NodeRoot:
             self.current_dir,
             self.writable,
         ):
-            d.mkdir(parents=True, exist_ok=True)
+            ensure_dir(d, NODE_DIR_MODE)
         return self
 
     # -- cache names -----------------------------------------------------------------------
@@ -235,13 +239,20 @@ class NodeRoot:
     # -- lock ------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive lock on the root: one hydrate or prune at a time (waits for the holder)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+b") as f:
+        """Exclusive lock on the root: one hydrate or prune at a time (waits for the holder).
+
+        While it is held the process umask is at least 022 (restored after), so nothing hydrate or
+        prune creates under the root is writable by group or others, whatever the caller's umask.
+        """
+        ensure_dir(self.root, NODE_DIR_MODE)
+        with open(os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644), "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
+            previous = os.umask(0o022)
+            os.umask(previous | 0o022)
             try:
                 yield
             finally:
+                os.umask(previous)
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     # -- state.json ------------------------------------------------------------------------
@@ -259,7 +270,7 @@ class NodeRoot:
 
     def save_state(self, doc: dict[str, Any]) -> None:
         doc["history"] = doc.get("history", [])[-HISTORY_LIMIT:]
-        self.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root, NODE_DIR_MODE)
         atomic_write(self.state_path, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
 
     def mark(self, channel: str) -> tuple[int | None, str | None]:
@@ -288,7 +299,7 @@ class NodeRoot:
 
     def switch(self, channel: str, release_id: str, arch: str) -> None:
         """Point ``current/<channel>`` at the image atomically: temp symlink, then rename over."""
-        self.current_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.current_dir, NODE_DIR_MODE)
         target = f"../releases/{hex_of(release_id)}/{arch}"
         tmp = self.current_dir / f".{channel}.tmp-{os.getpid()}"
         with contextlib.suppress(FileNotFoundError):

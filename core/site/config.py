@@ -13,6 +13,8 @@ The file is read with tomllib and written (every declared key, defaults included
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +23,12 @@ from typing import Any
 import tomli_w
 
 from core.durable import atomic_write
-from core.errors import BadInput
+from core.errors import BadInput, TrustError
 from core.settings import check_value, markdown_rows, parse, setting, to_table
 from core.store import DEFAULT_DEADLINE_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 CONFIG_NAME = "console.toml"
+CONFIG_MODE = 0o600  # written so whatever the umask; hooks are refused from a file others can write
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,6 @@ class FleetSettings:
     )
 
 
-
 @dataclass(frozen=True)
 class HttpSettings:
     """``[http]``: how the console reaches an HTTP(S) store."""
@@ -206,7 +208,7 @@ class CvmfsSettings:
     abort: str = setting("cvmfs_server abort -f {repo}", "command that discards the open transaction")
     ingest: str = setting(
         "cvmfs_server ingest --tar_file - --base_dir {base_dir} {repo}",
-        "command that ingests a release tar from stdin (`mode = \"ingest\"`); `{base_dir}` is the release directory",
+        'command that ingests a release tar from stdin (`mode = "ingest"`); `{base_dir}` is the release directory',
     )
     lock_timeout_s: float = setting(
         0, "seconds to wait for another publish or gc on the same repository; 0: refuse at once (exit 3)", ge=0
@@ -246,7 +248,16 @@ class Config:
             raise BadInput(f"no site at {path.parent} ({CONFIG_NAME} missing): run 'console init' first") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise BadInput(f"{path}: invalid TOML ({exc})") from None
-        return cls(path, parse_config(raw, path))
+        config = cls(path, parse_config(raw, path))
+        if config.hooks():
+            check_hook_config_safe(path)
+        return config
+
+    def hooks(self) -> dict[str, str]:
+        """The publish hooks this config declares (name -> shell line), empty ones left out."""
+        p = self.publish
+        declared = {"pre_publish": p.pre_publish, "post_publish": p.post_publish, "abort_publish": p.abort_publish}
+        return {name: line for name, line in declared.items() if line}
 
     @classmethod
     def new(cls, path: Path, **site: Any) -> Config:
@@ -314,8 +325,31 @@ class Config:
         return {name: to_table(value) for name, value in self._sections.items()}
 
     def save(self) -> None:
-        """Write atomically (temp then rename) so a crash never leaves half a config."""
-        atomic_write(self.path, tomli_w.dumps(self.to_toml()).encode("utf-8"), durable=False)
+        """Write atomically (temp then rename) so a crash never leaves half a config; mode 0600."""
+        atomic_write(self.path, tomli_w.dumps(self.to_toml()).encode("utf-8"), CONFIG_MODE, durable=False)
+
+
+def check_hook_config_safe(path: Path | str) -> None:
+    """TrustError (exit 4, one line) unless only its owner can change the config at ``path``: the
+    file and its directory owned by us (or root) and not writable by group or others (a sticky
+    directory excepted), as ssh refuses a loose ``~/.ssh/config``. Called when a config declares
+    hooks: they run as the operator, so a neighbour who can edit the file must not choose them."""
+    path = Path(path)
+    me = os.geteuid()
+    for target, what in ((path, "file"), (path.absolute().parent, "directory")):
+        try:
+            st = target.stat()
+        except OSError as exc:
+            raise BadInput(f"cannot check {target}: {exc.strerror}") from None
+        if st.st_uid not in (me, 0):
+            problem, fix = f"{what} {target} is owned by uid {st.st_uid}, not by you", f"chown $USER {target}"
+        elif st.st_mode & 0o022 and not (what == "directory" and st.st_mode & stat.S_ISVTX):
+            who = "group and others" if st.st_mode & 0o022 == 0o022 else "group" if st.st_mode & 0o020 else "others"
+            problem = f"{what} {target} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"
+            fix = f"chmod go-w {target}"
+        else:
+            continue
+        raise TrustError(f"{path} declares publish hooks, which run as you, but the {problem}: refused; {fix}")
 
 
 def parse_config(raw: dict[str, Any], path: Path | str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.durable import atomic_write
 from core.errors import BadInput, NotFound
 from core.site.catalogue import load_release, resolve_release
 from core.site.site import Site
@@ -52,7 +53,7 @@ def generate(site: Site, roles: tuple[str, ...] = ROLES, switch: bool = True) ->
             site.config.set("site", "signing_key", str(path.relative_to(site.root)))
             site._key = key
         site.save_trust()
-        (keydir / f"{path.stem}.pub.pem").write_text(public_pem(key.public))
+        atomic_write(keydir / f"{path.stem}.pub.pem", public_pem(key.public).encode(), 0o644, durable=False)
         detail["key"] = key.id
     return {"id": key.id, "path": str(path), "roles": list(roles), "signing": switch}
 

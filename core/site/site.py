@@ -1,12 +1,15 @@
 """``Site``: one object tying config + store + keys + state together, used by the CLI and the TUI.
 
-A site is a directory::
+A site is a directory (mode 0700: only its operator may enter it)::
 
-    console.toml      configuration and trust set
-    state.db          SQLite state (WAL)
-    keys/<id>.pem     private signing keys (mode 0600)
-    store/            the default local store (``[site] store`` may point elsewhere, or at a URL)
-    logs/             build logs
+    console.toml      configuration and trust set (0600)
+    state.db          SQLite state (WAL) (0600; SQLite gives its -wal and -shm files the same mode)
+    keys/<id>.pem     private signing keys (keys/ 0700, each key 0600)
+    store/            the default local store (``[site] store`` may point elsewhere, or at a URL);
+                      directories 0755, files 0644 or 0444: readable by all, writable by none but us
+    logs/             build logs (0700)
+
+``init`` sets these modes explicitly, whatever the umask.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import CLOCK_ENV, format_time, parse_time, system_clock  # noqa: F401 (re-exported)
+from core.durable import create_private, ensure_dir
 from core.errors import DISK_FULL_ERRNOS, BadInput, DepotError, LocalStateError, NotFound, disk_full
 from core.settings import to_table
 from core.site import local_record
@@ -31,6 +35,7 @@ from core.trust.signing import ROLES, SigningKey, TrustSet, generate_key, load_k
 from core.xdg import DATA_HOME, default_path
 
 SITE_ENV = "DEPOT_CONSOLE_SITE"
+SITE_DIR_MODE = 0o700  # the site directory, keys/ and logs/
 
 
 def default_site_dir() -> Path:
@@ -81,7 +86,11 @@ class Site:
         root = Path(root)
         if (root / CONFIG_NAME).exists():
             raise BadInput(f"a site already exists at {root}")
-        root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(root, SITE_DIR_MODE)
+        if root.stat().st_uid == os.geteuid():
+            os.chmod(root, SITE_DIR_MODE)  # an existing (empty) directory too: the site is private
+        ensure_dir(root / "logs", SITE_DIR_MODE)
+        create_private(root / "state.db")
         store_loc = store or "store"
         open_store(_resolve_store(root, store_loc), create=True)
         key = generate_key(root / "keys" / "signing.pem")

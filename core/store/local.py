@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from core.durable import atomic_write, syncfs
+from core.durable import atomic_write, ensure_dir, syncfs
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from core.model.digest import is_digest
 from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
@@ -37,6 +37,8 @@ from core.store.codec import (
 
 ZSTD_LEVEL = 3
 _TMP_PREFIX = ".tmp-"
+
+DIR_MODE = 0o755  # store directories: readable by all (nginx, nodes), writable only by the publisher
 
 
 class LocalStore(Store):
@@ -54,9 +56,9 @@ class LocalStore(Store):
     def create(cls, root: Path) -> LocalStore:
         """Create an empty store (idempotent on an existing empty or matching store)."""
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(root, DIR_MODE)
         for sub in ("objects", "releases", "channels"):
-            (root / sub).mkdir(exist_ok=True)
+            ensure_dir(root / sub, DIR_MODE)
         meta = root / "store.json"
         if not meta.exists():
             store = cls(root)
@@ -96,7 +98,7 @@ class LocalStore(Store):
         parent = dest.parent
         key = str(parent)
         if key not in self._known_dirs:
-            parent.mkdir(parents=True, exist_ok=True)
+            ensure_dir(parent, DIR_MODE)
             self._known_dirs.add(key)
         return atomic_write(dest, chunks, mode, overwrite=overwrite, durable=self.durable, tmp_prefix=_TMP_PREFIX)
 
@@ -220,8 +222,8 @@ class LocalStore(Store):
     @contextlib.contextmanager
     def _lock(self, name: str, kind: int, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         lock_dir = self.root / "locks"
-        lock_dir.mkdir(exist_ok=True)
-        with open(lock_dir / f"{name}.lock", "a+b") as f:
+        ensure_dir(lock_dir, DIR_MODE, parents=False)
+        with open(os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644), "a+b") as f:
             try:
                 fcntl.flock(f, kind | fcntl.LOCK_NB)
             except BlockingIOError:

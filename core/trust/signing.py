@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from core.durable import ensure_dir
 from core.environ import PASSPHRASE_ENV
 from core.errors import BadInput, NotFound, TrustError
 from core.model.jsonio import loads as bounded_loads
@@ -87,13 +88,15 @@ class SigningKey:
 
 
 def generate_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
-    """Create a new key file (PKCS8 PEM, mode 0600, never overwritten)."""
+    """Create a new key file (PKCS8 PEM, mode 0600, never overwritten; a directory it creates
+    for it gets 0700), whatever the umask."""
     private = Ed25519PrivateKey.generate()
     enc = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent, 0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
         f.write(pem)
     return SigningKey(private, path)
 

@@ -1,4 +1,5 @@
-"""Run the real CLI in a child process whose address space is capped (``RLIMIT_AS``).
+"""Run the real CLI in a child process under hostile limits: a capped address space (``RLIMIT_AS``)
+or a permissive umask.
 
 A memory bound is asserted by the child surviving the limit, never by timing: a console that
 buffers a hostile node's endless output, or expands a huge node set, dies of MemoryError inside it.
@@ -17,9 +18,15 @@ GIB = 1 << 30
 
 
 def run_console_limited(
-    site: Path | None, *args: str, limit: int = GIB, env: dict[str, str] | None = None, timeout: float = 300
+    site: Path | None,
+    *args: str,
+    limit: int | None = GIB,
+    umask: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess:
-    """``console --headless [--site SITE] ARGS…`` with ``RLIMIT_AS`` = ``limit`` bytes (text mode).
+    """``console --headless [--site SITE] ARGS…`` with ``RLIMIT_AS`` = ``limit`` bytes (None: no
+    cap) and, if given, ``umask`` (text mode).
 
     ``timeout`` only bounds a hung run so the suite cannot stall; no assertion depends on it.
     """
@@ -30,7 +37,10 @@ def run_console_limited(
     full_env.update(env or {})
 
     def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if umask is not None:
+            os.umask(umask)
 
     cmd = [*CONSOLE, "--headless"] + (["--site", str(site)] if site else []) + list(args)
     return subprocess.run(

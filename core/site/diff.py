@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.model.manifest import Entry, Release
+from core.model.manifest import MAX_TREE_DEPTH, Entry, Release
 from core.site.catalogue import load_release
 from core.site.site import Site
-from core.store.trees import TreeReader
+from core.store.trees import TreeReader, too_deep
 
 
 @dataclass
@@ -95,10 +95,15 @@ def _leaf_size(e: Entry) -> int:
     return e.size if e.type != "link" else 0
 
 
-def diff_trees(reader: TreeReader, a: str | None, b: str | None, prefix: str = "") -> list[FileChange]:
-    """File-level changes from tree ``a`` to tree ``b`` (either may be None for empty)."""
+def diff_trees(reader: TreeReader, a: str | None, b: str | None, prefix: str = "", depth: int = 0) -> list[FileChange]:
+    """File-level changes from tree ``a`` to tree ``b`` (either may be None for empty).
+
+    Recursion is bounded by ``MAX_TREE_DEPTH`` (a hand-made store tree nested deeper is refused
+    with one line, as publish, verify and hydrate refuse it)."""
     if a == b:
         return []
+    if depth > MAX_TREE_DEPTH:
+        raise too_deep("diff", prefix)
     ea = {e.name: e for e in reader.entries(a, prefix)} if a else {}
     eb = {e.name: e for e in reader.entries(b, prefix)} if b else {}
     out: list[FileChange] = []
@@ -108,13 +113,13 @@ def diff_trees(reader: TreeReader, a: str | None, b: str | None, prefix: str = "
         if x and y and x == y:
             continue
         if x and y and x.type == "dir" and y.type == "dir":
-            out.extend(diff_trees(reader, x.digest, y.digest, path))
+            out.extend(diff_trees(reader, x.digest, y.digest, path, depth + 1))
             continue
         if x and x.type == "dir":
-            out.extend(diff_trees(reader, x.digest, None, path))
+            out.extend(diff_trees(reader, x.digest, None, path, depth + 1))
             x = None
         if y and y.type == "dir":
-            out.extend(diff_trees(reader, None, y.digest, path))
+            out.extend(diff_trees(reader, None, y.digest, path, depth + 1))
             y = None
         if x and y:
             kind = "modified" if x.type == y.type else "type-changed"

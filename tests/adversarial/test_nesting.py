@@ -22,7 +22,7 @@ from core.model.manifest import MODE_DIR, MODE_FILE, Entry, tree_bytes
 from core.store.local import LocalStore
 from core.trust.signing import CHANNEL_TYPE, RELEASE_TYPE, load_key, make_envelope
 
-from helpers import exported, hydrate, promote, publish, run_console, run_json, tree_listing, trust_file
+from helpers import exported, hydrate, make_tree, promote, publish, run_console, run_json, tree_listing, trust_file
 
 
 def store_snapshot(site: Path) -> list[str]:
@@ -264,3 +264,11 @@ def _small_tree(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "a.txt").write_text("a\n")
     return root
+
+
+def test_diff_against_a_store_tree_nested_too_deep(site_dir: Path, tmp_path: Path) -> None:
+    """``console diff`` walks both trees: a hand-made one nested past the bound is one line, exit 2."""
+    plain = publish(site_dir, make_tree(tmp_path / "plain", {"leaf": b"bottom\n"}))
+    root = deep_store_tree(LocalStore.open(site_dir / "store"), 1500)
+    deep = sign_release(site_dir, canonical_json(payload_doc(root)))
+    assert_one_line(run_console(site_dir, "diff", plain, deep), 2, "directories nested deeper than 256 levels")

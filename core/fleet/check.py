@@ -246,7 +246,7 @@ def _remote_doc(stdout: bytes) -> dict[str, Any] | None:
         return None
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a node's output is untrusted: nested past the parser's reach too
         return None
     return doc if isinstance(doc, dict) else None
 

@@ -280,10 +280,10 @@ class HttpStore(Store):
                 raise NotFound(f"no depot store at {store.location} (store.json missing)")
             try:
                 meta = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise BadInput(f"unreadable store.json at {store.location}") from None
             if not isinstance(meta, dict) or meta.get("schema") != STORE_SCHEMA:
-                raise BadInput(f"unsupported store schema at {store.location}")
+                raise BadInput(f"unsupported store schema at {store.location} (store.json, expected {STORE_SCHEMA})")
         except BaseException:
             store.close()
             raise
@@ -818,7 +818,7 @@ class HttpStore(Store):
         try:
             now = email.utils.parsedate_to_datetime(date).timestamp() if date else time.time()
             entries = json.loads(body)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise StoreError("cannot list locks/: the server's listing is not nginx JSON autoindex") from None
         out = []
         for e in entries if isinstance(entries, list) else []:
@@ -881,7 +881,7 @@ class HttpStore(Store):
         try:
             entries = json.loads(body)
             names = [e["name"] for e in entries if isinstance(e, dict) and e.get("type") == kind]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             raise StoreError(
                 f"cannot list {reldir}/: the server's listing is not nginx JSON autoindex; "
                 "enable 'autoindex on; autoindex_format json;' for list and gc"

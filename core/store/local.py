@@ -74,12 +74,12 @@ class LocalStore(Store):
             meta = json.loads(meta_path.read_bytes())
         except FileNotFoundError:
             raise NotFound(f"no depot store at {root} (store.json missing)") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise BadInput(f"unreadable store.json at {root}: {exc}") from None
         if not isinstance(meta, dict) or meta.get("schema") != STORE_SCHEMA:
-            raise BadInput(
-                f"unsupported store schema at {root}: {meta.get('schema') if isinstance(meta, dict) else meta!r}"
-            )
+            schema = meta.get("schema") if isinstance(meta, dict) else None
+            shown = repr(schema)[:40] if isinstance(schema, (str, int)) else "none"
+            raise BadInput(f"unsupported store schema at {root} (store.json says {shown}, expected {STORE_SCHEMA})")
         return cls(root)
 
     # -- helpers -------------------------------------------------------------------------

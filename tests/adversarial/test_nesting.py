@@ -22,6 +22,7 @@ from core.model.manifest import MODE_DIR, MODE_FILE, Entry, tree_bytes
 from core.store.local import LocalStore
 from core.trust.signing import CHANNEL_TYPE, RELEASE_TYPE, load_key, make_envelope
 
+from fixtures.hostile_http import HostileServer
 from helpers import exported, hydrate, make_tree, promote, publish, run_console, run_json, tree_listing, trust_file
 
 
@@ -272,3 +273,31 @@ def test_diff_against_a_store_tree_nested_too_deep(site_dir: Path, tmp_path: Pat
     root = deep_store_tree(LocalStore.open(site_dir / "store"), 1500)
     deep = sign_release(site_dir, canonical_json(payload_doc(root)))
     assert_one_line(run_console(site_dir, "diff", plain, deep), 2, "directories nested deeper than 256 levels")
+
+
+@pytest.mark.parametrize("levels", [900, 100_000])
+def test_store_json_nested_deep_is_one_line(
+    site_dir: Path, tmp_path: Path, hostile_http: HostileServer, levels: int
+) -> None:
+    """A store whose ``store.json`` nests past the parser's reach: local and HTTP, exit 2, one line."""
+    deep = ("[" * levels + "]" * levels).encode()
+    local = tmp_path / "store"
+    local.mkdir()
+    (local / "store.json").write_bytes(deep)
+    (hostile_http.root / "store.json").write_bytes(deep)
+    for store in (str(local), hostile_http.url):
+        proc = run_console(
+            None,
+            "node",
+            "hydrate",
+            "--root",
+            str(tmp_path / "node"),
+            "--store",
+            store,
+            "--trust",
+            str(trust_file(site_dir)),
+            "--channel",
+            "production",
+        )
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+        assert "store.json" in proc.stderr and "Traceback" not in proc.stderr

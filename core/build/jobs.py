@@ -43,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from core.build.run import BuildCancelled, Runner, group_alive, kill_groups, read_pgid_file, terminate_build
+from core.environ import child_env
 from core.errors import BadInput, CheckFailed, Conflict, DepotError, NotFound
 from core.site.site import Site, format_time, open_site
+from core.trust.signing import passphrase_env
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE = frozenset({"queued", "running"})
@@ -299,8 +301,9 @@ def spawn_worker(site: Site, build_id: int) -> subprocess.Popen:
     there). A daemon thread reaps it, so a long-lived caller (the TUI) leaves no zombie behind.
     """
     paths = build_paths(site, build_id)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(_REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    # The worker signs the release it publishes: it alone gets the passphrase, explicitly.
+    pythonpath = os.pathsep.join([str(_REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    env = child_env({"PYTHONPATH": pythonpath, **passphrase_env()})
     paths.log.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(paths.log, "ab") as log:

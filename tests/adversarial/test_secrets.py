@@ -65,10 +65,6 @@ def test_build_that_prints_its_environment_logs_no_passphrase(encrypted_site: Pa
     assert "DEPOT_KEY_PASSPHRASE" not in log and "DEPOT_UPLOAD_TOKEN" not in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core/build/jobs.py spawn_worker to pass the worker child_env(passphrase_env()) explicitly",
-)
 def test_build_publish_signs_with_the_encrypted_key_and_logs_no_passphrase(
     encrypted_site: Path, tmp_path: Path
 ) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from core.environ import child_env
 from core.errors import CheckFailed, DepotError
 from core.site.site import Site
 
@@ -25,7 +25,7 @@ def run_hook(site: Site, which: str, env_extra: dict[str, str]) -> None:
     cmd = str(getattr(site.config.publish, which)).strip()
     if not cmd:
         return
-    env = dict(os.environ, **env_extra)
+    env = child_env(env_extra)  # hooks never see the console's secrets
     proc = subprocess.run(cmd, shell=True, cwd=site.root, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]

@@ -25,15 +25,16 @@ from typing import IO, Any
 from core.durable import atomic_write
 from core.errors import NotFound
 from core.model.digest import hex_of, short
-from core.model.manifest import Release
+from core.model.manifest import MODE_DIR, MODE_EXEC, MODE_FILE, Release
 from core.node.mount import CATALOG_MARKER, ENV_FILE, RELEASE_FILE, env_file
 from core.site.catalogue import load_release, resolve_release
 from core.site.cvmfs.initscript import render_init_script
 from core.site.cvmfs.layout import INIT_SCRIPT, Target
 from core.site.cvmfs.runner import Runner, locked, state_dir
 from core.site.site import Site
-from core.store.base import release_path
-from core.store.materialize import materialize
+from core.store.base import Store, release_path
+from core.store.materialize import Place, build, plan_image
+from core.store.trees import TreeReader
 
 
 def release_envelope(site: Site, release_id: str) -> bytes:
@@ -51,6 +52,24 @@ def is_present(target: Target, release_id: str, envelope: bytes) -> bool:
         return False
 
 
+def _copying_place(store: Store) -> Place:
+    """``place`` for ``core.store.materialize.build``: the first file of each digest is fetched
+    (decompressed and verified) from the store, later ones (the same file in the release's other
+    images) are kernel-side copies of it, never hard links (CVMFS has none across directories)."""
+    written: dict[str, str] = {}
+
+    def place(path: str, h: str, executable: bool, size: int) -> None:
+        first = written.get(h)
+        if first is None:
+            store.fetch_object_to("sha256:" + h, path, size)
+            written[h] = path
+        else:
+            shutil.copyfile(first, path)
+        os.chmod(path, MODE_EXEC if executable else MODE_FILE)
+
+    return place
+
+
 def build_release_dir(site: Site, rel: Release, envelope: bytes, dest: Path) -> dict[str, int]:
     """Write release ``rel`` as the directory ``dest`` (built beside it, renamed into place)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -58,10 +77,12 @@ def build_release_dir(site: Site, rel: Release, envelope: bytes, dest: Path) -> 
     try:
         files = nbytes = 0
         images = {}
+        place = _copying_place(site.store)
+        reader = TreeReader(site.store)
         for arch in sorted(rel.images):
             image = tmp / arch
             image.mkdir()
-            f, b = materialize(site.store, rel.images[arch].root, image)
+            f, b = build(str(image), plan_image(reader.walk(rel.images[arch].root)), place, dir_mode=MODE_DIR)
             files, nbytes = files + f, nbytes + b
             images[arch] = image
         (tmp / ENV_FILE).write_bytes(env_file(rel, images))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.context import Context, Output
 from console.lazy import lazy_import
-from console.render import ago, size, table
+from console.render import ago, inert, size, table
 from core.errors import EXIT_CHECK_FAILED, DepotError
 
 if TYPE_CHECKING:
@@ -30,6 +30,12 @@ nodeset = lazy_import("core.fleet.nodeset")
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     n = sub.add_parser("nodes", parents=[common], help="the node inventory and a summary per micro-architecture")
     n.add_argument("--arch", metavar="A", help="only nodes of this micro-architecture")
+    n.add_argument(
+        "--refresh-from",
+        choices=("slurm",),
+        help="first read node names, state, features, CPUs and memory from Slurm (scontrol/sinfo)",
+    )
+    n.add_argument("--partition", metavar="P", help="with --refresh-from slurm: only this partition's nodes")
     n.set_defaults(handler=cmd_nodes)
 
     f = sub.add_parser("fleet", parents=[common], help="SSH fleet operations")
@@ -151,10 +157,28 @@ def _target_json(t: ChannelTarget) -> dict[str, Any]:
 # --------------------------------------------------------------------------- nodes
 
 
+def _refresh_from_slurm(ctx: Context) -> dict[str, Any]:
+    """``nodes --refresh-from slurm``: Slurm's node records into the inventory (the Slurm columns)."""
+    import asyncio
+
+    from core.fleet import slurm
+
+    site = ctx.site
+    options = slurm.options_from(site.config.fleet, partition=ctx.args.partition)
+    with site.action("nodes refresh", "slurm") as detail:
+        found, source = asyncio.run(slurm.inventory(options))
+        inventory.upsert_nodes(site.state, inventory.slurm_rows(found.values(), inventory.utcnow_iso()))
+        detail.update(source=source, nodes=len(found))
+    return {"source": source, "nodes": nodeset.fold(sorted(found)) if found else "", "count": len(found)}
+
+
 def cmd_nodes(ctx: Context) -> Output:
     site = ctx.site
-    rows = inventory.node_rows(site.state, ctx.args.arch)
     notes: list[str] = []
+    refreshed = _refresh_from_slurm(ctx) if ctx.args.refresh_from == "slurm" else None
+    if refreshed is not None:
+        notes.append(f"{refreshed['count']} nodes from Slurm ({refreshed['source']}): {refreshed['nodes'] or 'none'}")
+    rows = inventory.node_rows(site.state, ctx.args.arch)
     try:
         targets = fleetcheck.channel_targets(site)
     except DepotError as exc:
@@ -166,6 +190,8 @@ def cmd_nodes(ctx: Context) -> Output:
             r["images"] = inventory.live_images(r["arch"], cache)
     summary = inventory.arch_summary(rows, targets)
     doc = {"nodes": rows, "summary": summary, "channels": [_target_json(t) for t in targets]}
+    if refreshed is not None:
+        doc["refreshed"] = refreshed
     return Output(
         doc, _nodes_text(rows, summary, [t.channel for t in targets] or _stored_channels(rows), site.now()), 0, notes
     )
@@ -178,20 +204,31 @@ def _stored_channels(rows: list[dict[str, Any]]) -> list[str]:
 def _nodes_text(rows: list[dict[str, Any]], summary: Mapping[str, Any], channels: list[str], now: Any) -> str:
     if not rows:
         return "no nodes in the inventory: run 'console fleet check NODESET'"
+    slurm = any(r.get("slurm_state") for r in rows)  # Slurm columns once Slurm was asked
     headers = ["NODE", "ARCH", "CPUS", "MEM", *[f"IMAGE:{ch}" for ch in channels], "STATUS", "LAST SEEN"]
+    if slurm:
+        headers += ["SLURM", "FEATURES"]
     body = [
         [
             r["name"],
-            r["arch"] or inventory.UNKNOWN_ARCH,
-            r["cpus"] if r["cpus"] is not None else "-",
-            size(r["memory"]) if r["memory"] else "-",
+            (r["arch"] or inventory.UNKNOWN_ARCH) + (" !" if r.get("arch_mismatch") else ""),
+            r["cpus"] if r["cpus"] else r.get("slurm_cpus") or "-",
+            size(r["memory"]) if r["memory"] else size(r["slurm_memory"]) if r.get("slurm_memory") else "-",
             *[(r["images"].get(ch) or {}).get("image") or "-" for ch in channels],
             r["status"] or "-",
             ago(r["last_seen"], now),
+            *(
+                [inert(r.get("slurm_state") or "-"), inert(",".join(r.get("slurm_features") or []) or "-")]
+                if slurm
+                else []
+            ),
         ]
         for r in rows
     ]
     lines = [table(headers, body, right=[2, 3])]
+    if summary.get("arch_mismatches"):
+        lines += ["", "Slurm feature vs measured CPU (!):"]
+        lines += [f"  {inert(m['node'])}: {inert(m['detail'])}" for m in summary["arch_mismatches"]]
     lines += ["", "by micro-architecture:"]
     lines.append(
         table(

@@ -507,3 +507,109 @@ def options_from(config: Any, **given: Any) -> SlurmOptions:
     }
     values.update({k: v for k, v in given.items() if v is not None})
     return SlurmOptions(**values)
+
+
+# --------------------------------------------------------------------------- inventory (nodes --refresh-from slurm)
+
+
+def _number(value: Any) -> int | None:
+    """A Slurm JSON number: a plain int, or (OpenAPI 0.0.39+) ``{"set": true, "number": N}``."""
+    if isinstance(value, dict):
+        if value.get("set") is False or value.get("infinite"):
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    """Features or partitions: ``"a,b"``, ``["a", "b"]`` or ``{"total": [...]}`` (newer OpenAPI)."""
+    if isinstance(value, dict):
+        value = value.get("total", value.get("active", []))
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list):
+        return ()
+    return tuple(dict.fromkeys(str(v).strip() for v in value if str(v).strip() and str(v).strip() != "(null)"))
+
+
+def parse_nodes_json(text: str) -> dict[str, SlurmNode]:
+    """Nodes from ``scontrol show nodes --json`` or ``sinfo --json`` (Slurm's OpenAPI node records).
+
+    ``state`` is a string (22.05) or a list of words (23.02+); ``state_flags`` (DRAIN, NOT_RESPONDING…)
+    join it with ``+`` (``idle+drain``), as ``scontrol`` prints them. Memory is ``real_memory`` MiB.
+    SlurmError when the text is not such a document.
+    """
+    import json
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise SlurmError(f"Slurm's JSON node list is not JSON: {exc}") from None
+    items = doc.get("nodes") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise SlurmError("Slurm's JSON node list has no 'nodes' array")
+    errors = doc.get("errors")
+    if isinstance(errors, list) and errors and not items:  # 22.05 exits 0 when the controller is unreachable
+        what = [str(e.get("error") or e.get("description") or e) if isinstance(e, dict) else str(e) for e in errors]
+        raise SlurmError("; ".join(what))
+    out: dict[str, SlurmNode] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            continue
+        state = item.get("state")
+        words = [state] if isinstance(state, str) else [str(s) for s in state] if isinstance(state, list) else []
+        flags = item.get("state_flags")
+        if isinstance(flags, list):
+            words += [str(f) for f in flags if str(f) not in words]
+        reason = item.get("reason")
+        if isinstance(reason, dict):
+            reason = reason.get("description", "")
+        memory = _number(item.get("real_memory"))
+        name = item["name"]
+        prev = out.get(name)  # sinfo --json lists a node once per partition on some versions
+        partitions = (*(prev.partitions if prev else ()), *_words(item.get("partitions")))
+        out[name] = SlurmNode(
+            name,
+            "+".join(w.lower() for w in words if w) or "unknown",
+            tuple(dict.fromkeys(partitions)),
+            _words(item.get("active_features") or item.get("features")),
+            str(reason or ""),
+            _number(item.get("cpus")),
+            memory * 1024 * 1024 if memory is not None else None,
+        )
+    return out
+
+
+#: How Slurm is asked for its nodes, best first: the JSON forms need Slurm's serializer plugin
+#: (``scontrol --json`` needs 23.02 or newer; ``sinfo --json`` 21.08 with the JSON serializer).
+INVENTORY_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("scontrol --json", ("scontrol", "show", "nodes", "--json")),
+    ("sinfo --json", ("sinfo", "--json")),
+    ("sinfo", ("sinfo", "-h", "-N", "-o", _SINFO_FORMAT)),
+)
+
+
+async def inventory(options: SlurmOptions) -> tuple[dict[str, SlurmNode], str]:
+    """Every node Slurm knows (of ``options.partition`` if set) and which command said so.
+
+    Tries ``scontrol show nodes --json``, then ``sinfo --json``, then plain ``sinfo`` (see
+    `INVENTORY_SOURCES`); a form this Slurm lacks (unknown option, no serializer) falls through to
+    the next. SlurmError with the last command's error when none answers (no controller).
+    """
+    errors: list[str] = []
+    for source, argv in INVENTORY_SOURCES:
+        code, out, err = await _client(argv, options)
+        if code != 0:
+            errors.append(f"{source}: {_last_line(err) or f'exit {code}'}")
+            continue
+        try:
+            nodes = parse_sinfo(out) if source == "sinfo" else parse_nodes_json(out)
+        except SlurmError as exc:
+            errors.append(f"{source}: {exc}")
+            continue
+        if options.partition:  # filtered here: the JSON forms ignore --partition
+            nodes = {n: i for n, i in nodes.items() if options.partition in i.partitions}
+        return nodes, source
+    raise SlurmError("cannot read Slurm's node list: " + "; ".join(errors))

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.arch import choose_image, classify, cpuinfo_from_probe
+from core.arch import TARGETS, choose_image, classify, cpuinfo_from_probe, is_known_microarch, why_not
 from core.errors import BadInput
 from core.model.digest import canonical_json, digest_bytes
 from core.site.db import State, utcnow_iso
@@ -23,6 +23,7 @@ from core.site.db import State, utcnow_iso
 UNKNOWN_ARCH = "unknown"
 FINGERPRINT_MISMATCH = "fingerprint-mismatch"
 _NODE_JSON_COLUMNS = ("channels", "images")
+_NODE_LIST_COLUMNS = ("slurm_features", "slurm_partitions")
 
 
 # --------------------------------------------------------------------------- classification
@@ -275,12 +276,67 @@ def smoke_row(node: str, smoke: Mapping[str, Any], detail: str, when: str | None
 
 
 def node_rows(state: State, arch: str | None = None) -> list[dict[str, Any]]:
-    """Inventory rows sorted by name, ``channels``/``images`` decoded; ``probe`` left out (see ``node_probe``)."""
+    """Inventory rows sorted by name, ``channels``/``images`` and the Slurm lists decoded, each with
+    its ``claimed_arch`` and ``arch_mismatch`` (`arch_findings`); ``probe`` left out (see ``node_probe``)."""
     rows = state.nodes.rows(arch)
     for row in rows:
         for c in _NODE_JSON_COLUMNS:
             row[c] = json.loads(row[c]) if row[c] else {}
+        for c in _NODE_LIST_COLUMNS:
+            row[c] = json.loads(row[c]) if row.get(c) else []
+        row["claimed_arch"] = claimed_arches(row["slurm_features"])
+        row["arch_mismatch"] = arch_findings(row.get("arch"), row["slurm_features"])
     return rows
+
+
+# --------------------------------------------------------------------------- Slurm's view of the nodes
+
+
+def claimed_arches(features: Iterable[str]) -> list[str]:
+    """The node features that are archspec micro-architecture names: the architecture Slurm claims."""
+    return [f for f in features if is_known_microarch(f)]
+
+
+def arch_findings(measured: str | None, features: Iterable[str]) -> list[str]:
+    """What is wrong between the architecture a node's Slurm features claim and the one its probe
+    measured (nothing when either is unknown): one line per claim that does not hold.
+
+    A generic level (``x86_64_v3``) holds when the measured CPU can run its code; a specific
+    micro-architecture (``zen3``, ``haswell``) only when it is the measured one: a node whose
+    feature says zen3 and whose CPU is zen2 (or haswell) gets jobs and images meant for another
+    CPU (``--constraint=zen3`` builds and tests land there).
+    """
+    if not measured or measured == UNKNOWN_ARCH or not is_known_microarch(measured):
+        return []
+    out = []
+    for claim in claimed_arches(features):
+        if claim == measured:
+            continue
+        cannot = why_not(measured, claim)
+        if cannot is not None:
+            out.append(f"feature {claim}, but the CPU is {measured}, which cannot run {claim} code ({cannot})")
+        elif TARGETS[claim].vendor != "generic":
+            out.append(f"feature {claim}, but the CPU is {measured}")
+    return out
+
+
+def slurm_rows(nodes: Iterable[Any], seen: str) -> list[dict[str, Any]]:
+    """``nodes`` rows (the Slurm columns only) from Slurm's node records (``core.fleet.slurm.SlurmNode``:
+    name, state, partitions, features, reason, cpus, memory); upserting them keeps what fleet checks
+    measured."""
+    return [
+        {
+            "name": n.name,
+            "slurm_state": n.state,
+            "slurm_features": json.dumps(list(n.features)),
+            "slurm_partitions": json.dumps(list(n.partitions)),
+            "slurm_reason": n.reason,
+            "slurm_cpus": n.cpus,
+            "slurm_memory": n.memory,
+            "slurm_seen": seen,
+        }
+        for n in nodes
+    ]
 
 
 def node_probe(state: State, name: str) -> dict[str, Any] | None:
@@ -311,6 +367,7 @@ def arch_summary(rows: Iterable[Mapping[str, Any]], targets: Iterable[ChannelTar
     Images are recomputed from ``targets`` (the channels as they are now), so a promote shows at
     once; nodes never classified (arch ``unknown`` or missing) count under ``unknown``.
     """
+    rows = list(rows)
     cache = ImageCache(targets)
     counts: Counter[str] = Counter()
     no_fit: list[dict[str, Any]] = []
@@ -330,7 +387,22 @@ def arch_summary(rows: Iterable[Mapping[str, Any]], targets: Iterable[ChannelTar
             else {t.channel: None for t in cache.targets}
         )
         groups.append(ArchGroup(arch, n, imgs))
-    return {"arches": [g.to_json() for g in groups], "no_fit": no_fit}
+    mismatches = [
+        {
+            "node": r["name"],
+            "arch": r.get("arch"),
+            "claimed": claimed_arches(r.get("slurm_features") or []),
+            "detail": d,
+        }
+        for r in rows
+        for d in (r.get("arch_mismatch") or [])
+    ]
+    return {
+        "arches": [g.to_json() for g in groups],
+        "no_fit": no_fit,
+        "arch_mismatches": mismatches,
+        "problems": len(no_fit) + len(mismatches),
+    }
 
 
 def live_images(arch: str | None, cache: ImageCache) -> dict[str, dict[str, Any]]:

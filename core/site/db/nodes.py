@@ -20,6 +20,13 @@ NODE_COLUMNS = (
     "status",
     "detail",
     "last_seen",
+    "slurm_state",
+    "slurm_features",
+    "slurm_partitions",
+    "slurm_reason",
+    "slurm_cpus",
+    "slurm_memory",
+    "slurm_seen",
 )
 
 SMOKE_COLUMNS = (
@@ -53,7 +60,9 @@ def node_filter(search: str = "") -> Where:
 
 class Nodes(Table):
     """Rows: name, arch, vendor, cpus, memory, os, flags_digest, channels (JSON), images (JSON),
-    status, detail, last_seen, probe (JSON)."""
+    status, detail, last_seen, probe (JSON); what Slurm says (``nodes --refresh-from slurm``):
+    slurm_state, slurm_features (JSON list), slurm_partitions (JSON list), slurm_reason, slurm_cpus,
+    slurm_memory (bytes), slurm_seen."""
 
     def upsert(self, rows: list[dict[str, Any]]) -> None:
         """Upsert node rows in one transaction. A row may carry only some columns (an unreachable

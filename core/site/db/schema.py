@@ -123,7 +123,25 @@ def _m2_build_plan(db: sqlite_utils.Database) -> None:
     db["builds"].create_index(["status"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan]
+def _m3_slurm(db: sqlite_utils.Database) -> None:
+    """Slurm (issue 15). Nodes: what Slurm says of each (state, features, partitions, reason, CPUs,
+    memory, when it was read: ``nodes --refresh-from slurm``). Builds: the executor (``local`` or
+    ``slurm``) and, for Slurm, one entry per target: its job id and state (``jobs``, JSON)."""
+    for column, kind in (
+        ("slurm_state", str),
+        ("slurm_features", str),
+        ("slurm_partitions", str),
+        ("slurm_reason", str),
+        ("slurm_cpus", int),
+        ("slurm_memory", int),
+        ("slurm_seen", str),
+    ):
+        db["nodes"].add_column(column, kind)
+    db["builds"].add_column("executor", str)
+    db["builds"].add_column("jobs", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan, _m3_slurm]
 
 #: Every table the migrations create (checked at each open without running them; a test keeps
 #: it equal to what ``MIGRATIONS`` make).

@@ -43,7 +43,7 @@ from datetime import datetime
 
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES
 from core.node.hydrate.bundles import load_bundles
-from core.node.hydrate.cache import clean_temp
+from core.node.hydrate.cache import clean_temp, write_ledger
 from core.node.hydrate.choose import Chosen, choose
 from core.node.hydrate.fetch import fetch_objects, fetch_trees, keep_release, usable_pack
 from core.node.hydrate.fetcher import Fetcher
@@ -153,8 +153,9 @@ def _hydrate(
 
         keep_release(node, verified)
         image_dir = node.image_dir(verified.release_id, chosen.arch)
+        verified_objects: set[str] = set()
         if not image_dir.is_dir():
-            _fetch_and_materialize(store, node, verified, chosen, workers, prog, result)
+            verified_objects = _fetch_and_materialize(store, node, verified, chosen, workers, prog, result)
             result.materialized = True
         else:
             result.reused_objects, result.reused_bytes = chosen.image.files, chosen.image.bytes
@@ -173,6 +174,7 @@ def _hydrate(
             verified.pointer_envelope,
         )
         result.pruned = prune(node, keep, locked=True)
+        write_ledger(node, verified_objects)  # after the last link and unlink (they move ctimes)
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
 
@@ -204,9 +206,10 @@ def _fetch_and_materialize(
     workers: int,
     prog: HydrateProgress,
     result: HydrateResult,
-) -> None:
+) -> set[str]:
     """Steps 3 and 4 for an image not on the node yet: fetch its trees, then its missing objects
-    while the image's directories are made (``staging``), then materialize it."""
+    while the image's directories are made (``staging``), then materialize it. Returns the cache
+    names of the image's objects (all verified by this run)."""
     root, image_dir = chosen.image.root, node.image_dir(verified.release_id, chosen.arch)
     bundled = load_bundles(node)
     files = chosen.image.files
@@ -215,8 +218,9 @@ def _fetch_and_materialize(
         trees = fetch_trees(fetcher, root, pack, bundled, prog, result, files)
         plan = plan_image(trees.walk(root))
         with staging(image_dir, plan) as stage:
-            fetch_objects(fetcher, plan, pack, prog, result)
+            names = fetch_objects(fetcher, plan, pack, prog, result)
             materialize(node, stage, plan, image_dir, prog)
+    return names
 
 
 __all__ = [

@@ -1,12 +1,23 @@
-"""The node's object cache: listings, reuse checks, local copies, and what killed hydrates left."""
+"""The node's object cache: listings, reuse checks, local copies, and what killed hydrates left.
+
+Reuse of a cached object is never decided by its size alone (issue 12 item 13): an object no
+image links to is re-hashed; one that images link to is reused without reading it only while its
+inode is exactly as ``cache/objects.ledger`` recorded when this node last verified it (written at
+the end of each hydrate, after its last link and unlink, for the objects that hydrate verified).
+A ctime, which any write, ``chmod`` or ``utime`` moves and no unprivileged process can set, is
+what makes the seal worth more than a size; re-hashing every reused object instead costs an
+incremental hydrate a full read of the image (see the README's guarantees).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from core.durable import atomic_write
 from core.model.digest import hash_file
 from core.node.root import NodeRoot, force_rmtree
 
@@ -26,20 +37,71 @@ def cache_names(base: Path) -> set[str]:
     return names
 
 
-def cached_ok(path: Path, digest: str, size: int) -> bool:
+#: ``cache/objects.ledger``: what each object's inode looked like when this node last verified it.
+LEDGER = "objects.ledger"
+#: (device, inode, size, mode, owner, mtime ns, ctime ns) of a cache file.
+Seal = tuple[int, int, int, int, int, int, int]
+
+
+def seal_of(st: os.stat_result) -> Seal:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_uid, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def read_ledger(node: NodeRoot) -> dict[str, Seal]:
+    """``cache_name`` -> the object's ``Seal`` when it was last verified ({} if no ledger).
+
+    A line that does not parse is skipped: its object is re-hashed before reuse.
+    """
+    out: dict[str, Seal] = {}
+    try:
+        data = (node.cache / LEDGER).read_bytes()
+    except FileNotFoundError:
+        return out
+    for line in data.decode("ascii", "replace").splitlines():
+        parts = line.split(" ")
+        if len(parts) == 8:
+            with contextlib.suppress(ValueError):
+                out[parts[0]] = tuple(int(x) for x in parts[1:])  # type: ignore[assignment]
+    return out
+
+
+def write_ledger(node: NodeRoot, verified: set[str], tmpdir: Path | None = None) -> None:
+    """Record the seal of every cache object verified by this run (``verified``: cache names),
+    and keep the entries of the others only if their inode is exactly as recorded (an object
+    changed since, or whose ctime a link or unlink moved, is dropped: re-hashed when next used).
+
+    Run after the last link or unlink of the hydrate (links and unlinks move an inode's ctime).
+    """
+    old = read_ledger(node)
+    lines = []
+    for name in cache_names(node.objects):
+        try:
+            st = os.stat(f"{node.objects}/{name}", follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        seal = seal_of(st)
+        if name in verified or old.get(name) == seal:
+            lines.append(f"{name} {' '.join(map(str, seal))}\n")
+    atomic_write(node.cache / LEDGER, "".join(lines).encode("ascii"), 0o644, durable=False, tmp_dir=tmpdir)
+
+
+def cached_ok(path: Path, digest: str, size: int, ledger: dict[str, Seal] | None = None, name: str = "") -> bool:
     """Whether the cached object at ``path`` can be reused; a damaged one is removed.
 
-    An object some image links to (link count > 1) was complete when that image was switched to
-    (after a ``syncfs``): its size is checked. One no image links to yet is what an interrupted
-    hydrate left, possibly short or, after a power loss, of the right size with other bytes: it
-    is re-hashed (still cheaper than fetching it again).
+    Trusted without re-reading only if some image links to it (link count > 1: it was complete
+    when that image was switched to, after a ``syncfs``) **and** its inode is exactly as the
+    ledger recorded when it was last verified: same device, inode, size, mode (read-only), owner,
+    mtime and ctime. Any write, truncation, ``chmod`` or ``utime`` moves the ctime, which no
+    unprivileged process can set back. Anything else is re-hashed (an object no image links to
+    yet, what an interrupted hydrate or a power loss can leave; one whose seal differs); one of
+    the wrong size or bytes is removed, so it is fetched again into a new inode.
     """
     try:
         st = path.stat()
     except FileNotFoundError:
         return False
-    ok = st.st_size == size
-    if ok and st.st_nlink == 1:
+    ok = st.st_size == size and not st.st_mode & 0o222
+    if ok and not (st.st_nlink > 1 and ledger is not None and ledger.get(name) == seal_of(st)):
         ok = hash_file(path)[0] == digest
     if not ok:
         path.unlink()  # truncated, damaged or foreign: fetch it again

@@ -21,7 +21,7 @@ from pathlib import Path
 from core.durable import atomic_write
 from core.errors import NotFound, StoreError
 from core.node.hydrate.bundles import Bundled
-from core.node.hydrate.cache import cache_names, cached_ok, copy_into_cache
+from core.node.hydrate.cache import cache_names, cached_ok, copy_into_cache, read_ledger
 from core.node.hydrate.fetcher import Fetcher, Job
 from core.node.hydrate.result import HydrateProgress, HydrateResult
 from core.node.hydrate.trees import NodeTrees
@@ -143,10 +143,12 @@ def fetch_objects(
     pack: PackIndex | None,
     prog: HydrateProgress,
     result: HydrateResult,
-) -> None:
+) -> set[str]:
     """Every file object of ``plan`` into the cache under the mode(s) it is needed with: reused when
-    a cached copy checks out (``cached_ok``), fetched otherwise, copied locally for its other mode."""
+    a cached copy checks out (``cached_ok`` against the ledger's seals), fetched otherwise, copied
+    locally for its other mode. Returns the cache names of them all (verified by this run)."""
     node = fetcher.node
+    ledger = read_ledger(node)
     needed: dict[str, tuple[int, set[bool]]] = {}
     for _, h, x, size in plan.files:
         _, modes = needed.setdefault("sha256:" + h, (size, set()))
@@ -158,7 +160,8 @@ def fetch_objects(
         present = [
             x
             for x in (False, True)
-            if cache_name(digest, x) in cached and cached_ok(node.object_path(digest, x), digest, size)
+            if cache_name(digest, x) in cached
+            and cached_ok(node.object_path(digest, x), digest, size, ledger, cache_name(digest, x))
         ]
         if present:
             src = present[0]
@@ -180,3 +183,4 @@ def fetch_objects(
         raise StoreError(f"store {fetcher.store.location} is incomplete: {exc}") from None
     for src_path, dest, mode in copies:
         copy_into_cache(src_path, dest, mode, fetcher.run_tmp)
+    return {cache_name(d, x) for d, (_, modes) in needed.items() for x in modes}

@@ -51,6 +51,19 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "core.demo",
     ),
     "core.store": ("core.arch", "core.kinds", "core.node", "core.site", "core.fleet", "core.build", "core.demo"),
+    # arch reads cpuinfo with the node probe's parser: core.node.probe is a stdlib-only leaf (it is sent
+    # to nodes as a script), so arch may import it, and nothing else of node/.
+    "core.arch": (
+        "core.kinds",
+        "core.node.root",
+        "core.node.env",
+        "core.node.smoke",
+        "core.node.hydrate",
+        "core.site",
+        "core.fleet",
+        "core.build",
+        "core.demo",
+    ),
     "core.kinds": ("core.node", "core.site", "core.fleet", "core.build", "core.demo"),
     "core.node": ("core.site", "core.fleet", "core.build", "core.demo"),
     "core.site": ("core.fleet", "core.build", "core.demo"),

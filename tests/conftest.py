@@ -21,6 +21,7 @@ pytest_plugins = [
     "fixtures.hostile_http",
     "fixtures.slurm",
     "fixtures.cvmfs",
+    "fixtures.squid",
 ]
 
 KINDS = ("unit", "cli", "integration", "tui", "adversarial")

@@ -17,6 +17,9 @@ MODULES = [
     "build_verbs",
     "demo_verbs",
     "cvmfs_verbs",
+    "policy_verbs",
+    "rollout_verbs",
+    "serve_verbs",
 ]
 
 

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         metavar="KEY=VALUE",
         help="builder option (repeat; list options take one item per occurrence)",
     )
+    p.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        help="where targets build: here, or one sbatch job each (default [build] executor)",
+    )
     p.add_argument("--detach", action="store_true", help="start the build and return its id")
     p.add_argument("--quiet", action="store_true", help="do not echo the build log on stderr")
     p.set_defaults(handler=cmd_build)
@@ -75,7 +80,16 @@ def cmd_build(ctx: Context) -> Output:
     builder = jobs.builder_for(site, a.builder)
     options = jobs.parse_options(builder, a.option)
     build_id = jobs.create_build(
-        site, a.spec, a.builder, a.arch, options, publish=a.publish, promote=a.promote, name=a.name, label=a.label
+        site,
+        a.spec,
+        a.builder,
+        a.arch,
+        options,
+        publish=a.publish,
+        promote=a.promote,
+        name=a.name,
+        label=a.label,
+        executor=a.executor,
     )
     proc = jobs.spawn_worker(site, build_id)
     log_path = jobs.build_paths(site, build_id).log
@@ -114,7 +128,7 @@ def cmd_builds(ctx: Context) -> Output:
                     r["status"] + (f" ({r['step']})" if r["status"] == "running" and r["step"] else ""),
                     r["builder"],
                     r["name"] or "-",
-                    ",".join(r["targets"]),
+                    _targets_text(r),
                     ago(r["created"], now),
                     short(r["release"]),
                     r["error"] or "",
@@ -127,6 +141,18 @@ def cmd_builds(ctx: Context) -> Output:
         else "no builds"
     )
     return Output(rows, text)
+
+
+def _targets_text(row: dict) -> str:
+    """``x86_64_v3,zen3``; for a Slurm build each with its job id and state (``zen3:42 RUNNING``)."""
+    jobs = row.get("jobs") or {}
+    if row.get("executor") != "slurm" or not jobs:
+        return ",".join(row["targets"])
+    parts = []
+    for arch in row["targets"]:
+        j = jobs.get(arch) or {}
+        parts.append(f"{arch}:{j.get('job') or '-'} {j.get('state') or 'PENDING'}" if j else arch)
+    return ", ".join(parts)
 
 
 def cmd_builds_log(ctx: Context) -> Output:

@@ -49,6 +49,7 @@ from core.site.site import Site, format_time, open_site
 from core.trust.signing import passphrase_env
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+EXECUTORS = ("local", "slurm")  # where targets build: here, or one sbatch job each (core.build.slurm)
 ACTIVE = frozenset({"queued", "running"})
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 # Steps of a running build; after "building" a cancel is refused (nothing is left to stop).
@@ -92,6 +93,8 @@ def _decode(raw: dict) -> dict:
     row["targets"] = json.loads(row["targets"] or "[]")
     row["options"] = json.loads(row["options"] or "{}")
     row["publish"] = bool(row.get("publish"))
+    row["executor"] = row.get("executor") or "local"
+    row["jobs"] = json.loads(row.get("jobs") or "{}")  # Slurm: per target {"job", "state", "node", "exit"}
     return row
 
 
@@ -228,6 +231,7 @@ def create_build(
     promote: str | None = None,
     name: str | None = None,
     label: str | None = None,
+    executor: str | None = None,
 ) -> int:
     """Validate everything a build needs, insert its row "queued", return its id. Nothing runs yet.
 
@@ -249,6 +253,13 @@ def create_build(
     if promote:
         check_channel_name(promote)
     name = check_release_name(name if name is not None else default_name(source))
+    executor = executor or site.config.build.executor
+    if executor not in EXECUTORS:
+        raise BadInput(f"unknown build executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    if executor == "slurm":
+        from core.build.slurm import check_config
+
+        check_config(site.config.build)
 
     build_id = site.state.builds.insert(
         {
@@ -263,6 +274,7 @@ def create_build(
             "label": label or "",
             "publish": int(bool(publish)),
             "channel": promote or None,
+            "executor": executor,
         }
     )
     if not label:
@@ -273,6 +285,7 @@ def create_build(
     _log_line(
         paths.log,
         f"build {build_id} queued: {builder} {source} for {', '.join(arches)}"
+        f"{' as Slurm jobs' if executor == 'slurm' else ''}"
         f"{' then publish ' + name + ' ' + label if publish else ''}"
         f"{' and promote to ' + promote if promote else ''}",
     )
@@ -289,6 +302,7 @@ def create_build(
             "promote": promote,
             "name": name,
             "label": label,
+            "executor": executor,
         },
     )
     return build_id
@@ -371,6 +385,21 @@ class _Worker:
         self._lock = threading.Lock()
         self.step = "building"
         self.cancel_requested = False
+        self.slurm = None
+        if row.get("executor") == "slurm":
+            from core.build.slurm import SlurmExecutor
+
+            self.slurm = SlurmExecutor(site.config.build, site.root, row, self.runner)
+
+    def image_dir(self, arch: str) -> Path:
+        """Where ``arch``'s image is: the build dir, or (Slurm) the shared directory."""
+        return self.slurm.image_dir(arch) if self.slurm is not None else self.paths.image_dir(arch)
+
+    def sync_jobs(self) -> None:
+        """Slurm: the per-target job ids and states into the row (main thread: one DB connection)."""
+        text = self.slurm.jobs_json() if self.slurm is not None else None
+        if text is not None:
+            _update(self.site, self.id, {"jobs": text})
 
     def log(self, line: str) -> None:
         self.runner.log("build", line)
@@ -393,6 +422,8 @@ class _Worker:
             self.log(f"cancel requested while {step}: too late, finishing")
             return
         self.log("cancel requested")
+        if self.slurm is not None:
+            self.slurm.cancel()
         self.runner.cancel()
 
     def enter(self, step: str) -> None:
@@ -410,6 +441,12 @@ class _Worker:
         if self.runner.cancelled:
             raise BuildCancelled(f"build cancelled before {arch} started")
         self.log(f"{arch}: building")
+        if self.slurm is not None:
+            output = self.slurm.build(
+                arch, self.row["builder"], self.source, self.options, dict(self.site.config.build.builders)
+            )
+            self.log(f"{arch}: done")
+            return output
         target = BuildTarget(arch, self.paths.image_dir(arch), self.paths.work_dir(arch))
         output = self.builder.build(self.source, target, self.runner, self.options)
         self.log(f"{arch}: done")
@@ -426,6 +463,7 @@ class _Worker:
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                self.sync_jobs()
                 for fut in done:
                     arch, exc = futures[fut], fut.exception()
                     target = f"build {self.id} {arch}"
@@ -446,6 +484,8 @@ class _Worker:
                     if failure is None:
                         failure = (arch, exc)
                         # Fail fast: the other targets' work is wasted now.
+                        if self.slurm is not None:
+                            threading.Thread(target=self.slurm.cancel, daemon=True).start()
                         threading.Thread(target=self.runner.cancel, daemon=True).start()
         if failure is not None:
             raise failure[1]
@@ -472,7 +512,7 @@ class _Worker:
         res = publish_release(
             site,
             row["name"],
-            {a: self.paths.image_dir(a) for a in outputs},
+            {a: self.image_dir(a) for a in outputs},
             audit={"build": self.id},
             label=row["label"],
             parent=parent,
@@ -501,7 +541,7 @@ class _Worker:
                 release = self.publish(outputs)
                 if row["channel"]:
                     self.enter("promoting")
-                    upd = promote(site, release, row["channel"], reason=f"build {self.id}")
+                    upd = promote(site, release, row["channel"], reason=f"build {self.id}", create=True)
                     self.log(f"promoted {row['channel']} to {release} (version {upd.pointer.version})")
             else:
                 self.enter("finishing")
@@ -521,6 +561,9 @@ class _Worker:
     def finish(self, status: str, error: str) -> dict:
         site = self.site
         keep = status == "failed" or (status == "succeeded" and not self.row["publish"])
+        if self.slurm is not None:
+            self.sync_jobs()
+            self.slurm.cleanup(keep)
         if not keep:
             shutil.rmtree(self.paths.root, ignore_errors=True)
         else:
@@ -595,12 +638,21 @@ def _refresh(site: Site, row: dict) -> dict:
     orphans = [g for g in read_pgid_file(paths.pgid_file) if group_alive(g)]
     if orphans:
         kill_groups(orphans, site.config.build.grace_s)
+    _scancel_jobs(row)
     if _update(
         site, row["id"], {"status": "failed", "error": "worker died", "finished": _now(site)}, when_status=ACTIVE
     ):
         _log_line(paths.log, f"failed: worker died (pid {row['pid']} is gone)")
         site.audit("build-finish", f"build {row['id']}", "failed: worker died", {"pid": row["pid"]})
     return _load(site, row["id"])
+
+
+def _scancel_jobs(row: dict) -> None:
+    """A Slurm build whose worker is gone: scancel the jobs its row records as not ended."""
+    if row.get("executor") == "slurm" and row.get("jobs"):
+        from core.build.slurm import scancel_recorded
+
+        scancel_recorded(row)
 
 
 def get_build(site: Site, build_id: int | str) -> dict:
@@ -713,6 +765,7 @@ def cancel_build(site: Site, build_id: int | str, *, grace_s: float | None = Non
                 break
             time.sleep(0.02)
         terminate_build(pid, paths.pgid_file, grace_s=grace)  # whatever is left: SIGKILL
+        _scancel_jobs(_load(site, build_id))
         if _update(
             site,
             build_id,

@@ -170,6 +170,22 @@ class BuildSettings:
     parallel: int = setting(2, "builds run at once", ge=1, le=1024)
     grace_s: float = setting(10.0, "seconds a cancelled build's processes get between SIGTERM and SIGKILL", gt=0)
     builders: dict[str, str] = setting({}, 'the site\'s own builders, `name = "module:ClassName"`')
+    executor: str = setting(
+        "local", "where targets build: `local` (on the console host) or `slurm` (one `sbatch` job per target)"
+    )
+    slurm_shared_dir: str = setting(
+        "", "`--executor slurm`: a directory the console and every node see; jobs build there, images come back there"
+    )
+    slurm_options: list[str] = setting([], "`--executor slurm`: `sbatch` options for every target, verbatim")
+    slurm_targets: dict[str, str] = setting(
+        {}, '`--executor slurm`: more `sbatch` options per target, e.g. `zen4 = "--partition=zen4 --constraint=zen4"`'
+    )
+    slurm_python: str = setting(
+        "",
+        "`--executor slurm`: the Python that runs a target on the node (with the console importable); "
+        "empty: this console's own interpreter and source tree",
+    )
+    slurm_poll_s: float = setting(1.0, "`--executor slurm`: seconds between looks at a job's state and output", gt=0)
 
 
 @dataclass(frozen=True)

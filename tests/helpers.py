@@ -174,7 +174,7 @@ def publish(site: Path, tree: Path, label: str = "", smoke: str | None = None) -
 
 def promote(site: Path, rid: str, channel: str = "production") -> dict:
     """``promote`` ``rid`` to ``channel``; the JSON document."""
-    return run_json(site, "promote", rid, "--channel", channel)  # type: ignore[return-value]
+    return run_json(site, "promote", rid, "--channel", channel, "--create")  # type: ignore[return-value]
 
 
 def trust_file(site: Path) -> Path:

@@ -27,8 +27,13 @@ def start_promote(screen: BaseScreen, rid: str) -> None:
     label = names.get(rid, "")
     current = current_channels(site)
     choices = {ch: (f"{short(r)} {names.get(r, '')}", str(v)) for ch, (r, v) in current.items()}
-    for ch in ("testing", "production"):
-        choices.setdefault(ch, ("(none)", "0"))
+    if not choices:  # creating a channel is explicit, and headless (issue 18 item 2)
+        screen.notify(
+            f"the site has no channels yet: create one with 'console channels create NAME {short(rid)}'",
+            title="promote",
+            severity="warning",
+        )
+        return
 
     def confirmed(answer: Confirmed | None) -> None:
         if answer is None:

@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("id", metavar="ID", help="release id or unique prefix (at least 4 hex)")
     p.add_argument("--channel", required=True, help="channel name, e.g. production")
     p.add_argument("--reason", default="", help="why (recorded in the pointer and the audit log)")
+    p.add_argument(
+        "--create",
+        action="store_true",
+        help="create the channel if the site does not have it (without it an unknown channel is bad input)",
+    )
     p.set_defaults(handler=cmd_promote)
 
     r = sub.add_parser(
@@ -44,7 +49,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     c = sub.add_parser("channels", parents=[common], help="channels, their releases and time left")
     c.set_defaults(handler=cmd_channels)
-    csub = c.add_subparsers(dest="channels_verb", metavar="repair", required=False)
+    csub = c.add_subparsers(dest="channels_verb", metavar="create|repair", required=False)
+    cc = csub.add_parser("create", parents=[common], help="create a channel: version 1 pointing at a release")
+    cc.add_argument("channel", metavar="CHANNEL")
+    cc.add_argument("id", metavar="ID", help="the release it carries (id or unique prefix)")
+    cc.add_argument("--reason", default="", help="recorded in the pointer and the audit log")
+    cc.set_defaults(handler=cmd_create)
     rp = csub.add_parser(
         "repair",
         parents=[common],
@@ -62,8 +72,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_promote(ctx: Context) -> Output:
-    u = ch.promote(ctx.site, ctx.args.id, ctx.args.channel, ctx.args.reason)
+    u = ch.promote(ctx.site, ctx.args.id, ctx.args.channel, ctx.args.reason, create=ctx.args.create)
     return with_cvmfs(ctx, u, Output(u.to_json(), channel_update_text(u)))
+
+
+def cmd_create(ctx: Context) -> Output:
+    u = ch.create_channel(ctx.site, ctx.args.channel, ctx.args.id, ctx.args.reason)
+    p = u.pointer
+    text = f"{p.channel}: created at {short(p.release)} (version {p.version}; expires {p.expires})"
+    return with_cvmfs(ctx, u, Output(u.to_json(), text))
 
 
 def cmd_rollback(ctx: Context) -> Output:
@@ -99,7 +116,7 @@ def cmd_refresh(ctx: Context) -> Output:
 def cmd_channels(ctx: Context) -> Output:
     rows = ch.channel_status(ctx.site)
     if not rows:
-        return Output(rows, "no channels (use 'console promote ID --channel C')")
+        return Output(rows, "no channels (create one with 'console channels create NAME ID')")
     text = table(
         ["CHANNEL", "VERSION", "RELEASE", "ACTION", "ACTOR", "ISSUED", "TIME LEFT"],
         [

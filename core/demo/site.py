@@ -241,7 +241,7 @@ def _channel_story(story: _Story, ids: list[str]) -> dict[str, str]:
     for day, actor, action, rid, channel, reason in steps:
         story.at(day, actor)
         if action == "promote":
-            channels.promote(story.site, rid, channel, reason)
+            channels.promote(story.site, rid, channel, reason, create=True)
         else:
             channels.rollback(story.site, channel, reason=reason)
     return {r["channel"]: r["release"] for r in channels.channel_status(story.site)}

@@ -343,10 +343,60 @@ def _noop(cur: Current, message: str) -> ChannelUpdate:
     return ChannelUpdate(cur.pointer, False, message)
 
 
-def promote(site: Site, ref: str, channel: str, reason: str = "") -> ChannelUpdate:
-    """Point ``channel`` at release ``ref`` (full id or unique prefix) as version N+1."""
+def known_channels(site: Site) -> list[str]:
+    """The channels this site has: a pointer in the store, or a mark this console keeps."""
+    return _channel_names(site)
+
+
+def unknown_channel(site: Site, channel: str, hint: str = "") -> NotFound:
+    """The error for a channel name the site does not have, listing the ones it has."""
+    names = known_channels(site)
+    known = f"known: {', '.join(names)}" if names else "the site has no channels yet"
+    return NotFound(f"unknown channel {channel!r} ({known}){hint}")
+
+
+def require_known_channel(site: Site, channel: str) -> None:
+    """Bad input unless ``channel`` is one of `known_channels` (so a typo is never created)."""
     check_channel_name(channel)
-    with site.action("promote", channel) as detail:
+    if channel not in known_channels(site):
+        raise unknown_channel(site, channel)
+
+
+def promote(site: Site, ref: str, channel: str, reason: str = "", *, create: bool = False) -> ChannelUpdate:
+    """Point ``channel`` at release ``ref`` (full id or unique prefix) as version N+1.
+
+    A channel the site does not have yet is created only with ``create`` (``promote --create``,
+    ``channels create``): otherwise it is bad input naming the known channels, so a typo such as
+    ``prodution`` never becomes a channel.
+    """
+    return _promote(site, ref, channel, reason, create=create, verb="promote")
+
+
+def create_channel(site: Site, channel: str, ref: str, reason: str = "") -> ChannelUpdate:
+    """``channels create``: a new channel, version 1 carrying ``ref``; bad input if it exists."""
+    check_channel_name(channel)
+    if channel in known_channels(site):
+        cur = read_current(site, channel, None, for_update=True).pointer
+        have = f" (version {cur.version}, {cur.release[7:19]})" if cur else ""
+        release = resolve_release(site, ref)
+        raise BadInput(f"channel {channel!r} exists{have}; use 'console promote {release[7:19]} --channel {channel}'")
+    return _promote(site, ref, channel, reason, create=True, verb="channels create")
+
+
+def _promote(site: Site, ref: str, channel: str, reason: str, *, create: bool, verb: str) -> ChannelUpdate:
+    check_channel_name(channel)
+    with site.action(verb, channel) as detail:
+        if not create and channel not in known_channels(site):
+            try:
+                short_ref = resolve_release(site, ref)[7:19]
+            except DepotError:
+                short_ref = ref
+            raise unknown_channel(
+                site,
+                channel,
+                f"; to create it: 'console promote {short_ref} --channel {channel} --create' "
+                f"or 'console channels create {channel} {short_ref}'",
+            )
         release = resolve_release(site, ref)
         detail.update(release=release, reason=reason)
         load_release(site, release)
@@ -390,7 +440,7 @@ def rollback(
         detail["reason"] = reason
         cur = read_current(site, channel, None, for_update=True)
         if cur.pointer is None:
-            raise NotFound(f"channel {channel} has no pointer yet: use promote")
+            raise unknown_channel(site, channel)
         history = read_history(site, channel)
         if to is not None:
             release = resolve_release(site, to)
@@ -677,7 +727,7 @@ def history_rows(site: Site, channel: str) -> list[dict]:
     rows = [e.to_json() for e in entries]
     data = site.store.read_file(channel_path(channel))
     if not entries and data is None:
-        raise NotFound(f"channel {channel} has no pointer and no history")
+        raise unknown_channel(site, channel)
     if data is not None:
         try:
             cur = read_current(site, channel, None)

@@ -102,8 +102,8 @@ def test_nginx_webdav_ignores_conditional_put(nginx_server: NginxServer):
 def test_wedged_channel_refuses_cleanly_and_repair_unwedges_it(two_writers, nginx_server, tmp_path):
     a, b, r1, r2 = two_writers
     root = nginx_server.root
-    run_json(a, "promote", r1, "--channel", CHANNEL)
-    run_json(a, "promote", r2, "--channel", CHANNEL)  # A's version 2 -> current and history
+    run_json(a, "promote", r1, "--channel", CHANNEL, "--create")
+    run_json(a, "promote", r2, "--channel", CHANNEL, "--create")  # A's version 2 -> current and history
     theirs = _pointer(a, 2, r1, r1)  # B's version 2, which also "won" its check
     current = root / "channels" / f"{CHANNEL}.json"
     ours = current.read_bytes()
@@ -116,7 +116,7 @@ def test_wedged_channel_refuses_cleanly_and_repair_unwedges_it(two_writers, ngin
     (root / "channels" / CHANNEL / "2.json").write_bytes(theirs)
 
     for site in (a, b):
-        for args in (("promote", r1, "--channel", CHANNEL), ("refresh", "--channel", CHANNEL)):
+        for args in (("promote", r1, "--channel", CHANNEL, "--create"), ("refresh", "--channel", CHANNEL)):
             proc = run_console(site, *args)
             assert proc.returncode == 4, (args, proc.stdout, proc.stderr)
             line = _one_line(proc.stderr)
@@ -148,13 +148,13 @@ def test_wedged_channel_refuses_cleanly_and_repair_unwedges_it(two_writers, ngin
         doc = json.loads(hydrate(node, nginx_server.url, trust).stdout)
         assert (doc["version"], doc["release"]) == (3, r2)
     # And both consoles write again.
-    assert run_json(a, "promote", r1, "--channel", CHANNEL)["version"] == 4
+    assert run_json(a, "promote", r1, "--channel", CHANNEL, "--create")["version"] == 4
     assert run_json(b, "refresh", "--channel", CHANNEL)[0]["version"] == 5  # type: ignore[index]
 
 
 def test_repair_refuses_without_a_verifiable_release_and_accepts_one_given(two_writers, nginx_server):
     a, _b, r1, _r2 = two_writers
-    run_json(a, "promote", r1, "--channel", CHANNEL)
+    run_json(a, "promote", r1, "--channel", CHANNEL, "--create")
     current = nginx_server.root / "channels" / f"{CHANNEL}.json"
     current.write_bytes(b"garbage")
     shutil.rmtree(nginx_server.root / "channels" / CHANNEL)
@@ -180,7 +180,7 @@ for n in range(rounds):
         break
     err = io.StringIO()
     args = ["--headless", "--site", site, "--json"]
-    args += ["refresh", "--channel", channel] if n % 3 == 2 else ["promote", releases[n % 2], "--channel", channel]
+    args += ["refresh", "--channel", channel] if n % 3 == 2 else ["promote", releases[n % 2], "--channel", channel, "--create"]
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             code = main(args)
@@ -205,7 +205,7 @@ def _racer(site: Path, deadline: float, *releases: str) -> subprocess.Popen:
 
 def test_racing_promotes_over_http_never_wedge(two_writers, nginx_server):
     a, b, r1, r2 = two_writers
-    run_json(a, "promote", r1, "--channel", CHANNEL)
+    run_json(a, "promote", r1, "--channel", CHANNEL, "--create")
     deadline = time.time() + 20  # each racer stops at its round limit or this deadline
     racers = [_racer(a, deadline, r2, r1), _racer(b, deadline, r1, r2), _racer(b, deadline, r2, r1)]
     results = []
@@ -252,7 +252,7 @@ def test_server_without_mkcol_refuses_channel_writes_in_one_line(tmp_path, monke
         shutil.copy(local / "keys" / "signing.pem", site / "keys" / "signing.pem")
         shutil.copy(local / "console.toml", site / "console.toml")
         (site / "console.toml").write_text((site / "console.toml").read_text().replace(str(server.root), server.url))
-        proc = run_console(site, "promote", rid, "--channel", CHANNEL)
+        proc = run_console(site, "promote", rid, "--channel", CHANNEL, "--create")
         assert proc.returncode == 1, (proc.stdout, proc.stderr)
         assert "MKCOL" in _one_line(proc.stderr)
         assert not (server.root / "channels" / f"{CHANNEL}.json").exists()

@@ -94,11 +94,11 @@ def test_promote_onto_a_full_disk(tmp_path, small_disk):
     for v in ("one", "two"):
         tree = make_tree(tmp_path / v, {f"{v}.txt": v})
         ids.append(run_json(site, "publish", "--name", "demo", "--image", f"x86_64={tree}")["release_id"])  # type: ignore[index]
-    run_json(site, "promote", ids[0], "--channel", CHANNEL)
+    run_json(site, "promote", ids[0], "--channel", CHANNEL, "--create")
     pointer = small_disk / "store" / "channels" / f"{CHANNEL}.json"
     before = pointer.read_bytes()
     filler = _fill(small_disk)
-    proc = run_console(site, "promote", ids[1], "--channel", CHANNEL)
+    proc = run_console(site, "promote", ids[1], "--channel", CHANNEL, "--create")
     assert proc.returncode == 1
     assert _one_line(proc).startswith("console: disk full writing "), proc.stderr
     assert pointer.read_bytes() == before
@@ -106,14 +106,14 @@ def test_promote_onto_a_full_disk(tmp_path, small_disk):
     assert _temp_files(small_disk / "store") == []
     assert _audit(site, "promote")[-1].startswith("error: disk full")
     filler.unlink()
-    assert run_json(site, "promote", ids[1], "--channel", CHANNEL)["version"] == 2  # type: ignore[index]
+    assert run_json(site, "promote", ids[1], "--channel", CHANNEL, "--create")["version"] == 2  # type: ignore[index]
 
 
 def test_hydrate_onto_a_full_disk(tmp_path, small_disk):
     site = init_site(tmp_path / "site")
     small = make_tree(tmp_path / "small", {"a.txt": "a"})
     r1 = run_json(site, "publish", "--name", "demo", "--image", f"x86_64={small}")["release_id"]  # type: ignore[index]
-    run_json(site, "promote", r1, "--channel", CHANNEL)
+    run_json(site, "promote", r1, "--channel", CHANNEL, "--create")
     trust = trust_file(site)
     node = small_disk / "node"
     hydrate = [
@@ -123,7 +123,7 @@ def test_hydrate_onto_a_full_disk(tmp_path, small_disk):
     run_console(None, *hydrate, check=0)
     first = os.readlink(node / "current" / CHANNEL)
     r2 = run_json(site, "publish", "--name", "demo", "--image", f"x86_64={_big_tree(tmp_path / 'tree')}")["release_id"]  # type: ignore[index]
-    run_json(site, "promote", r2, "--channel", CHANNEL)
+    run_json(site, "promote", r2, "--channel", CHANNEL, "--create")
     proc = run_console(None, *hydrate)
     assert proc.returncode == 1
     line = _one_line(proc)

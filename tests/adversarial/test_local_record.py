@@ -59,7 +59,7 @@ def site(tmp_path: Path) -> tuple[Path, str, str]:
     for v in ("one", "two"):
         tree = make_tree(tmp_path / v, {f"{v}.txt": v})
         ids.append(run_json(s, "publish", "--name", "demo", "--image", f"x86_64={tree}")["release_id"])  # type: ignore[index]
-    run_json(s, "promote", ids[0], "--channel", CHANNEL)
+    run_json(s, "promote", ids[0], "--channel", CHANNEL, "--create")
     return s, ids[0], ids[1]
 
 
@@ -77,7 +77,7 @@ def test_promote_into_a_locked_database_reports_what_happened_and_catches_up(sit
     s, _r1, r2 = site
     db = s / "state.db"
     with exclusive_lock(db):
-        proc = run_console(s, "promote", r2, "--channel", CHANNEL, "--json")
+        proc = run_console(s, "promote", r2, "--channel", CHANNEL, "--create", "--json")
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["version"] == 2
         lines = proc.stderr.strip().splitlines()
@@ -93,7 +93,7 @@ def test_promote_into_a_locked_database_reports_what_happened_and_catches_up(sit
         assert (s / "state.pending.jsonl").exists()
 
         # A failed operation meeting the lock: its audit row is deferred too, not lost.
-        bad = run_console(s, "promote", "ffff", "--channel", CHANNEL)
+        bad = run_console(s, "promote", "ffff", "--channel", CHANNEL, "--create")
         assert bad.returncode == 2
         assert [ln for ln in bad.stderr.splitlines() if not ln.startswith("console: warning:")] == [
             bad.stderr.splitlines()[-1]
@@ -111,7 +111,7 @@ def test_promote_into_a_locked_database_reports_what_happened_and_catches_up(sit
     assert json.loads(audit[1][3])["version"] == 2
     assert audit[2][2].startswith("error: ") and "deferred" in json.loads(audit[2][3])
     assert not (s / "state.pending.jsonl").exists()
-    assert run_json(s, "promote", r2, "--channel", CHANNEL)["action"] == "none"  # type: ignore[index]
+    assert run_json(s, "promote", r2, "--channel", CHANNEL, "--create")["action"] == "none"  # type: ignore[index]
 
 
 def test_refresh_and_channels_under_a_lock_never_trace(site):
@@ -143,7 +143,7 @@ def test_dropped_table_is_recreated_with_one_line(site, table):
     if table in ("channel_marks", "channel_events"):  # rebuilt from the store
         assert _rows(db, "select version from channel_marks") == [(1,)]
         assert _rows(db, "select version from channel_events") == [(1,)]
-    run_json(s, "promote", r2, "--channel", CHANNEL)
+    run_json(s, "promote", r2, "--channel", CHANNEL, "--create")
     assert run_console(s, "channels").stderr == ""
 
 

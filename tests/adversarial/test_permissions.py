@@ -92,7 +92,7 @@ def test_build_logs_are_private_under_umask_000(loose_site: Path, tmp_path: Path
 
 def test_node_root_under_umask_000_is_not_writable_by_others(loose_site: Path, tmp_path: Path) -> None:
     rid = json.loads(console(loose_site, "releases", "--json").stdout)[0]["id"]
-    console(loose_site, "promote", rid, "--channel", "production")
+    console(loose_site, "promote", rid, "--channel", "production", "--create")
     trust = tmp_path / "trust.json"
     trust.write_text(console(loose_site, "keys", "export", "--json").stdout)
     root = tmp_path / "node"

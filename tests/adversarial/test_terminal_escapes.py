@@ -35,7 +35,7 @@ def hostile_site(site_dir: Path, tmp_path: Path) -> tuple[Path, str]:
     tree = make_tree(tmp_path / "tree", {"a.txt": b"a\n"})
     label = "".join(HOSTILE)
     rid = run_json(site_dir, "publish", "--name", "demo", "--image", f"x86_64={tree}", "--label", label)["release_id"]
-    run_console(site_dir, "promote", rid, "--channel", "production", "--reason", label, check=0)
+    run_console(site_dir, "promote", rid, "--channel", "production", "--create", "--reason", label, check=0)
     return site_dir, rid
 
 

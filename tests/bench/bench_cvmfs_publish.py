@@ -116,7 +116,7 @@ def main() -> None:
     print(f"cvmfs publish (2 images): {pub:.2f}s = {pub / cp:.2f}x cp -a of the same trees ({cp:.2f}s)  goal <= 1.5x")
 
     assert repo is not None
-    cli(site, "promote", rid, "--channel", "production")
+    cli(site, "promote", rid, "--channel", "production", "--create")
     script = repo.mount / "depot-init.sh"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_")}
     for shell in [s for s in ("dash", "bash") if shutil.which(s)]:

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(v1, args.scale, 0, 1)
         site = Site.init(work / "site", store=str(srv / "store"))
         r0 = publish(site, "bench", {"x86_64": v0}, label="v0").release_id
-        promote(site, r0, "production")
+        promote(site, r0, "production", create=True)
         ostree_commit(srv / "ostree", v0, "v0")
         trust = work / "trust.json"
         trust.write_text(json.dumps(site.trust.to_config()))
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             }
 
             r1 = publish(site, "bench", {"x86_64": v1}, label="v1", parent=r0).release_id
-            promote(site, r1, "production")
+            promote(site, r1, "production", create=True)
             ostree_commit(srv / "ostree", v1, "v0")  # the branch moves on, as the channel does
             old, new = file_digests(v0), file_digests(v1)
             changed = sum(size for d, size in new.items() if d not in old)

@@ -213,10 +213,10 @@ def test_verify_pointer_keys_and_threshold(keys):
 # -- promote / rollback / refresh in process --------------------------------------------------
 def test_promote_rollback_refresh_pointers(site: Site, three: list[str], clock: Clock):
     a, b, c = three
-    u1 = ch.promote(site, a[7:15], "production", "first")
+    u1 = ch.promote(site, a[7:15], "production", "first", create=True)
     assert u1.to_json() == {"channel": "production", "version": 1, "release": a, "previous": None, "action": "promote"}
-    ch.promote(site, b, "production")
-    ch.promote(site, c, "production")
+    ch.promote(site, b, "production", create=True)
+    ch.promote(site, c, "production", create=True)
     clock.now += timedelta(hours=1)
     u = ch.rollback(site, "production", to=a[7:11], reason="bad build")
     assert u.to_json() == {"channel": "production", "version": 4, "release": a, "previous": c, "action": "rollback"}
@@ -238,15 +238,15 @@ def test_promote_rollback_refresh_pointers(site: Site, three: list[str], clock: 
 
 def test_rollback_noop_and_refusals(site: Site, three: list[str]):
     a, b, c = three
-    ch.promote(site, a, "production")
-    ch.promote(site, b, "production")
+    ch.promote(site, a, "production", create=True)
+    ch.promote(site, b, "production", create=True)
     u = ch.rollback(site, "production", to=b)
     assert not u.changed and u.to_json()["action"] == "none" and u.to_json()["version"] == 2
     assert "already points at" in u.message
     assert history_files(site, "production") == ["1.json", "2.json"]
     with pytest.raises(BadInput, match="was never on channel production: use promote"):
         ch.rollback(site, "production", to=c)
-    with pytest.raises(NotFound, match="no pointer yet: use promote"):
+    with pytest.raises(NotFound, match=r"unknown channel 'testing' \(known: production\)"):
         ch.rollback(site, "testing", to=a)
     with pytest.raises(BadInput, match="only 1 earlier release"):
         ch.rollback(site, "production", steps=2)
@@ -256,22 +256,22 @@ def test_rollback_noop_and_refusals(site: Site, three: list[str]):
 def test_rollback_steps_walks_distinct_releases(site: Site, three: list[str]):
     a, b, c = three
     for rid in (a, b, a, c):  # history releases: a b a c  -> distinct before c: a, b
-        ch.promote(site, rid, "production")
+        ch.promote(site, rid, "production", create=True)
     assert ch.rollback(site, "production", steps=2).pointer.release == b
     # now current b; walking back skips b itself: c, a
     assert ch.rollback(site, "production").pointer.release == c
 
 
 def test_promote_same_release_is_noop(site: Site, three: list[str]):
-    ch.promote(site, three[0], "production")
-    u = ch.promote(site, three[0], "production")
+    ch.promote(site, three[0], "production", create=True)
+    u = ch.promote(site, three[0], "production", create=True)
     assert not u.changed and "use 'refresh'" in u.message
     assert history_files(site, "production") == ["1.json"]
 
 
 def test_lifetime_from_config(site: Site, three: list[str], clock: Clock):
     site.config.set("channels", "lifetime_days", 2)
-    p = ch.promote(site, three[0], "testing").pointer
+    p = ch.promote(site, three[0], "testing", create=True).pointer
     assert p.expires == format_time(clock.now + timedelta(days=2))
     assert ch.channel_status(site)[0]["seconds_left"] == 2 * 86400
     with pytest.raises(BadInput, match="lifetime_days"):  # refused when set, as when loaded
@@ -280,8 +280,8 @@ def test_lifetime_from_config(site: Site, three: list[str], clock: Clock):
 
 def test_records_events_and_audit(site: Site, three: list[str]):
     a, b, _ = three
-    ch.promote(site, a, "production", "initial")
-    ch.promote(site, b, "production", "new build")
+    ch.promote(site, a, "production", "initial", create=True)
+    ch.promote(site, b, "production", "new build", create=True)
     ch.rollback(site, "production", to=a, reason="bad build")
     ch.refresh(site, "production")
     events = ch.channel_events(site, "production")
@@ -315,7 +315,7 @@ def test_read_only_refuses(tmp_path: Path, site: Site, three: list[str]):
 def test_lost_race_changes_nothing(site: Site, three: list[str], tmp_path: Path):
     """Another console swaps the pointer between our read and our compare-and-swap."""
     a, b, c = three
-    ch.promote(site, a, "production")
+    ch.promote(site, a, "production", create=True)
     other = Site(site.root)
     real_cas = site.store.compare_and_swap
 
@@ -325,7 +325,7 @@ def test_lost_race_changes_nothing(site: Site, three: list[str], tmp_path: Path)
 
     site.store.compare_and_swap = cas_after_rival  # type: ignore[method-assign]
     with pytest.raises(Conflict, match="channel moved meanwhile") as exc:
-        ch.promote(site, c, "production")
+        ch.promote(site, c, "production", create=True)
     assert exc.value.exit_code == 3
     site.store.compare_and_swap = real_cas  # type: ignore[method-assign]
     cur = ch.read_current(site, "production", None).pointer
@@ -353,7 +353,7 @@ def test_racing_promotes_from_processes(site: Site):
     env = dict(os.environ, DEPOT_CONSOLE_SITE=str(site.root))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", BARRIER, "promote", r[7:19], "--channel", "production", "--json"],
+            [sys.executable, "-c", BARRIER, "promote", r[7:19], "--channel", "production", "--create", "--json"],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -393,8 +393,8 @@ def test_racing_promotes_from_processes(site: Site):
 def test_replayed_pointer_after_rollback(site: Site, three: list[str]):
     a, b, _ = three
     root = site.root
-    assert cli(root, "promote", a, "--channel", "production").returncode == 0
-    assert cli(root, "promote", b, "--channel", "production").returncode == 0
+    assert cli(root, "promote", a, "--channel", "production", "--create").returncode == 0
+    assert cli(root, "promote", b, "--channel", "production", "--create").returncode == 0
     old = (store_root(site) / "channels/production.json").read_bytes()  # version 2 -> b
     code, doc = cli_json(root, "rollback", "--channel", "production", "--to", a[7:15], "--reason", "bad build")
     assert code == 0 and doc["version"] == 3
@@ -405,7 +405,7 @@ def test_replayed_pointer_after_rollback(site: Site, three: list[str]):
     assert "channel production: replay: production pointer version 2 is older than accepted version 3" in p.stdout
     p = cli(root, "channels")
     assert p.returncode == 4 and "replay" in p.stdout
-    p = cli(root, "promote", a, "--channel", "production")
+    p = cli(root, "promote", a, "--channel", "production", "--create")
     assert p.returncode == 4 and "replay" in p.stderr
     assert (store_root(site) / "channels/production.json").read_bytes() == old
     assert history_files(site, "production") == ["1.json", "2.json", "3.json"]
@@ -414,9 +414,9 @@ def test_replayed_pointer_after_rollback(site: Site, three: list[str]):
 def test_replay_caught_without_marks_by_history(site: Site, three: list[str], tmp_path: Path):
     """A console with an empty database still sees the replay: history is a floor too."""
     a, b, _ = three
-    ch.promote(site, a, "production")
+    ch.promote(site, a, "production", create=True)
     old = site.store.read_file(channel_path("production"))
-    ch.promote(site, b, "production")
+    ch.promote(site, b, "production", create=True)
     site.state.db.execute("delete from channel_marks")
     (store_root(site) / "channels/production.json").write_bytes(old)
     problems = ch.verify_channels(site)
@@ -425,8 +425,8 @@ def test_replay_caught_without_marks_by_history(site: Site, three: list[str], tm
 
 def test_pointer_of_other_channel(site: Site, three: list[str]):
     a, b, _ = three
-    ch.promote(site, a, "testing")
-    ch.promote(site, b, "production")
+    ch.promote(site, a, "testing", create=True)
+    ch.promote(site, b, "production", create=True)
     ch.channel_status(site)
     sr = store_root(site)
     shutil.copyfile(sr / "channels/testing.json", sr / "channels/production.json")
@@ -437,7 +437,7 @@ def test_pointer_of_other_channel(site: Site, three: list[str]):
 
 def test_same_version_other_bytes(site: Site, three: list[str]):
     a, b, _ = three
-    ch.promote(site, a, "production")
+    ch.promote(site, a, "production", create=True)
     forged = pointer_envelope([site.signing_key], release=b, actor="insider@site")  # version 1, validly signed
     (store_root(site) / "channels/production.json").write_bytes(forged)
     p = cli(site.root, "verify")
@@ -445,7 +445,7 @@ def test_same_version_other_bytes(site: Site, three: list[str]):
 
 
 def test_expired_pointer(site: Site, three: list[str]):
-    ch.promote(site, three[0], "production")
+    ch.promote(site, three[0], "production", create=True)
     later = T0 + timedelta(days=30, seconds=1)
     assert cli(site.root, "verify", now=T0 + timedelta(days=29)).returncode == 0
     p = cli(site.root, "verify", now=later)
@@ -464,7 +464,7 @@ def test_expired_pointer(site: Site, three: list[str]):
 
 
 def test_threshold_two_signatures_one_key(site: Site, three: list[str]):
-    ch.promote(site, three[0], "production")
+    ch.promote(site, three[0], "production", create=True)
     site.trust.thresholds["channel"] = 2
     site.save_trust()
     doubled = pointer_envelope(
@@ -473,18 +473,20 @@ def test_threshold_two_signatures_one_key(site: Site, three: list[str]):
     (store_root(site) / "channels/production.json").write_bytes(doubled)
     p = cli(site.root, "verify")
     assert p.returncode == 4 and "channel production: threshold: production pointer: 1 of 2 required" in p.stdout
-    # the console itself refuses to issue a pointer its own trust set would reject
+    # the console never issues a pointer its own trust set would reject: one key writes a proposal
+    # for a co-signer (issue 16, tests/cli/test_cosign.py), nothing is published
     (store_root(site) / "channels/production.json").write_bytes(
         site.store.read_file(channel_history_path("production", 1))
     )
-    p = cli(site.root, "promote", three[1], "--channel", "production")
-    assert p.returncode == 4 and "threshold" in p.stderr
+    p = cli(site.root, "promote", three[1], "--channel", "production", "--create")
+    assert p.returncode == 0 and "1 of 2 signatures, 1 more needed" in p.stdout
     assert history_files(site, "production") == ["1.json"]
+    assert (store_root(site) / "proposals/production.json").is_file()
 
 
 def test_forged_history_file(site: Site, three: list[str], tmp_path: Path):
-    ch.promote(site, three[0], "production")
-    ch.promote(site, three[1], "production")
+    ch.promote(site, three[0], "production", create=True)
+    ch.promote(site, three[1], "production", create=True)
     stranger = generate_key(tmp_path / "stranger.pem")
     (store_root(site) / "channels/production/1.json").write_bytes(pointer_envelope([stranger], release=three[2]))
     assert ch.verify_channels(site) == [
@@ -496,14 +498,14 @@ def test_forged_history_file(site: Site, three: list[str], tmp_path: Path):
 
 
 def test_crash_after_swap_is_healed(site: Site, three: list[str]):
-    ch.promote(site, three[0], "production")
-    ch.promote(site, three[1], "production")
+    ch.promote(site, three[0], "production", create=True)
+    ch.promote(site, three[1], "production", create=True)
     current = site.store.read_file(channel_path("production"))
     (store_root(site) / "channels/production/2.json").unlink()  # as if killed between swap and history
     assert ch.verify_channels(site) == []
     rows = ch.history_rows(site, "production")
     assert [r["version"] for r in rows] == [1, 2] and "not written yet" in rows[1]["problem"]
-    ch.promote(site, three[2], "production")
+    ch.promote(site, three[2], "production", create=True)
     assert site.store.read_file(channel_history_path("production", 2)) == current
     assert history_files(site, "production") == ["1.json", "2.json", "3.json"]
 
@@ -514,13 +516,13 @@ def test_scripted_rollback_cli(site: Site):
     prefix = x[7:11]
     c = add_release(site, "current")
     root = site.root
-    p = cli(root, "promote", prefix, "--channel", "production", "--json")
+    p = cli(root, "promote", prefix, "--channel", "production", "--create", "--json")
     assert p.returncode == 2
     err = json.loads(p.stdout)
     assert err["exit_code"] == 2 and sorted(err["candidates"]) == sorted([x, y]) and "ambiguous" in err["error"]
     assert x[7:19] in p.stderr and y[7:19] in p.stderr
-    assert cli(root, "promote", x[7:19], "--channel", "production", "--reason", "first").returncode == 0
-    assert cli(root, "promote", c, "--channel", "production").returncode == 0
+    assert cli(root, "promote", x[7:19], "--channel", "production", "--create", "--reason", "first").returncode == 0
+    assert cli(root, "promote", c, "--channel", "production", "--create").returncode == 0
     # ambiguous prefix on rollback too: exit 2, nothing changes
     p = cli(root, "--headless", "rollback", "--channel", "production", "--to", prefix, "--json")
     assert p.returncode == 2 and sorted(json.loads(p.stdout)["candidates"]) == sorted([x, y])
@@ -563,7 +565,7 @@ def test_key_rotation_end_to_end(site: Site, three: list[str]):
     a, b, _ = three
     root = site.root
     old_key = site.signing_key.id
-    assert cli(root, "promote", a, "--channel", "production").returncode == 0
+    assert cli(root, "promote", a, "--channel", "production", "--create").returncode == 0
     v1 = (store_root(site) / "channels/production.json").read_bytes()
     ids_before = site.store.list_release_ids()
     code, gen = cli_json(root, "keys", "generate")
@@ -581,7 +583,7 @@ def test_key_rotation_end_to_end(site: Site, three: list[str]):
     cur = json.loads((store_root(site) / "channels/production.json").read_bytes())
     assert [s["keyid"] for s in cur["signatures"]] == [gen["id"]]
     assert cli(root, "verify").returncode == 0  # history v1 (revoked key) is still valid history
-    assert cli(root, "promote", b, "--channel", "production").returncode == 0
+    assert cli(root, "promote", b, "--channel", "production", "--create").returncode == 0
     # the attacker puts back the old pointer: signed only by a revoked key, rejected from now on
     (store_root(site) / "channels/production.json").write_bytes(v1)
     p = cli(root, "verify")
@@ -594,17 +596,17 @@ def test_key_rotation_end_to_end(site: Site, three: list[str]):
     fresh.close()
     # a release signed only by the revoked key (never re-signed) cannot be promoted
     stale = add_release(site, "stale", key=load_key(root / "keys" / "signing.pem"))
-    p = cli(root, "promote", stale, "--channel", "testing")
+    p = cli(root, "promote", stale, "--channel", "testing", "--create")
     assert p.returncode == 4 and "revoked key" in p.stderr
     assert site.store.read_file(channel_path("testing")) is None
 
 
 def test_deleted_pointer_is_reported(site: Site, three: list[str]):
-    ch.promote(site, three[0], "production")
+    ch.promote(site, three[0], "production", create=True)
     (store_root(site) / "channels/production.json").unlink()
     assert ch.verify_channels(site) == [
         "production: missing: production pointer is gone, but version 1 was accepted before"
     ]
     with pytest.raises(ch.PointerRejected, match="^missing: "):
-        ch.promote(site, three[1], "production")
+        ch.promote(site, three[1], "production", create=True)
     assert site.store.read_file(channel_path("production")) is None

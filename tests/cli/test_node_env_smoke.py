@@ -60,7 +60,7 @@ print("julia standin ok")
 
 def _hydrate(site: Path, root: Path, tree: Path, smoke: str, tmp_path: Path, kind_julia: bool = False) -> str:
     rid = run_json(site, "publish", "--name", "demo", "--image", f"x86_64={tree}", "--smoke", smoke)["release_id"]
-    run_json(site, "promote", rid, "--channel", "production")
+    run_json(site, "promote", rid, "--channel", "production", "--create")
     run_console(site, "node", "hydrate", "--root", str(root), "--channel", "production", check=0)
     return rid
 

@@ -125,7 +125,7 @@ def test_promote_rollback_flip_targets_and_sync_repairs(site_dir: Path, tmp_path
     store_ptr = site_dir / "store" / "channels" / "production.json"
     assert (repo.depot / "channels" / "production.json").read_bytes() == store_ptr.read_bytes()
 
-    proc = run_console(site_dir, "promote", b, "--channel", "production", check=0)
+    proc = run_console(site_dir, "promote", b, "--channel", "production", "--create", check=0)
     assert f"cvmfs {repo.name}: production -> {b[7:19]}" in proc.stdout
     assert os.readlink(link) == f"../releases/{b[7:]}"
 

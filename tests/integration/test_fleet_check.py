@@ -267,7 +267,7 @@ def publish_and_promote(site: Path, tmp: Path, images: dict[str, str], channel: 
             site, "publish", "--name", "pkg", *args, *(["--smoke", smoke] if smoke else []), "--json", check=0
         ).stdout
     )
-    run_console(site, "promote", doc["release_id"], "--channel", channel, check=0)
+    run_console(site, "promote", doc["release_id"], "--channel", channel, "--create", check=0)
     return doc["release_id"]
 
 
@@ -594,7 +594,7 @@ def test_smoke_end_to_end_with_the_node_console(checked: dict, sshd: SshdServer)
             check=0,
         ).stdout
     )
-    run_console(site, "promote", published["release_id"], "--channel", "e2e", check=0)
+    run_console(site, "promote", published["release_id"], "--channel", "e2e", "--create", check=0)
     set_config(site, "node", "remote_console", str(wrapper))
     try:
         proc = run_console(

@@ -192,7 +192,7 @@ def test_hydrate_and_smoke_through_srun_with_the_node_console(slurm: SlurmCluste
             check=0,
         ).stdout
     )
-    run_console(site, "promote", published["release_id"], "--channel", "e2e", check=0)
+    run_console(site, "promote", published["release_id"], "--channel", "e2e", "--create", check=0)
     set_config(site, "node", "remote_console", str(wrapper))
     try:
         code, doc, err = check(

@@ -112,8 +112,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
             ids.append(res.release_id)
             site.audit(f"v{i}{shape}", f"t{i}{shape}", f"o{i}{shape}", {"why": shape})
         for i, rid in enumerate(ids):
-            channel_ops.promote(site, rid, "testing", f"why{i}{SHAPES[i]}")
-        channel_ops.promote(site, ids[0], "production", f"prod{SHAPES[6]}")
+            channel_ops.promote(site, rid, "testing", f"why{i}{SHAPES[i]}", create=True)
+        channel_ops.promote(site, ids[0], "production", f"prod{SHAPES[6]}", create=True)
         now = format_time(site.now())
         nodes = [
             node_row(node_of(i), {"cpus": 4}, Classified(f"arch{i}{s}", "v", ""), {}, f"s{i}{s}", f"d{i}{s}", now)

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         action="store_true",
         help="create the channel if the site does not have it (without it an unknown channel is bad input)",
     )
+    p.add_argument(
+        "--override",
+        metavar="REASON",
+        help="waive the channel policy's unmet checks where the policy permits (audited, written into the pointer)",
+    )
     p.set_defaults(handler=cmd_promote)
 
     r = sub.add_parser(
@@ -72,7 +77,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_promote(ctx: Context) -> Output:
-    u = ch.promote(ctx.site, ctx.args.id, ctx.args.channel, ctx.args.reason, create=ctx.args.create)
+    u = ch.promote(
+        ctx.site, ctx.args.id, ctx.args.channel, ctx.args.reason, create=ctx.args.create, override=ctx.args.override
+    )
     return with_cvmfs(ctx, u, Output(u.to_json(), channel_update_text(u)))
 
 
@@ -91,7 +98,7 @@ def cmd_rollback(ctx: Context) -> Output:
 def with_cvmfs(ctx: Context, u, out: Output) -> Output:  # noqa: ANN001 - a ChannelUpdate
     """After the store pointer: flip the channel in every configured CVMFS target (``[cvmfs]``);
     one line per target, exit 1 if one failed (the store pointer stands; ``console cvmfs sync``)."""
-    if not ctx.site.config.cvmfs.targets:
+    if not ctx.site.config.cvmfs.targets or u.proposal is not None:  # a proposal moved nothing
         return out
     from console.verbs.cvmfs_verbs import sync_lines
     from core.site.cvmfs.sync import after_channel_update

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     kr.add_argument("key_id", metavar="ID")
     kr.set_defaults(handler=cmd_keys_revoke)
     ke = ks.add_parser("export", parents=[common], help="print the trust set for nodes (--trust FILE)")
+    ke.add_argument(
+        "--public",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="print one public key as PEM instead (default: the signing key), for a colleague's 'keys trust FILE'",
+    )
     ke.set_defaults(handler=cmd_keys_export)
     krs = ks.add_parser("resign", parents=[common], help="add the current key's signature to existing releases")
     krs.add_argument("ids", nargs="*", metavar="ID")
@@ -83,6 +90,13 @@ def cmd_keys_revoke(ctx: Context) -> Output:
 
 
 def cmd_keys_export(ctx: Context) -> Output:
+    if ctx.args.public is not None:
+        from core.trust.signing import public_pem
+
+        site = ctx.site
+        key = site.trust.find(ctx.args.public).public if ctx.args.public else site.signing_key.public
+        pem = public_pem(key)
+        return Output({"public_pem": pem}, pem)
     doc = ctx.site.trust.to_config()
     import json
 

@@ -73,6 +73,7 @@ from core.trust.pointers import (  # noqa: F401 (the rules and their names are r
 from core.trust.signing import CHANNEL_TYPE, TrustSet, make_envelope
 
 if TYPE_CHECKING:
+    from core.site.proposals import Proposal
     from core.site.site import Site
 
 _HISTORY_NAME = re.compile(r"^([1-9][0-9]{0,17})\.json$")
@@ -171,7 +172,7 @@ def _history_entry(channel: str, version: int, data: bytes, trust: TrustSet) -> 
     if ptr.version != version:
         return HistoryEntry(version, None, f"{MALFORMED}: {where} holds version {ptr.version}", MALFORMED, data)
     try:
-        ptr = replace(ptr, signed_by=pointer_signatures(env, trust, where))
+        ptr = replace(ptr, signed_by=pointer_signatures(env, trust, where, channel))
     except PointerRejected as exc:
         return HistoryEntry(version, ptr, str(exc), exc.rule, data)
     return HistoryEntry(version, ptr, "", "", data)
@@ -267,17 +268,31 @@ def _read_current(site: Site, channel: str, now: datetime | None, *, for_update:
 # -- updates ---------------------------------------------------------------------------------
 @dataclass
 class ChannelUpdate:
-    """The outcome of promote/rollback/refresh; ``changed`` is False for a no-op."""
+    """The outcome of promote/rollback/refresh; ``changed`` is False for a no-op or a proposal
+    (``proposal`` set: the pointer is the payload waiting for co-signatures, not published)."""
 
     pointer: Pointer
     changed: bool
     message: str = ""
+    proposal: Proposal | None = None
 
     def to_json(self) -> dict:
         doc = self.pointer.summary()
-        if not self.changed:
+        if self.proposal is not None:
+            doc["proposal"] = self.proposal.to_json()
+        elif not self.changed:
             doc["action"] = "none"
         return doc
+
+
+def _outcome(detail: Any, issued: Pointer | Proposal) -> ChannelUpdate:
+    """The ChannelUpdate of an ``_issue`` call, its facts in the audit detail."""
+    if isinstance(issued, Pointer):
+        detail.update(version=issued.version, previous=issued.previous)
+        return ChannelUpdate(issued, True)
+    detail.update(version=issued.pointer.version, proposal=True, signatures=list(issued.signed_by))
+    detail.outcome = "proposed"
+    return ChannelUpdate(issued.pointer, False, issued.message(), issued)
 
 
 def lifetime(site: Site) -> timedelta:
@@ -285,14 +300,33 @@ def lifetime(site: Site) -> timedelta:
     return timedelta(days=site.config.channels.lifetime_days)
 
 
-def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> Pointer:
-    """Sign version N+1, compare-and-swap it in, then write its history file (module docstring)."""
-    store, channel = site.store, cur.channel
-    version = cur.pointer.version + 1 if cur.pointer else 1
-    moved = Conflict(
+def _moved(channel: str, version: int) -> Conflict:
+    return Conflict(
         f"channel moved meanwhile: {channel} version {version} was issued by someone else; "
         "nothing changed, look at 'console channels' and run the command again"
     )
+
+
+def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> Pointer | Proposal:
+    """Sign version N+1, compare-and-swap it in, then write its history file (module docstring).
+
+    On a channel whose threshold needs more than one key (``TrustSet.channel_threshold``), the
+    payload signed by the site key becomes a proposal instead (``core.site.proposals``): nothing
+    is published until ``approve`` collects enough distinct trusted signatures.
+    """
+    payload = _payload(site, cur, release, action, reason)
+    if site.trust.channel_threshold(cur.channel) > 1:
+        from core.site.proposals import propose
+
+        return propose(site, cur, payload)
+    return publish_envelope(site, cur, make_envelope(CHANNEL_TYPE, payload, [site.signing_key]))
+
+
+def _payload(site: Site, cur: Current, release: str, action: str, reason: str) -> bytes:
+    """Pointer payload version N+1 over ``cur`` (healing a lost history file of ``cur`` first)."""
+    store, channel = site.store, cur.channel
+    version = cur.pointer.version + 1 if cur.pointer else 1
+    moved = _moved(channel, version)
     if cur.pointer is not None:  # heal a history file lost to a crash after its swap
         try:
             store.write_file(channel_history_path(channel, cur.pointer.version), cur.data or b"")
@@ -321,19 +355,25 @@ def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> 
             "release": release,
             "previous": cur.pointer.release if cur.pointer else None,
             "action": action,
-            "reason": reason,
+            "reason": reason[:1024],
             "actor": site.actor,
             "issued": format_time(issued),
             "expires": format_time(issued + lifetime(site)),
         }
     )
-    data = make_envelope(CHANNEL_TYPE, payload, [site.signing_key])
+    return payload
+
+
+def publish_envelope(site: Site, cur: Current, data: bytes) -> Pointer:
+    """Verify the signed pointer ``data`` (version N+1 over ``cur``) under the site's trust set,
+    compare-and-swap it in over ``cur``'s bytes, write its history file, record it."""
+    store, channel = site.store, cur.channel
     ptr = verify_pointer(data, channel, site.trust, cur.pointer.version if cur.pointer else None, None, None)
     try:
         store.compare_and_swap(channel_path(channel), cur.data, data)
     except Conflict:
-        raise moved from None
-    store.write_file(hist, data)
+        raise _moved(channel, ptr.version) from None
+    store.write_file(channel_history_path(channel, ptr.version), data)
     _settle(site, ptr)
     return ptr
 
@@ -362,14 +402,16 @@ def require_known_channel(site: Site, channel: str) -> None:
         raise unknown_channel(site, channel)
 
 
-def promote(site: Site, ref: str, channel: str, reason: str = "", *, create: bool = False) -> ChannelUpdate:
+def promote(
+    site: Site, ref: str, channel: str, reason: str = "", *, create: bool = False, override: str | None = None
+) -> ChannelUpdate:
     """Point ``channel`` at release ``ref`` (full id or unique prefix) as version N+1.
 
     A channel the site does not have yet is created only with ``create`` (``promote --create``,
     ``channels create``): otherwise it is bad input naming the known channels, so a typo such as
     ``prodution`` never becomes a channel.
     """
-    return _promote(site, ref, channel, reason, create=create, verb="promote")
+    return _promote(site, ref, channel, reason, create=create, verb="promote", override=override)
 
 
 def create_channel(site: Site, channel: str, ref: str, reason: str = "") -> ChannelUpdate:
@@ -383,7 +425,14 @@ def create_channel(site: Site, channel: str, ref: str, reason: str = "") -> Chan
     return _promote(site, ref, channel, reason, create=True, verb="channels create")
 
 
-def _promote(site: Site, ref: str, channel: str, reason: str, *, create: bool, verb: str) -> ChannelUpdate:
+def _promote(
+    site: Site, ref: str, channel: str, reason: str, *, create: bool, verb: str, override: str | None = None
+) -> ChannelUpdate:
+    """The channel's policy (``[channels.<name>]``, ``core.site.policy.gate``) is checked before
+    anything is issued: an unmet check refuses (exit 1) unless ``override`` waives it where the
+    policy permits; the override and what it waived go into the pointer's reason and the audit row."""
+    from core.site.policy import gate
+
     check_channel_name(channel)
     with site.action(verb, channel) as detail:
         if not create and channel not in known_channels(site):
@@ -408,9 +457,11 @@ def _promote(site: Site, ref: str, channel: str, reason: str, *, create: bool, v
                 f"{channel} already points at {release[7:19]} (version {cur.pointer.version}); "
                 "nothing to do (use 'refresh' to renew its expiry)",
             )
-        ptr = _issue(site, cur, release, "promote", reason)
-        detail.update(version=ptr.version, previous=ptr.previous)
-    return ChannelUpdate(ptr, True)
+        waiver, waived = gate(site, release, channel, override)
+        if waived:
+            detail.update(override=override, waived=waived)
+            reason = f"{reason}; {waiver}" if reason else waiver
+        return _outcome(detail, _issue(site, cur, release, "promote", reason))
 
 
 def rollback_target(history: list[HistoryEntry], current: Pointer, steps: int) -> str:
@@ -457,9 +508,7 @@ def rollback(
             release = rollback_target(history, cur.pointer, steps or 1)
         detail["release"] = release
         load_release(site, release)
-        ptr = _issue(site, cur, release, "rollback", reason)
-        detail.update(version=ptr.version, previous=ptr.previous)
-    return ChannelUpdate(ptr, True)
+        return _outcome(detail, _issue(site, cur, release, "rollback", reason))
 
 
 def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
@@ -469,9 +518,8 @@ def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
         cur = read_current(site, channel, None, for_update=True)
         if cur.pointer is None:
             raise NotFound(f"channel {channel} has no pointer to refresh")
-        ptr = _issue(site, cur, cur.pointer.release, "refresh", reason or "refresh")
-        detail.update(release=ptr.release, version=ptr.version)
-    return ChannelUpdate(ptr, True)
+        detail["release"] = cur.pointer.release
+        return _outcome(detail, _issue(site, cur, cur.pointer.release, "refresh", reason or "refresh"))
 
 
 def refresh_all(

@@ -231,6 +231,34 @@ class CvmfsSettings:
     )
 
 
+#: The checks a channel policy can require (``[channels.<name>] require``), in the order they are evaluated.
+POLICY_CHECKS = ("smoke-every-arch", "no-rejected-caches", "same-fingerprint", "startup", "soak")
+
+
+@dataclass(frozen=True)
+class ChannelPolicy:
+    """``[channels.<name>]``: what a promote onto channel ``<name>`` needs (``core.site.policy``)."""
+
+    require: list[str] = setting(
+        [],
+        "evidence a promote onto the channel needs: `smoke-every-arch` (a passing smoke of the release on at "
+        "least one node of every micro-architecture in the inventory that one of its images serves), "
+        "`no-rejected-caches` (no smoke of it saw `Rejecting cache file`), `same-fingerprint` (one module "
+        "fingerprint per image across nodes), `startup` (smoke wall time no worse than the current "
+        "release's, per micro-architecture, by more than `startup_margin`), `soak` (on `soak_channel` for "
+        "`soak_hours`)",
+    )
+    startup_margin: float = setting(
+        0.1, "how much slower than the current release a start-up may be (0.1: 10 %)", ge=0, le=100
+    )
+    soak_channel: str = setting("testing", "the channel the `soak` check looks at")
+    soak_hours: float = setting(24, "hours the release must have been current on `soak_channel`", ge=0)
+    override: list[str] = setting(
+        [], "checks `promote --override REASON` may waive (`*`: every one); empty: no override"
+    )
+    canary: str = setting("", "the canary node set `rollout start` uses when `--canary` is not given")
+
+
 #: Section name -> its dataclass, in the order the file is written.
 SECTIONS: dict[str, type] = {
     "site": SiteSettings,
@@ -255,6 +283,8 @@ class Config:
     def __init__(self, path: Path, sections: dict[str, Any] | None = None) -> None:
         self.path = path
         self._sections = {name: (sections or {}).get(name) or cls() for name, cls in SECTIONS.items()}
+        #: ``[channels.<name>]`` tables: channel -> its promotion policy.
+        self.policies: dict[str, ChannelPolicy] = dict((sections or {}).get(POLICIES) or {})
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -337,8 +367,12 @@ class Config:
         self._sections[section] = dataclasses.replace(self._sections[section], **values)
 
     def to_toml(self) -> dict[str, dict[str, Any]]:
-        """Every section with every declared key (defaults included), as written to the file."""
-        return {name: to_table(value) for name, value in self._sections.items()}
+        """Every section with every declared key (defaults included), as written to the file;
+        channel policies as ``[channels.<name>]`` tables."""
+        doc = {name: to_table(value) for name, value in self._sections.items()}
+        for name, policy in sorted(self.policies.items()):
+            doc["channels"][name] = to_table(policy)
+        return doc
 
     def save(self) -> None:
         """Write atomically (temp then rename) so a crash never leaves half a config; mode 0600."""
@@ -378,8 +412,35 @@ def parse_config(raw: dict[str, Any], path: Path | str) -> dict[str, Any]:
         if not isinstance(values, dict):
             raise BadInput(f"{path}: [{section}] must be a table")
         values = {k: v for k, v in values.items() if (section, k) not in RETIRED}
+        if section == "channels":
+            values = dict(values)
+            out[POLICIES] = _parse_policies(values, path)
         out[section] = parse(cls, values, f"{path}: [{section}] ")
     return out
+
+
+#: Key of the parsed channel policies in ``parse_config``'s answer (not a section of its own).
+POLICIES = "channels.*"
+
+
+def _parse_policies(values: dict[str, Any], path: Path | str) -> dict[str, ChannelPolicy]:
+    """Take the ``[channels.<name>]`` tables out of ``values`` (the ``[channels]`` table) and parse them."""
+    from core.store.base import check_channel_name
+
+    policies = {}
+    for name in [k for k, v in values.items() if isinstance(v, dict)]:
+        where = f"{path}: [channels.{name}] "
+        try:
+            check_channel_name(name)
+        except BadInput as exc:
+            raise BadInput(f"{where}{exc}") from None
+        policy = parse(ChannelPolicy, values.pop(name), where)
+        for key, allowed in (("require", POLICY_CHECKS), ("override", (*POLICY_CHECKS, "*"))):
+            bad = [c for c in getattr(policy, key) if c not in allowed]
+            if bad:
+                raise BadInput(f"{where}{key}: unknown check(s) {', '.join(bad)} (known: {', '.join(POLICY_CHECKS)})")
+        policies[name] = policy
+    return policies
 
 
 def markdown_table() -> str:
@@ -387,4 +448,6 @@ def markdown_table() -> str:
     rows = ["| section | key | default | meaning |", "| --- | --- | --- | --- |"]
     for name, cls in SECTIONS.items():
         rows += markdown_rows(cls, name)
+        if name == "channels":
+            rows += markdown_rows(ChannelPolicy, "channels.<name>")
     return "\n".join(rows)

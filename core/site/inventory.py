@@ -272,6 +272,7 @@ def smoke_row(node: str, smoke: Mapping[str, Any], detail: str, when: str | None
         "fingerprint": None if fp is None else (fp if isinstance(fp, str) else json.dumps(fp, sort_keys=True)),
         "time": when or utcnow_iso(),
         "detail": detail,
+        "rejected": len(rej) if isinstance(rej := smoke.get("rejected_caches"), list) else None,
     }
 
 

@@ -188,10 +188,13 @@ def pointer_envelope(data: bytes, where: str) -> Envelope:
         raise MalformedPointer(str(exc)) from None
 
 
-def pointer_signatures(env: Envelope, trust: TrustSet, where: str) -> tuple[str, ...]:
-    """Key ids that count for the channel role; a rejection names why the threshold was missed."""
+def pointer_signatures(env: Envelope, trust: TrustSet, where: str, channel: str | None = None) -> tuple[str, ...]:
+    """Key ids that count for the channel role; a rejection names why the threshold was missed.
+
+    With ``channel``, that channel's own threshold applies (``TrustSet.channel_threshold``)."""
+    need = trust.channel_threshold(channel) if channel is not None else None
     try:
-        return tuple(verify_envelope(env, CHANNEL_TYPE, "channel", trust, where))
+        return tuple(verify_envelope(env, CHANNEL_TYPE, "channel", trust, where, need))
     except TrustError as exc:
         if env.payload_type != CHANNEL_TYPE:
             raise MalformedPointer(str(exc)) from None
@@ -291,7 +294,7 @@ def verify_pointer(
     """
     where = f"{channel} pointer"
     env = pointer_envelope(data, where)
-    signed_by = pointer_signatures(env, trust, where)
+    signed_by = pointer_signatures(env, trust, where, channel)
     ptr = replace(parse_pointer_payload(env.payload, digest_bytes(data), where), signed_by=signed_by)
     if ptr.channel != channel:
         raise ChannelMismatch(f"pointer for channel {ptr.channel!r} found at {channel!r}")

@@ -196,6 +196,14 @@ class TrustSet:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(f"trust set: threshold for {role} must be a positive integer")
             ts.thresholds[role] = value
+        for name, value in thresholds.items():  # per channel: "channel:<name>" = N (co-signing, issue 16)
+            if name in ROLES:
+                continue
+            if not (isinstance(name, str) and name.startswith("channel:") and len(name) > 8):
+                raise BadInput(f"trust set: unknown threshold {name!r} (roles, or 'channel:<name>')")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadInput(f"trust set: threshold for {name} must be a positive integer")
+            ts.thresholds[name] = value
         for entry in table.get("keys", []):
             if not isinstance(entry, dict) or not isinstance(entry.get("public"), str):
                 raise BadInput("trust set: each key needs a 'public' string")
@@ -210,6 +218,11 @@ class TrustSet:
                 kid, pub, tuple(roles), bool(entry.get("revoked", False)), str(entry.get("name", ""))
             )
         return ts
+
+    def channel_threshold(self, channel: str) -> int:
+        """Distinct channel-key signatures a pointer of ``channel`` needs: ``thresholds["channel:<name>"]``
+        if set, else the ``channel`` role's threshold."""
+        return self.thresholds.get(f"channel:{channel}", self.thresholds.get("channel", 1))
 
     def find(self, prefix: str) -> TrustedKey:
         """A key by full id or unique hex prefix."""
@@ -264,11 +277,13 @@ def parse_envelope(data: bytes, what: str = "envelope") -> Envelope:
     return Envelope(ptype, payload, sigs)
 
 
-def verify_envelope(env: Envelope, payload_type: str, role: str, trust: TrustSet, what: str = "envelope") -> list[str]:
+def verify_envelope(
+    env: Envelope, payload_type: str, role: str, trust: TrustSet, what: str = "envelope", need: int | None = None
+) -> list[str]:
     """Check type and signatures against ``trust`` for ``role``; return the key ids that counted.
 
     Raises ``TrustError`` if fewer distinct trusted, unrevoked keys with ``role`` signed validly
-    than the role's threshold.
+    than the role's threshold (or ``need``, when given: a channel's own threshold).
     """
     if env.payload_type != payload_type:
         raise TrustError(f"{what}: payload type {env.payload_type!r}, expected {payload_type!r}")
@@ -292,7 +307,7 @@ def verify_envelope(env: Envelope, payload_type: str, role: str, trust: TrustSet
             problems.append(f"bad signature by {tk.id[:19]}")
             continue
         good.add(tk.id)
-    need = trust.thresholds.get(role, 1)
+    need = need if need is not None else trust.thresholds.get(role, 1)
     if len(good) < need:
         detail = "; ".join(problems) if problems else "no signatures"
         raise TrustError(f"{what}: {len(good)} of {need} required {role} signature(s) ({detail})")

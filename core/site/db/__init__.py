@@ -15,6 +15,7 @@ and holds one of each::
     state.nodes           Nodes           the inventory
     state.smoke_runs      SmokeRuns       smoke results
     state.builds          Builds          build jobs
+    state.rollouts        Rollouts        staged rollouts
 
 Nothing outside ``core/site/db/`` imports sqlite3 or sqlite_utils or writes SQL
 (``tests/unit/test_sql_layer.py`` fails if something does).
@@ -38,6 +39,7 @@ from core.site.db.conn import Connection
 from core.site.db.file_cache import FileCache
 from core.site.db.nodes import Nodes, SmokeRuns
 from core.site.db.releases import Releases
+from core.site.db.rollouts import Rollouts
 from core.site.db.schema import MIGRATIONS, TABLES, migrate, schema_version
 
 #: Seconds a write waits for another process's lock on ``state.db`` (``[site] busy_timeout_s``).
@@ -52,6 +54,7 @@ __all__ = [
     "FileCache",
     "Nodes",
     "Releases",
+    "Rollouts",
     "SmokeRuns",
     "State",
     "Where",
@@ -93,6 +96,7 @@ class State:
         self.nodes = Nodes(self.db)
         self.smoke_runs = SmokeRuns(self.db)
         self.builds = Builds(self.db)
+        self.rollouts = Rollouts(self.db)
 
     @property
     def schema_version(self) -> int:

@@ -41,6 +41,7 @@ SMOKE_COLUMNS = (
     "fingerprint",
     "time",
     "detail",
+    "rejected",
 )
 
 _PAGE = """
@@ -117,7 +118,21 @@ class Nodes(Table):
 
 class SmokeRuns(Table):
     """Rows: id, node, release, image, ok, wall_s, baseline_s, reduction, exit_code, fingerprint
-    (JSON or text), time, detail."""
+    (JSON or text), time, detail, rejected (cache files the runtime rejected; NULL before migration 4)."""
+
+    def latest_for_release(self, release: str, nodes: list[str] | None = None) -> list[dict[str, Any]]:
+        """Each node's latest smoke run of ``release`` (of ``nodes`` only, if given), with the node's
+        inventory ``arch`` (NULL for a node not in the inventory), by node name."""
+        sql = (
+            "select s.node, n.arch, s.release, s.image, s.ok, s.wall_s, s.baseline_s, s.fingerprint, "
+            "s.rejected, s.detail, s.time from smoke_runs s left join nodes n on n.name = s.node "
+            "where s.id in (select max(id) from smoke_runs where release = ? group by node)"
+        )
+        rows = self._dicts(sql + " order by s.node", [release])
+        if nodes is not None:
+            wanted = set(nodes)
+            rows = [r for r in rows if r["node"] in wanted]
+        return rows
 
     def insert(self, runs: list[dict[str, Any]]) -> None:
         """Insert rows (keys of `SMOKE_COLUMNS`, missing ones NULL) in one transaction."""

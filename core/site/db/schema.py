@@ -141,12 +141,48 @@ def _m3_slurm(db: sqlite_utils.Database) -> None:
     db["builds"].add_column("jobs", str)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan, _m3_slurm]
+def _m4_rollout(db: sqlite_utils.Database) -> None:
+    """Gated, staged rollout (issue 16). Smoke runs: how many cache files the runtime rejected
+    (``rejected``; the policy check ``no-rejected-caches``). Rollouts: one row per staged rollout of a
+    release on a channel (stages as JSON, the stage reached, its state); the signed stage pointers in
+    the store are the truth nodes follow, this row is the console's plan and record."""
+    db["smoke_runs"].add_column("rejected", int)
+    db["smoke_runs"].create_index(["release"])
+    db["rollouts"].create(
+        {
+            "id": int,
+            "channel": str,
+            "release": str,
+            "base": str,
+            "stages": str,
+            "stage": int,
+            "state": str,
+            "started": str,
+            "updated": str,
+            "actor": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["rollouts"].create_index(["channel", "state"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan, _m3_slurm, _m4_rollout]
 
 #: Every table the migrations create (checked at each open without running them; a test keeps
 #: it equal to what ``MIGRATIONS`` make).
 TABLES = frozenset(
-    {"releases", "file_cache", "channel_events", "channel_marks", "audit", "nodes", "builds", "smoke_runs"}
+    {
+        "releases",
+        "file_cache",
+        "channel_events",
+        "channel_marks",
+        "audit",
+        "nodes",
+        "builds",
+        "smoke_runs",
+        "rollouts",
+    }
 )
 
 

@@ -16,15 +16,32 @@ from typing import Any
 from console import __version__
 from console.context import Context, Handler, Output
 from console.render import InertStream, inert
-from core.errors import DISK_FULL_ERRNOS, EXIT_BAD_INPUT, Ambiguous, DepotError, disk_full
+from core.errors import DISK_FULL_ERRNOS, Ambiguous, BadInput, DepotError, disk_full
+
+
+class UsageError(BadInput):
+    """A command line the parser refused (exit 2): one ``console: error: …`` line on stderr and,
+    with ``--json``, the error document on stdout like every other failure."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line with exit code 2 (no usage dump)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"console: error: {message} (see '{self.prog} --help')\n")
-        raise SystemExit(EXIT_BAD_INPUT)
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def json_wanted(argv: list[str] | None) -> bool:
+    """Whether the command line asks for ``--json`` (read before parsing: a usage error is
+    reported before there are parsed arguments)."""
+    return "--json" in (sys.argv[1:] if argv is None else argv)
+
+
+def usage_error(exc: UsageError, as_json: bool) -> int:
+    sys.stderr.write(f"console: error: {inert(exc)}\n")
+    if as_json:
+        sys.stdout.write(json.dumps(error_document(exc), sort_keys=True) + "\n")
+    return exc.exit_code
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -125,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return usage_error(exc, json_wanted(argv))
     ctx = Context(args)
     handler: Handler | None = getattr(args, "handler", None)
     try:

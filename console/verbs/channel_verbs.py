@@ -112,7 +112,11 @@ def with_cvmfs(ctx: Context, u, out: Output) -> Output:  # noqa: ANN001 - a Chan
 
 
 def cmd_refresh(ctx: Context) -> Output:
+    for name in ctx.args.channel or []:  # a name the site does not have is bad input, nothing refreshed
+        ch.require_known_channel(ctx.site, name)
     done, failed = ch.refresh_all(ctx.site, ctx.args.channel)
+    if ctx.args.channel and len(ctx.args.channel) == 1 and failed:
+        raise failed[0][1]  # the one channel asked for: its error is the answer (one error document)
     data = [u.to_json() for u in done] + [{"channel": c, "error": str(e), "exit_code": e.exit_code} for c, e in failed]
     lines = [channel_update_text(u) for u in done] or ([] if failed else ["no channels to refresh"])
     notes = [f"console: {c}: {e}" for c, e in failed]

@@ -133,7 +133,12 @@ def _store(ctx: Context, cfg: NodeConfig):
     if not location:
         raise BadInput("no store: pass --store PATH|URL (or set store in the node config)")
     return open_store(
-        location, proxies=proxies, timeout_s=cfg.timeout_s, retries=cfg.retries, deadline_s=cfg.deadline_s
+        location,
+        proxies=proxies,
+        timeout_s=cfg.timeout_s,
+        retries=cfg.retries,
+        deadline_s=cfg.deadline_s,
+        mutable_max_age_s=cfg.mutable_max_age_s,
     )
 
 

@@ -134,6 +134,13 @@ class NodeConfig:
     deadline_s: float = setting(
         DEFAULT_DEADLINE_S, "overall deadline of one HTTP operation, as `[http] deadline_s`", gt=0, le=86400
     )
+    mutable_max_age_s: int = setting(
+        60,
+        "most seconds a cache between node and store may serve a channel pointer or `index.json` "
+        "without revalidating it (the promote/rollback bound; 0: always revalidate)",
+        ge=0,
+        le=86400,
+    )
 
     @classmethod
     def load(cls, root: str | Path | None = None) -> NodeConfig:

@@ -48,6 +48,7 @@ def open_store(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
     deadline_s: float = DEFAULT_DEADLINE_S,
+    mutable_max_age_s: int = 60,
 ) -> Store:
     """Open (or with ``create``, create) the store at ``location``.
 
@@ -76,6 +77,7 @@ def open_store(
             "timeout": httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
             "tries": retries + 1,
             "deadline_s": deadline_s,
+            "mutable_max_age_s": mutable_max_age_s,
         }
         return HttpStore.create(parts, **kwargs) if create else HttpStore.open(parts, **kwargs)
     if len(parts) > 1 and schemes & {"http", "https"}:

@@ -74,6 +74,10 @@ from core.store.codec import (
 )
 from core.store.local import ZSTD_LEVEL
 
+#: Default of ``mutable_max_age_s``: the most seconds a cache may serve a channel pointer or
+#: ``index.json`` without revalidating it (``console serve-config nginx`` sends the same).
+DEFAULT_MUTABLE_MAX_AGE_S = 60
+
 
 @contextlib.contextmanager
 def _hidden_modules(*names: str) -> Iterator[None]:
@@ -171,6 +175,24 @@ class _CappedSource:
         return out
 
 
+def _env_proxied(bases: Sequence[str]) -> bool:
+    """Whether the environment's ``HTTP(S)_PROXY`` applies to any of ``bases`` (``NO_PROXY`` honoured)."""
+    env = urllib.request.getproxies()
+    for base in bases:
+        parts = urllib.parse.urlsplit(base)
+        if env.get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname or ""):
+            return True
+    return False
+
+
+def _answered_by_cache(resp: httpx.Response) -> bool:
+    """A cache's own answer (Squid, Varnish and CDNs say so in ``X-Cache``/``X-Cache-Status``)."""
+    for name in ("x-cache", "x-cache-status"):
+        if resp.headers.get(name, "").strip().upper().startswith("HIT"):
+            return True
+    return False
+
+
 def _may_use_tls(bases: Sequence[str], proxies: Sequence[str] | None) -> bool:
     """Whether any connection of this store can be TLS: an https mirror or proxy (the configured
     ones, or else those of the environment). Redirects are never followed."""
@@ -215,6 +237,7 @@ class HttpStore(Store):
         max_connections: int = 32,
         verify: bool | str = True,
         deadline_s: float = DEFAULT_DEADLINE_S,
+        mutable_max_age_s: float = DEFAULT_MUTABLE_MAX_AGE_S,
     ) -> None:
         if isinstance(urls, str):
             urls = [u.strip() for u in urls.split(",") if u.strip()]
@@ -234,6 +257,7 @@ class HttpStore(Store):
         self._clock = clock
         self.down_for = down_for
         self.deadline_s = float(deadline_s)
+        self.mutable_max_age_s = max(0, int(mutable_max_age_s))
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         tls: ssl.SSLContext | str | bool = verify
         if verify is True and not _may_use_tls(bases, proxies):
@@ -266,6 +290,15 @@ class HttpStore(Store):
         self._routes = [_Route(base, client, proxy) for base in bases for proxy, client in clients]
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        #: Whether a cache may sit between this store and the origin: a proxy (configured, or from
+        #: the environment for these URLs) or an answer carrying ``Via``/``X-Cache``. Readers then
+        #: prefer requests a cache can keep (whole packs, loose objects) over byte ranges.
+        self.behind_cache = bool(proxies) or _env_proxied(bases)
+        #: Requests and body bytes per route: ``origin`` (the primary answered, directly or through
+        #: a proxy that missed), ``proxy`` (a cache answered: ``X-Cache: HIT``), ``mirror``.
+        self.route_stats: dict[str, dict[str, int]] = {
+            k: {"requests": 0, "bytes": 0} for k in ("origin", "proxy", "mirror")
+        }
         #: Counters for diagnostics and tests: requests sent, connect failures, object bytes read.
         self.stats = {"requests": 0, "connect_errors": 0, "retries": 0, "object_bytes_in": 0, "not_modified": 0}
 
@@ -371,27 +404,49 @@ class HttpStore(Store):
         headers: dict[str, str] | None = None,
         content: bytes | Callable[[], Iterator[bytes]] | None = None,
         primary_only: bool = False,
+        exclude: set[int] | None = None,
     ) -> Iterator[httpx.Response]:
         """Send with mirror failover and retries; yield the streamed response (status < 500).
 
         Raises ``StoreError`` naming the last failure once every round on every route failed.
         The response is closed on exit, unread body included (the connection is then dropped).
+        ``exclude``: ids of routes not to use (one that served wrong bytes), unless none is left.
+        The route that answered is ``resp.extensions["depot_route"]``.
         """
         last = "no route"
         with deadline.operation_deadline(self.deadline_s, f"{method} {relpath}"):
             for _ in self._retry_rounds():
-                for route in self._routes_for(primary_only):
+                routes = self._routes_for(primary_only)
+                routes = [r for r in routes if id(r) not in (exclude or ())] or routes
+                for route in routes:
                     try:
                         resp = self._attempt(route, method, relpath, headers, content)
                     except _Unavailable as exc:
                         last = str(exc)
                         continue
+                    resp.extensions["depot_route"] = route
                     try:
                         yield resp
                     finally:
                         resp.close()
+                        self._account(route, resp)
                     return
         raise StoreError(f"{method} {relpath} failed after {self.tries} tries: {last}")
+
+    def _account(self, route: _Route, resp: httpx.Response) -> None:
+        if _answered_by_cache(resp) or "via" in resp.headers:
+            self.behind_cache = True
+        key = "proxy" if _answered_by_cache(resp) else "mirror" if route.base != self.urls[0] else "origin"
+        with self._lock:
+            stats = self.route_stats[key]
+            stats["requests"] += 1
+            stats["bytes"] += resp.num_bytes_downloaded
+
+    def _exclude(self, exclude: set[int], resp: httpx.Response) -> None:
+        """Do not ask the route that gave ``resp`` again for this file, if another route is left."""
+        route = resp.extensions.get("depot_route")
+        if route is not None and len(self._routes) - len(exclude) > 1:
+            exclude.add(id(route))
 
     def _fail(self, resp: httpx.Response, what: str) -> StoreError:
         return StoreError(f"{what}: HTTP {resp.status_code} from {resp.request.url}")
@@ -500,23 +555,33 @@ class HttpStore(Store):
         streamed: Callable[[httpx.Response, int, int], _R],
     ) -> _R:
         last = ""
+        bad: set[int] = set()  # routes that served this object cut short or wrong
         for _ in self._retry_rounds():
-            with self._send("GET", relpath) as resp:
+            with self._send("GET", relpath, exclude=bad) as resp:
                 if resp.status_code == 404:
                     raise NotFound(f"object {digest} missing from store")
                 if resp.status_code != 200:
                     raise self._fail(resp, f"GET object {digest}")
                 length = resp.headers.get("content-length")
-                if length and length.isdigit() and int(length) > cap:
-                    raise CorruptObject(
-                        f"object {digest}: {length} compressed bytes cannot hold the {limit} bytes promised"
-                    )
                 try:
+                    if length and length.isdigit() and int(length) > cap:
+                        raise CorruptObject(
+                            f"object {digest}: {length} compressed bytes cannot hold the {limit} bytes promised"
+                        )
                     if limit <= WHOLE_OBJECT_BYTES:
                         return whole(self._read_whole(resp, cap, digest, limit), limit)
                     return streamed(resp, limit, cap)
                 except httpx.TransportError as exc:
                     last = f"{type(exc).__name__} {exc}".rstrip()
+                    self._exclude(bad, resp)
+                except CorruptObject:
+                    # Wrong bytes are never accepted; but a cache or mirror may hold a bad copy
+                    # (truncated, damaged) while another route has the right one: ask the next.
+                    before = len(bad)
+                    self._exclude(bad, resp)
+                    if len(bad) == before:
+                        raise
+                    self._count("retries")
         raise StoreError(f"GET object {digest} failed after {self.tries} tries: {last}")
 
     def _read_whole(self, resp: httpx.Response, cap: int, digest: str, limit: int) -> bytes:
@@ -564,6 +629,42 @@ class HttpStore(Store):
             if resp.status_code != 200:
                 raise self._fail(resp, f"GET object {digest}")
             return self._read_body(resp, object_path(digest))
+
+    def fetch_file_to(self, relpath: str, dest: str, size: int, sha256_hex: str | None = None) -> None:
+        """GET a whole immutable file (a pack) into ``dest``: one plain GET a cache can keep and
+        serve to the next node. It must be exactly ``size`` bytes (and hash to ``sha256_hex`` if
+        given); a route that serves it short or wrong is not asked again while another is left.
+        The bytes count as ``object_bytes_in``. ``StoreError`` if no route delivers it."""
+        ensure_relpath(relpath)
+        last, bad = "", set[int]()
+        with deadline.operation_deadline(self._transfer_deadline(size), f"GET {relpath}"):
+            for _ in self._retry_rounds():
+                with self._send("GET", relpath, exclude=bad) as resp:
+                    if resp.status_code == 404:
+                        raise NotFound(f"{relpath} missing from store {self.location}")
+                    if resp.status_code != 200:
+                        raise self._fail(resp, f"GET {relpath}")
+                    h, n = hashlib.sha256(), 0
+                    try:
+                        with open(dest, "wb") as f:
+                            for chunk in resp.iter_raw(_OUT_CHUNK):
+                                n += len(chunk)
+                                if n > size:
+                                    break
+                                h.update(chunk)
+                                f.write(chunk)
+                    except httpx.TransportError as exc:
+                        last = f"{type(exc).__name__} {exc}".rstrip()
+                        self._exclude(bad, resp)
+                        continue
+                    finally:
+                        self._count("object_bytes_in", min(n, size))
+                    if n == size and (sha256_hex is None or h.hexdigest() == sha256_hex):
+                        return
+                    last = f"{resp.request.url.host} sent {n if n <= size else 'more than ' + str(size)} bytes"
+                    last += f" of {size}" if n != size else f" of {size} with another sha256"
+                    self._exclude(bad, resp)
+        raise StoreError(f"GET {relpath} failed after {self.tries} tries: {last}")
 
     def read_range(self, relpath: str, offset: int, length: int) -> bytes:
         """One ``Range: bytes=a-b`` GET (mirrors, retries, a lost body restarts the range).
@@ -660,6 +761,12 @@ class HttpStore(Store):
         """
         cached = None
         headers: dict[str, str] = {}
+        if primary_only:
+            headers["Cache-Control"] = "no-cache"  # writers compare against the origin's copy
+        elif conditional or relpath == "store.json":
+            # Mutable: a cache may answer from a copy at most this old (the promote/rollback bound).
+            headers["Cache-Control"] = f"max-age={self.mutable_max_age_s}"
+        # Anything else a reader asks for by name is immutable (digest-named): a cache keeps it.
         if conditional:
             with self._lock:
                 cached = self._cache.get(relpath)
@@ -668,8 +775,6 @@ class HttpStore(Store):
                     headers["If-None-Match"] = cached.etag
                 elif cached.last_modified:
                     headers["If-Modified-Since"] = cached.last_modified
-        else:
-            headers["Cache-Control"] = "no-cache"
         with self._send("GET", relpath, headers=headers, primary_only=primary_only) as resp:
             served_by = self._base_of(resp, relpath)
             if resp.status_code == 304 and cached is not None:

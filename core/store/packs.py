@@ -43,6 +43,7 @@ release only holds objects that release references, so no other condition is nee
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -51,12 +52,20 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from core.errors import BadInput, CorruptObject, DepotError
 from core.model.digest import canonical_json, digest_bytes, hex_of, is_digest
 from core.model.manifest import parse_tree
 from core.store.base import Store
 from core.store.codec import compressed_bound, decode_verified
+
+
+class RangeSource(Protocol):
+    """What pack reads need of a store (``Store.read_range``)."""
+
+    def read_range(self, relpath: str, offset: int, length: int) -> bytes: ...
+
 
 PACK_LIST_SCHEMA = "depot-packs/1"
 PACK_INDEX_SCHEMA = "depot-pack-index/1"
@@ -238,9 +247,13 @@ def existing_packs(store: Store, release_ids: Iterable[str], roots: set[str]) ->
 
 # -- reading indexes -------------------------------------------------------------------------------
 class PackIndex:
-    """Where the objects of one image sit in its packs (from the unsigned pack list and indexes)."""
+    """Where the objects of one image sit in its packs (from the unsigned pack list and indexes).
 
-    def __init__(self, entries: list[PackEntry]) -> None:
+    ``sizes``: each pack's size as its index states it. ``whole``: packs to read with one plain
+    GET each (``choose_whole_packs``) into ``spool`` (a directory), their entries then read from
+    that file; the others are read by ranges."""
+
+    def __init__(self, entries: list[PackEntry], sizes: dict[str, int] | None = None) -> None:
         self.by_digest: dict[str, PackEntry] = {}
         for e in entries:
             self.by_digest.setdefault(e.digest, e)
@@ -254,6 +267,45 @@ class PackIndex:
 
 
 def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES) -> list[PackEntry] | None:
+        self.sizes = dict(sizes or {})
+        self.whole: set[str] = set()
+        self.spool: Path | None = None
+        self._spooled: dict[str, Path | BaseException] = {}
+        self._spool_lock = threading.Lock()
+
+    def restrict(self, packs: set[str]) -> None:
+        """Keep only the entries of ``packs`` (the others' objects are then fetched loose)."""
+        self.by_digest = {d: e for d, e in self.by_digest.items() if e.pack in packs}
+
+    def read(self, store: RangeSource, pack_id: str, offset: int, length: int) -> bytes:
+        """Bytes ``offset``..``offset+length`` of a pack: from its spooled copy if it is read whole
+        (fetched on first use, once, its sha256 checked against its name), else one range read."""
+        if pack_id not in self.whole or self.spool is None:
+            return store.read_range(pack_path(pack_id), offset, length)
+        with self._spool_lock:
+            got = self._spooled.get(pack_id)
+            if got is None:
+                dest = self.spool / f"pack-{hex_of(pack_id)}"
+                try:
+                    store.fetch_file_to(pack_path(pack_id), str(dest), self.sizes[pack_id], hex_of(pack_id))  # type: ignore[attr-defined]
+                    got = dest
+                except DepotError as exc:
+                    got = exc
+                self._spooled[pack_id] = got
+        if isinstance(got, BaseException):
+            raise got
+        with open(got, "rb") as f:
+            data = os.pread(f.fileno(), length, offset)
+        if len(data) != length:
+            raise BadInput(f"pack {pack_id[7:19]}: {length} bytes at {offset} are past its end")
+        return data
+
+    def drop_spool(self) -> None:
+        for got in self._spooled.values():
+            if isinstance(got, Path):
+                with contextlib.suppress(OSError):
+                    got.unlink()
+        self._spooled.clear()
     """The entries of one index (``BadInput`` if malformed), or None if it lists more than
     ``max_entries``."""
     where = f"pack index {pack_id[7:19]}"
@@ -333,7 +385,9 @@ def load_pack_index(store: Store, release_id: str, arch: str, max_entries: int =
             if parsed is None:
                 return None
             entries.extend(parsed)
-        return PackIndex(entries)
+            sizes[pack_id] = json.loads(raw)["size"]
+        return PackIndex(entries, sizes)
+        sizes: dict[str, int] = {}
     except (DepotError, ValueError, AttributeError):
         return None
 
@@ -347,6 +401,37 @@ class Span:
     start: int
     end: int
     entries: list[PackEntry]
+
+# -- how to read: whole packs or ranges ------------------------------------------------------------
+#: Through a cache, a pack whose missing entries make at least this share of its bytes is fetched
+#: whole (one GET a cache keeps); below it, its objects are fetched loose (each a GET a cache
+#: keeps). A range answer (206) is not kept by a default Squid, so every node would cost the
+#: origin its ranges again.
+WHOLE_PACK_FRACTION = 0.5
+
+
+def choose_whole_packs(index: PackIndex, missing: Iterable[str], behind_cache: bool) -> PackIndex | None:
+    """Decide how the packs of ``index`` are read, given the digests the node lacks.
+
+    Direct to the origin (``behind_cache`` false): byte ranges, as planned by ``plan_spans``
+    (the index is returned unchanged). Through a cache: packs of which the node lacks at least
+    ``WHOLE_PACK_FRACTION`` of the bytes are read whole; the others are dropped from the index, so
+    their objects are fetched loose. None when no pack is left to read.
+    """
+    if not behind_cache:
+        return index
+    need: dict[str, int] = {}
+    for d in set(missing):
+        e = index.by_digest.get(d)
+        if e is not None:
+            need[e.pack] = need.get(e.pack, 0) + e.length
+    whole = {p for p, n in need.items() if index.sizes.get(p, 0) > 0 and n >= WHOLE_PACK_FRACTION * index.sizes[p]}
+    if not whole:
+        return None
+    index.restrict(whole)
+    index.whole = whole
+    return index
+
 
 
 def plan_spans(entries: Iterable[PackEntry], workers: int = 8) -> list[Span]:
@@ -393,7 +478,11 @@ def decode_entry(entry: PackEntry, frame: bytes | memoryview, limit: int) -> byt
 
 
 def fetch_packed(
-    store: Store, index: PackIndex, jobs: list[Job], workers: int, on_done: Callable[[str, int], None] | None = None
+    store: RangeSource,
+    index: PackIndex,
+    jobs: list[Job],
+    workers: int,
+    on_done: Callable[[str, int], None] | None = None,
 ) -> list[Job]:
     """Fetch the jobs whose objects the packs hold; return the jobs left for loose fetches.
 
@@ -422,7 +511,7 @@ def fetch_packed(
     chmod = _umask() & 0o555 != 0  # the umask would strip a bit of the final mode: set it explicitly
 
     def one(span: Span) -> None:
-        data = store.read_range(pack_path(span.pack), span.start, span.end - span.start)
+        data = index.read(store, span.pack, span.start, span.end - span.start)
         view = memoryview(data)
         for entry in span.entries:
             digest, dest, size, mode = wanted[entry.digest][1]
@@ -501,7 +590,7 @@ def _write_new(data: bytes, name: str, dirfd: int, mode: int, chmod: bool) -> No
 
 
 def fetch_packed_frames(
-    store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
+    store: RangeSource, index: PackIndex, digests: Iterable[str], limit: int, workers: int
 ) -> dict[str, memoryview]:
     """The compressed frames of the entries named by ``digests`` that the packs hold, **not**
     decompressed nor verified (``decode_entry`` does both, for the ones the caller turns out to
@@ -520,7 +609,7 @@ def fetch_packed_frames(
     out: dict[str, memoryview] = {}
 
     def one(span: Span) -> None:
-        view = memoryview(store.read_range(pack_path(span.pack), span.start, span.end - span.start))
+        view = memoryview(index.read(store, span.pack, span.start, span.end - span.start))
         for entry in span.entries:
             out[entry.digest] = view[entry.offset - span.start : entry.end - span.start]
 
@@ -539,7 +628,7 @@ def fetch_packed_frames(
 
 
 def fetch_packed_bytes(
-    store: Store, index: PackIndex, digests: Iterable[str], limit: int, workers: int
+    store: RangeSource, index: PackIndex, digests: Iterable[str], limit: int, workers: int
 ) -> dict[str, bytes]:
     """Fetch objects the packs hold into memory (tree objects: the node keeps them in one bundle
     per image, not a file each), each decompressed within ``limit`` and verified.
@@ -557,7 +646,7 @@ def fetch_packed_bytes(
     out: dict[str, bytes] = {}
 
     def one(span: Span) -> None:
-        data = store.read_range(pack_path(span.pack), span.start, span.end - span.start)
+        data = index.read(store, span.pack, span.start, span.end - span.start)
         view = memoryview(data)
         for entry in span.entries:
             out[entry.digest] = decode_entry(entry, view[entry.offset - span.start : entry.end - span.start], limit)
@@ -642,4 +731,7 @@ __all__ = [
     "pack_list_path",
     "pack_path",
     "pack_index_path",
+    "choose_whole_packs",
+    "RangeSource",
+    "WHOLE_PACK_FRACTION",
 ]

@@ -50,7 +50,7 @@ from core.node.hydrate.fetcher import Fetcher
 from core.node.hydrate.materialize import materialize, staging
 from core.node.hydrate.prune import kept_images, prune
 from core.node.hydrate.record import record
-from core.node.hydrate.result import HydrateProgress, HydrateResult, describe_failure
+from core.node.hydrate.result import HydrateProgress, HydrateResult, describe_failure, route_stats
 from core.node.hydrate.switch import switch
 from core.node.hydrate.verify import Verified, local_release, resolve_store_release, verify
 from core.node.root import CurrentImage, NodeRoot, default_workers
@@ -161,6 +161,7 @@ def _hydrate(
             result.reused_objects, result.reused_bytes = chosen.image.files, chosen.image.bytes
         if bytes_in_before is not None:
             result.transferred_bytes = store.stats["object_bytes_in"] - bytes_in_before  # type: ignore[attr-defined]
+        result.routes = route_stats(store)
 
         result.switched = switch(node, channel, verified.release_id, chosen.arch, before, prog)
         record(

@@ -32,6 +32,7 @@ from core.store.materialize import ImagePlan
 from core.store.packs import (
     PACK_MIN_MISSING,
     PackIndex,
+    choose_whole_packs,
     decode_entry,
     fetch_packed_frames,
     load_pack_index,
@@ -56,21 +57,26 @@ def usable_pack(
     are missing here (for a handful of objects, a few parallel GETs cost no more than ranges).
 
     ``files`` is the image's signed file count: an index listing far more entries than such an
-    image can have is not used (``max_index_entries``; loose objects instead)."""
+    image can have is not used (``max_index_entries``; loose objects instead).
+
+    Through a cache (``store.behind_cache``: a proxy, or answers with ``Via``/``X-Cache``), only
+    requests a cache keeps are made: packs the node lacks most of are read whole, the rest of
+    their objects loose (``choose_whole_packs``), so the next node is served by the cache."""
     index = load_pack_index(store, release_id, arch, max_index_entries(files))
     if index is None:
         return None
     objects, trees = cache_names(node.objects), cache_names(node.trees)
-    missing = 0
+    missing = []
     for e in index.entries:
         if e.kind == "tree":
             here = e.digest in bundled or cache_name(e.digest) in trees
         else:
             here = cache_name(e.digest) in objects or cache_name(e.digest, True) in objects
-        missing += not here
-        if missing >= PACK_MIN_MISSING:
-            return index
-    return None
+        if not here:
+            missing.append(e.digest)
+    if len(missing) < PACK_MIN_MISSING:
+        return None
+    return choose_whole_packs(index, missing, bool(getattr(store, "behind_cache", False)))
 
 
 def fetch_trees(
@@ -86,6 +92,8 @@ def fetch_trees(
     level), kept as the image's bundle. ``files`` is the image's signed file count."""
     prog.phase("trees")
     trees = NodeTrees(fetcher.node, fetcher, bundled)
+    if pack is not None:
+        pack.spool = fetcher.run_tmp  # packs read whole land here (removed with the run's tmp)
     try:
         if pack is not None:
             prefetch_reached_trees(fetcher, trees, pack, root, files)
@@ -181,6 +189,8 @@ def fetch_objects(
         fetcher.fetch_all(pack, jobs, prog.object_done)
     except NotFound as exc:
         raise StoreError(f"store {fetcher.store.location} is incomplete: {exc}") from None
+    if pack is not None:
+        pack.drop_spool()
     for src_path, dest, mode in copies:
         copy_into_cache(src_path, dest, mode, fetcher.run_tmp)
     return {cache_name(d, x) for d, (_, modes) in needed.items() for x in modes}

@@ -47,9 +47,18 @@ class HydrateResult:
     previous: str | None = None
     pruned: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Requests and body bytes per route (``origin``, ``proxy``: answered by a cache, ``mirror``),
+    #: for an HTTP store (``route_stats``); {} otherwise.
+    routes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def route_stats(store: object) -> dict[str, dict[str, int]]:
+    """A copy of an HTTP store's per-route counters ({} for a local store)."""
+    stats = getattr(store, "route_stats", None)
+    return {k: dict(v) for k, v in stats.items()} if isinstance(stats, dict) else {}
 
 
 def describe_failure(exc: DepotError, node: NodeRoot, channel: str) -> str:

@@ -257,16 +257,6 @@ class PackIndex:
         self.by_digest: dict[str, PackEntry] = {}
         for e in entries:
             self.by_digest.setdefault(e.digest, e)
-
-    @property
-    def entries(self) -> Iterable[PackEntry]:
-        return self.by_digest.values()
-
-    def __len__(self) -> int:
-        return len(self.by_digest)
-
-
-def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES) -> list[PackEntry] | None:
         self.sizes = dict(sizes or {})
         self.whole: set[str] = set()
         self.spool: Path | None = None
@@ -306,6 +296,16 @@ def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES
                 with contextlib.suppress(OSError):
                     got.unlink()
         self._spooled.clear()
+
+    @property
+    def entries(self) -> Iterable[PackEntry]:
+        return self.by_digest.values()
+
+    def __len__(self) -> int:
+        return len(self.by_digest)
+
+
+def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES) -> list[PackEntry] | None:
     """The entries of one index (``BadInput`` if malformed), or None if it lists more than
     ``max_entries``."""
     where = f"pack index {pack_id[7:19]}"
@@ -376,6 +376,7 @@ def load_pack_index(store: Store, release_id: str, arch: str, max_entries: int =
         if not isinstance(ids, list) or not ids or not all(is_digest(i) for i in ids) or len(ids) > max_entries:
             return None
         entries: list[PackEntry] = []
+        sizes: dict[str, int] = {}
         for pack_id in dict.fromkeys(ids):  # a pack named twice is read once
             raw = store.read_file(pack_index_path(pack_id))
             left = max_entries - len(entries)
@@ -387,20 +388,9 @@ def load_pack_index(store: Store, release_id: str, arch: str, max_entries: int =
             entries.extend(parsed)
             sizes[pack_id] = json.loads(raw)["size"]
         return PackIndex(entries, sizes)
-        sizes: dict[str, int] = {}
     except (DepotError, ValueError, AttributeError):
         return None
 
-
-# -- fetching ranges -------------------------------------------------------------------------------
-@dataclass
-class Span:
-    """A byte range of one pack and the needed entries inside it (sorted by offset)."""
-
-    pack: str
-    start: int
-    end: int
-    entries: list[PackEntry]
 
 # -- how to read: whole packs or ranges ------------------------------------------------------------
 #: Through a cache, a pack whose missing entries make at least this share of its bytes is fetched
@@ -432,6 +422,16 @@ def choose_whole_packs(index: PackIndex, missing: Iterable[str], behind_cache: b
     index.whole = whole
     return index
 
+
+# -- fetching ranges -------------------------------------------------------------------------------
+@dataclass
+class Span:
+    """A byte range of one pack and the needed entries inside it (sorted by offset)."""
+
+    pack: str
+    start: int
+    end: int
+    entries: list[PackEntry]
 
 
 def plan_spans(entries: Iterable[PackEntry], workers: int = 8) -> list[Span]:
@@ -721,6 +721,9 @@ __all__ = [
     "existing_packs",
     "load_pack_index",
     "plan_spans",
+    "choose_whole_packs",
+    "RangeSource",
+    "WHOLE_PACK_FRACTION",
     "decode_entry",
     "fetch_packed",
     "fetch_packed_bytes",
@@ -731,7 +734,4 @@ __all__ = [
     "pack_list_path",
     "pack_path",
     "pack_index_path",
-    "choose_whole_packs",
-    "RangeSource",
-    "WHOLE_PACK_FRACTION",
 ]

@@ -307,14 +307,16 @@ def _moved(channel: str, version: int) -> Conflict:
     )
 
 
-def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> Pointer | Proposal:
+def _issue(
+    site: Site, cur: Current, release: str, action: str, reason: str, extra: dict[str, Any] | None = None
+) -> Pointer | Proposal:
     """Sign version N+1, compare-and-swap it in, then write its history file (module docstring).
 
     On a channel whose threshold needs more than one key (``TrustSet.channel_threshold``), the
     payload signed by the site key becomes a proposal instead (``core.site.proposals``): nothing
     is published until ``approve`` collects enough distinct trusted signatures.
     """
-    payload = _payload(site, cur, release, action, reason)
+    payload = _payload(site, cur, release, action, reason, extra)
     if site.trust.channel_threshold(cur.channel) > 1:
         from core.site.proposals import propose
 
@@ -322,8 +324,11 @@ def _issue(site: Site, cur: Current, release: str, action: str, reason: str) -> 
     return publish_envelope(site, cur, make_envelope(CHANNEL_TYPE, payload, [site.signing_key]))
 
 
-def _payload(site: Site, cur: Current, release: str, action: str, reason: str) -> bytes:
-    """Pointer payload version N+1 over ``cur`` (healing a lost history file of ``cur`` first)."""
+def _payload(
+    site: Site, cur: Current, release: str, action: str, reason: str, extra: dict[str, Any] | None = None
+) -> bytes:
+    """Pointer payload version N+1 over ``cur`` (healing a lost history file of ``cur`` first);
+    ``extra``: optional payload fields (a rollout stage pointer's ``audience``)."""
     store, channel = site.store, cur.channel
     version = cur.pointer.version + 1 if cur.pointer else 1
     moved = _moved(channel, version)
@@ -359,6 +364,7 @@ def _payload(site: Site, cur: Current, release: str, action: str, reason: str) -
             "actor": site.actor,
             "issued": format_time(issued),
             "expires": format_time(issued + lifetime(site)),
+            **(extra or {}),
         }
     )
     return payload

@@ -34,6 +34,10 @@ FIELDS = {
     "issued",
     "expires",
 }
+#: Optional payload field of a rollout stage pointer (``<channel>.rollout``, issue 16): which
+#: nodes the pointer is for. Pointers of ordinary channels never carry it.
+AUDIENCE = "audience"
+MAX_AUDIENCE_NODES = 1000
 MAX_POINTER_BYTES = 64 << 10
 
 # Rule names: every rejection message starts with one of these, followed by ": ".
@@ -152,6 +156,7 @@ class Pointer:
     expires: str
     digest: str
     signed_by: tuple[str, ...] = ()
+    audience: Audience | None = None
 
     def summary(self) -> dict[str, Any]:
         """The five keys scripts rely on (``rollback … --json``)."""
@@ -176,6 +181,51 @@ class Pointer:
 
     def seconds_left(self, now: datetime) -> int:
         return int((parse_time(self.expires) - now).total_seconds())
+
+
+@dataclass(frozen=True)
+class Audience:
+    """The nodes a rollout stage pointer is for: named ``nodes`` (the canary set) and every node
+    whose stable hash bucket (`node_bucket`) is below ``percent``, while the channel itself still
+    carries ``base`` (a stage pointer over another base is stale and followed by no one)."""
+
+    base: str
+    nodes: tuple[str, ...]
+    percent: float
+    salt: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": self.base, "nodes": list(self.nodes), "percent": self.percent, "salt": self.salt}
+
+    def includes(self, node: str) -> bool:
+        return node in self.nodes or node_bucket(self.salt, node) < self.percent
+
+
+def node_bucket(salt: str, node: str) -> float:
+    """A node's place in [0, 100): the first 8 bytes of sha256(salt NUL name), stable across
+    runs and hosts, so the nodes in ``percent`` % are the same ones for console and node, and
+    the 25 % of a rollout are among its 50 %."""
+    import hashlib
+
+    h = hashlib.sha256(salt.encode() + b"\0" + node.encode()).digest()
+    return int.from_bytes(h[:8], "big") % 10000 / 100
+
+
+def _audience(value: Any, where: str) -> Audience:
+    if not isinstance(value, dict) or set(value) != {"base", "nodes", "percent", "salt"}:
+        raise MalformedPointer(f"{where}: audience must be an object with base, nodes, percent, salt")
+    nodes, percent = value["nodes"], value["percent"]
+    if not is_digest(value["base"]) or not isinstance(value["salt"], str) or len(value["salt"]) > 256:
+        raise MalformedPointer(f"{where}: audience base must be a digest, salt a string")
+    if (
+        not isinstance(nodes, list)
+        or len(nodes) > MAX_AUDIENCE_NODES
+        or not all(isinstance(n, str) and 0 < len(n) <= 255 for n in nodes)
+    ):
+        raise MalformedPointer(f"{where}: audience nodes must be at most {MAX_AUDIENCE_NODES} names")
+    if not isinstance(percent, (int, float)) or isinstance(percent, bool) or not 0 <= percent <= 100:
+        raise MalformedPointer(f"{where}: audience percent must be a number from 0 to 100")
+    return Audience(value["base"], tuple(nodes), float(percent), value["salt"])
 
 
 # -- verification (pure: bytes + trust + high-water mark) -----------------------------------------
@@ -229,7 +279,7 @@ def parse_pointer_payload(payload: bytes, digest: str, where: str = "pointer") -
         raise MalformedPointer(f"{where}: not a {POINTER_TYPE} payload")
     if doc.get("schema") != POINTER_SCHEMA:
         raise MalformedPointer(f"{where}: unsupported pointer schema {doc.get('schema')!r}")
-    if set(doc) != FIELDS:
+    if set(doc) not in (FIELDS, FIELDS | {AUDIENCE}):
         raise MalformedPointer(f"{where}: fields {sorted(set(doc) ^ FIELDS)} missing or unknown")
     version = doc["version"]
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < 10**18:
@@ -256,6 +306,7 @@ def parse_pointer_payload(payload: bytes, digest: str, where: str = "pointer") -
         times["issued"],
         times["expires"],
         digest,
+        audience=_audience(doc[AUDIENCE], where) if AUDIENCE in doc else None,
     )
 
 

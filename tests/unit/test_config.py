@@ -17,7 +17,7 @@ import tomli_w
 from core.errors import BadInput
 from core.node.root import CONFIG_ENV, ROOT_ENV, NodeConfig, node_config_table
 from core.settings import default_text
-from core.site.config import RETIRED, SECTIONS, Config, markdown_table
+from core.site.config import RETIRED, SECTIONS, ChannelPolicy, Config, markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -42,11 +42,16 @@ def _cells(table: str) -> list[list[str]]:
 # -- the README tables ------------------------------------------------------------------------
 
 
+#: Tables declared inside a section: ``[channels.<name>]`` policies (issue 16) follow ``[channels]``.
+POLICY_ROWS = {"channels": [("channels.<name>", ChannelPolicy)]}
+
+
 def test_readme_console_toml_table_is_generated_from_the_dataclasses() -> None:
     table = _table(_readme_section("## Configuration (`console.toml`)").split("### Node configuration")[0])
     assert table == markdown_table(), "README out of date: paste core.site.config.markdown_table()"
     listed = [(re.sub(r"[`\[\]]", "", s), k.strip("`"), d) for s, k, d, _ in _cells(table)]
-    declared = [(name, f.name, default_text(f)) for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    sections = [(n, c) for name, cls in SECTIONS.items() for n, c in [(name, cls)] + POLICY_ROWS.get(name, [])]
+    declared = [(name, f.name, default_text(f)) for name, cls in sections for f in dataclasses.fields(cls)]
     assert listed == declared
 
 

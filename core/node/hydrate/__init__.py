@@ -52,7 +52,7 @@ from core.node.hydrate.prune import kept_images, prune
 from core.node.hydrate.record import record
 from core.node.hydrate.result import HydrateProgress, HydrateResult, describe_failure, route_stats
 from core.node.hydrate.switch import switch
-from core.node.hydrate.verify import Verified, local_release, resolve_store_release, verify
+from core.node.hydrate.verify import Verified, keep_stage, local_release, resolve_store_release, verify
 from core.node.root import CurrentImage, NodeRoot, default_workers
 from core.store.base import Store, check_channel_name
 from core.store.materialize import plan_image
@@ -174,6 +174,7 @@ def _hydrate(
             now or system_clock(),
             verified.pointer_envelope,
         )
+        keep_stage(node, channel, verified)  # a rollout stage pointer this node followed (issue 16)
         result.pruned = prune(node, keep, locked=True)
         write_ledger(node, verified_objects)  # after the last link and unlink (they move ctimes)
     result.seconds = round(time.perf_counter() - t0, 3)

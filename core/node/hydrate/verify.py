@@ -4,6 +4,16 @@ The pointer is checked against the node's high-water mark (replay, same version 
 bytes, expiry, channel mismatch: ``TrustError``, exit 4): the higher of ``state.json``'s and the
 accepted pointers the node keeps (``record.effective_mark``), then the release envelope (signatures,
 payload hash = id). A pinned release (``release=``) reads no pointer and moves no mark.
+
+Staged rollout (issue 16): beside ``channels/<channel>.json`` the store may hold a *stage
+pointer*, ``channels/<channel>.rollout.json``: an ordinary signed pointer of channel
+``<channel>.rollout`` whose payload also names its ``audience`` (canary node names, a percentage
+of nodes by a stable hash of the node name, and the ``base`` release the channel carries). A node
+follows it only when it verifies (own high-water mark, expiry), its base is the channel's current
+release and this node (``$DEPOT_NODE_NAME``, else the short host name) is in the audience; in
+every other case it follows the channel's pointer, the release every node may run. The node keeps
+no stage state of its own and the console keeps none per node: the stage is a function of the
+signed stage pointer and the node's name.
 """
 
 from __future__ import annotations
@@ -25,6 +35,23 @@ if TYPE_CHECKING:
     from core.trust.pointers import Pointer
 
 
+NODE_NAME_ENV = "DEPOT_NODE_NAME"
+
+
+def stage_channel(channel: str) -> str:
+    """The channel of ``channel``'s rollout stage pointer."""
+    return f"{channel}.rollout"
+
+
+def node_name() -> str:
+    """This node's name as the console's node sets spell it: ``$DEPOT_NODE_NAME``, else the short
+    host name."""
+    import os
+    import socket
+
+    return os.environ.get(NODE_NAME_ENV) or socket.gethostname().split(".")[0]
+
+
 @dataclass
 class Verified:
     """A release this node may install: its id, envelope bytes, manifest, and the pointer (if any)."""
@@ -34,6 +61,8 @@ class Verified:
     release: Release
     pointer: Pointer | None  # None for a pinned release
     pointer_envelope: bytes | None = None  # the pointer's exact bytes (kept by ``record``)
+    stage: Pointer | None = None  # the rollout stage pointer this node follows, if any
+    stage_envelope: bytes | None = None
 
 
 def verify(
@@ -49,7 +78,7 @@ def verify(
     """The channel's pointer (unless ``release`` pins one) and the release envelope, verified."""
     from core.trust.pointers import verify_pointer
 
-    ptr = None
+    ptr = stage = stage_data = None
     if release is None:
         data = store.read_file(channel_path(channel))
         if data is None:
@@ -57,13 +86,57 @@ def verify(
         mark_v, mark_d = effective_mark(node, channel)  # state.json, or the kept pointers if newer
         ptr = verify_pointer(data, channel, trust, mark_v, mark_d, now)
         release_id = ptr.release
+        stage, stage_data = _stage(store, trust, node, channel, ptr, now)
+        if stage is not None:
+            release_id = stage.release
     else:
         release_id = resolve_store_release(store, release)
     envelope = store.read_file(release_path(release_id))
     if envelope is None:
         raise NotFound(f"release {release_id} not found in store {store.location}")
     rel = release_from_envelope(envelope, trust, release_id, max_manifest_bytes)
-    return Verified(release_id, envelope, rel, ptr, data if ptr is not None else None)
+    verified = Verified(release_id, envelope, rel, ptr, data if ptr is not None else None)
+    if ptr is not None and stage is not None:
+        verified.stage, verified.stage_envelope = stage, stage_data
+    return verified
+
+
+def _stage(
+    store: Store, trust: TrustSet, node: NodeRoot, channel: str, main: Pointer, now: datetime
+) -> tuple[Pointer | None, bytes | None]:
+    """The channel's stage pointer if this node follows it (module docstring), else (None, None).
+
+    A stage pointer that does not verify (replayed, expired, unsigned) is not followed: the node
+    stays on the channel's own release, the one every node may run.
+    """
+    from core.errors import TrustError
+    from core.trust.pointers import verify_pointer
+
+    name = stage_channel(channel)
+    try:
+        data = store.read_file(channel_path(name))
+    except Exception:  # noqa: BLE001 - a stage pointer that cannot be read is not followed
+        return None, None
+    if data is None:
+        return None, None
+    mark_v, mark_d = effective_mark(node, name)
+    try:
+        stage = verify_pointer(data, name, trust, mark_v, mark_d, now)
+    except TrustError:
+        return None, None
+    aud = stage.audience
+    if aud is None or aud.base != main.release or not aud.includes(node_name()):
+        return None, None
+    return stage, data
+
+
+def keep_stage(node: NodeRoot, channel: str, verified: Verified) -> None:
+    """After the switch: keep the stage pointer this node followed (``record.keep_pointer``), which
+    is its high-water mark for the stage channel (``record.effective_mark``)."""
+    from core.node.hydrate.record import keep_pointer
+
+    if verified.stage is not None and verified.stage_envelope is not None:
+        keep_pointer(node, stage_channel(channel), verified.release_id, verified.stage_envelope)
 
 
 def resolve_store_release(store: Store, ref: str) -> str:

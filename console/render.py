@@ -136,3 +136,31 @@ def build_summary(row: Mapping[str, Any]) -> str:
     if row.get("error"):
         text += f": {row['error']}"
     return text
+
+
+def warm_change(reduction: float | None) -> str:
+    """The warm start against the cold one: ``28% faster warm``; a slower warm start reads as
+    what it is, ``3% slower warm: a regression`` (never ``-3% faster``); ``""`` without a baseline."""
+    if reduction is None:
+        return ""
+    pct = round(abs(reduction) * 100)
+    if not pct:
+        return "as fast as cold"
+    return f"{pct}% faster warm" if reduction > 0 else f"{pct}% slower warm: a regression"
+
+
+def smoke_cell(ok: bool | None, wall: float | None, reduction: float | None) -> tuple[str, str]:
+    """(text, style) of a node's last smoke run in a narrow column: ``ok 1.2s -28%`` (start-up
+    time 28% below cold), ``ok 1.2s +3% slower`` for a regression, ``FAIL 8s``, ``-``."""
+    if ok is None:
+        return "-", "dim"
+    if not ok:
+        return f"FAIL {wall or 0:.0f}s", "bold red"
+    if wall is None:
+        return "ok", "green"
+    if reduction is None:
+        return f"ok {wall:.1f}s", "green"
+    pct = round(abs(reduction) * 100)
+    if reduction < 0 and pct:
+        return f"ok {wall:.1f}s +{pct}% slower", "bold yellow"
+    return f"ok {wall:.1f}s -{pct}%", "green"

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import BadInput, DepotError
 from core.node.root import NodeConfig, NodeRoot
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from core.trust.signing import TrustSet
 
 from console.context import Context, Output
-from console.render import inert, short, size
+from console.render import inert, short, size, warm_change
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -264,14 +265,14 @@ def cmd_hydrate(ctx: Context) -> Output:
 
 
 def cmd_env(ctx: Context) -> Output:
-    from core.node.env import format_env, image_env, node_image
+    from core.node.env import format_env, image_env, node_image, shell_env
 
     if getattr(ctx.args, "mount", None):
         from console.verbs.cvmfs_verbs import mount_env
 
         return mount_env(ctx)
     node = NodeRoot(_config(ctx).root)
-    env = image_env(node, node_image(node, ctx.args.channel))
+    env = shell_env(node, image_env(node, node_image(node, ctx.args.channel)))
     return Output(env, format_env(env, ctx.args.shell))
 
 
@@ -285,13 +286,19 @@ def cmd_smoke(ctx: Context) -> Output:
     else:
         node = NodeRoot(_config(ctx).root)
         res = run_smoke(node, ctx.args.channel, baseline=ctx.args.baseline, timeout=ctx.args.timeout)
+    return Output(res.to_json(), smoke_text(res), exit_code=0 if res.ok else 1)
+
+
+def smoke_text(res: Any) -> str:
+    """The human text of a ``SmokeResult``: the command as it pastes (``shlex.join``), timings,
+    the start-up change against the cold baseline (a slower warm start reads as a regression)."""
     verdict = "ok" if res.ok else f"FAILED ({res.problem})"
     text = [
-        f"smoke {verdict}: {' '.join(res.command)}",
+        f"smoke {verdict}: {shlex.join(res.command)}",
         f"  {res.channel}: {short(res.release)} {res.image} on {res.node}; exit {res.exit_code}, {res.wall_s:.3f}s",
     ]
     if res.baseline_s is not None:
-        red = f", {res.reduction:.0%} faster warm" if res.reduction is not None else ""
+        red = f", {warm_change(res.reduction)}" if res.reduction is not None else ""
         text.append(f"  cold baseline {res.baseline_s:.3f}s (exit {res.baseline_exit_code}){red}")
     if res.rejected_caches:
         text.append(
@@ -301,7 +308,7 @@ def cmd_smoke(ctx: Context) -> Output:
         text.append(f"  modules {res.fingerprint['count']}, fingerprint {short(res.fingerprint['digest'])}")
     if res.output_tail and not res.ok:
         text += ["  output:"] + ["    " + ln for ln in res.output_tail.splitlines()]
-    return Output(res.to_json(), "\n".join(text), exit_code=0 if res.ok else 1)
+    return "\n".join(text)
 
 
 def cmd_verify(ctx: Context) -> Output:

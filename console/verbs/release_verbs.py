@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -173,7 +174,7 @@ def cmd_show(ctx: Context) -> Output:
         lines += ["", f"packages ({len(rel.packages)}):"]
         lines += [f"  {p['name']} {p.get('version', '')}" for p in rel.packages]
     if rel.smoke:
-        lines += ["", f"smoke: {' '.join(rel.smoke['command'])} (timeout {rel.smoke.get('timeout_s', 600)}s)"]
+        lines += ["", f"smoke: {shlex.join(rel.smoke['command'])} (timeout {rel.smoke.get('timeout_s', 600)}s)"]
     return Output(doc, "\n".join(lines))
 
 

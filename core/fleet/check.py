@@ -274,11 +274,19 @@ def _remote_outcome(result: NodeResult, verb: str) -> tuple[str, str, dict[str, 
     return result.status, f"node {verb}: {result.detail}", doc
 
 
+def _warm(reduction: float) -> str:
+    """As ``console.render.warm_change``: a slower warm start reads as a regression."""
+    pct = round(abs(reduction) * 100)
+    if not pct:
+        return "as fast as cold"
+    return f"{pct}% faster warm" if reduction > 0 else f"{pct}% slower warm: a regression"
+
+
 def _smoke_detail(doc: Mapping[str, Any], exit_code: int | None) -> str:
     wall, base, red = doc.get("wall_s"), doc.get("baseline_s"), doc.get("reduction")
     timing = f"{wall:.2f}s" if isinstance(wall, (int, float)) else ""
     if isinstance(base, (int, float)):
-        timing += f" (cold {base:.2f}s" + (f", {red:.0%} less" if isinstance(red, (int, float)) else "") + ")"
+        timing += f" (cold {base:.2f}s" + (f", {_warm(red)}" if isinstance(red, (int, float)) else "") + ")"
     if doc.get("ok") is True:
         return f"smoke ok {timing}".rstrip()
     problem = str(doc.get("problem") or "")

@@ -15,7 +15,9 @@ when the channel switches underneath it (pruning keeps the previous images for a
 from __future__ import annotations
 
 import json
+import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,29 @@ def image_env(node: NodeRoot, img: NodeImage) -> dict[str, str]:
             kind.node_env(img.path, arch=img.arch, cpu_target=img.cpu_target, writable=node.writable / kind.name)
         )
     return env
+
+
+#: Search paths ``node env`` puts the image in front of rather than replacing: a shell that had
+#: its own ``PYTHONPATH`` keeps it, after the depot.
+PREPENDED = ("PYTHONPATH",)
+
+
+def shell_env(node: NodeRoot, env: dict[str, str], inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` as a shell should export it: each `PREPENDED` variable is the image's value, then
+    the ``inherited`` one (default: this process's environment, i.e. the shell running ``eval``),
+    whose entries inside this node's ``releases/`` (a depot evaluated before) are dropped, so
+    evaluating again after a switch replaces the old image instead of stacking it."""
+    inherited = os.environ if inherited is None else inherited
+    out = dict(env)
+    mine = str(node.releases) + os.sep
+    for name in PREPENDED:
+        if name not in env or not inherited.get(name):
+            continue
+        kept = [p for p in inherited[name].split(os.pathsep) if not (p + os.sep).startswith(mine)]
+        kept = [p for p in kept if p != env[name]]
+        if kept:
+            out[name] = os.pathsep.join([env[name], *kept])
+    return out
 
 
 def _fish_quote(value: str) -> str:

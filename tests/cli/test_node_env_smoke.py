@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_tree, run_console, run_json, tree_listing
+from helpers import REPO, make_tree, run_console, run_json, tree_listing
 
 PKG_SOURCE = "VALUE = 42\n\ndef answer():\n    return VALUE\n"
 FOO_UUID = "7876af07-990d-54b4-ab0e-23690620f79a"
@@ -95,14 +95,15 @@ def test_env_for_a_python_depot(python_depot):
         "DEPOT_RELEASE": rid,
         "DEPOT_IMAGE": "x86_64",
         "DEPOT_IMAGE_DIR": str(image),
-        "PYTHONPATH": str(image / "lib" / "python"),
+        # prepended to the caller's own (run_console's: the repository, then the inherited one)
+        "PYTHONPATH": os.pathsep.join([str(image / "lib" / "python"), str(REPO), os.environ.get("PYTHONPATH", "")]),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     assert run_json(None, "node", "env", "--root", str(root), "--channel", "production", "--shell", "json") == env
     fish = run_console(
         None, "node", "env", "--root", str(root), "--channel", "production", "--shell", "fish", check=0
     ).stdout
-    assert f"set -gx PYTHONPATH '{image}/lib/python'" in fish.splitlines()
+    assert f"set -gx PYTHONPATH '{env['PYTHONPATH']}'" in fish.splitlines()
 
     # eval "$(console node env …)" gives a shell that imports the delivered package
     console = f"{sys.executable} -m console.cli --headless"

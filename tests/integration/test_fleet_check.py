@@ -507,7 +507,7 @@ def test_smoke_and_hydrate_with_standin_remote_console(checked: dict, sshd: Sshd
     assert by["node03"]["detail"] == "fingerprint differs from 2 of 3 nodes running x86_64 in: dep"
     assert by["node04"]["detail"] == "node smoke: output is not one JSON document"
     assert by["node05"]["detail"] == "smoke failed: exit code 3; ImportError: pkg"
-    assert by["node01"]["detail"] == "smoke ok 0.25s (cold 1.00s, 75% less)"
+    assert by["node01"]["detail"] == "smoke ok 0.25s (cold 1.00s, 75% faster warm)"
     assert by["node01"]["stage"] == "smoke" and by["node01"]["hydrate"]["image"] == "x86_64"
     assert doc["summary"]["nodesets"] == {
         "ok": "node[01-02],zen3node",

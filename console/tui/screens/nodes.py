@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 import console.tui.actions as actions
-from console.render import ago, inert, short
+from console.render import ago, inert, short, smoke_cell
 from console.tui.lookups import current_channels
 from console.tui.messages import NodesSummarised
 from console.tui.screens.base import PagedView
@@ -82,14 +82,7 @@ class NodesScreen(PagedView):
                 return cell(pick.get("image") or "none fits", "" if pick.get("image") else "bold red", 11)
 
             rel = (have.get("production") or {}).get("release")
-            smoke = Text("-", style="dim")
-            if ok is not None:
-                smoke = Text(
-                    f"ok {wall:.1f}s -{red:.0%}"
-                    if ok and wall is not None and red is not None
-                    else ("ok" if ok else f"FAIL {wall or 0:.0f}s"),
-                    style="green" if ok else "bold red",
-                )
+            smoke = Text(*smoke_cell(None if ok is None else bool(ok), wall, red))
             mark = "●" if name in self.marked else " "
             out.append(
                 (

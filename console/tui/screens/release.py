@@ -4,6 +4,7 @@ so a 100k-file image costs one tree object per expanded directory)."""
 
 from __future__ import annotations
 
+import shlex
 import threading
 from typing import Any
 
@@ -82,7 +83,7 @@ class ReleaseScreen(BaseScreen):
             ("channels", ", ".join(channels) or "-"),
             ("signed by", ", ".join(short(k, 16) for k in rel.signed_by)),
             ("size", f"{size(rel.total_bytes)} in {rel.total_files} files"),
-            ("smoke", " ".join(rel.smoke["command"]) if rel.smoke else "-"),
+            ("smoke", shlex.join(rel.smoke["command"]) if rel.smoke else "-"),
         ]:
             meta.append(f"{k:>10}  ", style="dim")
             meta.append(f"{inert(v)}\n")

@@ -525,7 +525,9 @@ def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
         if cur.pointer is None:
             raise NotFound(f"channel {channel} has no pointer to refresh")
         detail["release"] = cur.pointer.release
-        return _outcome(detail, _issue(site, cur, cur.pointer.release, "refresh", reason or "refresh"))
+        aud = cur.pointer.audience  # a rollout stage pointer keeps its audience (issue 16)
+        extra = {"audience": aud.to_json()} if aud is not None else None
+        return _outcome(detail, _issue(site, cur, cur.pointer.release, "refresh", reason or "refresh", extra))
 
 
 def refresh_all(

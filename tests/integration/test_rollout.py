@@ -184,3 +184,22 @@ def test_stage_audiences_are_nested_and_stable() -> None:
     assert [s.name for s in parse_stages(["b", "a"], ["25%"])] == ["canary", "25%", "100%"]
     with pytest.raises(Exception, match="larger than the one before"):
         parse_stages(["a"], ["50%", "25%"])
+
+
+def test_refresh_keeps_a_stage_pointers_audience(tmp_path: Path) -> None:
+    site = init_site(tmp_path / "site")
+    rids = []
+    for name in ("a", "b"):
+        make_tree(tmp_path / name, {"lib/a.py": name})
+        proc = run_console(site, "publish", "--name", "p", "--image", f"x86_64={tmp_path / name}", "--json", check=0)
+        rids.append(json.loads(proc.stdout)["release_id"])
+    run_console(site, "promote", rids[0], "--channel", "production", "--create", check=0)
+    run_console(site, "rollout", "start", rids[1], "--channel", "production", "--canary", "n1", check=0)
+    run_console(site, "refresh", "--channel", "production.rollout", check=0)
+    store = site / "store" / "channels"
+    from core.trust.pointers import parse_pointer_payload, pointer_envelope
+
+    data = (store / "production.rollout.json").read_bytes()
+    ptr = parse_pointer_payload(pointer_envelope(data, "x").payload, "", "x")
+    assert (ptr.version, ptr.action, ptr.release) == (2, "refresh", rids[1])
+    assert ptr.audience == Audience(rids[0], ("n1",), 0.0, "production")

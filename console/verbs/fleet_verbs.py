@@ -61,6 +61,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.add_argument("--baseline", action="store_true", help="with --smoke: also run cold, report the reduction")
     c.add_argument("--hydrate", action="store_true", help="hydrate the channel's release on each node first")
     c.add_argument("--channel", metavar="C", help="channel for --smoke / --hydrate")
+    c.add_argument(
+        "--mount",
+        metavar="DIR",
+        help="with --smoke: smoke the depot each node reads in place there (CVMFS: /cvmfs/REPO/PREFIX)",
+    )
     c.add_argument("--fanout", type=int, metavar="N", help="nodes worked on at once (default [fleet] fanout, 64)")
     c.add_argument("--timeout", type=float, metavar="S", help="deadline per node and ssh call, seconds")
     c.add_argument("--connect-timeout", type=float, metavar="S", help="ssh ConnectTimeout, seconds")
@@ -107,6 +112,7 @@ def cmd_fleet_check(ctx: Context) -> Output:
         baseline=a.baseline or None,
         hydrate=a.hydrate or None,
         channel=a.channel,
+        mount=a.mount,
         store=a.store,
         trust=a.trust,
     )
@@ -140,6 +146,7 @@ def cmd_fleet_check(ctx: Context) -> Output:
         "channel": options.channel,
         "smoke": options.smoke,
         "hydrate": options.hydrate,
+        "mount": options.mount,
         "transport": options.transport,
         "seconds": round(seconds, 3),
         "summary": summary,

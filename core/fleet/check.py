@@ -67,6 +67,7 @@ class CheckOptions:
     baseline: bool = False  # smoke also runs cold and reports the start-up reduction
     hydrate: bool = False
     channel: str | None = None
+    mount: str | None = None  # smoke the depot read in place there (CVMFS: /cvmfs/REPO/PREFIX), not hydrated
     remote_console: tuple[str, ...] = ("console",)
     store: str | None = None  # the store as the nodes reach it (hydrate)
     trust: str | None = None  # trust file path on the nodes (hydrate)
@@ -86,6 +87,10 @@ class CheckOptions:
             raise BadInput("--smoke and --hydrate need --channel C")
         if (self.smoke or self.hydrate) and not self.remote_console:
             raise BadInput("remote_console is empty in console.toml")
+        if self.mount and not self.smoke:
+            raise BadInput("--mount needs --smoke (it names the depot the nodes smoke in place)")
+        if self.mount and self.hydrate:
+            raise BadInput("--mount reads the depot in place: it does not go with --hydrate")
         if self.hydrate and not self.store:
             raise BadInput("--hydrate needs a store location the nodes can reach (--store)")
         if self.transport not in TRANSPORTS:
@@ -400,7 +405,18 @@ def _hydrate_argv(options: CheckOptions, root: list[str]) -> list[str]:
 
 def _smoke_argv(options: CheckOptions, root: list[str]) -> list[str]:
     baseline = ["--baseline"] if options.baseline else []
-    return [*options.remote_console, "node", "smoke", "--channel", str(options.channel), *root, *baseline, "--json"]
+    mount = ["--mount", options.mount] if options.mount else []
+    return [
+        *options.remote_console,
+        "node",
+        "smoke",
+        *mount,
+        "--channel",
+        str(options.channel),
+        *root,
+        *baseline,
+        "--json",
+    ]
 
 
 def _after_hydrate(check: NodeCheck, result: NodeResult) -> bool:

@@ -11,10 +11,12 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from fixtures.cvmfs import CvmfsRepo
+from fixtures.sshd import SshdServer
 from helpers import (
     CONSOLE,
     REPO,
@@ -24,6 +26,7 @@ from helpers import (
     run_console,
     run_json,
     sample_tree,
+    set_config,
     tree_listing,
     trust_file,
 )
@@ -345,3 +348,55 @@ def test_python_depot_smoke_with_baseline_straight_from_the_mount(
     assert tree_listing(repo.mount) == before  # nothing written under the mount
     assert doc["baseline_s"] > 0 and doc["reduction"] is not None
     assert any("__pycache__" in p for p in before)  # the delivered caches, used in place
+
+
+def test_fleet_check_smokes_the_read_only_mount_on_every_node(
+    site_dir: Path, tmp_path: Path, cvmfs_repo: CvmfsRepo, sshd: SshdServer
+):
+    """``fleet check NODESET --smoke --mount DIR``: each node of the loopback fleet runs the real
+    ``console node smoke --mount DIR`` against the stand-in repository's read-only mount."""
+    repo = cvmfs_repo
+    repo.configure(site_dir)
+    rid = publish(site_dir, make_python_tree(tmp_path / "a", "a"), smoke="python3 -c 'import demo_mod'")
+    promote(site_dir, rid)
+    assert (repo.depot / "channels" / "production").is_symlink()
+    wrapper = tmp_path / "remote-console"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m console.cli "$@"\n')
+    wrapper.chmod(0o755)
+    set_config(site_dir, "fleet", "ssh_config", sshd.config_path)
+    set_config(site_dir, "node", "remote_console", str(wrapper))
+    before = tree_listing(repo.mount)
+    proc = run_console(
+        site_dir,
+        "fleet",
+        "check",
+        "node[01-02]",
+        "--smoke",
+        "--mount",
+        str(repo.depot),
+        "--channel",
+        "production",
+        "--root",
+        str(tmp_path / "noderoot"),
+        "--json",
+    )
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0, (doc, proc.stderr)
+    assert doc["mount"] == str(repo.depot)
+    assert [(n["name"], n["status"], n["stage"]) for n in doc["nodes"]] == [
+        ("node01", "ok", "smoke"),
+        ("node02", "ok", "smoke"),
+    ]
+    for n in doc["nodes"]:
+        assert n["smoke"]["ok"] is True and n["smoke"]["release"] == rid and n["hydrate"] is None
+        assert n["smoke"]["image"] == "x86_64" and n["detail"].startswith("smoke ok ")
+    assert tree_listing(repo.mount) == before and repo.read_only()  # read in place, nothing written
+    assert not (tmp_path / "noderoot" / "releases").exists()  # nothing hydrated
+
+    # --mount goes with --smoke only, and not with --hydrate
+    bad = run_console(site_dir, "fleet", "check", "node01", "--mount", str(repo.depot), "--channel", "production")
+    assert bad.returncode == 2 and "--mount needs --smoke" in bad.stderr
+    bad = run_console(
+        site_dir, "fleet", "check", "node01", "--smoke", "--hydrate", "--mount", "/x", "--channel", "production"
+    )
+    assert bad.returncode == 2 and "does not go with --hydrate" in bad.stderr

@@ -296,14 +296,17 @@ class Plan:
     bumped: list[dict[str, str]]  # [{"name", "from", "to"}] for variant > 0
 
 
-def make_plan(scale: float, seed: int, variant: int) -> Plan:
-    """Everything about the depot except file contents, so tests and callers can reason about it."""
+def make_plan(scale: float, seed: int, variant: int, registry: int | None = None) -> Plan:
+    """Everything about the depot except file contents, so tests and callers can reason about it.
+
+    ``registry`` overrides the number of registry packages (4 tiny files each): ~10,000 is a full
+    unpacked General registry, the many-small-files shape of the benchmarks."""
     if scale <= 0:
         raise ValueError("scale must be positive")
     if variant < 0:
         raise ValueError("variant must be >= 0")
     n_pkg = max(MIN_PACKAGES, round(NOMINAL_PACKAGES * scale))
-    n_reg = max(n_pkg + 10, round(NOMINAL_REGISTRY * scale))
+    n_reg = max(n_pkg + 10, round(NOMINAL_REGISTRY * scale) if registry is None else registry)
     n_jll = max(1, round(n_pkg * JLL_FRACTION))
     names = _names(seed, n_reg)
     env = names[:n_pkg]
@@ -621,7 +624,7 @@ class _Writer:
         self.links += 1
 
 
-def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0) -> dict:
+def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0, registry: int | None = None) -> dict:
     """Write a synthetic depot under ``root`` (absent or empty); return its stats.
 
     Stats: ``files`` (regular files), ``links``, ``bytes`` (sum of regular file sizes), ``packages``
@@ -633,7 +636,7 @@ def generate(root: Path, scale: float = 1.0, seed: int = 0, variant: int = 0) ->
         raise FileExistsError(f"{root} is not empty")
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
-    plan = make_plan(scale, seed, variant)
+    plan = make_plan(scale, seed, variant, registry)
     pool = _compressible_pool(seed)
     w = _Writer(root)
 

@@ -29,6 +29,7 @@ class ScannedFile:
     inode: int
     executable: bool
     digest: str | None = None
+    data: bytes | None = None  # the bytes that were hashed, kept for a small file (publish.hashing)
 
 
 @dataclass
@@ -77,6 +78,8 @@ def scan_tree(root: Path) -> ScannedTree:
     nodes: dict[str, Node] = {}  # every directory and link by relative path (files are "file")
     top = ScannedDir("")
     stack: list[tuple[str, ScannedDir, int]] = [(str(root), top, 0)]
+    where_root = f"{root}"
+    access, R_OK, S_ISREG, S_ISDIR = os.access, os.R_OK, stat.S_ISREG, stat.S_ISDIR
     while stack:
         absdir, node, depth = stack.pop()
         rel = node.relpath
@@ -85,18 +88,19 @@ def scan_tree(root: Path) -> ScannedTree:
         except PermissionError:
             raise BadInput(f"{absdir}: cannot read directory (permission denied)") from None
         for entry in it:
-            relpath = f"{rel}/{entry.name}" if rel else entry.name
-            where = str(root / relpath) if isinstance(entry.name, str) else "tree"
-            check_name(entry.name, where=f"{root}")
-            est = entry.stat(follow_symlinks=False)
+            name = entry.name
+            relpath = f"{rel}/{name}" if rel else name
+            check_name(name, where=where_root)
+            est = entry.stat(follow_symlinks=False)  # scandir's own lstat: one syscall per entry
             mode = est.st_mode
-            if stat.S_ISREG(mode):
-                if not os.access(entry.path, os.R_OK):
-                    raise BadInput(f"{where}: cannot read file (permission denied)")
+            if S_ISREG(mode):
+                if not access(entry.path, R_OK):
+                    raise BadInput(f"{root / relpath}: cannot read file (permission denied)")
                 f = ScannedFile(relpath, entry.path, est.st_size, est.st_mtime_ns, est.st_ino, bool(mode & 0o111))
-                node.files[entry.name] = f
+                node.files[name] = f
                 files.append(f)
-            elif stat.S_ISDIR(mode):
+                continue
+            if S_ISDIR(mode):
                 if depth + 1 > MAX_TREE_DEPTH:
                     shown = relpath if len(relpath) <= 80 else relpath[:80] + "…"
                     raise BadInput(
@@ -107,6 +111,7 @@ def scan_tree(root: Path) -> ScannedTree:
                 nodes[relpath] = _DIR
                 stack.append((entry.path, sub, depth + 1))
             elif stat.S_ISLNK(mode):
+                where = str(root / relpath)
                 target = os.readlink(entry.path)
                 check_name_utf8(target, where)
                 check_link_target(target, relpath, where=str(root))
@@ -115,7 +120,9 @@ def scan_tree(root: Path) -> ScannedTree:
                 links.append((relpath, target))
             else:
                 kind = _KIND_NAMES.get(stat.S_IFMT(mode), "a special file")
-                raise BadInput(f"{where} is {kind}: only regular files, directories and symlinks can be published")
+                raise BadInput(
+                    f"{root / relpath} is {kind}: only regular files, directories and symlinks can be published"
+                )
     if links:
         file_paths = {f.relpath for f in files}
 

@@ -1,8 +1,9 @@
 """The store on a local file system (also a CernVM-FS transaction directory).
 
-Every write goes to a temporary name in the same directory and is renamed into place, so an
-object, tree or release is visible only once complete; a killed publish leaves at most stray
-``.tmp-*`` files, which ``gc`` removes. Channel and index updates are compare-and-swap under an
+Every write goes to a temporary name in the same directory and is renamed into place (objects:
+an unnamed ``O_TMPFILE`` inode linked into place, where the file system allows), so an object,
+tree or release is visible only once complete; a killed publish leaves at most stray ``.tmp-*``
+files, which ``gc`` removes. Channel and index updates are compare-and-swap under an
 ``fcntl`` lock file, so racing promotes on one machine (or over NFS with working locks) lose no
 update. Publish holds a shared lock for its whole duration and ``gc`` an exclusive one, so gc
 can never delete an object that a running publish has just decided to reuse.
@@ -11,6 +12,7 @@ can never delete an object that a running publish has just decided to reuse.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -39,6 +41,12 @@ ZSTD_LEVEL = 3
 _TMP_PREFIX = ".tmp-"
 
 DIR_MODE = 0o755  # store directories: readable by all (nginx, nodes), writable only by the publisher
+OBJECT_MODE = 0o444
+
+#: Whether objects may be written as unnamed ``O_TMPFILE`` inodes linked into place (Linux with
+#: ``/proc``); cleared the first time a file system refuses (then: temp name + link, as before).
+_tmpfile_ok = [hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")]
+_TMPFILE_REFUSED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
 
 
 class LocalStore(Store):
@@ -47,6 +55,7 @@ class LocalStore(Store):
     def __init__(self, root: Path, *, durable: bool = False) -> None:
         self.root = Path(root)
         self.location = str(self.root)
+        self._root_str = str(self.root)
         self.durable = durable
         self._local = threading.local()  # zstd contexts are not thread-safe: one per thread
         self._known_dirs: set[str] = set()
@@ -102,15 +111,91 @@ class LocalStore(Store):
             self._known_dirs.add(key)
         return atomic_write(dest, chunks, mode, overwrite=overwrite, durable=self.durable, tmp_prefix=_TMP_PREFIX)
 
+    def _object_file(self, digest: str) -> str:
+        """The object's path as a string (``object_path`` checks the digest; no pathlib per object)."""
+        return os.path.join(self._root_str, object_path(digest))
+
     # -- objects -------------------------------------------------------------------------
     def has_object(self, digest: str) -> bool:
-        return os.path.exists(self.root / object_path(digest))
+        return os.path.exists(self._object_file(digest))
+
+    def missing_objects(self, digests: Iterable[str]) -> set[str]:
+        exists = os.path.exists
+        return {d for d in set(digests) if not exists(self._object_file(d))}
+
+    def encode_object(self, data: bytes) -> bytes:
+        """The stored form of ``data``: one zstd frame with its content size in the header."""
+        return self._cctx.compress(data)
 
     def put_object(self, digest: str, data: bytes) -> int:
-        dest = self.root / object_path(digest)
-        if dest.exists():
+        if os.path.exists(self._object_file(digest)):
             return 0
-        return self._atomic_write(dest, self._cctx.compress(data), overwrite=False)
+        return self.put_object_frame(digest, self._cctx.compress(data))
+
+    def put_object_frame(self, digest: str, frame: bytes) -> int:
+        """Store an already encoded object (``encode_object`` of the bytes ``digest`` names),
+        write-once and atomic; the bytes written, 0 if the object was already there."""
+        return self.put_object_frames([(digest, frame)])[0]
+
+    def put_object_frames(self, items: list[tuple[str, bytes]]) -> list[int]:
+        """``put_object_frame`` for many objects; the bytes written for each (0: already there).
+
+        Not durable mode: each frame goes into an unnamed ``O_TMPFILE`` inode of its fan-out
+        directory, which ``linkat`` then names: an object appears complete or not at all, a kill
+        leaves nothing behind (not even a ``.tmp-*`` file), and an existing object is never
+        replaced. Per object: ``open``, ``write``, ``fchmod``, ``linkat``, ``close``, all relative
+        to one descriptor of ``objects/`` held for the batch; the publish's ``syncfs`` makes them
+        durable before the release names them. Durable mode, or a file system without
+        ``O_TMPFILE``: a temp name, fsync, link (``atomic_write``), as every other store write.
+        """
+        for digest, _ in items:
+            parent = os.path.dirname(self._object_file(digest))  # checks every digest first
+            if parent not in self._known_dirs:
+                ensure_dir(parent, DIR_MODE)
+                self._known_dirs.add(parent)
+        out: list[int] = []
+        if not self.durable and _tmpfile_ok[0]:
+            objfd = os.open(os.path.join(self._root_str, "objects"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                for digest, frame in items:
+                    n = self._put_tmpfile(objfd, digest, frame)
+                    if n is None:  # this file system refuses O_TMPFILE: the rest the portable way
+                        break
+                    out.append(n)
+            finally:
+                os.close(objfd)
+        for digest, frame in items[len(out) :]:
+            dest = Path(self._object_file(digest))
+            out.append(self._atomic_write(dest, frame, overwrite=False, mode=OBJECT_MODE))
+        return out
+
+    @staticmethod
+    def _put_tmpfile(objfd: int, digest: str, frame: bytes) -> int | None:
+        """One object through ``O_TMPFILE`` + ``linkat`` under ``objects/`` (``objfd``): the bytes
+        written, 0 if it existed, None if the file system refuses ``O_TMPFILE``."""
+        h = digest[7:]
+        try:
+            fd = os.open(h[:2], os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, OBJECT_MODE, dir_fd=objfd)
+        except OSError as exc:
+            if exc.errno not in _TMPFILE_REFUSED:
+                raise
+            _tmpfile_ok[0] = False
+            return None
+        try:
+            view = memoryview(frame)
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"write of object {digest} made no progress")
+                view = view[n:]
+            os.fchmod(fd, OBJECT_MODE)  # whatever the umask
+            try:  # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names the inode (a dir_fd forces linkat)
+                os.link(f"/proc/self/fd/{fd}", f"{h[:2]}/{h[2:]}", dst_dir_fd=objfd, follow_symlinks=True)
+            except FileExistsError:
+                return 0
+        finally:
+            os.close(fd)
+        return len(frame)
 
     def put_object_file(self, digest: str, path: str) -> int:
         dest = self.root / object_path(digest)
@@ -119,7 +204,7 @@ class LocalStore(Store):
         size = os.path.getsize(path)
         if size <= (8 << 20):
             with open(path, "rb") as f:
-                return self._atomic_write(dest, self._cctx.compress(f.read()), overwrite=False)
+                return self.put_object_frame(digest, self._cctx.compress(f.read()))
         cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)  # the size goes in the frame header: readers
         # then decompress into one buffer of exactly that size (core.store.codec)
 

@@ -56,7 +56,7 @@ from typing import Protocol
 
 from core.errors import BadInput, CorruptObject, DepotError
 from core.model.digest import canonical_json, digest_bytes, hex_of, is_digest
-from core.model.manifest import parse_tree
+from core.model.manifest import Entry, parse_tree
 from core.store.base import Store
 from core.store.codec import compressed_bound, decode_verified
 
@@ -121,19 +121,22 @@ def image_objects(
     trees: list[str] = []
     files: list[str] = []
     seen_trees, seen_files = {root}, set()
+    parsed: dict[str, list[Entry]] = {}  # each tree parsed once, reused by walk()
     level = [root]
     while level:
         trees.extend(level)
         nxt = []
         for d in level:
-            for e in parse_tree(tree_objects[d], d):
+            if d not in parsed:
+                parsed[d] = parse_tree(tree_objects[d], d)
+            for e in parsed[d]:
                 if e.type == "dir" and e.digest not in seen_trees:
                     seen_trees.add(e.digest)  # type: ignore[arg-type]
                     nxt.append(e.digest)
         level = nxt  # type: ignore[assignment]
 
     def walk(d: str) -> None:
-        for e in parse_tree(tree_objects[d], d):
+        for e in parsed[d]:
             if e.type == "file" and e.size <= max_object and e.digest not in seen_files:
                 seen_files.add(e.digest)
                 files.append(e.digest)  # type: ignore[arg-type]
@@ -153,13 +156,21 @@ def _write_pack(store: Store, chunks: list[bytes], entries: list[list[object]]) 
     return pack_id
 
 
-def write_image_packs(store: Store, root: str, tree_objects: dict[str, bytes], workers: int = 4) -> list[str]:
-    """Write the pack(s) of one image (trees, then small files); return their ids."""
+def write_image_packs(
+    store: Store, root: str, tree_objects: dict[str, bytes], workers: int = 4, frames: dict[str, bytes] | None = None
+) -> list[str]:
+    """Write the pack(s) of one image (trees, then small files); return their ids.
+
+    ``frames`` holds the stored bytes of objects this publish has just written (digest -> frame,
+    exactly what is under ``objects/``): those are not read back from the store."""
     trees, files = image_objects(root, tree_objects)
     kinds = [(d, "tree") for d in trees] + [(d, "file") for d in files]
+    frames = frames or {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        raws = pool.map(lambda item: store.read_object_raw(item[0]), kinds)
+        unread = [d for d, _ in kinds if d not in frames]
+        read = dict(zip(unread, pool.map(store.read_object_raw, unread)))
+        raws = (frames.get(d) or read[d] for d, _ in kinds)
         pack_ids: list[str] = []
         chunks: list[bytes] = []
         entries: list[list[object]] = []
@@ -185,16 +196,18 @@ def write_release_packs(
     tree_objects: dict[str, bytes],
     workers: int = 4,
     reuse: dict[str, list[str]] | None = None,
+    frames: dict[str, bytes] | None = None,
 ) -> dict[str, list[str]]:
     """Write every image's packs, then the release's pack list; return ``{arch: [pack id, …]}``.
 
     Called by publish after objects and trees are in the store and before the release envelope.
     ``reuse`` maps an image's tree root to packs already in the store for that root
     (``existing_packs``): a pack's bytes follow from its root alone, so they are not built again.
+    ``frames``: objects' stored bytes already in memory (``write_image_packs``).
     """
     reuse = reuse or {}
     images = {
-        arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers)
+        arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers, frames)
         for arch, root in sorted(roots.items())
     }
     doc = {"schema": PACK_LIST_SCHEMA, "release": release_id, "images": images}

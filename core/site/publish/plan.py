@@ -49,6 +49,7 @@ class Plan:
     image_meta: dict[str, Image]
     tree_objects: dict[str, bytes]  # digest -> canonical tree bytes, every tree of every image
     by_digest: dict[str, tuple[str, int]] = field(default_factory=dict)  # file object -> (a path, size)
+    contents: dict[str, bytes] = field(default_factory=dict)  # small file object -> the bytes hashed
 
     @property
     def release_id(self) -> str:
@@ -135,7 +136,11 @@ def plan(
 
     # Unique file objects with one representative path each.
     by_digest: dict[str, tuple[str, int]] = {}
+    contents: dict[str, bytes] = {}
     for tree in trees.values():
         for f in tree.files:
             by_digest.setdefault(f.digest, (f.abspath, f.size))  # type: ignore[arg-type]
-    return Plan(name, signing_key, workers, payload, result, image_meta, tree_objects, by_digest)
+            if f.data is not None:
+                contents.setdefault(f.digest, f.data)  # type: ignore[arg-type]
+                f.data = None
+    return Plan(name, signing_key, workers, payload, result, image_meta, tree_objects, by_digest, contents)

@@ -10,33 +10,54 @@ only complete, unreferenced objects (and perhaps ``.tmp-*`` files), which a reru
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import zstandard
 
 from core.errors import BadInput
+from core.model.digest import PREFIX
 from core.site.catalogue import update_index
+from core.site.publish.hashing import KEEP_MAX_FILE, read_small
 from core.site.publish.plan import Plan
-from core.site.publish.pool import parallel_map
+from core.site.publish.pool import batches, parallel_map
 from core.site.publish.result import Progress
 from core.site.site import Site
 from core.store.base import Store, release_path
-from core.store.packs import existing_packs, write_release_packs
+from core.store.packs import PACK_MAX_OBJECT, existing_packs, write_release_packs
 from core.trust.signing import RELEASE_TYPE, make_envelope
 
 #: How many earlier releases of the same name publish looks through for packs it can reuse.
 PACK_REUSE_LOOKBACK = 5
+#: Most compressed bytes of just-written objects kept in memory for the packs (past it, the
+#: packs read them back from the store, as for objects that were already there).
+FRAME_BUDGET = 256 << 20
+
+
+class _Frames(dict[str, bytes]):
+    """digest -> the stored bytes of an object this publish wrote (what its packs copy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def keep(self, digest: str, frame: bytes) -> None:
+        if self.total + len(frame) <= FRAME_BUDGET:
+            self[digest] = frame
+            self.total += len(frame)
 
 
 def write(site: Site, planned: Plan, progress: Progress | None = None) -> None:
     """Objects, trees, packs, then the release, then the index: all under the publish lock."""
     store = site.store
     result = planned.result
+    frames = _Frames()
     with store.publish_lock():
-        write_objects(store, planned, progress)
-        write_trees(store, planned)
+        write_objects(store, planned, progress, frames)
+        write_trees(store, planned, frames)
         if not result.already_published:  # packs (derived, for fast HTTP hydrate), then their list
-            write_packs(site, planned)
+            write_packs(site, planned, frames)
+        frames.clear()
         envelope = make_envelope(RELEASE_TYPE, planned.payload, [planned.signing_key])
         store.sync()  # objects, trees and packs are durable before the release that names them
         if not result.already_published:
@@ -45,47 +66,108 @@ def write(site: Site, planned: Plan, progress: Progress | None = None) -> None:
         store.sync()
 
 
-def write_objects(store: Store, planned: Plan, progress: Progress | None = None) -> None:
-    """Every file object the store lacks, largest first (decided under the lock: see the module)."""
-    by_digest, result = planned.by_digest, planned.result
+def _small_content(path: str, size: int, digest: str) -> bytes:
+    """A small file read again (its bytes were not kept), checked to be what was hashed."""
+    try:
+        data = read_small(path, size)
+    except PermissionError:
+        raise BadInput(f"{path}: cannot read file (permission denied)") from None
+    except FileNotFoundError:
+        raise BadInput(f"{path}: file changed while publishing") from None
+    if len(data) != size or PREFIX + hashlib.sha256(data).hexdigest() != digest:
+        raise BadInput(f"{path}: file changed while publishing")
+    return data
+
+
+def write_objects(store: Store, planned: Plan, progress: Progress | None = None, frames: _Frames | None = None) -> None:
+    """Every file object the store lacks, largest first (decided under the lock: see the module).
+
+    Small objects go to the pool in batches; with a store that takes encoded frames (LocalStore),
+    each is compressed from the bytes hashed in the plan step (or read again and checked) and
+    its frame is kept for the packs, so it is neither reopened nor read back."""
+    by_digest, result, contents = planned.by_digest, planned.result, planned.contents
     missing = store.missing_objects(by_digest)
     result.reused_objects = len(by_digest) - len(missing)
     result.reused_bytes = sum(s for d, (_, s) in by_digest.items() if d not in missing)
     lock = threading.Lock()
     done = [0, 0]
     todo = sorted(missing, key=lambda d: -by_digest[d][1])
+    encode = getattr(store, "encode_object", None)
+    put_frames = getattr(store, "put_object_frames", None)
+    frames = frames if frames is not None else _Frames()
 
-    def put(d: str) -> int:
-        path, size = by_digest[d]
+    def put_large(d: str, path: str) -> int:
         try:
-            stored = store.put_object_file(d, path)
+            return store.put_object_file(d, path)
         except PermissionError:
             raise BadInput(f"{path}: cannot read file (permission denied)") from None
         except zstandard.ZstdError:  # the frame header's size no longer matches the file
             raise BadInput(f"{path}: file changed while publishing") from None
+
+    def put_batch(batch: list[str]) -> int:
+        stored = 0
+        nbytes = 0
+        encoded: list[tuple[str, bytes]] = []
+        for d in batch:
+            path, size = by_digest[d]
+            nbytes += size
+            if size > KEEP_MAX_FILE:
+                stored += put_large(d, path)
+                continue
+            data = contents.get(d)
+            if data is None:
+                data = _small_content(path, size, d)
+            if encode is None or put_frames is None:
+                stored += store.put_object(d, data)
+            else:
+                encoded.append((d, encode(data)))
+        if encoded:
+            assert put_frames is not None
+            for (d, frame), n in zip(encoded, put_frames(encoded)):
+                stored += n
+                if n and by_digest[d][1] <= PACK_MAX_OBJECT:  # 0: someone else's bytes are there
+                    frames.keep(d, frame)
         with lock:
-            done[0] += 1
-            done[1] += size
+            done[0] += len(batch)
+            done[1] += nbytes
             if progress:
                 progress("write", done[0], len(todo), done[1])
         return stored
 
-    result.stored_bytes = sum(parallel_map(put, todo, planned.workers))
+    work = list(batches(todo, lambda d: by_digest[d][1]))
+    result.stored_bytes = sum(parallel_map(put_batch, work, planned.workers))
     result.new_objects = len(todo)
     result.new_bytes = sum(by_digest[d][1] for d in todo)
 
 
-def write_trees(store: Store, planned: Plan) -> None:
-    """The tree objects the store lacks (after the file objects they name)."""
-    for d, data in planned.tree_objects.items():
-        if not store.has_object(d):
-            planned.result.stored_bytes += store.put_object(d, data)
+def write_trees(store: Store, planned: Plan, frames: _Frames | None = None) -> None:
+    """The tree objects the store lacks (after the file objects they name), in batches."""
+    encode = getattr(store, "encode_object", None)
+    put_frames = getattr(store, "put_object_frames", None)
+    frames = frames if frames is not None else _Frames()
+
+    def put_batch(batch: list[tuple[str, bytes]]) -> int:
+        todo = [(d, data) for d, data in batch if not store.has_object(d)]
+        if encode is None or put_frames is None:
+            return sum(store.put_object(d, data) for d, data in todo)
+        encoded = [(d, encode(data)) for d, data in todo]
+        stored = 0
+        for (d, frame), n in zip(encoded, put_frames(encoded) if encoded else []):
+            stored += n
+            if n:
+                frames.keep(d, frame)
+        return stored
+
+    work = list(batches(list(planned.tree_objects.items()), lambda item: len(item[1])))
+    planned.result.stored_bytes += sum(parallel_map(put_batch, work, planned.workers))
 
 
-def write_packs(site: Site, planned: Plan) -> None:
+def write_packs(site: Site, planned: Plan, frames: dict[str, bytes] | None = None) -> None:
     """The images' packs and the release's pack list, reusing packs of recent same-name releases."""
     roots = {a: m.root for a, m in planned.image_meta.items()}
     earlier = [r["id"] for r in site.state.release_rows(name=planned.name, limit=PACK_REUSE_LOOKBACK)]
     reuse = existing_packs(site.store, earlier, set(roots.values()))
     planned.result.reused_packs = sum(root in reuse for root in roots.values())
-    write_release_packs(site.store, planned.release_id, roots, planned.tree_objects, planned.workers, reuse=reuse)
+    write_release_packs(
+        site.store, planned.release_id, roots, planned.tree_objects, planned.workers, reuse=reuse, frames=frames
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from console.context import Context, Output
@@ -47,6 +48,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     krs.add_argument("ids", nargs="*", metavar="ID")
     krs.add_argument("--all", action="store_true", help="every release in the store")
     krs.set_defaults(handler=cmd_keys_resign)
+
+    a = sub.add_parser("audit", parents=[common], help="the audit log: who did what, when, with what outcome")
+    a.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only rows at or after WHEN: a time (2026-03-01, …T10:00:00Z) or an age (2h, 7d)",
+    )
+    a.add_argument("--verb", metavar="VERB", help="only this verb and its sub-verbs ('keys' matches 'keys revoke')")
+    a.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N rows, newest first (default 1000)")
+    a.set_defaults(handler=cmd_audit)
 
 
 def cmd_init(ctx: Context) -> Output:
@@ -145,3 +156,35 @@ def summary(ctx: Context) -> Output:
     for c in channels:
         lines.append(f"  channel {c['channel']} -> {short(str(c.get('release', '')))} (v{c.get('version')})")
     return Output(data, "\n".join(lines))
+
+
+_AGE = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_time(text: str, now: datetime) -> str:
+    """``--since`` as a console timestamp: an ISO time or date (UTC), or an age back from ``now``."""
+    from core.clock import format_time, parse_time
+    from core.errors import BadInput
+
+    t = text.strip()
+    if t[:-1].isdigit() and t[-1:] in _AGE:
+        return format_time(now - timedelta(seconds=int(t[:-1]) * _AGE[t[-1]]))
+    try:
+        return format_time(parse_time(t))
+    except BadInput:
+        raise BadInput(
+            f"--since {text!r}: give a time (2026-03-01, 2026-03-01T10:00:00Z) or an age (30m, 2h, 7d)"
+        ) from None
+
+
+def cmd_audit(ctx: Context) -> Output:
+    a = ctx.args
+    since = since_time(a.since, ctx.site.now()) if a.since else None
+    rows = ctx.site.state.audit_log.matching(since, a.verb, a.limit)
+    if not rows:
+        return Output(rows, "no audit rows")
+    text = table(
+        ["TIME", "ACTOR", "VERB", "TARGET", "OUTCOME"],
+        [[r["time"], r["actor"], r["verb"], r["target"], r["outcome"]] for r in rows],
+    )
+    return Output(rows, text)

@@ -1,8 +1,9 @@
 """Publishing as a site action, the one way every face and worker publishes.
 
 ``core.site.publish.publish`` does the work and records nothing; this wrapper is where the
-policy lives: refused in read-only mode, one audit row ``publish <name>`` whether it succeeds,
-fails or is interrupted (``Site.action``), its detail the new release and what it added. The
+policy lives: refused in read-only mode, one audit row ``publish <release id>`` (``publish <name>``
+when it failed before there was one) whether it succeeds, fails or is interrupted
+(``Site.action``), its detail the new release, its name and what it added. The
 ``console publish`` verb and the build worker call it; the demo site writes its own, backdated
 history rows instead.
 """
@@ -30,5 +31,12 @@ def publish_release(
 
     with site.action("publish", name) as detail:
         res = publish(site, name, dict(images), **options)
-        detail.update(release=res.release_id, **dict(audit or {}), new_objects=res.new_objects, new_bytes=res.new_bytes)
+        detail.target = res.release_id  # the row names the release, as the demo's do; the name is in the detail
+        detail.update(
+            release=res.release_id,
+            name=name,
+            **dict(audit or {}),
+            new_objects=res.new_objects,
+            new_bytes=res.new_bytes,
+        )
     return res

@@ -53,10 +53,12 @@ def default_actor() -> str:
 
 
 class ActionDetail(dict):
-    """The audit detail a ``Site.action`` body fills in, and its ``outcome`` (``ok`` unless the
-    body says otherwise: a fleet check that reached every node but found failures)."""
+    """The audit detail a ``Site.action`` body fills in, its ``outcome`` (``ok`` unless the
+    body says otherwise: a fleet check that reached every node but found failures) and, when the
+    body learns it, the ``target`` the row names instead (a publish: the new release id)."""
 
     outcome: str = "ok"
+    target: str = ""
 
 
 class Site:
@@ -193,18 +195,18 @@ class Site:
         try:
             yield detail
         except DepotError as exc:
-            self.audit(verb, target, f"error: {exc}", detail or None)
+            self.audit(verb, detail.target or target, f"error: {exc}", detail or None)
             raise
         except OSError as exc:  # disk full: one line and an audit row, like any failure
             if exc.errno not in DISK_FULL_ERRNOS:
                 raise
             err = disk_full(exc)
-            self.audit(verb, target, f"error: {err}", detail or None)
+            self.audit(verb, detail.target or target, f"error: {err}", detail or None)
             raise err from None
         except KeyboardInterrupt:
-            self.audit(verb, target, "interrupted", detail or None)
+            self.audit(verb, detail.target or target, "interrupted", detail or None)
             raise
-        self.audit(verb, target, detail.outcome, detail or None)
+        self.audit(verb, detail.target or target, detail.outcome, detail or None)
 
     def close(self) -> None:
         if self._store is not None:

@@ -159,13 +159,13 @@ def test_python_build_publish_promote_export_and_smoke(site_dir, tmp_path, find_
         ("build-start", bid, "ok"),
         ("build-target", f"{bid} x86_64", "ok"),
         ("build-target", f"{bid} x86_64_v3", "ok"),
-        ("publish", "jetpy", "ok"),
+        ("publish", release, "ok"),
         ("promote", "testing", "ok"),
         ("build-finish", bid, "succeeded"),
     ]:
         assert step in trail, (step, trail)
     assert (
-        trail.index(("publish", "jetpy", "ok"))
+        trail.index(("publish", release, "ok"))
         < trail.index(("promote", "testing", "ok"))
         < trail.index(("build-finish", bid, "succeeded"))
     )

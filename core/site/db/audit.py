@@ -41,6 +41,25 @@ class AuditLog(Table):
         where = audit_filter(search)
         return self._dicts(f"select * from audit {where.sql} order by id desc limit ?", [*where.params, limit])
 
+    def matching(self, since: str | None = None, verb: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Whole rows (``detail`` parsed) at or after ``since`` (a console timestamp) whose verb is
+        ``verb`` or one of its sub-verbs (``keys`` matches ``keys revoke``), newest first."""
+        clauses, params = [], []
+        if since:
+            clauses.append("time >= ?")
+            params.append(since)
+        if verb:
+            clauses.append("(verb = ? or verb like ? escape '\\')")
+            params += [verb, verb.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " %"]
+        where = f"where {' and '.join(clauses)}" if clauses else ""
+        rows = self._dicts(f"select * from audit {where} order by time desc, id desc limit ?", [*params, limit])
+        for r in rows:
+            try:
+                r["detail"] = json.loads(r["detail"]) if r["detail"] else None
+            except ValueError:
+                pass  # a detail written by hand: shown as it is
+        return rows
+
     def page(self, offset: int, limit: int, search: str = "") -> list[tuple[int, str, str, str, str, str]]:
         """(id, time, actor, verb, target, outcome) matching `audit_filter`, newest time first."""
         where = audit_filter(search)

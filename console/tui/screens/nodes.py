@@ -1,5 +1,9 @@
 """Nodes: the inventory (paged from SQLite), nodes per micro-architecture as a bar chart with the
-image each channel gives them, the nodes no image fits, and fleet checks with live progress."""
+image each channel gives them, the nodes no image fits, and fleet checks with live progress.
+
+Once Slurm has reported on the nodes (``console nodes --refresh-from slurm``) the table shows each
+node's Slurm state and features, and a feature that claims another CPU than the one the probe
+measured (``core.site.inventory.arch_findings``) is flagged: ``!`` in ARCH, the finding in the panel."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from console.tui.widgets.paged_table import PagedTable
 from core.errors import DepotError
 from core.fleet.check import channel_targets
 from core.fleet.nodeset import expand, fold
-from core.site.inventory import ImageCache, live_images
+from core.site.inventory import ImageCache, arch_findings, live_images, node_rows
 
 # Fixed widths that fit 120 columns; "PROD IMAGE" is the image the production channel gives the node.
 COLUMNS = [
@@ -39,6 +43,28 @@ COLUMNS = [
     ("STATUS", 11),
     ("LAST SEEN", 14),
 ]
+# With Slurm's view of the nodes: its state and features instead of LAST SEEN (Slurm's state says
+# more about a node now), a shorter RELEASE and LAST SMOKE, still within 120 columns.
+SLURM_COLUMNS = [
+    ("NODE", 9),
+    ("ARCH", 14),
+    ("PROD IMAGE", 11),
+    ("TEST IMAGE", 11),
+    ("RELEASE", 8),
+    ("LAST SMOKE", 13),
+    ("STATUS", 11),
+    ("SLURM", 8),
+    ("FEATURES", 14),
+]
+SLURM_STATE_STYLE = {"idle": "green", "mixed": "green", "allocated": "green", "alloc": "green"}
+
+
+def slurm_state_cell(state: str | None) -> Text:
+    """Slurm's node state: green when it takes jobs, red when down/drained/failing, dim when unknown."""
+    if not state:
+        return Text("-", style="dim")
+    base = state.lower().split("+")[0].rstrip("*~#!%$@^-")
+    return cell(state, SLURM_STATE_STYLE.get(base, "bold red"), 8)
 
 
 class NodesScreen(PagedView):
@@ -51,27 +77,35 @@ class NodesScreen(PagedView):
         super().__init__(id="nodes")
         self.marked: set[str] = set()
         self.total: int | None = None
+        self.slurm = False  # Slurm columns: decided once, when the view is composed
 
     def compose(self) -> ComposeResult:
+        self.slurm = self.site.state.nodes.has_slurm()
         yield SiteHeader("Nodes")
         with Horizontal(id="nodes-top"):
             yield Static("loading…", id="arch-chart", classes="panel")
             yield Static("", id="no-fit", classes="panel")
         yield Input(placeholder="filter: node, arch, status   (esc clears)", id="filter", classes="filter hidden")
-        yield PagedTable(COLUMNS, self.fetch, self.count, id="nodes-table", load_on_mount=False)
+        yield PagedTable(
+            SLURM_COLUMNS if self.slurm else COLUMNS, self.fetch, self.count, id="nodes-table", load_on_mount=False
+        )
         yield Static(" loading the inventory…", id="status", classes="status")
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.table.focus()
         self.query_one("#arch-chart", Static).border_title = "nodes per micro-architecture -> image per channel"
-        self.query_one("#no-fit", Static).border_title = "no image fits"
+        self.query_one("#no-fit", Static).border_title = (
+            "no image fits · ! Slurm feature vs CPU" if self.slurm else "no image fits"
+        )
         self.action_refresh()
 
     def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
         now = site.now()
         out = []
-        for name, arch, images, chans, status, seen, ok, wall, red in site.state.nodes.page(offset, limit, self.search):
+        for name, arch, images, chans, status, seen, ok, wall, red, sstate, sfeat in site.state.nodes.page(
+            offset, limit, self.search
+        ):
             imgs = json.loads(images or "{}")
             have = json.loads(chans or "{}")
 
@@ -84,21 +118,28 @@ class NodesScreen(PagedView):
             rel = (have.get("production") or {}).get("release")
             smoke = Text(*smoke_cell(None if ok is None else bool(ok), wall, red))
             mark = "●" if name in self.marked else " "
-            out.append(
-                (
-                    name,
-                    [
-                        cell(mark + name, width=9),
-                        cell(arch, width=14),
-                        img("production"),
-                        img("testing"),
-                        short(rel),
-                        smoke,
-                        cell(status, "green" if status == "ok" else "red", 11),
-                        cell(ago(seen, now), width=14),
-                    ],
-                )
-            )
+            cells = [cell(mark + name, width=9), cell(arch, width=14), img("production"), img("testing")]
+            if not self.slurm:
+                cells += [
+                    short(rel),
+                    smoke,
+                    cell(status, "green" if status == "ok" else "red", 11),
+                    cell(ago(seen, now), width=14),
+                ]
+                out.append((name, cells))
+                continue
+            features = json.loads(sfeat) if sfeat else []
+            wrong = bool(arch_findings(arch, features))  # a feature claims a CPU the probe did not measure
+            if wrong:
+                cells[1] = cell(f"{arch} !", "bold red", 14)
+            cells += [
+                short(rel, 8),
+                smoke,
+                cell(status, "green" if status == "ok" else "red", 11),
+                slurm_state_cell(sstate),
+                cell(",".join(features) or "-", "bold red" if wrong else "", 14),
+            ]
+            out.append((name, cells))
         return out
 
     def count(self, site: Any) -> int:
@@ -106,7 +147,8 @@ class NodesScreen(PagedView):
 
     @staticmethod
     def summary(site: Any) -> tuple[list[tuple[str, int, str]], list[str]]:
-        """(nodes per arch with each channel's image, the nodes no image fits): a worker's job.
+        """(nodes per arch with each channel's image, the nodes no image fits and the nodes whose
+        Slurm feature claims another CPU than the measured one): a worker's job.
 
         The channels' images come from ``channel_targets``, as for ``console inventory``."""
         nodes = site.state.nodes
@@ -124,6 +166,10 @@ class NodesScreen(PagedView):
                 names = nodes.names(arch)
                 reason = next(iter(picks.values()))["reason"]
                 no_fit.append(f"{inert(fold(names))}: {n} {inert(arch)} node(s)\n  {inert(reason.split(';')[0][:90])}")
+        if nodes.has_slurm():
+            for r in node_rows(site.state):
+                for finding in r["arch_mismatch"]:
+                    no_fit.append(f"! {inert(r['name'])}: {inert(finding)[:90]}")
         return rows, no_fit
 
     @on(NodesSummarised)

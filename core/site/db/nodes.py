@@ -46,7 +46,7 @@ SMOKE_COLUMNS = (
 
 _PAGE = """
 select n.name, n.arch, n.images, n.channels, n.status, n.last_seen,
-       s.ok, s.wall_s, s.reduction
+       s.ok, s.wall_s, s.reduction, n.slurm_state, n.slurm_features
 from nodes n left join smoke_runs s on s.id = (select max(id) from smoke_runs where node = n.name)
 {where} order by n.name limit ? offset ?"""
 
@@ -99,13 +99,17 @@ class Nodes(Table):
         where = node_filter(search)
         return int(self._scalar(f"select count(*) from nodes n {where.sql}", where.params))
 
-    def page(
-        self, offset: int, limit: int, search: str = ""
-    ) -> list[tuple[str, str, str, str, str, str, int | None, float | None, float | None]]:
-        """(name, arch, images, channels, status, last_seen, ok, wall_s, reduction) of the nodes
-        matching `node_filter`, by name; the last three from each node's latest smoke run."""
+    def page(self, offset: int, limit: int, search: str = "") -> list[tuple[Any, ...]]:
+        """(name, arch, images, channels, status, last_seen, ok, wall_s, reduction, slurm_state,
+        slurm_features) of the nodes matching `node_filter`, by name; ok, wall_s and reduction from
+        each node's latest smoke run, the last two as Slurm reported them (NULL before any
+        ``nodes --refresh-from slurm``)."""
         where = node_filter(search)
         return self.db.execute(_PAGE.format(where=where.sql), [*where.params, limit, offset]).fetchall()
+
+    def has_slurm(self) -> bool:
+        """Whether Slurm has reported on any node (``nodes --refresh-from slurm``)."""
+        return self._scalar("select exists(select 1 from nodes where slurm_state is not null)") == 1
 
     def arch_counts(self) -> list[tuple[str, int]]:
         """(arch, number of nodes), most common first, then by arch."""

@@ -1,0 +1,87 @@
+"""Issue 15 item 4: the views show what Slurm says (pilot tests on the demo site).
+
+The nodes view shows each node's Slurm state and features once ``nodes --refresh-from slurm`` has
+written them, and flags a feature that claims another CPU than the measured one; the fleet-check
+form offers the transport (ssh|slurm, partition, feature); the builds view shows each target's
+Slurm job id and state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from rich.text import Text
+from textual.widgets import Static
+
+from console.tui.app import DepotConsole
+from core.site.inventory import slurm_rows, upsert_nodes
+from core.site.site import Site
+
+from helpers import settle
+
+SIZE = (120, 36)
+
+
+def _plain(value: object) -> str:
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+def _two_nodes(site_dir: Path) -> tuple[str, str, str, str]:
+    """Slurm records for two demo nodes: one whose feature is its measured arch, one whose feature
+    claims a different micro-architecture. Returns (good node, its arch, wrong node, its arch)."""
+    site = Site(site_dir)
+    try:
+        rows = [r for r in site.state.nodes.rows() if r["arch"] and r["arch"] not in ("unknown", "zen3")][:2]
+        good, wrong = rows
+        found = [
+            SimpleNamespace(
+                name=good["name"],
+                state="idle",
+                partitions=["cpu"],
+                features=[good["arch"]],
+                reason="",
+                cpus=8,
+                memory=1 << 34,
+            ),
+            SimpleNamespace(
+                name=wrong["name"],
+                state="drained",
+                partitions=["cpu"],
+                features=["zen3"],
+                reason="test",
+                cpus=8,
+                memory=1 << 34,
+            ),
+        ]
+        upsert_nodes(site.state, slurm_rows(found, "2026-11-21T11:00:00Z"))
+        return good["name"], good["arch"], wrong["name"], wrong["arch"]
+    finally:
+        site.close()
+
+
+async def test_nodes_view_shows_slurm_state_features_and_mismatch(demo_site: Path) -> None:
+    good, good_arch, wrong, wrong_arch = _two_nodes(demo_site)
+    app = DepotConsole(demo_site, start="nodes")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        table = screen.table
+        labels = [_plain(c.label) for c in table.columns.values()]
+        assert "SLURM" in labels and "FEATURES" in labels
+        rows = {k: [_plain(c) for c in table.get_row(str(i))] for i, k in enumerate(table.keys)}
+        assert rows[good][labels.index("SLURM")] == "idle"
+        assert rows[good][labels.index("FEATURES")] == good_arch
+        assert rows[wrong][labels.index("SLURM")] == "drained"
+        assert rows[wrong][labels.index("FEATURES")] == "zen3"
+        assert rows[wrong][labels.index("ARCH")] == f"{wrong_arch} !"
+        assert not rows[good][labels.index("ARCH")].endswith("!")
+        panel = str(screen.query_one("#no-fit", Static).render())
+        assert f"! {wrong}: feature zen3, but the CPU is {wrong_arch}" in panel
+
+
+async def test_nodes_view_without_slurm_keeps_its_columns(demo_site: Path) -> None:
+    app = DepotConsole(demo_site, start="nodes")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        labels = [_plain(c.label) for c in app.screen.table.columns.values()]
+        assert "SLURM" not in labels and "LAST SEEN" in labels

@@ -125,3 +125,96 @@ def test_sourced_exports_env_and_leaves_no_helpers(tmp_path: Path, shell: str) -
     proc = subprocess.run([shell, "-c", body], capture_output=True, text=True, env=dict(env, DEPOT_ARCH="neoverse_v1"))
     assert proc.stdout.strip() == "rc=1 image=none"
     assert "cannot run x86_64: other family" in proc.stderr
+
+
+def make_julia_depot(root: Path) -> Path:
+    """A depot whose image x86_64 is a Julia depot (depot.env rows as env_template writes them)."""
+    rel = root / "releases" / HEX
+    (rel / "x86_64").mkdir(parents=True)
+    rows = [
+        ("@MKDIR", "@WRITABLE@/julia"),
+        ("JULIA_DEPOT_PATH", "@WRITABLE@/julia:@IMAGE@:"),
+        ("JULIA_PKG_OFFLINE", "true"),
+        ("JULIA_CPU_TARGET", "generic"),
+    ]
+    lines = ["# julia depot.env", "images\tx86_64", *(f"x86_64\t{k}\t{v}" for k, v in rows)]
+    (rel / "depot.env").write_text("\n".join(lines) + "\n")
+    (root / "channels").mkdir()
+    os.symlink(f"../releases/{HEX}", root / "channels" / "production")
+    script = root / "depot-init.sh"
+    script.write_text(render_init_script(root))
+    return script
+
+
+def standin_julia(bin_dir: Path, version: str) -> Path:
+    """A ``julia`` that answers ``--version`` as Julia ``version`` and otherwise prints its argv."""
+    bin_dir.mkdir(parents=True)
+    exe = bin_dir / "julia"
+    exe.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = --version ] && echo "julia version {version}" && exit 0; done\n'
+        'printf "argv:"; for a in "$@"; do printf " [%s]" "$a"; done; echo\n'
+    )
+    exe.chmod(0o755)
+    return exe
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    ("version", "flagged"), [("1.10.4", False), ("1.11.0", True), ("1.12.3", True), ("2.0.0", True), ("1.9", False)]
+)
+def test_julia_wrapper_adds_pkgimages_existing_from_1_11(tmp_path: Path, shell: str, version: str, flagged: bool):
+    script = make_julia_depot(tmp_path / "depot")
+    os.chmod(tmp_path / "depot" / "releases" / HEX / "x86_64", 0o555)  # the depot is read-only
+    real = standin_julia(tmp_path / "realbin", version)
+    writable = tmp_path / "w"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_")}
+    env.update(PATH=f"{real.parent}:/usr/bin:/bin", DEPOT_WRITABLE=str(writable), DEPOT_ARCH="x86_64")
+    body = (
+        f'DEPOT_INIT_CHANNEL=production . "{script}" || exit 9; '
+        f'DEPOT_INIT_CHANNEL=production . "{script}" || exit 9; '  # twice: PATH gets the wrapper once
+        'echo "path=$PATH"; command -v julia; '
+        "julia -e 'using Foo' x; julia --pkgimages=no -e 1; julia --version"
+    )
+    proc = subprocess.run([shell, "-c", body], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    wrapper = writable / "bin" / "julia"
+    assert lines[0] == f"path={writable / 'bin'}:{real.parent}:/usr/bin:/bin"
+    assert lines[1] == str(wrapper) and os.access(wrapper, os.X_OK)
+    flag = "[--pkgimages=existing] " if flagged else ""
+    assert lines[2] == f"argv: {flag}[-e] [using Foo] [x]"
+    assert lines[3] == "argv: [--pkgimages=no] [-e] [1]"  # the command line's own choice wins
+    assert lines[4] == f"julia version {version}"
+    assert sorted(p.name for p in (writable / "bin").iterdir()) == ["julia"]  # no temporary left
+    assert (writable / "julia").is_dir()
+    assert sorted(p.name for p in (tmp_path / "depot" / "releases" / HEX / "x86_64").iterdir()) == []
+
+    # --env prints the PATH export too; no julia besides the wrapper: it says so (exit 127)
+    out = subprocess.run(
+        [shell, str(script), "--env", "production"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert f"export PATH='{writable / 'bin'}:{real.parent}:/usr/bin:/bin'" in out.splitlines()
+    proc = subprocess.run(
+        [str(wrapper), "-e", "1"],
+        capture_output=True,
+        text=True,
+        env=dict(env, PATH=f"{writable / 'bin'}:/nonexistent"),
+    )
+    assert proc.returncode == 127 and "no julia on PATH besides the depot wrapper" in proc.stderr
+    # $DEPOT_JULIA names the real julia explicitly
+    proc = subprocess.run(
+        [shell, str(wrapper), "-e", "1"], capture_output=True, text=True, env=dict(env, DEPOT_JULIA=str(real))
+    )
+    assert proc.stdout == f"argv: {flag}[-e] [1]\n"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_python_image_gets_no_julia_wrapper(tmp_path: Path, shell: str) -> None:
+    script = make_depot(tmp_path / "depot", ["x86_64"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_")}
+    env.update(DEPOT_WRITABLE=str(tmp_path / "w"), DEPOT_ARCH="x86_64")
+    out = subprocess.run(
+        [shell, str(script), "--env", "production"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert "PATH=" not in out.replace("PYTHONPATH=", "") and not (tmp_path / "w" / "bin").exists()

@@ -12,6 +12,11 @@
 # @DEPOT@), $DEPOT_WRITABLE (the per-user writable layer, default $TMPDIR/depot-<uid>) and
 # $DEPOT_PROBE_CPUINFO (a cpuinfo file to read instead of /proc/cpuinfo).
 #
+# A Julia image also gets a `julia` wrapper in $DEPOT_WRITABLE/bin, put first on PATH: it runs the
+# next julia on PATH (or $DEPOT_JULIA) and, when that is Julia >= 1.11, adds --pkgimages=existing, so
+# the depot's package images are loaded and none is generated (unless the command line names its
+# own --pkgimages). Older Julia is run unchanged.
+#
 # Written by depot-console ('console cvmfs init-script' prints it); do not edit in the repository.
 
 _depot_init() {
@@ -49,7 +54,7 @@ _depot_init() {
     _depot_out=$(
         _DI_MODE=$_depot_mode _DI_CHANNEL=$_depot_ch _DI_REL=$_depot_rel _DI_W=$_depot_w \
             _DI_CPUINFO=${DEPOT_PROBE_CPUINFO:-/proc/cpuinfo} _DI_ARCH=${DEPOT_ARCH:-} \
-            LC_ALL=C awk "$_DEPOT_AWK" "$_depot_rel/depot.env"
+            _DI_JULIA=$_DEPOT_JULIA _DI_PID=$$ LC_ALL=C awk "$_DEPOT_AWK" "$_depot_rel/depot.env"
     ) || return $?
     case $_depot_mode in
     source) eval "$_depot_out" ;;
@@ -187,12 +192,68 @@ END {
         if (EK[img, i] == "@MKDIR") {
             if (system("mkdir -p -m 700 " q(v))) { err("cannot create the writable layer " v); exit 1 }
         } else print "export " EK[img, i] "=" q(v)
+        if (EK[img, i] == "JULIA_DEPOT_PATH") julia = 1
+    }
+    if (julia) {
+        bin = w "/bin"; tmp = bin "/.julia." ENVIRON["_DI_PID"]
+        if (system("mkdir -p -m 700 " q(bin))) { err("cannot create " bin " for the julia wrapper"); exit 1 }
+        printf "%s", repl(ENVIRON["_DI_JULIA"], "@BIN@", q(bin)) > tmp
+        if (close(tmp) || system("chmod 755 " q(tmp) " && mv -f " q(tmp) " " q(bin "/julia"))) {
+            system("rm -f " q(tmp)); err("cannot write the julia wrapper " bin "/julia"); exit 1
+        }
+        k = split(ENVIRON["PATH"], a, ":"); p = bin
+        if (a[1] != bin) {
+            for (i = 1; i <= k; i++) if (a[i] != bin) p = p ":" a[i]
+            print "export PATH=" q(p)
+        }
     }
 }
 '
 
+# The julia wrapper (see the top); @BIN@ is its own directory, which it skips on PATH.
+_DEPOT_JULIA='#!/bin/sh
+# julia wrapper written by depot-init.sh: the next julia on PATH (or $DEPOT_JULIA), with
+# --pkgimages=existing when it is Julia >= 1.11 (package images loaded, none generated).
+_self=@BIN@
+_real=${DEPOT_JULIA:-}
+if [ -z "$_real" ]; then
+    set -f
+    _ifs=$IFS
+    IFS=:
+    for _d in $PATH; do
+        if [ -n "$_d" ] && [ "$_d" != "$_self" ] && [ -f "$_d/julia" ] && [ -x "$_d/julia" ]; then
+            _real=$_d/julia
+            break
+        fi
+    done
+    IFS=$_ifs
+    set +f
+fi
+if [ -z "$_real" ]; then
+    echo "julia: no julia on PATH besides the depot wrapper in $_self (or set DEPOT_JULIA)" >&2
+    exit 127
+fi
+for _a in "$@"; do
+    case $_a in --pkgimages | --pkgimages=*) exec "$_real" "$@" ;; esac
+done
+_v=$("$_real" --version 2>/dev/null) || _v=
+_v=${_v##* }
+_maj=${_v%%.*}
+_min=${_v#*.}
+_min=${_min%%.*}
+case $_maj.$_min in
+*[!0-9.]* | .* | *.) ;;
+*)
+    if [ "$_maj" -gt 1 ] || { [ "$_maj" -eq 1 ] && [ "$_min" -ge 11 ]; }; then
+        exec "$_real" --pkgimages=existing "$@"
+    fi
+    ;;
+esac
+exec "$_real" "$@"
+'
+
 _depot_init "$@"
 _depot_rc=$?
-unset _depot_mode _depot_ch _depot_root _depot_rel _depot_w _depot_out _DEPOT_AWK
+unset _depot_mode _depot_ch _depot_root _depot_rel _depot_w _depot_out _DEPOT_AWK _DEPOT_JULIA
 unset -f _depot_init 2>/dev/null
 return $_depot_rc 2>/dev/null || exit $_depot_rc

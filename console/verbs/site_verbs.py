@@ -34,6 +34,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     kt.set_defaults(handler=cmd_keys_trust)
     kr = ks.add_parser("revoke", parents=[common], help="revoke a trusted key (signatures by it stop counting)")
     kr.add_argument("key_id", metavar="ID")
+    kr_how = kr.add_mutually_exclusive_group()
+    kr_how.add_argument(
+        "--resign",
+        action="store_true",
+        help="first re-sign, with the signing key, the releases and channel pointers that count on this key",
+    )
+    kr_how.add_argument(
+        "--force", action="store_true", help="revoke even though releases or channels would no longer verify"
+    )
     kr.set_defaults(handler=cmd_keys_revoke)
     ke = ks.add_parser("export", parents=[common], help="print the trust set for nodes (--trust FILE)")
     ke.add_argument(
@@ -96,8 +105,20 @@ def cmd_keys_trust(ctx: Context) -> Output:
 
 
 def cmd_keys_revoke(ctx: Context) -> Output:
-    info = keyops.revoke(ctx.site, ctx.args.key_id)
-    return Output(info, f"revoked key {info['id']}")
+    a = ctx.args
+    info = keyops.revoke(ctx.site, a.key_id, resign_first=a.resign, force=a.force)
+    lines, notes = [], []
+    if "resigned" in info:
+        lines.append(f"re-signed {len(info['resigned'])} release(s) with {ctx.site.signing_key_id()[:23]}")
+    if info.get("refreshed"):
+        lines.append("refreshed " + ", ".join(f"{r['channel']} (version {r['version']})" for r in info["refreshed"]))
+    lines.append(f"revoked key {info['id']}")
+    if "breaks" in info:
+        notes.append(
+            f"console: warning: revoked key {info['id'][:23]}: {keyops.impact_text(info['breaks'])} no longer "
+            "verify (exit 4 here and on the nodes); 'console refresh' re-signs the channels"
+        )
+    return Output(info, "\n".join(lines), notes=notes)
 
 
 def cmd_keys_export(ctx: Context) -> Output:

@@ -92,7 +92,7 @@ def test_untrusted_and_revoked_keys(site_dir: Path, tmp_path: Path) -> None:
     old = run_json(site_dir, "keys", "list")[0]["id"]
     new = run_json(site_dir, "keys", "generate")
     assert new["signing"] is True
-    run_json(site_dir, "keys", "revoke", old[7:15])
+    run_json(site_dir, "keys", "revoke", old[7:15], "--force")
     proc = run_console(site_dir, "show", rid)
     assert proc.returncode == 4 and "revoked key" in proc.stderr
     assert run_console(site_dir, "verify").returncode == 4

@@ -26,9 +26,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import BadInput, LocalStateError
 from core.site.db.audit import AuditLog
@@ -37,10 +35,14 @@ from core.site.db.builds import Builds
 from core.site.db.channels import ChannelEvents, ChannelMarks
 from core.site.db.conn import Connection
 from core.site.db.file_cache import FileCache
+from core.site.db.lazydb import LazyDatabase
 from core.site.db.nodes import Nodes, SmokeRuns
 from core.site.db.releases import Releases
 from core.site.db.rollouts import Rollouts
 from core.site.db.schema import MIGRATIONS, TABLES, migrate, schema_version
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 #: Seconds a write waits for another process's lock on ``state.db`` (``[site] busy_timeout_s``).
 DEFAULT_BUSY_TIMEOUT_S = 10.0
@@ -77,7 +79,7 @@ class State:
             )
             conn.path, conn.busy_timeout_s = str(path), busy_timeout_s
             self.conn = conn
-            self.db = sqlite_utils.Database(conn)
+            self.db = cast("sqlite_utils.Database", LazyDatabase(conn))  # sqlite-utils imported on first need
             self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.db.enable_wal()
@@ -121,6 +123,8 @@ class State:
         have = {r[0] for r in self.db.execute("select name from sqlite_master where type = 'table'")}
         if TABLES <= have:
             return
+        import sqlite_utils
+
         scratch = sqlite_utils.Database(memory=True)
         for m in MIGRATIONS:
             m(scratch)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from core.clock import format_time, system_clock
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def utcnow_iso() -> str:

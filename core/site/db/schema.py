@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from core.errors import BadInput
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def _m1(db: sqlite_utils.Database) -> None:

@@ -30,14 +30,15 @@ from console.tui.widgets.paged_table import PagedTable
 from core.errors import DepotError
 from core.fleet.check import channel_targets
 from core.fleet.nodeset import expand, fold
-from core.site.inventory import ImageCache, arch_findings, live_images, node_rows
+from core.site.inventory import UNKNOWN_ARCH, ImageCache, arch_findings, live_images, node_rows
 
-# Fixed widths that fit 120 columns; "PROD IMAGE" is the image the production channel gives the node.
+# Fixed widths that fit 120 columns. Between ARCH and RELEASE: one column per channel the site has
+# (the first `IMAGE_CHANNELS` by name), headed by its name, the image that channel gives the node;
+# RELEASE is what the node reported for the first of them.
+IMAGE_CHANNELS = 2
 COLUMNS = [
     ("NODE", 9),
     ("ARCH", 14),
-    ("PROD IMAGE", 11),
-    ("TEST IMAGE", 11),
     ("RELEASE", 12),
     ("LAST SMOKE", 15),
     ("STATUS", 11),
@@ -48,8 +49,6 @@ COLUMNS = [
 SLURM_COLUMNS = [
     ("NODE", 9),
     ("ARCH", 14),
-    ("PROD IMAGE", 11),
-    ("TEST IMAGE", 11),
     ("RELEASE", 8),
     ("LAST SMOKE", 13),
     ("STATUS", 11),
@@ -78,17 +77,19 @@ class NodesScreen(PagedView):
         self.marked: set[str] = set()
         self.total: int | None = None
         self.slurm = False  # Slurm columns: decided once, when the view is composed
+        self.channels: list[str] = []  # the channels whose image columns are shown (composed once too)
 
     def compose(self) -> ComposeResult:
         self.slurm = self.site.state.nodes.has_slurm()
+        self.channels = sorted(current_channels(self.site))[:IMAGE_CHANNELS]
+        base = SLURM_COLUMNS if self.slurm else COLUMNS
+        columns = [*base[:2], *((ch.upper()[:11], 11) for ch in self.channels), *base[2:]]
         yield SiteHeader("Nodes")
         with Horizontal(id="nodes-top"):
             yield Static("loading…", id="arch-chart", classes="panel")
             yield Static("", id="no-fit", classes="panel")
         yield Input(placeholder="filter: node, arch, status   (esc clears)", id="filter", classes="filter hidden")
-        yield PagedTable(
-            SLURM_COLUMNS if self.slurm else COLUMNS, self.fetch, self.count, id="nodes-table", load_on_mount=False
-        )
+        yield PagedTable(columns, self.fetch, self.count, id="nodes-table", load_on_mount=False)
         yield Static(" loading the inventory…", id="status", classes="status")
         yield ConsoleFooter()
 
@@ -115,10 +116,11 @@ class NodesScreen(PagedView):
                     return Text("-", style="dim")
                 return cell(pick.get("image") or "none fits", "" if pick.get("image") else "bold red", 11)
 
-            rel = (have.get("production") or {}).get("release")
+            rel = (have.get(self.channels[0]) or {}).get("release") if self.channels else None
             smoke = Text(*smoke_cell(None if ok is None else bool(ok), wall, red))
             mark = "●" if name in self.marked else " "
-            cells = [cell(mark + name, width=9), cell(arch, width=14), img("production"), img("testing")]
+            arch = arch or UNKNOWN_ARCH  # never probed, or not classified: 'unknown', as the CLI says
+            cells = [cell(mark + name, width=9), cell(arch, width=14), *(img(ch) for ch in self.channels)]
             if not self.slurm:
                 cells += [
                     short(rel),
@@ -155,7 +157,10 @@ class NodesScreen(PagedView):
         counts = nodes.arch_counts()
         cache = ImageCache(channel_targets(site))
         rows, no_fit = [], []
-        for arch, n in counts:
+        merged: dict[str, int] = {}
+        for arch, n in counts:  # a node never probed (no arch) and an unclassified one are both 'unknown'
+            merged[arch or UNKNOWN_ARCH] = merged.get(arch or UNKNOWN_ARCH, 0) + n
+        for arch, n in sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])):
             picks = live_images(arch, cache)
             by_image: dict[str, list[str]] = {}
             for ch, p in sorted(picks.items()):
@@ -164,6 +169,8 @@ class NodesScreen(PagedView):
             rows.append((arch, n, note))
             if picks and all(p["image"] is None for p in picks.values()):
                 names = nodes.names(arch)
+                if arch == UNKNOWN_ARCH:
+                    names += [r["name"] for r in node_rows(site.state) if not r.get("arch")]
                 reason = next(iter(picks.values()))["reason"]
                 no_fit.append(f"{inert(fold(names))}: {n} {inert(arch)} node(s)\n  {inert(reason.split(';')[0][:90])}")
         if nodes.has_slurm():

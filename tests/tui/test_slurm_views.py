@@ -11,9 +11,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widgets import Input, Select, Static
 
 from console.tui.app import DepotConsole
+from console.tui.screens.modals import FleetCheckModal
 from core.site.inventory import slurm_rows, upsert_nodes
 from core.site.site import Site
 
@@ -85,3 +86,41 @@ async def test_nodes_view_without_slurm_keeps_its_columns(demo_site: Path) -> No
         await settle(pilot)
         labels = [_plain(c.label) for c in app.screen.table.columns.values()]
         assert "SLURM" not in labels and "LAST SEEN" in labels
+
+
+async def test_fleet_check_form_offers_the_slurm_transport(demo_site: Path, monkeypatch) -> None:
+    import console.tui.screens.fleetcheck as fleetcheck
+
+    seen: dict = {}
+
+    def fake_select(site, pattern, options):
+        seen["selected"] = (pattern, options.slurm.partition, options.slurm.feature)
+        return ["node1", "node2"]
+
+    async def fake_check(nodes, options, targets, *, on_start=None, on_result=None):
+        seen["nodes"], seen["options"] = list(nodes), options
+        return []
+
+    monkeypatch.setattr(fleetcheck, "select_nodes", fake_select)
+    monkeypatch.setattr(fleetcheck, "check_fleet", fake_check)
+    app = DepotConsole(demo_site, start="nodes")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, FleetCheckModal)
+        assert form.query_one("#slurm-where").has_class("hidden")  # ssh: no Slurm fields
+        form.query_one("#nodeset", Input).value = ""
+        form.query_one("#transport", Select).value = "slurm"
+        await pilot.pause()
+        assert not form.query_one("#slurm-where").has_class("hidden")
+        form.query_one("#partition", Input).value = "cpu"
+        form.query_one("#feature", Input).value = "zen3"
+        await pilot.click("#yes")
+        await settle(pilot)
+        assert seen["selected"] == (None, "cpu", "zen3")
+        assert seen["nodes"] == ["node1", "node2"]
+        assert seen["options"].transport == "slurm"
+        assert app.screen.query_one("#fleet-table").row_count == 2
+        assert app.command_log[-1] == "console --headless fleet check --via slurm --partition cpu --feature zen3"

@@ -1,5 +1,7 @@
 """A fleet check running live: one row per node, updated as each node finishes; ``x`` cancels
-(every ssh is killed by ``core.fleet.check``); the outcome is recorded like ``console fleet check``."""
+(every ssh is killed, or the Slurm step cancelled, by ``core.fleet.check``); the outcome is
+recorded like ``console fleet check``. With the Slurm transport and no node set, the nodes are the
+ones Slurm has in the partition / with the feature (``select_nodes``), listed once it answers."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 import console.tui.actions as actions
 from console.tui.messages import FleetCheckFinished, NodeChecked, NodeStarted
 from console.tui.screens.base import BaseScreen
+from console.tui.screens.modals import FleetRequest
 from console.tui.widgets.cells import InertTable, cell, line
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
@@ -24,6 +27,7 @@ from core.fleet.check import (
     check_fleet,
     options_from_site,
     record_check,
+    select_nodes,
     summarize,
 )
 
@@ -32,15 +36,21 @@ class FleetCheckScreen(BaseScreen):
     SCREEN_ID = "fleetcheck"
     BINDINGS = actions.bindings_for("fleetcheck")
 
-    def __init__(self, nodeset: str, nodes: list[str], smoke: bool, channel: str) -> None:
+    def __init__(
+        self, nodeset: str, nodes: list[str], smoke: bool, channel: str, *, request: FleetRequest | None = None
+    ) -> None:
         super().__init__()
         self.nodeset, self.nodes, self.smoke, self.channel = nodeset, nodes, smoke, channel
+        self.request = request or FleetRequest(nodeset, smoke, channel)
         self.results: dict[str, NodeCheck] = {}
         self.running = False
         self.t0 = 0.0
 
     def compose(self) -> ComposeResult:
-        yield SiteHeader(f"Fleet check {self.nodeset}")
+        req = self.request
+        where = ", ".join(f"{k} {v}" for k, v in (("partition", req.partition), ("feature", req.feature)) if v)
+        via = (" via slurm" + (f" ({where})" if where else "")) if req.transport == "slurm" else ""
+        yield SiteHeader(f"Fleet check {self.nodeset}{via}")
         yield ProgressBar(total=len(self.nodes), show_eta=False, id="fleet-progress")
         yield InertTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status", classes="status")
@@ -53,12 +63,17 @@ class FleetCheckScreen(BaseScreen):
         t.add_column("ARCH", key="arch", width=16)
         t.add_column("DETAIL", key="detail", width=60)
         t.add_column("SECONDS", key="seconds", width=8)
-        for n in self.nodes:
-            t.add_row(cell(n, width=12), Text("waiting", style="dim"), "", "", "", key=n)
+        self._add_rows()
         t.focus()
         self.running = True
         self.t0 = time.monotonic()
         self.run_check()
+
+    def _add_rows(self) -> None:
+        t = self.query_one("#fleet-table", DataTable)
+        for n in self.nodes:
+            t.add_row(cell(n, width=12), Text("waiting", style="dim"), "", "", "", key=n)
+        self.query_one(ProgressBar).update(total=len(self.nodes) or None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel" and not self.running:
@@ -71,11 +86,22 @@ class FleetCheckScreen(BaseScreen):
 
         interrupted = False
 
-        def prepare() -> tuple[Any, Any]:
+        req = self.request
+        slurm = req.transport == "slurm"
+
+        def prepare() -> tuple[Any, Any, list[str]]:
             site = self.console.open_site()
             try:
-                opts = options_from_site(site, smoke=self.smoke or None, channel=self.channel if self.smoke else None)
-                return opts, channel_targets(site)
+                opts = options_from_site(
+                    site,
+                    smoke=self.smoke or None,
+                    channel=self.channel if self.smoke else None,
+                    transport=req.transport,
+                    partition=(req.partition or None) if slurm else None,
+                    feature=(req.feature or None) if slurm else None,
+                )
+                nodes = self.nodes or select_nodes(site, None, opts)  # none given: Slurm's
+                return opts, channel_targets(site), nodes
             finally:
                 site.close()
 
@@ -87,7 +113,10 @@ class FleetCheckScreen(BaseScreen):
             self.post_message(NodeChecked(check))
 
         try:
-            options, targets = await asyncio.to_thread(prepare)
+            options, targets, nodes = await asyncio.to_thread(prepare)
+            if not self.nodes:
+                self.nodes = nodes
+                self._add_rows()
             await check_fleet(self.nodes, options, targets, on_start=started, on_result=result)
         except asyncio.CancelledError:
             interrupted = True

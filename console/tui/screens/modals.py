@@ -159,42 +159,90 @@ class JumpModal(ModalScreen[str | None]):
 
 @dataclass
 class FleetRequest:
-    nodeset: str
+    nodeset: str  # may be empty with the Slurm transport and a partition or feature: Slurm picks
     smoke: bool
     channel: str
+    transport: str = "ssh"  # ssh | slurm (``--via``)
+    partition: str = ""  # with slurm: ``--partition``
+    feature: str = ""  # with slurm: ``--feature`` (srun --constraint)
+
+    def command_args(self) -> str:
+        """What follows ``fleet check`` headless (node set, ``--via``, Slurm's and smoke options)."""
+        parts = [shlex.quote(self.nodeset)] if self.nodeset else []
+        if self.transport != "ssh":
+            parts += ["--via", self.transport]
+        if self.transport == "slurm":
+            parts += [
+                f"--{k} {shlex.quote(v)}" for k, v in (("partition", self.partition), ("feature", self.feature)) if v
+            ]
+        if self.smoke:
+            parts += ["--smoke", "--channel", shlex.quote(self.channel)]
+        return " ".join(parts)
+
+
+TRANSPORTS = ("ssh", "slurm")
 
 
 class FleetCheckModal(ModalScreen[FleetRequest | None]):
-    """Which nodes to check (a ClusterShell node set), and whether to smoke-test a channel."""
+    """Which nodes to check (a ClusterShell node set), over which transport (ssh per node, or one
+    Slurm step, optionally in a partition / on nodes with a feature), and whether to smoke-test a
+    channel."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
-    def __init__(self, nodeset: str, channels: list[str]) -> None:
+    def __init__(self, nodeset: str, channels: list[str], transport: str = "ssh") -> None:
         super().__init__(id="fleet-modal")
         self.nodeset = nodeset
         self.channels = channels or ["production"]
+        self.transport = transport if transport in TRANSPORTS else "ssh"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(
-                "Fleet check: probe nodes over ssh, classify CPUs, optionally smoke-test", classes="dialog-title"
+                "Fleet check: probe nodes over ssh or Slurm, classify CPUs, optionally smoke-test",
+                classes="dialog-title",
             )
             yield Input(self.nodeset, placeholder="node set, e.g. node[001-042],gpu[01-04]", id="nodeset")
+            yield Select(
+                [("ssh: one ssh per node", "ssh"), ("slurm: one srun step over the nodes", "slurm")],
+                value=self.transport,
+                allow_blank=False,
+                id="transport",
+            )
+            with Horizontal(id="slurm-where", classes="hidden" if self.transport != "slurm" else ""):
+                yield Input(placeholder="slurm partition (optional)", id="partition")
+                yield Input(placeholder="slurm feature, e.g. zen3 (optional)", id="feature")
             yield Checkbox("smoke-test the channel's release", id="smoke")
             yield Select([(cell(c), c) for c in self.channels], value=self.channels[0], allow_blank=False, id="channel")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="no", variant="primary")
                 yield Button("Start", id="yes", variant="warning")
 
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "transport":
+            self.query_one("#slurm-where").set_class(event.value != "slurm", "hidden")
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "yes":
             nodeset = self.query_one("#nodeset", Input).value.strip()
-            if not nodeset:
-                self.notify("give a node set", severity="warning")
+            transport = str(self.query_one("#transport", Select).value)
+            slurm = transport == "slurm"
+            partition = self.query_one("#partition", Input).value.strip() if slurm else ""
+            feature = self.query_one("#feature", Input).value.strip() if slurm else ""
+            if not nodeset and not (partition or feature):
+                self.notify(
+                    "give a node set (or, over slurm, a partition or a feature)" if slurm else "give a node set",
+                    severity="warning",
+                )
                 return
             self.dismiss(
                 FleetRequest(
-                    nodeset, self.query_one("#smoke", Checkbox).value, str(self.query_one("#channel", Select).value)
+                    nodeset,
+                    self.query_one("#smoke", Checkbox).value,
+                    str(self.query_one("#channel", Select).value),
+                    transport,
+                    partition,
+                    feature,
                 )
             )
         else:

@@ -219,15 +219,15 @@ class NodesScreen(PagedView):
             if req is None:
                 return
             try:
-                nodes = expand(req.nodeset)
+                nodes = expand(req.nodeset) if req.nodeset else []  # none: Slurm picks them
             except DepotError as exc:
                 self.notify(str(exc), title="bad node set", severity="error")
                 return
             from console.tui.screens.fleetcheck import FleetCheckScreen
 
-            self.log_command(
-                "fleet_check", nodeset=req.nodeset + (f" --smoke --channel {req.channel}" if req.smoke else "")
-            )
-            self.app.push_screen(FleetCheckScreen(req.nodeset, nodes, req.smoke, req.channel))
+            # the headless line: the node set quoted, the options as options (not one quoted word)
+            self.console.command_log.append(f"console --headless fleet check {req.command_args()}")
+            self.app.push_screen(FleetCheckScreen(req.nodeset, nodes, req.smoke, req.channel, request=req))
 
-        self.app.push_screen(FleetCheckModal(default, chans), start)
+        transport = self.site.config.fleet.transport or "ssh"
+        self.app.push_screen(FleetCheckModal(default, chans, transport), start)

@@ -28,6 +28,7 @@ class Action:
     headless: str = ""  # template, formatted with the action's context (``{release}``, ``{channel}``…)
     show: bool = True  # shown in the footer
     key_display: str | None = None
+    cvmfs: bool = False  # only where the site has CernVM-FS targets (help, palette, footer)
 
     def applies_to(self, screen_id: str) -> bool:
         return GLOBAL in self.screens or screen_id in self.screens
@@ -101,6 +102,15 @@ ACTIONS: list[Action] = [
         ("channels",),
         mutating=True,
         headless="console --headless refresh --channel {channel}",
+    ),
+    Action(
+        "sync_cvmfs",
+        "s",
+        "Sync CVMFS",
+        ("channels",),
+        mutating=True,
+        headless="console --headless cvmfs sync --repo {repo} --channel {channel}",
+        cvmfs=True,
     ),
     # nodes
     Action(

@@ -1,5 +1,9 @@
 """Channels: each channel's current release, version, last action, actor, time to expiry; the
-history of the highlighted one; roll back (modal: from -> to, reason, default No) and renew."""
+history of the highlighted one; roll back (modal: from -> to, reason, default No) and renew.
+
+With CernVM-FS targets configured, a table of each target's state per channel (in line / behind /
+failed, ``core.site.cvmfs.status.status`` in a worker) and ``s`` to sync the highlighted channel
+(``core.site.cvmfs.sync.sync``, in a worker). Without targets the view is as before."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.widgets import DataTable, Static
 
 import console.tui.actions as actions
@@ -36,6 +41,31 @@ HISTORY_COLUMNS = [
 ]
 
 
+CVMFS_STYLES = {"in line": "green", "behind": "yellow", "failed": "bold red"}
+
+
+class CvmfsLoaded(Message):
+    """``core.site.cvmfs.status.status`` came back: one document per target."""
+
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.docs = docs
+
+
+class CvmfsSynced(Message):
+    """``core.site.cvmfs.sync.sync`` came back: one row per (target, channel)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+def _cvmfs_status(site: Any) -> list[dict[str, Any]]:
+    from core.site.cvmfs.status import status
+
+    return status(site)
+
+
 class ChannelsScreen(BaseScreen):
     SCREEN_ID = "channels"
     BINDINGS = actions.bindings_for("channels")
@@ -44,10 +74,14 @@ class ChannelsScreen(BaseScreen):
         super().__init__(id="channels")
         self.rows: list[dict] = []
         self.names: dict[str, str] = {}
+        self.cvmfs: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
         yield SiteHeader("Channels")
         yield InertTable(id="channels-table", cursor_type="row")
+        if self.has_cvmfs:
+            yield Static("", id="cvmfs-title", classes="section")
+            yield InertTable(id="cvmfs-table", cursor_type="row")
         yield Static("", id="history-title", classes="section")
         yield InertTable(id="history-table", cursor_type="row", zebra_stripes=True)
         yield ConsoleFooter()
@@ -60,11 +94,80 @@ class ChannelsScreen(BaseScreen):
         h = self.query_one("#history-table", DataTable)
         for label, width in HISTORY_COLUMNS:
             h.add_column(label, width=width)
+        if self.has_cvmfs:
+            self.query_one("#cvmfs-table", DataTable).add_columns(
+                "CHANNEL", "TARGET", "REPO", "STATE", "TARGET VER", "STORE VER", "RELEASE", "DETAIL"
+            )
         t.focus()
         self.action_refresh()
 
+    @property
+    def has_cvmfs(self) -> bool:
+        """CVMFS targets in console.toml (the config only: no repository is read here)."""
+        return bool(self.site.config.cvmfs.targets)
+
     def action_refresh(self) -> None:
         self.work(channel_ops.channel_status, ChannelsLoaded, name="channel-status", title="channels")
+        if self.has_cvmfs:
+            self.work(_cvmfs_status, CvmfsLoaded, name="cvmfs-status", title="cvmfs status")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "sync_cvmfs" and not self.has_cvmfs:
+            return False  # hidden: no targets to sync
+        return super().check_action(action, parameters)
+
+    @on(CvmfsLoaded)
+    def _cvmfs_loaded(self, event: CvmfsLoaded) -> None:
+        self.cvmfs = event.docs
+        t = self.query_one("#cvmfs-table", DataTable)
+        t.clear()
+        for doc in event.docs:
+            for r in doc.get("channels", []):
+                state = r.get("state", "")
+                detail = r.get("error") or ""
+                t.add_row(
+                    cell(r["channel"], "bold magenta"),
+                    cell(doc.get("name", "")),
+                    cell(doc.get("repo", "")),
+                    cell(state, CVMFS_STYLES.get(state, "yellow")),
+                    cell(str(r.get("target_version") or "-")),
+                    cell(str(r.get("store_version") or "-")),
+                    short(r.get("target_release")),
+                    cell(detail, "red" if detail else "", 40),
+                    key=f"{doc.get('name')}:{r['channel']}",
+                )
+        self.query_one("#cvmfs-title", Static).update(
+            line(" CernVM-FS targets   s sync   ≡ console --headless cvmfs status")
+        )
+
+    def action_sync_cvmfs(self) -> None:
+        channel = self.current_channel()
+        names = [d.get("name", "") for d in self.cvmfs if any(r["channel"] == channel for r in d.get("channels", []))]
+        if not channel or not names:
+            self.notify("no CVMFS target follows this channel", severity="warning")
+            return
+        for name in names:
+            self.log_command("sync_cvmfs", repo=name, channel=channel)
+
+        def run(site: Any) -> list[dict[str, Any]]:
+            from core.site.cvmfs.sync import sync
+
+            rows: list[dict[str, Any]] = []
+            for name in names:
+                rows += sync(site, name, [channel])
+            return rows
+
+        self.work(run, CvmfsSynced, name="cvmfs-sync", title="cvmfs sync failed", failed=lambda _: ReloadView())
+
+    @on(CvmfsSynced)
+    def _cvmfs_synced(self, event: CvmfsSynced) -> None:
+        for r in event.rows:
+            where = f"{r.get('target')} {r.get('channel')}"
+            if r.get("ok"):
+                self.notify(f"cvmfs {where}: {r.get('state')}", title="cvmfs sync")
+            else:
+                self.notify(f"cvmfs {where}: {r.get('error')}", title="cvmfs sync failed", severity="error")
+        self.action_refresh()
 
     def _labels(self) -> dict[str, str]:
         return release_labels(self.site)

@@ -39,6 +39,7 @@ class HelpScreen(Screen):
 
     def compose(self) -> ComposeResult:
         read_only = self.app.read_only  # type: ignore[attr-defined]
+        cvmfs = bool(self.app.site.config.cvmfs.targets)  # type: ignore[attr-defined]
         self.listed: list[str] = []  # descriptions shown (tests read it)
         yield SiteHeader("Keys")
         with VerticalScroll(id="help-body"):
@@ -50,7 +51,7 @@ class HelpScreen(Screen):
             for title, sid in SECTIONS:
                 first = True
                 for a in actions.ACTIONS:
-                    if sid not in a.screens or not actions.allowed(a.name, read_only):
+                    if sid not in a.screens or not actions.allowed(a.name, read_only) or (a.cvmfs and not cvmfs):
                         continue
                     table.add_row(title if first else "", _key(a), a.description, a.headless or "-")
                     self.listed.append(a.description)

@@ -29,9 +29,10 @@ def rotated(tmp_path: Path) -> tuple[Path, str, str, list[str]]:
 def test_revoke_that_would_break_channels_and_releases_refuses_and_says_what(rotated):
     s, old, new, ids = rotated
     proc = run_console(s, "keys", "revoke", old[7:19], "--json", check=2)
+    first, second = sorted(ids)
     msg = (
         f"revoking key {old[:23]} would leave channel(s) production, testing and 2 release(s) "
-        f"({ids[0][7:19]}, {ids[1][7:19]}) without enough trusted signatures (exit 4 for this console "
+        f"({first[7:19]}, {second[7:19]}) without enough trusted signatures (exit 4 for this console "
         f"and the nodes): pass --resign to re-sign them with the signing key {new[:23]} first, "
         "or --force to revoke anyway"
     )

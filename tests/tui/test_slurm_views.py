@@ -7,6 +7,7 @@ Slurm job id and state."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -124,3 +125,32 @@ async def test_fleet_check_form_offers_the_slurm_transport(demo_site: Path, monk
         assert seen["options"].transport == "slurm"
         assert app.screen.query_one("#fleet-table").row_count == 2
         assert app.command_log[-1] == "console --headless fleet check --via slurm --partition cpu --feature zen3"
+
+
+async def test_builds_view_shows_each_targets_slurm_job_and_state(demo_site: Path) -> None:
+    import core.build.jobs as jobs
+
+    site = Site(demo_site)
+    try:
+        row = jobs.list_builds(site, limit=1)[0]
+        bid, targets = row["id"], row["targets"]
+        sjobs = {targets[0]: {"job": 4242, "state": "RUNNING", "node": "node2"}}
+        if len(targets) > 1:
+            sjobs[targets[1]] = {"job": 4243, "state": "FAILED", "node": "node3", "exit": 1}
+        site.state.builds.update(bid, {"executor": "slurm", "jobs": json.dumps(sjobs)})
+    finally:
+        site.close()
+    app = DepotConsole(demo_site, start="builds")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        table = screen.table
+        screen.table.move_cursor(row=[k.value for k in table.rows].index(str(bid)), animate=False)
+        await settle(pilot)
+        labels = [_plain(c.label) for c in table.columns.values()]
+        shown = _plain(table.get_row(str(bid))[labels.index("TARGETS")])
+        assert shown.startswith(f"{targets[0]}:4242 RUN"[:22])
+        detail = str(screen.query_one("#build-detail", Static).render())
+        assert "slurm job 4242" in detail and "RUNNING" in detail and "on node2" in detail
+        if len(targets) > 1:
+            assert "slurm job 4243" in detail and "FAILED" in detail and "exit 1" in detail

@@ -59,13 +59,48 @@ def status_cell(row: dict) -> Text:
     return cell(text, STATUS_STYLE.get(status, ""))
 
 
+SLURM_STATE_STYLE = {"COMPLETED": "green", "RUNNING": "yellow", "PENDING": "cyan", "CONFIGURING": "cyan"}
+
+
+def targets_text(row: dict) -> str:
+    """``x86_64_v3,zen3``; for a Slurm build each target with its job id and state
+    (``zen3:42 RUNNING``), as ``console builds`` prints them."""
+    sjobs = row.get("jobs") or {}
+    if row.get("executor") != "slurm" or not sjobs:
+        return ",".join(row["targets"])
+    parts = []
+    for arch in row["targets"]:
+        j = sjobs.get(arch) or {}
+        parts.append(f"{arch}:{j.get('job') or '-'} {j.get('state') or 'PENDING'}" if j else arch)
+    return ", ".join(parts)
+
+
+def slurm_lines(row: dict) -> Text:
+    """One line per target of a Slurm build: its job id, Slurm state, node and exit code."""
+    out = Text()
+    sjobs = row.get("jobs") or {}
+    if row.get("executor") != "slurm":
+        return out
+    for arch in row["targets"]:
+        j = sjobs.get(arch) or {}
+        state = j.get("state") or "PENDING"
+        out.append("\n")
+        out.append(cell(f" {arch:<14} slurm job {j.get('job') or '-':<8} "))
+        out.append(cell(f"{state:<11}", SLURM_STATE_STYLE.get(state, "bold red")))
+        if j.get("node"):
+            out.append(cell(f" on {j['node']}"))
+        if j.get("exit") not in (None, ""):
+            out.append(cell(f"  exit {j['exit']}"))
+    return out
+
+
 def row_cells(row: dict, now: Any) -> list:
     return [
         cell(row["id"]),
         status_cell(row),
         cell(row["builder"], width=8),
         cell(row.get("name") or "-", width=12),
-        cell(",".join(row["targets"]), width=22),
+        cell(targets_text(row), width=22),
         cell(ago(row["created"], now)),
         cell(short(row.get("release"))),
         cell(row.get("error") or "", "red", 20),
@@ -173,6 +208,7 @@ class BuildsScreen(BaseScreen):
             text.append(cell(f"   publish {row.get('name')} {row.get('label')}"))
             if row.get("channel"):
                 text.append(cell(f", promote to {row['channel']}"))
+        text.append(slurm_lines(row))
         text.append(f"\n log  ≡ {actions.action('view_log').command(build=bid)}", style="dim")
         self.query_one("#build-detail", Static).update(text)
 

@@ -15,8 +15,6 @@ permissive umask (000) never leaves a key, a config or a store directory writabl
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -127,6 +125,9 @@ def atomic_write(
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
+    import ctypes  # loaded on the first syncfs, not by every command that imports this module
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         syncfs: Callable[[int], int] = libc.syncfs
@@ -135,14 +136,16 @@ def _load_syncfs() -> Callable[[int], int] | None:
         return None
 
 
-_SYNCFS = _load_syncfs()
+_SYNCFS: list[Callable[[int], int] | None] = []  # [] until the first syncfs looks it up
 
 
 def syncfs(path: Path | str) -> None:
     """Flush the whole file system holding ``path`` (``sync()`` where syncfs is unavailable)."""
+    if not _SYNCFS:
+        _SYNCFS.append(_load_syncfs())
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _SYNCFS is None or _SYNCFS(fd) != 0:
+        if _SYNCFS[0] is None or _SYNCFS[0](fd) != 0:
             os.sync()
     finally:
         os.close(fd)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from core.durable import atomic_write
 from core.errors import BadInput, TrustError
 from core.settings import check_value, markdown_rows, parse, setting, to_table
@@ -376,6 +374,8 @@ class Config:
 
     def save(self) -> None:
         """Write atomically (temp then rename) so a crash never leaves half a config; mode 0600."""
+        import tomli_w  # only when the file is written, not by every command that reads it
+
         atomic_write(self.path, tomli_w.dumps(self.to_toml()).encode("utf-8"), CONFIG_MODE, durable=False)
 
 

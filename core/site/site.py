@@ -15,9 +15,7 @@ A site is a directory (mode 0700: only its operator may enter it)::
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +43,9 @@ def default_site_dir() -> Path:
 
 def default_actor() -> str:
     """``user@host`` of whoever runs the console."""
+    import getpass  # not paid by the read-only verbs, which never name an actor
+    import socket
+
     try:
         user = getpass.getuser()
     except Exception:  # no passwd entry in some containers

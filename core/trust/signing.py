@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# ``cryptography.hazmat.primitives.serialization`` (PEM, PKCS8: ~10 ms to import) is imported where
+# keys are written or read from PEM, not by every verb that only verifies (issue 17 item 3).
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from core.durable import ensure_dir
@@ -51,13 +52,12 @@ def passphrase_env() -> dict[str, str]:
 
 def key_id(public: Ed25519PublicKey) -> str:
     """``sha256:`` + sha256 of the raw 32-byte public key."""
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return "sha256:" + hashlib.sha256(public.public_bytes_raw()).hexdigest()
 
 
 def public_b64(public: Ed25519PublicKey) -> str:
     """Raw public key, base64 (how the trust set stores it)."""
-    return base64.b64encode(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+    return base64.b64encode(public.public_bytes_raw()).decode()
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -90,6 +90,8 @@ class SigningKey:
 def generate_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
     """Create a new key file (PKCS8 PEM, mode 0600, never overwritten; a directory it creates
     for it gets 0700), whatever the umask."""
+    from cryptography.hazmat.primitives import serialization
+
     private = Ed25519PrivateKey.generate()
     enc = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
@@ -103,6 +105,8 @@ def generate_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
 
 def load_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
     """Load a private key; one clear error for missing, unreadable, encrypted or wrong-type files."""
+    from cryptography.hazmat.primitives import serialization
+
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -127,6 +131,8 @@ def load_public_key(data: str) -> Ed25519PublicKey:
     text = data.strip()
     try:
         if text.startswith("-----BEGIN"):
+            from cryptography.hazmat.primitives import serialization
+
             pub = serialization.load_pem_public_key(text.encode())
             if not isinstance(pub, Ed25519PublicKey):
                 raise BadInput("public key is not an Ed25519 key")
@@ -139,6 +145,8 @@ def load_public_key(data: str) -> Ed25519PublicKey:
 
 def public_pem(public: Ed25519PublicKey) -> str:
     """PEM SubjectPublicKeyInfo text, for `keys trust FILE` on another site or node."""
+    from cryptography.hazmat.primitives import serialization
+
     return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 

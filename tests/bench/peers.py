@@ -7,6 +7,9 @@ package; a failing tool raises ``PeerFailed`` with the command and the tool's la
 
 - ``sha256_tree``: the floor any publisher pays — read and hash every regular file once,
   single-threaded, with the same 1 MiB buffer as ``core.model.digest.hash_file``.
+- ``publish_floor``: the hardware floor of issue 17 — ``tar -cf - . | zstd -T0 -3`` of the tree
+  into one file, plus sha256 of the tar stream's bytes (hashed from memory, so only hashing is
+  timed): every byte read, compressed and hashed once, with no per-file output at all.
 - ``ostree_commit`` / ``ostree_diff`` / ``ostree_pull_checkout``: OSTree, the closest peer
   (content-addressed trees, archive repos served over HTTP, hard-link checkouts). Flags checked
   against ostree 2022.7. ``--no-xattrs`` on commit because depot images carry no xattrs;
@@ -81,6 +84,29 @@ def sha256_tree(root: Path) -> float:
                     h.update(view[:n])
             h.hexdigest()
     return time.perf_counter() - start
+
+
+def publish_floor(tree: Path, out: Path) -> tuple[float, float]:
+    """(seconds for ``tar -cf - . | zstd -T0 -3`` of ``tree`` into the file ``out``, seconds for
+    sha256 of the tar stream's bytes). Their sum is the floor publish ratios are given against."""
+    _tool("tar", "tar")
+    _tool("zstd", "zstd")
+    script = 'tar -cf - . | zstd -T0 -3 -q -f -o "$0"'
+    start = time.perf_counter()
+    proc = subprocess.run(["sh", "-c", script, str(out)], cwd=tree, stderr=subprocess.PIPE, text=True)
+    compress = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise PeerFailed(f"{script}: {proc.stderr.strip() or proc.returncode}")
+    data = subprocess.run(["tar", "-cf", "-", "."], cwd=tree, capture_output=True, check=True).stdout
+    view = memoryview(data)
+    start = time.perf_counter()
+    h = hashlib.sha256()
+    for i in range(0, len(view), CHUNK):
+        h.update(view[i : i + CHUNK])
+    h.hexdigest()
+    sha = time.perf_counter() - start
+    os.unlink(out)
+    return compress, sha
 
 
 def _ensure_repo(repo: Path, mode: str) -> None:

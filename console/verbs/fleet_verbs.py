@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def node_line(check: NodeCheck, width: int) -> str:
     """``node01  ok  x86_64_v3  production=x86_64_v3`` — one node, as it finishes."""
-    return f"{check.node:<{width}}  {check.status:<20}  {check.arch or '-':<16}  {check.detail}".rstrip()
+    return f"{inert(check.node):<{width}}  {check.status:<20}  {inert(check.arch or '-'):<16}  {inert(check.detail)}".rstrip()
 
 
 def summary_text(target: str, summary: Mapping[str, Any], seconds: float, interrupted: bool = False) -> str:
@@ -253,5 +253,5 @@ def _nodes_text(rows: list[dict[str, Any]], summary: Mapping[str, Any], channels
         for item in summary["no_fit"]:
             grouped.setdefault((item["channel"], item["arch"], item["reason"]), []).append(item["node"])
         for (ch, arch, reason), names in sorted(grouped.items()):
-            lines.append(f"  {nodeset.fold(names)} ({arch}) {ch}: {reason}")
+            lines.append(f"  {nodeset.fold(names)} ({arch}) {ch}: {inert(reason)}")
     return "\n".join(lines)

@@ -10,6 +10,8 @@ Robustness:
 * **Mirrors.** ``HttpStore`` takes several base URLs; each request tries them in order. A mirror
   that refuses or times out a connection is marked down for ``down_for`` seconds, so later
   requests go straight to the next one: a dead mirror costs one connect attempt, not a failure.
+  A node reads a channel pointer from every mirror at once (``read_file_each``) and keeps the
+  newest valid one (``core.node.hydrate.verify``), so a lagging mirror cannot hold it back.
 * **Retries.** 5xx answers, connect errors and timeouts are retried with exponential backoff
   (``backoff``, default 0.2/0.4 s between three rounds; ``sleep`` is injectable for tests).
 * **Proxies.** An explicit list (site config) is tried in order, like mirrors; without one the
@@ -344,8 +346,9 @@ class HttpStore(Store):
         self.close()
 
     # -- transport -----------------------------------------------------------------------
-    def _routes_for(self, primary_only: bool) -> list[_Route]:
-        routes = [r for r in self._routes if r.base == self.urls[0]] if primary_only else self._routes
+    def _routes_for(self, primary_only: bool, base: str | None = None) -> list[_Route]:
+        only = self.urls[0] if primary_only else base  # one mirror's routes, or every route
+        routes = [r for r in self._routes if r.base == only] if only else self._routes
         now = self._clock()
         with self._lock:
             live = [r for r in routes if r.down_until <= now]
@@ -405,18 +408,19 @@ class HttpStore(Store):
         content: bytes | Callable[[], Iterator[bytes]] | None = None,
         primary_only: bool = False,
         exclude: set[int] | None = None,
+        base: str | None = None,
     ) -> Iterator[httpx.Response]:
         """Send with mirror failover and retries; yield the streamed response (status < 500).
 
         Raises ``StoreError`` naming the last failure once every round on every route failed.
         The response is closed on exit, unread body included (the connection is then dropped).
         ``exclude``: ids of routes not to use (one that served wrong bytes), unless none is left.
-        The route that answered is ``resp.extensions["depot_route"]``.
+        The route that answered is ``resp.extensions["depot_route"]``. ``base``: that mirror only.
         """
         last = "no route"
         with deadline.operation_deadline(self.deadline_s, f"{method} {relpath}"):
             for _ in self._retry_rounds():
-                routes = self._routes_for(primary_only)
+                routes = self._routes_for(primary_only, base)
                 routes = [r for r in routes if id(r) not in (exclude or ())] or routes
                 for route in routes:
                     try:
@@ -753,7 +757,30 @@ class HttpStore(Store):
         ensure_relpath(relpath)
         return self._read(relpath, conditional=_is_conditional(relpath))
 
-    def _read(self, relpath: str, *, conditional: bool, primary_only: bool = False) -> bytes | None:
+    def read_file_each(self, relpath: str) -> list[tuple[str, bytes | None | StoreError]]:
+        """``relpath`` as each mirror serves it, asked of all at once (each within the store's
+        deadline): per mirror URL, in order, its bytes, ``None`` (404) or the ``StoreError`` of a
+        mirror that did not answer. For mutable files (channel pointers): a node takes the newest
+        valid one, so a lagging mirror cannot hold it back. Read plainly (no revalidation cache)."""
+        ensure_relpath(relpath)
+
+        def one(base: str) -> tuple[str, bytes | None | StoreError]:
+            try:
+                return base, self._read(relpath, conditional=False, base=base)
+            except StoreError as exc:
+                return base, exc
+
+        with ThreadPoolExecutor(max_workers=len(self.urls)) as pool:
+            return list(pool.map(one, self.urls))
+
+    def read_file_at(self, base: str, relpath: str) -> bytes | None:
+        """``relpath`` from mirror ``base`` only (one of ``urls``), read plainly."""
+        ensure_relpath(relpath)
+        return self._read(relpath, conditional=False, base=base)
+
+    def _read(
+        self, relpath: str, *, conditional: bool, primary_only: bool = False, base: str | None = None
+    ) -> bytes | None:
         """GET a small file; with ``conditional``, revalidate a cached copy (304 -> cached bytes).
 
         Writers read with ``primary_only``: comparing against a lagging mirror would let a
@@ -763,7 +790,7 @@ class HttpStore(Store):
         headers: dict[str, str] = {}
         if primary_only:
             headers["Cache-Control"] = "no-cache"  # writers compare against the origin's copy
-        elif conditional or relpath == "store.json":
+        elif conditional or base is not None or relpath == "store.json":
             # Mutable: a cache may answer from a copy at most this old (the promote/rollback bound).
             headers["Cache-Control"] = f"max-age={self.mutable_max_age_s}"
         # Anything else a reader asks for by name is immutable (digest-named): a cache keeps it.
@@ -775,7 +802,7 @@ class HttpStore(Store):
                     headers["If-None-Match"] = cached.etag
                 elif cached.last_modified:
                     headers["If-Modified-Since"] = cached.last_modified
-        with self._send("GET", relpath, headers=headers, primary_only=primary_only) as resp:
+        with self._send("GET", relpath, headers=headers, primary_only=primary_only, base=base) as resp:
             served_by = self._base_of(resp, relpath)
             if resp.status_code == 304 and cached is not None:
                 if served_by == cached.base:

@@ -149,6 +149,9 @@ def _hydrate(
         chosen = choose(verified.release, cpu, arch)
         before = node.current(channel)
         result = _start(node, channel, verified, chosen, before)
+        result.stale_mirrors = verified.stale_mirrors
+        for mirror in verified.stale_mirrors:
+            prog.phase(f"stale mirror {mirror['url']}: {mirror['reason']}")
         bytes_in_before = getattr(store, "stats", {}).get("object_bytes_in")
 
         keep_release(node, verified)

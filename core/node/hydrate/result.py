@@ -50,6 +50,9 @@ class HydrateResult:
     #: Requests and body bytes per route (``origin``, ``proxy``: answered by a cache, ``mirror``),
     #: for an HTTP store (``route_stats``); {} otherwise.
     routes: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Mirrors whose channel pointer lost to another's newer valid one (older, invalid, absent,
+    #: unreachable): ``{"url", "reason"}`` each (``verify.Verified.stale_mirrors``).
+    stale_mirrors: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

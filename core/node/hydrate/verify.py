@@ -14,11 +14,18 @@ release and this node (``$DEPOT_NODE_NAME``, else the short host name) is in the
 every other case it follows the channel's pointer, the release every node may run. The node keeps
 no stage state of its own and the console keeps none per node: the stage is a function of the
 signed stage pointer and the node's name.
+
+Several mirrors (an HTTP store with ``--store http://a/,http://b/``): the channel's pointer is read
+from every mirror at once (``HttpStore.read_file_each``, each within the store's deadline), each is
+verified, and the newest valid one (highest version) wins, whichever mirror is listed first; the
+stage pointer is read from the mirror that served it. A mirror serving an older, invalid or no
+pointer (or not answering) is reported in ``Verified.stale_mirrors``, not fatal; if none verifies,
+the first mirror's refusal is raised as with one mirror. Everything else is read as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -63,6 +70,8 @@ class Verified:
     pointer_envelope: bytes | None = None  # the pointer's exact bytes (kept by ``record``)
     stage: Pointer | None = None  # the rollout stage pointer this node follows, if any
     stage_envelope: bytes | None = None
+    #: Mirrors whose channel pointer lost (older, invalid, absent, unreachable): url and reason.
+    stale_mirrors: list[dict[str, str]] = field(default_factory=list)
 
 
 def verify(
@@ -76,17 +85,13 @@ def verify(
     max_manifest_bytes: int,
 ) -> Verified:
     """The channel's pointer (unless ``release`` pins one) and the release envelope, verified."""
-    from core.trust.pointers import verify_pointer
-
     ptr = stage = stage_data = None
+    stale: list[dict[str, str]] = []
     if release is None:
-        data = store.read_file(channel_path(channel))
-        if data is None:
-            raise NotFound(f"channel {channel} has no pointer in store {store.location}")
         mark_v, mark_d = effective_mark(node, channel)  # state.json, or the kept pointers if newer
-        ptr = verify_pointer(data, channel, trust, mark_v, mark_d, now)
+        ptr, data, source, stale = _newest_pointer(store, trust, channel, mark_v, mark_d, now)
         release_id = ptr.release
-        stage, stage_data = _stage(store, trust, node, channel, ptr, now)
+        stage, stage_data = _stage(store, trust, node, channel, ptr, now, source)
         if stage is not None:
             release_id = stage.release
     else:
@@ -95,14 +100,67 @@ def verify(
     if envelope is None:
         raise NotFound(f"release {release_id} not found in store {store.location}")
     rel = release_from_envelope(envelope, trust, release_id, max_manifest_bytes)
-    verified = Verified(release_id, envelope, rel, ptr, data if ptr is not None else None)
+    verified = Verified(release_id, envelope, rel, ptr, data if ptr is not None else None, stale_mirrors=stale)
     if ptr is not None and stage is not None:
         verified.stage, verified.stage_envelope = stage, stage_data
     return verified
 
 
+def _newest_pointer(
+    store: Store, trust: TrustSet, channel: str, mark_v: int | None, mark_d: str | None, now: datetime
+) -> tuple[Pointer, bytes, str | None, list[dict[str, str]]]:
+    """The channel's pointer verified against the mark: (pointer, bytes, mirror it came from (None
+    with one mirror), stale mirrors). With several mirrors the newest valid one (module docstring)."""
+    from core.errors import StoreError, TrustError
+    from core.trust.pointers import verify_pointer
+
+    path = channel_path(channel)
+    read_each = getattr(store, "read_file_each", None)
+    if read_each is None or len(getattr(store, "urls", ())) < 2:
+        data = store.read_file(path)
+        if data is None:
+            raise NotFound(f"channel {channel} has no pointer in store {store.location}")
+        return verify_pointer(data, channel, trust, mark_v, mark_d, now), data, None, []
+    valid: list[tuple[str, Pointer, bytes]] = []
+    lost: list[dict[str, str]] = []
+    refused: TrustError | None = None
+    failed: StoreError | None = None
+    for url, got in read_each(path):
+        if isinstance(got, StoreError):
+            failed = failed or got
+            lost.append({"url": url, "reason": f"unreachable: {got}"})
+        elif got is None:
+            lost.append({"url": url, "reason": "no pointer"})
+        else:
+            try:
+                valid.append((url, verify_pointer(got, channel, trust, mark_v, mark_d, now), got))
+            except TrustError as exc:
+                refused = refused or exc
+                lost.append({"url": url, "reason": f"refused: {exc}"})
+    if not valid:
+        if refused is not None:
+            raise refused
+        if failed is not None and all(m["reason"] != "no pointer" for m in lost):
+            raise failed
+        raise NotFound(f"channel {channel} has no pointer in store {store.location}")
+    url, ptr, data = max(valid, key=lambda v: v[1].version)  # the first of the newest
+    older = [
+        {"url": u, "reason": f"older: version {p.version} (version {ptr.version} on {url})"}
+        for u, p, _ in valid
+        if p.version < ptr.version
+    ]
+    order = {u: i for i, u in enumerate(getattr(store, "urls", []))}
+    return ptr, data, url, sorted(older + lost, key=lambda m: order.get(m["url"], 0))
+
+
 def _stage(
-    store: Store, trust: TrustSet, node: NodeRoot, channel: str, main: Pointer, now: datetime
+    store: Store,
+    trust: TrustSet,
+    node: NodeRoot,
+    channel: str,
+    main: Pointer,
+    now: datetime,
+    source: str | None = None,
 ) -> tuple[Pointer | None, bytes | None]:
     """The channel's stage pointer if this node follows it (module docstring), else (None, None).
 
@@ -114,7 +172,8 @@ def _stage(
 
     name = stage_channel(channel)
     try:
-        data = store.read_file(channel_path(name))
+        read_at = getattr(store, "read_file_at", None)
+        data = read_at(source, channel_path(name)) if source and read_at else store.read_file(channel_path(name))
     except Exception:  # noqa: BLE001 - a stage pointer that cannot be read is not followed
         return None, None
     if data is None:

@@ -75,7 +75,7 @@ ACTIONS: list[Action] = [
         "refresh",
         "r",
         "Refresh",
-        ("releases", "channels", "nodes", "builds", "audit"),
+        ("releases", "channels", "nodes", "builds", "audit", "rollout"),
         headless="console --headless releases",
     ),
     # release detail
@@ -145,10 +145,11 @@ ACTIONS: list[Action] = [
     Action("view('nodes')", "3", "Nodes", (GLOBAL,), headless="console --headless nodes", show=False),
     Action("view('builds')", "4", "Builds", (GLOBAL,), headless="console --headless builds", show=False),
     Action("view('audit')", "5", "Audit", (GLOBAL,), show=False),
+    Action("view('rollout')", "6", "Rollout", (GLOBAL,), headless="console --headless rollout status", show=False),
 ]
 
 BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
-VIEWS = ("releases", "channels", "nodes", "builds", "audit")
+VIEWS = ("releases", "channels", "nodes", "builds", "audit", "rollout")
 
 
 def action(name: str) -> Action:

@@ -107,6 +107,10 @@ def _view(name: str) -> Callable[[], Screen]:
             from console.tui.screens.builds import BuildsScreen
 
             return BuildsScreen()
+        if name == "rollout":
+            from console.tui.screens.rollout import RolloutScreen
+
+            return RolloutScreen()
         from console.tui.screens.audit import AuditScreen
 
         return AuditScreen()

@@ -238,11 +238,12 @@ def test_racing_promotes_over_http_never_wedge(two_writers, nginx_server):
 def test_server_without_mkcol_refuses_channel_writes_in_one_line(tmp_path, monkeypatch):
     import fixtures.nginx as nginx_fixture
 
-    monkeypatch.setattr(
-        nginx_fixture,
-        "NGINX_CONF",
-        nginx_fixture.NGINX_CONF.replace("dav_methods PUT DELETE MKCOL;", "dav_methods PUT DELETE;"),
-    )
+    shipped = nginx_fixture.nginx_config
+
+    def without_mkcol(*args, **kwargs):
+        return shipped(*args, **kwargs).replace("dav_methods PUT DELETE MKCOL;", "dav_methods PUT DELETE;")
+
+    monkeypatch.setattr(nginx_fixture, "nginx_config", without_mkcol)
     with start_nginx(tmp_path / "nginx") as server:
         local = tmp_path / "local"  # publishes into the served directory (no HTTP write)
         run_console(local, "init", "--store", str(server.root), check=0)

@@ -4,7 +4,7 @@
 
 Builds the deterministic demo site (seed 0, clock pinned) in a temporary directory, opens the
 console on it at 120x36 and saves one SVG per screen: releases, release detail, compare,
-channels, the rollback confirmation, nodes, builds, audit and the keys (help) screen.
+channels, the rollback confirmation, nodes, builds, audit, rollout and the keys (help) screen.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SHOTS = [  # (file name, starting view, keys)
     ("nodes", "nodes", ()),
     ("builds", "builds", ()),
     ("audit", "audit", ()),
+    ("rollout", "rollout", ()),
     ("help", "releases", ("question_mark",)),
 ]
 

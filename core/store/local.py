@@ -47,6 +47,11 @@ OBJECT_MODE = 0o444
 #: ``/proc``); cleared the first time a file system refuses (then: temp name + link, as before).
 _tmpfile_ok = [hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")]
 _TMPFILE_REFUSED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+#: ``missing_objects``: bytes a directory entry of an object takes at least (ext4: 8 + 62, rounded
+#: to 4), and how many entries a listing may hold per digest asked about before a ``stat`` each
+#: is cheaper (a listing costs ~0.1 µs per name, a ``stat`` ~3 µs).
+_DIRENT_BYTES = 64
+_LIST_RATIO = 20
 
 
 class LocalStore(Store):
@@ -120,8 +125,32 @@ class LocalStore(Store):
         return os.path.exists(self._object_file(digest))
 
     def missing_objects(self, digests: Iterable[str]) -> set[str]:
+        """The digests not in the store. Per fan-out directory: one listing when it is small
+        next to the number of digests asked about in it (a publish into a store of a few
+        releases: one ``scandir`` instead of thousands of ``stat``), else a ``stat`` each."""
+        buckets: dict[str, list[str]] = {}
+        for d in set(digests):
+            rel = object_path(d)  # checks the digest
+            buckets.setdefault(rel[8:10], []).append(d)
+        missing: set[str] = set()
+        objects = os.path.join(self._root_str, "objects")
         exists = os.path.exists
-        return {d for d in set(digests) if not exists(self._object_file(d))}
+        for sub, wanted in buckets.items():
+            path = os.path.join(objects, sub)
+            try:
+                st_size = os.stat(path).st_size
+            except FileNotFoundError:
+                missing.update(wanted)
+                continue
+            if len(wanted) >= 16 and st_size // _DIRENT_BYTES <= _LIST_RATIO * len(wanted):
+                try:
+                    present = set(os.listdir(path))
+                except FileNotFoundError:
+                    present = set()
+                missing.update(d for d in wanted if d[9:] not in present)
+            else:
+                missing.update(d for d in wanted if not exists(os.path.join(path, d[9:])))
+        return missing
 
     def encode_object(self, data: bytes) -> bytes:
         """The stored form of ``data``: one zstd frame with its content size in the header."""

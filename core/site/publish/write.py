@@ -146,8 +146,10 @@ def write_trees(store: Store, planned: Plan, frames: _Frames | None = None) -> N
     put_frames = getattr(store, "put_object_frames", None)
     frames = frames if frames is not None else _Frames()
 
+    missing = store.missing_objects(planned.tree_objects)
+
     def put_batch(batch: list[tuple[str, bytes]]) -> int:
-        todo = [(d, data) for d, data in batch if not store.has_object(d)]
+        todo = [(d, data) for d, data in batch if d in missing]
         if encode is None or put_frames is None:
             return sum(store.put_object(d, data) for d, data in todo)
         encoded = [(d, encode(data)) for d, data in todo]
@@ -158,7 +160,7 @@ def write_trees(store: Store, planned: Plan, frames: _Frames | None = None) -> N
                 frames.keep(d, frame)
         return stored
 
-    work = list(batches(list(planned.tree_objects.items()), lambda item: len(item[1])))
+    work = list(batches([(d, t) for d, t in planned.tree_objects.items() if d in missing], lambda item: len(item[1])))
     planned.result.stored_bytes += sum(parallel_map(put_batch, work, planned.workers))
 
 

@@ -28,6 +28,7 @@ pgid_file)`: SIGTERM to the worker's group, whose handler cancels the runner (th
 or SIGKILLed worker), SIGKILL goes to the worker group and to every group listed in the pgid file.
 So the whole build, worker and every descendant, is reachable from the one stored pgid.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,7 +77,7 @@ def group_alive(pgid: int) -> bool:
         except OSError:
             continue
         # Fields after the parenthesised command name: state, ppid, pgrp, ...
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             return True
     return False
@@ -120,8 +121,7 @@ def read_pgid_file(path: Path) -> list[int]:
     return [int(tok) for tok in text.split() if tok.isdigit()]
 
 
-def terminate_build(worker_pgid: int, pgid_file: Path | None = None,
-                    grace_s: float = DEFAULT_GRACE_S) -> bool:
+def terminate_build(worker_pgid: int, pgid_file: Path | None = None, grace_s: float = DEFAULT_GRACE_S) -> bool:
     """Cancel a build running in another process; True when nothing of it is left running.
 
     SIGTERM to the worker's process group lets a worker that called `Runner.install_sigterm_handler`
@@ -139,8 +139,7 @@ def terminate_build(worker_pgid: int, pgid_file: Path | None = None,
 class Runner:
     """Runs a build's commands; see the module docstring. Thread-safe: targets may build in parallel."""
 
-    def __init__(self, log_path: Path, *, grace_s: float = DEFAULT_GRACE_S,
-                 pgid_file: Path | None = None) -> None:
+    def __init__(self, log_path: Path, *, grace_s: float = DEFAULT_GRACE_S, pgid_file: Path | None = None) -> None:
         self.log_path = Path(log_path)
         self.grace_s = grace_s
         self.pgid_file = Path(pgid_file) if pgid_file else None
@@ -189,8 +188,16 @@ class Runner:
 
     # --- running ---------------------------------------------------------------------------------
 
-    def run(self, argv: Sequence[str], *, arch: str, env: Mapping[str, str] | None = None,
-            cwd: Path | None = None, label: str | None = None, capture: bool = False) -> str:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        arch: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        label: str | None = None,
+        capture: bool = False,
+    ) -> str:
         """Run ``argv`` to completion for target ``arch``; return its output if ``capture``, else "".
 
         Raises `BuildCancelled` if the runner was or gets cancelled, `CheckFailed` on a non-zero exit
@@ -205,8 +212,14 @@ class Runner:
                 raise BuildCancelled(f"build cancelled before {name} ran for {arch}")
             try:
                 proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    env=child_env(base=env), cwd=cwd, start_new_session=True)
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=child_env(base=env),
+                    cwd=cwd,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 self.log(arch, f"cannot start {argv[0]}: {exc.strerror or exc}")
                 raise CheckFailed(f"cannot start {name} for {arch}: {exc.strerror or exc}") from None
@@ -260,6 +273,7 @@ class Runner:
         The handler only starts a thread: killing and waiting happens outside the signal handler, the
         interrupted `run` then raises `BuildCancelled` in the normal way.
         """
+
         def handler(signum: int, frame: object) -> None:
             threading.Thread(target=self.cancel, name="build-cancel", daemon=True).start()
 

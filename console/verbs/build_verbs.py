@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--arch", required=True, metavar="A,B", help="target micro-architectures, comma separated")
     p.add_argument("--publish", action="store_true", help="publish the images as one release when all succeed")
     p.add_argument("--promote", metavar="CHANNEL", help="then point CHANNEL at the release (needs --publish)")
+    p.add_argument(
+        "--override",
+        metavar="REASON",
+        help="with --promote: waive the channel policy's unmet checks where the policy permits (as 'promote --override')",
+    )
     p.add_argument("--name", help="release name (default: the spec's directory name or file stem)")
     p.add_argument("--label", help="release label (default: build<ID>-<YYYYMMDD>)")
     p.add_argument(
@@ -87,6 +92,7 @@ def cmd_build(ctx: Context) -> Output:
         options,
         publish=a.publish,
         promote=a.promote,
+        override=a.override,
         name=a.name,
         label=a.label,
         executor=a.executor,

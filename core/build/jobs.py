@@ -229,6 +229,7 @@ def create_build(
     *,
     publish: bool = False,
     promote: str | None = None,
+    override: str | None = None,
     name: str | None = None,
     label: str | None = None,
     executor: str | None = None,
@@ -236,7 +237,10 @@ def create_build(
     """Validate everything a build needs, insert its row "queued", return its id. Nothing runs yet.
 
     Bad input (unknown builder or option, bad spec, unknown arch, ``promote`` without ``publish``,
-    bad release or channel name) raises BadInput before any row is written.
+    ``override`` without ``promote``, bad release or channel name) raises BadInput before any row
+    is written. The promote at the end goes through the channel's policy (``core.site.policy.gate``)
+    like ``console promote``: unmet checks fail the build with each one named, the release stays
+    published and nothing is promoted; ``override`` waives them where the policy permits.
     """
     from core.model.manifest import check_release_name
     from core.store.base import check_channel_name
@@ -252,6 +256,16 @@ def create_build(
         raise BadInput("--promote needs --publish (only a published release can be promoted)")
     if promote:
         check_channel_name(promote)
+    if override is not None and not promote:
+        raise BadInput("--override needs --promote (it waives the channel policy's unmet checks)")
+    if override is not None and not override.strip():
+        raise BadInput("--override needs a reason")
+    if override is not None and promote:
+        from core.site.policy import policy_for
+
+        policy = policy_for(site, promote)
+        if policy is None or not policy.require:
+            raise BadInput(f"--override: channel {promote} has no policy to override")
     name = check_release_name(name if name is not None else default_name(source))
     executor = executor or site.config.build.executor
     if executor not in EXECUTORS:
@@ -274,6 +288,7 @@ def create_build(
             "label": label or "",
             "publish": int(bool(publish)),
             "channel": promote or None,
+            "override": override,
             "executor": executor,
         }
     )
@@ -300,6 +315,7 @@ def create_build(
             "options": options,
             "publish": bool(publish),
             "promote": promote,
+            **({"override": override} if override is not None else {}),
             "name": name,
             "label": label,
             "executor": executor,
@@ -541,7 +557,14 @@ class _Worker:
                 release = self.publish(outputs)
                 if row["channel"]:
                     self.enter("promoting")
-                    upd = promote(site, release, row["channel"], reason=f"build {self.id}", create=True)
+                    upd = promote(
+                        site,
+                        release,
+                        row["channel"],
+                        reason=f"build {self.id}",
+                        create=True,
+                        override=row.get("override"),
+                    )
                     self.log(f"promoted {row['channel']} to {release} (version {upd.pointer.version})")
             else:
                 self.enter("finishing")

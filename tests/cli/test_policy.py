@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,58 @@ def test_policy_table_is_checked_at_load(tmp_path: Path) -> None:
     proc = run_console(site, "policy", "show")
     assert proc.returncode == 2
     assert "[channels.production] require: unknown check(s) vibes" in proc.stderr
+
+
+# -- build --promote C goes through the same gate (issue 16) ---------------------------------------
+def _soak_gated(tmp_path: Path) -> tuple[Path, str, Path]:
+    """production carries OLD; its policy requires a soak on testing (overridable); a command build script."""
+    site = init_site(tmp_path / "site")
+    old = publish(site, tmp_path, "old", ("x86_64",))
+    run_console(site, "promote", old, "--channel", "production", "--create", check=0)
+    write_policy(site, "production", 'require = ["soak"]\nsoak_hours = 12\noverride = ["soak"]')
+    script = tmp_path / "pkg-build.sh"
+    script.write_text('#!/bin/sh\necho "build $DEPOT_ARCH" > "$DEPOT_OUT/hello"\n')
+    script.chmod(0o755)
+    return site, old, script
+
+
+def _build(site: Path, script: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_console(
+        site, "build", str(script), "--builder", "command", "--arch", "x86_64", "--publish", *extra, "--quiet"
+    )
+
+
+def test_build_promote_is_refused_by_the_policy_the_release_stays_published(tmp_path: Path) -> None:
+    site, _old, script = _soak_gated(tmp_path)
+    proc = _build(site, script, "--promote", "production")
+    assert proc.returncode == 1, proc.stderr
+    [row] = run_json(site, "builds")
+    assert row["status"] == "failed" and row["release"], row
+    assert row["error"].startswith(f"published {row['release']} but: promote of {row['release'][7:19]} onto production")
+    assert "1 unmet check(s): soak: " in row["error"] and "(--override REASON may waive: soak)" in row["error"]
+    assert row["release"] in {r["id"] for r in run_json(site, "releases")}
+    assert channel_version(site, "production") == 1
+
+
+def test_build_promote_override_waives_where_permitted_and_is_audited(tmp_path: Path) -> None:
+    site, _old, script = _soak_gated(tmp_path)
+    proc = _build(site, script, "--promote", "production", "--override", "hotfix")
+    assert proc.returncode == 0, proc.stderr
+    [row] = run_json(site, "builds")
+    assert row["status"] == "succeeded", row
+    [ptr] = [r for r in run_json(site, "history", "--channel", "production") if r["version"] == 2]
+    assert (ptr["release"], ptr["reason"]) == (row["release"], "build 1; override (soak): hotfix")
+    detail = json.loads(audit(site, "promote")[-1]["detail"])
+    assert (detail["override"], detail["waived"]) == ("hotfix", ["soak"])
+
+
+def test_build_override_needs_a_promote_onto_a_channel_with_a_policy(tmp_path: Path) -> None:
+    site, _old, script = _soak_gated(tmp_path)
+    proc = _build(site, script, "--override", "x")
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "console: --override needs --promote (it waives the channel policy's unmet checks)\n",
+    )
+    proc = _build(site, script, "--promote", "testing", "--override", "x")
+    assert (proc.returncode, proc.stderr) == (2, "console: --override: channel testing has no policy to override\n")
+    assert run_json(site, "builds") == []

@@ -169,7 +169,20 @@ def _m4_rollout(db: sqlite_utils.Database) -> None:
     db["rollouts"].create_index(["channel", "state"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2_build_plan, _m3_slurm, _m4_rollout]
+def _m5_build_override(db: sqlite_utils.Database) -> None:
+    """Builds: the ``--override REASON`` of ``build --promote C`` (issue 16): the promote at the end
+    of the build goes through the channel's policy like ``console promote``, and this waives what
+    the policy lets it waive."""
+    db["builds"].add_column("override", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1,
+    _m2_build_plan,
+    _m3_slurm,
+    _m4_rollout,
+    _m5_build_override,
+]
 
 #: Every table the migrations create (checked at each open without running them; a test keeps
 #: it equal to what ``MIGRATIONS`` make).

@@ -249,3 +249,36 @@ def test_build_override_needs_a_promote_onto_a_channel_with_a_policy(tmp_path: P
     proc = _build(site, script, "--promote", "testing", "--override", "x")
     assert (proc.returncode, proc.stderr) == (2, "console: --override: channel testing has no policy to override\n")
     assert run_json(site, "builds") == []
+
+
+# -- the last rollout stage re-runs the full policy before promoting (issue 16) ------------------
+def test_last_rollout_stage_rechecks_the_full_policy_before_promoting(gated: dict) -> None:
+    """The canary stage's evidence holds on its nodes (haswell), but the channel's policy wants a
+    passing smoke on every micro-architecture of the inventory (zen3 has none): the last stage,
+    which promotes production itself, is refused and nothing moves."""
+    site, old, new = gated["site"], gated["old"], gated["new"]
+    env = {"DEPOT_CONSOLE_NOW": LATER}  # soaked on testing for 24 h
+    add_smoke(
+        site,
+        [
+            {"node": "n1", "release": old, "image": "x86_64", "wall_s": 1.0},
+            {"node": "n1", "release": new, "image": "x86_64", "wall_s": 1.1, "fingerprint": FP},
+            {"node": "n2", "release": new, "image": "x86_64", "wall_s": 1.1, "fingerprint": FP},
+        ],
+    )
+    run_console(site, "rollout", "start", new, "--channel", "production", "--canary", "n[1-2]", env=env, check=0)
+    proc = run_console(site, "rollout", "next", "--channel", "production", env=env)
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(
+        f"console: rollout of {new[7:19]} on production stays at stage canary: the last stage promotes production, "
+        "whose policy has 1 unmet check(s): smoke-every-arch: "
+    ), line
+    assert "zen3 (image zen3)" in line
+    assert channel_version(site, "production") == 1
+    [doc] = run_json(site, "rollout", "status", "--channel", "production", env=env)
+    assert (doc["state"], doc["stage_name"]) == ("running", "canary")
+    add_smoke(site, [{"node": "z1", "release": new, "image": "zen3", "wall_s": 0.9, "time": LATER}])
+    run_console(site, "rollout", "next", "--channel", "production", env=env, check=0)
+    rows = {r["channel"]: r for r in run_json(site, "channels", env=env)}
+    assert (rows["production"]["release"], rows["production"]["version"]) == (new, 2)

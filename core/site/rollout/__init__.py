@@ -17,7 +17,9 @@ the console computes the same function over its inventory to know which nodes ar
   ``smoke-every-arch``, ``no-rejected-caches``, ``same-fingerprint``, ``no-failed-smoke``, plus
   ``startup`` if the channel's policy requires it, compared with B) must hold; then the next stage
   is issued (a wider audience). Reaching 100 % promotes C itself to R (the stage pointer's base
-  no longer matches, so nodes stop consulting it) and the rollout is done.
+  no longer matches, so nodes stop consulting it) and the rollout is done; before that promote,
+  the channel's full policy (every required check, over every node, as ``promote`` runs it) is
+  checked again: an unmet check keeps the rollout at its stage (exit 1), nothing issued.
 * ``abort``: a new stage pointer version with an empty audience carrying B: every node follows
   C's pointer (B) on its next hydrate, canaries included. Roll-forward, nothing rewound.
 
@@ -224,8 +226,10 @@ def evidence(site: Site, ro: Rollout) -> Any:
 
 def advance(site: Site, channel: str) -> tuple[Rollout, Any]:
     """``rollout next``: if the current stage's evidence holds, issue the next stage (or, at 100 %,
-    promote the channel itself). ``CheckFailed`` (exit 1) names each unmet check."""
+    promote the channel itself, after the channel's full policy, ``core.site.policy.evaluate`` over
+    every node as ``promote`` runs it, holds). ``CheckFailed`` (exit 1) names each unmet check."""
     from core.site.channels import _issue, read_current
+    from core.site.policy import evaluate
 
     with site.action("rollout next", channel) as detail:
         ro = running(site, channel)
@@ -241,6 +245,13 @@ def advance(site: Site, channel: str) -> tuple[Rollout, Any]:
         if cur.pointer is None or cur.pointer.release != ro.base:
             raise Conflict(f"{channel} no longer carries {ro.base[7:19]} (moved meanwhile); abort this rollout")
         if ro.stages[nxt].percent >= 100:
+            full = evaluate(site, ro.release, channel)  # the channel's whole policy, every node: as `promote`
+            if full.unmet:
+                raise CheckFailed(
+                    f"rollout of {ro.release[7:19]} on {channel} stays at stage {ro.stages[ro.stage].name}: "
+                    f"the last stage promotes {channel}, whose policy has {len(full.unmet)} unmet check(s): "
+                    + "; ".join(c.line() for c in full.unmet)
+                )
             issued = _issue(site, cur, ro.release, "promote", f"rollout {ro.id}: every stage passed")
             ro.state = DONE
         else:

@@ -8,12 +8,31 @@ in read-only mode ``allowed`` hides them everywhere (footer, help, palette) and 
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
 from textual.binding import Binding
 
 GLOBAL = "*"
+
+
+# what an unfilled placeholder stands for in a command line (argparse's metavars)
+METAVARS = {
+    "release": "ID",
+    "a": "A",
+    "b": "B",
+    "channel": "CHANNEL",
+    "reason": "REASON",
+    "repo": "R",
+    "nodeset": "NODESET",
+    "build": "ID",
+    "source": "SPEC",
+    "builder": "BUILDER",
+    "targets": "A,B",
+}
+_GROUP = re.compile(r"\[([^\[\]]*)\]")
+_FIELD = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -25,23 +44,35 @@ class Action:
     description: str
     screens: tuple[str, ...]  # screen ids, or (GLOBAL,)
     mutating: bool = False
-    headless: str = ""  # template, formatted with the action's context (``{release}``, ``{channel}``…)
+    # template, filled with the action's context (``{release}``, ``{channel}``…); ``[…]`` is an
+    # optional part, left out when a field in it has no value; '' means no headless equivalent
+    headless: str = ""
     show: bool = True  # shown in the footer
     key_display: str | None = None
     cvmfs: bool = False  # only where the site has CernVM-FS targets (help, palette, footer)
+    per_screen: tuple[tuple[str, str], ...] = ()  # (screen id, template) where the command differs
 
     def applies_to(self, screen_id: str) -> bool:
         return GLOBAL in self.screens or screen_id in self.screens
 
-    def command(self, **context: object) -> str:
-        """The headless command line, with context values quoted for a shell ('' if none)."""
-        if not self.headless:
+    def template(self, screen_id: str = "") -> str:
+        return dict(self.per_screen).get(screen_id, self.headless)
+
+    def command(self, screen_id: str = "", **context: object) -> str:
+        """The headless command line on ``screen_id``, context values quoted for a shell ('' if
+        there is none). A field without a value reads as its metavar (``ID``, ``CHANNEL``), as in
+        ``console VERB --help``; an optional part without one is left out."""
+        template = self.template(screen_id)
+        if not template:
             return ""
         quoted = {k: shlex.quote(str(v)) for k, v in context.items() if v not in (None, "")}
-        try:
-            return self.headless.format(**quoted)
-        except KeyError:
-            return self.headless
+
+        def group(m: re.Match[str]) -> str:
+            return m.group(1) if all(f in quoted for f in _FIELD.findall(m.group(1))) else ""
+
+        text = _GROUP.sub(group, template)
+        text = _FIELD.sub(lambda m: quoted.get(m.group(1), METAVARS.get(m.group(1), m.group(1).upper())), text)
+        return " ".join(text.split())
 
 
 ACTIONS: list[Action] = [
@@ -58,7 +89,6 @@ ACTIONS: list[Action] = [
         "Filter",
         ("releases", "audit", "nodes", "compare"),
         key_display="/",
-        headless="console --headless releases",
     ),
     Action("open", "enter", "Open", ("releases",), headless="console --headless show {release}"),
     Action("mark", "space", "Mark", ("releases", "nodes"), show=True),
@@ -69,7 +99,7 @@ ACTIONS: list[Action] = [
         "Promote",
         ("releases", "release"),
         mutating=True,
-        headless="console --headless promote {release} --channel {channel} --reason {reason}",
+        headless="console --headless promote {release} --channel {channel}[ --reason {reason}][ --override {override}]",
     ),
     Action(
         "refresh",
@@ -77,6 +107,13 @@ ACTIONS: list[Action] = [
         "Refresh",
         ("releases", "channels", "nodes", "builds", "audit", "rollout"),
         headless="console --headless releases",
+        per_screen=(
+            ("channels", "console --headless channels"),
+            ("nodes", "console --headless nodes"),
+            ("builds", "console --headless builds"),
+            ("audit", "console --headless audit"),
+            ("rollout", "console --headless rollout status"),
+        ),
     ),
     # release detail
     Action(
@@ -93,7 +130,7 @@ ACTIONS: list[Action] = [
         "Roll back",
         ("channels",),
         mutating=True,
-        headless="console --headless rollback --channel {channel} --to {release} --reason {reason}",
+        headless="console --headless rollback --channel {channel}[ --to {release}][ --reason {reason}]",
     ),
     Action(
         "refresh_pointer",
@@ -109,7 +146,7 @@ ACTIONS: list[Action] = [
         "Sync CVMFS",
         ("channels",),
         mutating=True,
-        headless="console --headless cvmfs sync --repo {repo} --channel {channel}",
+        headless="console --headless cvmfs sync[ --repo {repo}] --channel {channel}",
         cvmfs=True,
     ),
     # nodes
@@ -128,6 +165,7 @@ ACTIONS: list[Action] = [
         ("fleetcheck", "builds"),
         mutating=True,
         headless="console --headless builds cancel {build}",
+        per_screen=(("fleetcheck", ""),),  # ctrl+c stops a headless fleet check: no verb of its own
     ),
     # builds
     Action(
@@ -144,7 +182,7 @@ ACTIONS: list[Action] = [
     Action("view('channels')", "2", "Channels", (GLOBAL,), headless="console --headless channels", show=False),
     Action("view('nodes')", "3", "Nodes", (GLOBAL,), headless="console --headless nodes", show=False),
     Action("view('builds')", "4", "Builds", (GLOBAL,), headless="console --headless builds", show=False),
-    Action("view('audit')", "5", "Audit", (GLOBAL,), show=False),
+    Action("view('audit')", "5", "Audit", (GLOBAL,), headless="console --headless audit", show=False),
     Action("view('rollout')", "6", "Rollout", (GLOBAL,), headless="console --headless rollout status", show=False),
 ]
 

@@ -49,7 +49,8 @@ class ConsoleCommands(Provider):
                 continue
             if GLOBAL_SCREEN_ONLY(a) or screen.check_action(a.name, ()) is False:
                 continue
-            out.append((a.description, a.headless or a.description, partial(screen.run_action, a.name)))
+            cmd = screen.headless_for(a) if isinstance(screen, BaseScreen) else a.command(sid)
+            out.append((a.description, cmd or a.description, partial(screen.run_action, a.name)))
         for v in actions.VIEWS:
             out.append((f"View: {v}", f"jump to the {v} view", partial(app.action_view, v)))
         if isinstance(screen, ReleasesScreen):
@@ -272,7 +273,7 @@ class DepotConsole(App):
     def action_help(self) -> None:
         from console.tui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(origin=self.screen))
 
     def action_jump(self) -> None:
         from console.tui.screens.modals import JumpModal

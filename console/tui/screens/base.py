@@ -108,9 +108,18 @@ class BaseScreen(Screen):
     def _reload_requested(self, _: ReloadView) -> None:
         self.action_refresh()
 
+    def headless_context(self) -> dict[str, object]:
+        """What the headless commands of this view's actions are filled with now (the release,
+        channel, build or nodes under the cursor or marked)."""
+        return {}
+
+    def headless_for(self, a: actions.Action) -> str:
+        """The exact headless command ``a`` stands for here, now (help, palette)."""
+        return a.command(self.SCREEN_ID, **self.headless_context())
+
     def log_command(self, action_name: str, **context: object) -> str:
         """Record (and return) the headless equivalent of an action just started."""
-        cmd = actions.action(action_name).command(**context)
+        cmd = actions.action(action_name).command(self.SCREEN_ID, **context)
         if cmd:
             self.console.command_log.append(cmd)
         return cmd

@@ -185,6 +185,9 @@ class BuildsScreen(BaseScreen):
         self._follow(self.current_build())
         self._detail()
 
+    def headless_context(self) -> dict[str, object]:
+        return {"build": self.current_build()}  # a new build's spec comes from its form
+
     def current_build(self) -> int | None:
         t = self.table
         if not t.row_count:

@@ -204,6 +204,9 @@ class ChannelsScreen(BaseScreen):
                 " no channels yet: open a release and press p to promote it"
             )
 
+    def headless_context(self) -> dict[str, object]:
+        return {"channel": self.current_channel()}  # roll back: one step, as b does (no --to)
+
     def current_channel(self) -> str | None:
         t = self.query_one("#channels-table", DataTable)
         if not t.row_count:

@@ -32,6 +32,9 @@ class CompareScreen(BaseScreen):
         self.diff: ReleaseDiff | None = None
         self.search = ""
 
+    def headless_context(self) -> dict[str, object]:
+        return {"a": short(self.a), "b": short(self.b)}
+
     def compose(self) -> ComposeResult:
         yield SiteHeader(f"Compare {short(self.a)} -> {short(self.b)}")
         with Horizontal(id="compare-top"):

@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 import console.tui.actions as actions
 from console.render import inert
-from console.tui.widgets.cells import block
+from console.tui.widgets.cells import block, cell
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 
@@ -37,6 +37,19 @@ def _key(a: actions.Action) -> str:
 class HelpScreen(Screen):
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close")]
 
+    def __init__(self, origin: Screen | None = None) -> None:
+        super().__init__()
+        self.origin = origin  # the view help was opened on: its actions' commands are filled in
+        self.commands: dict[tuple[str, str], str] = {}  # (section's screen id, action) -> shown (tests)
+
+    def _command(self, sid: str, a: actions.Action) -> str:
+        from console.tui.screens.base import BaseScreen
+
+        o = self.origin
+        if isinstance(o, BaseScreen) and sid in (actions.GLOBAL, o.SCREEN_ID):
+            return o.headless_for(a)
+        return a.command(sid)
+
     def compose(self) -> ComposeResult:
         read_only = self.app.read_only  # type: ignore[attr-defined]
         cvmfs = bool(self.app.site.config.cvmfs.targets)  # type: ignore[attr-defined]
@@ -53,7 +66,8 @@ class HelpScreen(Screen):
                 for a in actions.ACTIONS:
                     if sid not in a.screens or not actions.allowed(a.name, read_only) or (a.cvmfs and not cvmfs):
                         continue
-                    table.add_row(title if first else "", _key(a), a.description, a.headless or "-")
+                    cmd = self.commands[(sid, a.name)] = self._command(sid, a)
+                    table.add_row(title if first else "", _key(a), a.description, cell(cmd or "-", wrap=True))
                     self.listed.append(a.description)
                     first = False
             yield Static(table, id="help-table")

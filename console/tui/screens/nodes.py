@@ -211,6 +211,9 @@ class NodesScreen(PagedView):
             self.table.reload(keep_cursor=True)
             self._status()
 
+    def headless_context(self) -> dict[str, object]:
+        return {"nodeset": fold(sorted(self.marked)) if self.marked else self.table.current_key}
+
     def action_fleet_check(self) -> None:
         default = fold(sorted(self.marked)) if self.marked else (self.table.current_key or "")
         chans = sorted(current_channels(self.site))

@@ -42,6 +42,10 @@ class ReleaseScreen(BaseScreen):
         self._reader: TreeReader | None = None
         self._reader_lock = threading.Lock()
 
+    def headless_context(self) -> dict[str, object]:
+        parent = self.release.parent if self.release else None
+        return {"release": short(self.release_id), "a": short(parent) if parent else None, "b": short(self.release_id)}
+
     def compose(self) -> ComposeResult:
         yield SiteHeader(f"Release {short(self.release_id)}")
         with Horizontal(id="release-top"):

@@ -140,6 +140,11 @@ class ReleasesScreen(PagedView):
     def action_refresh(self) -> None:
         self.work(self._sync, lambda result: CatalogueSynced(*result), name="sync-catalogue")
 
+    def headless_context(self) -> dict[str, object]:
+        rid, pair = self.table.current_key, self.compare_pair()
+        a, b = (short(pair[0]), short(pair[1])) if pair else (None, None)
+        return {"release": short(rid) if rid else None, "a": a, "b": b}
+
     def on_data_table_row_selected(self, event: PagedTable.RowSelected) -> None:
         self.action_open()
 

@@ -7,11 +7,15 @@ command it stands for, and returns None when the operator says No or presses esc
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
@@ -26,6 +30,7 @@ class Confirmed:
 
     reason: str = ""
     choice: str = ""
+    override: str = ""  # promote: the reason that waives the policy's unmet checks (``--override``)
 
 
 class ConfirmModal(ModalScreen[Confirmed | None]):
@@ -80,16 +85,40 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         self.dismiss(None)
 
 
+class PolicyChecked(Message):
+    """The promote dialog's policy assessment for one channel, back from its worker."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__()
+        self.result = result
+
+
 class PromoteModal(ModalScreen[Confirmed | None]):
-    """Promote a release: pick the channel (its current release is shown as ``from``), give a reason."""
+    """Promote a release: pick the channel (its current release is shown as ``from``), give a reason.
+
+    ``assess(site, channel)`` (``console.tui.promote.assess``) runs in a thread worker for the
+    channel shown: its lines (unmet policy checks, pending approvals) appear under ``from -> to``.
+    For a channel in ``gated`` (it has a policy) Promote is refused until the checks are known, and
+    while any is unmet, unless every unmet one may be waived and an override reason is typed."""
 
     BINDINGS = [Binding("escape", "no", "No", show=False)]
 
-    def __init__(self, release: str, label: str, channels: dict[str, tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        release: str,
+        label: str,
+        channels: dict[str, tuple[str, str]],
+        *,
+        assess: Callable[[Any, str], Any] | None = None,
+        gated: set[str] | None = None,
+    ) -> None:
         super().__init__(id="promote-modal")
         self.release = release
         self.label = label
         self.channels = channels  # channel -> (current short id + label, version)
+        self.assess = assess
+        self.gated = gated or set()
+        self.assessment: dict[str, Any] = {}  # channel -> its PromoteAssessment
 
     def compose(self) -> ComposeResult:
         names = sorted(self.channels) or ["testing"]
@@ -97,7 +126,13 @@ class PromoteModal(ModalScreen[Confirmed | None]):
             yield Label(line(f"Promote {self.release[7:19]} ({self.label})"), classes="dialog-title")
             yield Select([(cell(n), n) for n in names], value=names[0], allow_blank=False, id="channel")
             yield Static("", id="from-to", classes="dialog-line")
+            yield Static("", id="policy", classes="dialog-line hidden")
             yield Input(placeholder="reason (recorded in the pointer and the audit log)", id="reason")
+            yield Input(
+                placeholder="override reason: waives the unmet checks (audited, written into the pointer)",
+                id="override",
+                classes="hidden",
+            )
             yield Static("", id="command", classes="headless")
             with Horizontal(classes="buttons"):
                 yield Button("No", id="no", variant="primary")
@@ -107,24 +142,79 @@ class PromoteModal(ModalScreen[Confirmed | None]):
         self._update()
         self.query_one("#no", Button).focus()
 
+    @property
+    def channel(self) -> str:
+        return str(self.query_one("#channel", Select).value)
+
     def _update(self) -> None:
-        ch = str(self.query_one("#channel", Select).value)
+        ch = self.channel
         current, version = self.channels.get(ch, ("(none)", "0"))
         self.query_one("#from-to", Static).update(
             line(f"{ch}: {current}  ->  {self.release[7:19]} {self.label}   (version {version} -> {int(version) + 1})")
         )
+        self._show_policy()
+        if self.assess is not None and ch not in self.assessment:
+            self._check(ch)
+
+    def _check(self, channel: str) -> None:
+        from console.tui.screens.base import run_site_work
+
+        assess = self.assess
+        assert assess is not None
+        run_site_work(self, lambda s: assess(s, channel), PolicyChecked, name="promote-policy", title="policy check")
+
+    def on_policy_checked(self, event: PolicyChecked) -> None:
+        self.assessment[event.result.channel] = event.result
+        if event.result.channel == self.channel:
+            self._show_policy()
+
+    def _show_policy(self) -> None:
+        ch = self.channel
+        found = self.assessment.get(ch)
+        lines = found.lines() if found is not None else []
+        if found is None and ch in self.gated:
+            lines = [f"policy of {ch}: checking…"]
+        box = self.query_one("#policy", Static)
+        box.update(Text("\n").join(line(text) for text in lines))  # each line inert, the breaks ours
+        box.set_class(not lines, "hidden")
+        overridable = found is not None and found.overridable
+        self.query_one("#override", Input).set_class(not overridable, "hidden")
+        waive = " --override …" if overridable else ""
         self.query_one("#command", Static).update(
-            line(f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …")
+            line(f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …{waive}")
         )
+
+    def refusal(self) -> str:
+        """Why Promote is refused now ('' when it is not)."""
+        ch = self.channel
+        found = self.assessment.get(ch)
+        if found is None:
+            return f"the policy of {ch} is still being checked" if ch in self.gated else ""
+        if found.error:
+            return f"the policy of {ch} cannot be checked: {found.error}"
+        if not found.unmet:
+            return ""
+        names = ", ".join(name for name, _, _ in found.unmet)
+        if not found.overridable:
+            return f"promote refused: {len(found.unmet)} unmet check(s) ({names}) and the policy lets not all be waived"
+        if not self.query_one("#override", Input).value.strip():
+            return (
+                f"promote refused: {len(found.unmet)} unmet check(s) ({names}); type an override reason to waive them"
+            )
+        return ""
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self._update()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "yes":
-            self.dismiss(
-                Confirmed(self.query_one("#reason", Input).value.strip(), str(self.query_one("#channel", Select).value))
-            )
+            why = self.refusal()
+            if why:
+                self.notify(why, title="promote", severity="warning")
+                return
+            found = self.assessment.get(self.channel)
+            waive = self.query_one("#override", Input).value.strip() if found is not None and found.unmet else ""
+            self.dismiss(Confirmed(self.query_one("#reason", Input).value.strip(), self.channel, waive))
         else:
             self.dismiss(None)
 

@@ -164,3 +164,17 @@ def smoke_cell(ok: bool | None, wall: float | None, reduction: float | None) -> 
     if reduction < 0 and pct:
         return f"ok {wall:.1f}s +{pct}% slower", "bold yellow"
     return f"ok {wall:.1f}s -{pct}%", "green"
+
+
+def published_in(rows: list[dict[str, Any]]) -> str:
+    """``core.site.cvmfs.status.release_in_targets`` as one line: the targets holding the release,
+    then those that do not and those that could not be read, e.g. ``a.org (not in b.org)``."""
+    held = [r["target"] for r in rows if r["present"]]
+    text = ", ".join(held) or "-"
+    missing = [r["target"] for r in rows if r["present"] is False]
+    unread = [r["target"] for r in rows if r["present"] is None]
+    if missing:
+        text += f" (not in {', '.join(missing)})"
+    if unread:
+        text += f" ({', '.join(unread)}: unreadable)"
+    return text

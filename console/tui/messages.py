@@ -124,6 +124,14 @@ class ReleaseLoaded(Message, bubble=False):
         self.release = release
 
 
+class ReleaseTargetsRead(Message, bubble=False):
+    """Which configured CVMFS targets hold a release (``core.site.cvmfs.status.release_in_targets``)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
 class TreeEntriesRead(Message, bubble=False):
     """The entries of the directory behind a file-tree node that was just expanded."""
 

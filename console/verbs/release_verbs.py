@@ -11,11 +11,12 @@ from pathlib import Path
 
 from console.context import Context, Output
 from console.lazy import lazy_import
-from console.render import ago, delta, inert, short, size, table
+from console.render import ago, delta, inert, published_in, short, size, table
 from core.errors import EXIT_CHECK_FAILED, EXIT_TRUST
 
 audited = lazy_import("core.site.audited")
 catalogue = lazy_import("core.site.catalogue")
+cvmfs_status = lazy_import("core.site.cvmfs.status")
 diff = lazy_import("core.site.diff")
 export = lazy_import("core.site.export")
 gc = lazy_import("core.site.gc")
@@ -157,9 +158,11 @@ def cmd_show(ctx: Context) -> Output:
         f"  parent   {rel.parent or '-'}",
         f"  builder  {json.dumps(rel.builder, sort_keys=True)}",
         f"  signed   {', '.join(k[:23] for k in rel.signed_by)}",
-        "",
-        "images:",
     ]
+    if ctx.site.config.cvmfs.targets:  # where it is published; without targets, as before
+        doc["cvmfs"] = cvmfs_status.release_in_targets(ctx.site, rel.id)
+        lines.append(f"  cvmfs    {inert(published_in(doc['cvmfs']))}")
+    lines += ["", "images:"]
     lines.append(
         table(
             ["  ARCH", "FILES", "SIZE", "CPU TARGET", "ROOT"],

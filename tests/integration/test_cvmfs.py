@@ -228,6 +228,20 @@ def test_ingest_mode_streams_the_release(site_dir: Path, tmp_path: Path, cvmfs_r
     assert repo.read_only() and repo.revision() >= 1
 
 
+def test_show_says_which_targets_hold_the_release(site_dir: Path, tmp_path: Path, cvmfs_repo: CvmfsRepo):
+    repo = cvmfs_repo
+    a = publish(site_dir, sample_tree(tmp_path / "a"))
+    b = publish(site_dir, sample_tree(tmp_path / "b", "b"))
+    plain = run_console(site_dir, "show", a).stdout
+    assert "cvmfs" not in plain and "cvmfs" not in run_json(site_dir, "show", a)  # no targets: as before
+    repo.configure(site_dir)
+    run_console(site_dir, "cvmfs", "publish", a, check=0)
+    assert run_json(site_dir, "show", a)["cvmfs"] == [{"target": repo.name, "repo": repo.name, "present": True}]
+    assert run_json(site_dir, "show", b)["cvmfs"] == [{"target": repo.name, "repo": repo.name, "present": False}]
+    assert f"\n  cvmfs    {repo.name}\n" in run_console(site_dir, "show", a).stdout
+    assert f"\n  cvmfs    - (not in {repo.name})\n" in run_console(site_dir, "show", b).stdout
+
+
 def test_node_env_and_verify_from_the_read_only_mount(site_dir: Path, tmp_path: Path, cvmfs_repo: CvmfsRepo):
     repo = cvmfs_repo
     repo.configure(site_dir)

@@ -1,13 +1,16 @@
-"""The Channels view with CernVM-FS targets: per channel each target's state, and ``s`` to sync."""
+"""The TUI with CernVM-FS targets: the Channels view (per channel each target's state, ``s`` to
+sync) and the release detail (which targets hold the release)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from console.tui.app import DepotConsole
 from console.tui.screens.channels import ChannelsScreen
+from console.tui.screens.release import ReleaseScreen
 from console.tui.textual_compat import notification_messages
 
 from fixtures.cvmfs import CvmfsRepo
@@ -53,3 +56,49 @@ async def test_no_targets_no_cvmfs_table_and_no_sync_binding(site_dir: Path) -> 
         await settle(pilot)
         assert not app.screen.query("#cvmfs-table")
         assert app.screen.check_action("sync_cvmfs", ()) is False
+
+
+def meta_text(app: DepotConsole) -> str:
+    return str(app.screen.query_one("#meta", Static).render())
+
+
+async def test_release_detail_says_which_targets_hold_it(
+    site_dir: Path, tmp_path: Path, cvmfs_repo: CvmfsRepo, monkeypatch
+) -> None:
+    import core.site.cvmfs.status as cvmfs_status
+
+    repo = cvmfs_repo
+    repo.configure(site_dir)
+    a = publish(site_dir, sample_tree(tmp_path / "a"), label="a")
+    b = publish(site_dir, sample_tree(tmp_path / "b", "b"), label="b")
+    run_console(site_dir, "cvmfs", "publish", a, check=0)
+    threads: list[str] = []
+    real = cvmfs_status.release_in_targets
+
+    def spy(site, release_id):
+        threads.append(threading.current_thread().name)
+        return real(site, release_id)
+
+    monkeypatch.setattr(cvmfs_status, "release_in_targets", spy)
+    app = DepotConsole(site_dir, start="releases")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for rid, want in [(a, f"cvmfs  {repo.name}\n"), (b, f"cvmfs  - (not in {repo.name})\n")]:
+            await app.push_screen(ReleaseScreen(rid))
+            await settle(pilot)
+            assert isinstance(app.screen, ReleaseScreen) and app.screen.release is not None
+            assert want in meta_text(app)
+            app.pop_screen()
+            await settle(pilot)
+    assert len(threads) == 2 and threading.main_thread().name not in threads  # in a worker, never the UI
+
+
+async def test_no_targets_no_cvmfs_line_in_release_detail(site_dir: Path, tmp_path: Path) -> None:
+    a = publish(site_dir, sample_tree(tmp_path / "a"), label="a")
+    app = DepotConsole(site_dir, start="releases")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await app.push_screen(ReleaseScreen(a))
+        await settle(pilot)
+        assert isinstance(app.screen, ReleaseScreen) and app.screen.release is not None
+        assert "cvmfs" not in meta_text(app)

@@ -1,11 +1,14 @@
 """One release: metadata, images (files, size, CPU target), packages from the lock file, and a
 lazy file tree per image (a directory's entries are read from the store only when it is opened,
-so a 100k-file image costs one tree object per expanded directory)."""
+so a 100k-file image costs one tree object per expanded directory). With CVMFS targets configured
+the metadata says which of them hold the release (read in a worker: a repository may be a slow
+FUSE mount)."""
 
 from __future__ import annotations
 
 import shlex
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -16,9 +19,9 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 import console.tui.actions as actions
-from console.render import ago, inert, short, size
+from console.render import ago, inert, published_in, short, size
 from console.tui.lookups import current_channels
-from console.tui.messages import ReleaseLoaded, TreeEntriesRead
+from console.tui.messages import ReleaseLoaded, ReleaseTargetsRead, TreeEntriesRead
 from console.tui.promote import start_promote
 from console.tui.screens.base import BaseScreen
 from console.tui.widgets.cells import InertTable, cell
@@ -31,6 +34,15 @@ from core.store.trees import TreeReader
 MAX_CHILDREN = 2000  # entries shown per directory; the rest are summarised in one line
 
 
+def _targets_holding(release_id: str) -> Callable[[Any], list[dict[str, Any]]]:
+    def read(site: Any) -> list[dict[str, Any]]:
+        from core.site.cvmfs import status
+
+        return status.release_in_targets(site, release_id)
+
+    return read
+
+
 class ReleaseScreen(BaseScreen):
     SCREEN_ID = "release"
     BINDINGS = actions.bindings_for("release")
@@ -41,6 +53,7 @@ class ReleaseScreen(BaseScreen):
         self.release: Release | None = None
         self._reader: TreeReader | None = None
         self._reader_lock = threading.Lock()
+        self._meta: list[tuple[str, str]] = []
 
     def headless_context(self) -> dict[str, object]:
         parent = self.release.parent if self.release else None
@@ -76,8 +89,7 @@ class ReleaseScreen(BaseScreen):
         site = self.site
         now = site.now()
         channels = [ch for ch, (rid, _) in current_channels(site).items() if rid == rel.id]
-        meta = Text()
-        for k, v in [
+        self._meta = [
             ("id", rel.id[:40] + "…"),
             ("name", rel.name),
             ("label", rel.label or "-"),
@@ -88,10 +100,11 @@ class ReleaseScreen(BaseScreen):
             ("signed by", ", ".join(short(k, 16) for k in rel.signed_by)),
             ("size", f"{size(rel.total_bytes)} in {rel.total_files} files"),
             ("smoke", shlex.join(rel.smoke["command"]) if rel.smoke else "-"),
-        ]:
-            meta.append(f"{k:>10}  ", style="dim")
-            meta.append(f"{inert(v)}\n")
-        self.query_one("#meta", Static).update(meta)
+        ]
+        if site.config.cvmfs.targets:  # where it is published; without targets, as before
+            self._meta.append(("cvmfs", "…"))
+            self.work(_targets_holding(rel.id), ReleaseTargetsRead, name="release-cvmfs", title="cvmfs")
+        self._show_meta()
         images = self.query_one("#images", InertTable)
         for arch, img in sorted(rel.images.items()):
             images.add_row(arch, str(img.files), size(img.bytes), img.cpu_target or "-", short(img.root), key=arch)
@@ -106,6 +119,18 @@ class ReleaseScreen(BaseScreen):
             )
             node.allow_expand = True
         tree.root.expand()
+
+    def _show_meta(self) -> None:
+        meta = Text()
+        for k, v in self._meta:
+            meta.append(f"{k:>10}  ", style="dim")
+            meta.append(f"{inert(v)}\n")
+        self.query_one("#meta", Static).update(meta)
+
+    @on(ReleaseTargetsRead)
+    def _targets_read(self, event: ReleaseTargetsRead) -> None:
+        self._meta = [(k, published_in(event.rows) if k == "cvmfs" else v) for k, v in self._meta]
+        self._show_meta()
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:
         node = event.node

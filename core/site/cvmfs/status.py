@@ -15,7 +15,7 @@ from typing import Any
 from core.errors import DepotError
 from core.model.digest import digest_bytes
 from core.node.mount import RELEASE_FILE, link_release, pointer_file
-from core.site.cvmfs.layout import Target, find_target
+from core.site.cvmfs.layout import Target, find_target, targets
 from core.site.cvmfs.publish import init_script_current
 from core.site.cvmfs.runner import state_dir
 from core.site.cvmfs.sync import load_outcomes, store_pointer
@@ -37,6 +37,19 @@ def present_releases(target: Target) -> list[str]:
     except FileNotFoundError:
         return []
     return ["sha256:" + n for n in names if len(n) == 64 and (target.releases / n / RELEASE_FILE).is_file()]
+
+
+def release_in_targets(site: Site, release_id: str) -> list[dict[str, Any]]:
+    """Per configured target, whether it holds ``release_id`` (its ``release.json``, written last,
+    is there); ``present`` is None where the mount cannot be read. ``[]`` without targets."""
+    out = []
+    for target in targets(site):
+        try:
+            present: bool | None = (target.release_dir(release_id) / RELEASE_FILE).is_file()
+        except OSError:
+            present = None
+        out.append({"target": target.name, "repo": target.repo, "present": present})
+    return out
 
 
 def _target_pointer(target: Target, channel: str) -> tuple[bytes | None, int | None]:

@@ -988,10 +988,20 @@ class HttpStore(Store):
         if status == 201:
             return name
         if status == 405:
-            if not self._dir_exists(name):
+            # 405 is nginx's answer both to "exists" and to "MKCOL not allowed"; the winner may
+            # already have removed its claim, so ask the server directly whether MKCOL works.
+            if not self._dir_exists(name) and not self._mkcol_works():
                 raise self._no_mkcol(relpath)
             raise Conflict(f"{relpath}: another writer claimed it at the same moment; nothing changed")
         raise StoreError(f"MKCOL {name}/: HTTP {status} from {self.urls[0]}")
+
+    def _mkcol_works(self) -> bool:
+        """Whether the server creates directories on ``MKCOL`` (a probe made and removed at once)."""
+        probe = f"locks/.probe-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        if self._mkcol(probe) != 201:
+            return False
+        self._unclaim(probe)
+        return True
 
     def _unclaim(self, claim: str) -> None:
         """Remove a claim (best effort: a leftover one only delays others by its lease)."""

@@ -51,6 +51,9 @@ class Action:
     key_display: str | None = None
     cvmfs: bool = False  # only where the site has CernVM-FS targets (help, palette, footer)
     per_screen: tuple[tuple[str, str], ...] = ()  # (screen id, template) where the command differs
+    # run before the key reaches the focused widget, so the keys read with it go where it sends
+    # the focus ('/' then typing: the filter box)
+    priority: bool = False
 
     def applies_to(self, screen_id: str) -> bool:
         return GLOBAL in self.screens or screen_id in self.screens
@@ -89,6 +92,7 @@ ACTIONS: list[Action] = [
         "Filter",
         ("releases", "audit", "nodes", "compare"),
         key_display="/",
+        priority=True,
     ),
     Action("open", "enter", "Open", ("releases",), headless="console --headless show {release}"),
     Action("mark", "space", "Mark", ("releases", "nodes"), show=True),
@@ -207,7 +211,17 @@ def bindings_for(screen_id: str) -> list[Binding]:
     out = []
     for a in ACTIONS:
         if screen_id in a.screens:
-            out.append(Binding(a.key, a.name, a.description, show=a.show, key_display=a.key_display, id=a.name))
+            out.append(
+                Binding(
+                    a.key,
+                    a.name,
+                    a.description,
+                    show=a.show,
+                    key_display=a.key_display,
+                    priority=a.priority,
+                    id=a.name,
+                )
+            )
     return out
 
 

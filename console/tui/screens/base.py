@@ -86,6 +86,11 @@ class BaseScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not actions.allowed(action, self.console.read_only):
             return False
+        if action == "filter":
+            from textual.widgets import Input
+
+            if isinstance(self.focused, Input):
+                return False  # '/' typed into a box is a '/'
         return True
 
     def work(
@@ -173,7 +178,9 @@ class PagedView(BaseScreen):
 
         box = self.query_one("#filter", Input)
         box.remove_class("hidden")
-        box.focus()
+        # now, not through ``focus()`` (a callback queued behind the keys already read): what is
+        # typed right after ``/`` reaches the box, '/zen4' filters and does not switch to view 4
+        self.set_focus(box)
 
     def on_input_changed(self, event: Any) -> None:
         if event.input.id != "filter":

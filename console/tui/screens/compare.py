@@ -145,7 +145,7 @@ class CompareScreen(BaseScreen):
         self.query_one("#file-diff", DataTable).focus()
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.set_focus(self.query_one("#filter", Input))  # now: keys typed right after / reach it
 
     def action_back(self) -> None:
         box = self.query_one("#filter", Input)

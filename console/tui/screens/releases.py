@@ -63,7 +63,9 @@ class ReleasesScreen(PagedView):
         self.by_release = channels_by_release(self.site)  # before the table's first page
         yield SiteHeader("Releases")
         yield Input(
-            placeholder="filter: name, label, id prefix, image   (esc clears)", id="filter", classes="filter hidden"
+            placeholder="filter: name, label, id prefix, image, channel   (esc clears)",
+            id="filter",
+            classes="filter hidden",
         )
         yield PagedTable(COLUMNS, self.fetch, self.count, id="releases-table")
         yield Static("", id="status", classes="status")
@@ -79,7 +81,7 @@ class ReleasesScreen(PagedView):
     def fetch(self, site: Any, offset: int, limit: int) -> list[tuple[str, list]]:
         now = site.now()
         out = []
-        for r in site.state.releases.rows(limit=limit, offset=offset, search=self.search):
+        for r in site.state.releases.rows(limit=limit, offset=offset, search=self.search, also=self.on_channels()):
             mark = "● " if r["id"] in self.marked else "  "
             images = cell(",".join(json.loads(r["images"] or "[]")), width=21)
             chans = cell(", ".join(self.by_release.get(r["id"], [])), "bold magenta", 18)
@@ -104,7 +106,12 @@ class ReleasesScreen(PagedView):
         return text.strip().lower().removeprefix("sha256:")
 
     def count(self, site: Any) -> int:
-        return site.state.releases.count(search=self.search)
+        return site.state.releases.count(search=self.search, also=self.on_channels())
+
+    def on_channels(self) -> list[str]:
+        """The releases a channel matching the filter carries (the filter also matches channels)."""
+        s = self.search
+        return [rid for rid, chans in self.by_release.items() if s and any(s in c.lower() for c in chans)]
 
     def filtered(self) -> None:
         self._status()

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Span, Text
+from textual.binding import Binding
 from textual.geometry import Size
 from textual.markup import escape
 from textual.widgets import DataTable
@@ -114,7 +115,15 @@ def as_cell(value: Any) -> Any:
 
 class InertTable(DataTable):
     """A ``DataTable`` that shows data inert: no cell is parsed as markup or reaches the
-    terminal with a control character in it."""
+    terminal with a control character in it. Every table moves as k9s's and lazygit's do:
+    ``j``/``k`` down/up, ``g``/``Home`` to the first row, ``G``/``End`` to the last."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g,home", "scroll_top", "Top", show=False),
+        Binding("G,end", "scroll_bottom", "Bottom", show=False),
+    ]
 
     def add_row(self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None) -> Any:
         return super().add_row(

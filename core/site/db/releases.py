@@ -9,18 +9,21 @@ from typing import Any
 from core.site.db.base import Table, Where
 
 
-def release_filter(name: str | None = None, search: str = "") -> Where:
-    """Releases named ``name`` and/or matching ``search`` in name, label, images or as an id prefix."""
+def release_filter(name: str | None = None, search: str = "", also: Iterable[str] = ()) -> Where:
+    """Releases named ``name`` and/or matching ``search`` in name, label, images or as an id prefix
+    (or among the ids ``also``: those the caller matched otherwise, e.g. by their channels)."""
     where = Where()
     if name:
         where = where.and_("name = ?", name)
     if search:
+        extra = sorted(set(also))
         where = where.and_(
-            "(name like ? or label like ? or id like ? or images like ?)",
+            "(name like ? or label like ? or id like ? or images like ?" + "".join(" or id = ?" for _ in extra) + ")",
             f"%{search}%",
             f"%{search}%",
             f"sha256:{search}%",
             f"%{search}%",
+            *extra,
         )
     return where
 
@@ -46,16 +49,21 @@ class Releases(Table):
                 self.db.conn.executemany("delete from releases where id = ?", [(i,) for i in ids])
 
     def rows(
-        self, name: str | None = None, limit: int | None = None, offset: int = 0, search: str = ""
+        self,
+        name: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        search: str = "",
+        also: Iterable[str] = (),
     ) -> list[dict[str, Any]]:
         """Catalogue rows matching `release_filter`, newest first (then by id); a page with ``limit``."""
-        where = release_filter(name, search)
+        where = release_filter(name, search, also)
         lim = f"limit {int(limit)} offset {int(offset)}" if limit is not None else ""
         return self._dicts(f"select * from releases {where.sql} order by created desc, id {lim}", where.params)
 
-    def count(self, name: str | None = None, search: str = "") -> int:
+    def count(self, name: str | None = None, search: str = "", also: Iterable[str] = ()) -> int:
         """How many rows `rows` would return without a limit."""
-        where = release_filter(name, search)
+        where = release_filter(name, search, also)
         return int(self._scalar(f"select count(*) from releases {where.sql}", where.params))
 
     def ids_with_prefix(self, hexprefix: str) -> list[str]:

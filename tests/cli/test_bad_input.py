@@ -103,6 +103,9 @@ def _as_nobody(argv: list[str], errfile: Path) -> int:
     everything the verb needs first, then fork instead of exec.
     """
     import archspec.cpu
+    import sqlite_utils  # noqa: F401 (the console loads these lazily: nobody could not, later)
+    import tomli_w  # noqa: F401
+    from cryptography.hazmat.primitives import serialization  # noqa: F401
 
     import core.arch
     import core.kinds.packages
@@ -129,6 +132,7 @@ def _as_nobody(argv: list[str], errfile: Path) -> int:
             import traceback
 
             traceback.print_exc()
+            sys.stderr.flush()
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)

@@ -816,10 +816,32 @@ class HttpStore(Store):
                 return None
             if resp.status_code != 200:
                 raise self._fail(resp, f"GET {relpath}")
+            if self._older_than_asked(resp, headers):
+                # A cache answered with a copy older than the max-age we asked for (caches may
+                # ignore a client's max-age): ask it to revalidate with the origin, once.
+                return self._read_revalidated(relpath, primary_only=primary_only, base=base)
             data = self._read_body(resp, relpath)
         if conditional:
             self._remember(relpath, served_by, resp, data)
         return data
+
+    def _older_than_asked(self, resp: httpx.Response, headers: dict[str, str]) -> bool:
+        """Whether a cache served a mutable file older (its ``Age``) than the ``max-age`` asked."""
+        if not headers.get("Cache-Control", "").startswith("max-age="):
+            return False
+        age = resp.headers.get("age", "")
+        return age.isdigit() and int(age) > self.mutable_max_age_s
+
+    def _read_revalidated(self, relpath: str, *, primary_only: bool, base: str | None) -> bytes | None:
+        """``relpath`` with ``Cache-Control: no-cache``: any cache on the way revalidates first."""
+        with self._send(
+            "GET", relpath, headers={"Cache-Control": "no-cache"}, primary_only=primary_only, base=base
+        ) as resp:
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise self._fail(resp, f"GET {relpath}")
+            return self._read_body(resp, relpath)
 
     @staticmethod
     def _base_of(resp: httpx.Response, relpath: str) -> str:

@@ -358,7 +358,14 @@ class LocalStore(Store):
                 current = None
             if current != expected:
                 raise Conflict(f"{relpath}: moved meanwhile")
+            before = dest.stat().st_mtime if current is not None else None
             self._atomic_write(dest, new, overwrite=True, mode=0o644)
+            if before is not None and int(dest.stat().st_mtime) <= int(before):
+                # HTTP validators (nginx's ETag and Last-Modified) have one-second granularity: a
+                # same-size rewrite within the second would revalidate as "not modified" in every
+                # cache in front of the store. Move the mtime on to the next second.
+                later = float(int(before) + 1)
+                os.utime(dest, (later, later))
 
     def list_files(self, reldir: str) -> list[str]:
         try:

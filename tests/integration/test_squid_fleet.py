@@ -140,7 +140,7 @@ def test_rollback_is_visible_through_squid_within_the_bound(http_site, nginx_ser
         seen.append(json.loads(hydrate(root, nginx_server.url, trust).stdout)["release"])
         if seen[-1] == v1:
             break
-    assert seen[-1] == v1, seen
+    assert seen[-1] == v1, (seen[:2], [(r.code, r.status, r.url[-40:]) for r in squid.requests()][-14:])
     assert tree_listing(root / "current" / "production") == exported(http_site, v1, tmp_path / "export")
 
 

@@ -55,8 +55,8 @@ def test_a_dripping_server_cannot_hold_a_hydrate(
     tmp_path: Path, published: tuple[HostileServer, Path, str], kind: str, where: str
 ) -> None:
     server, trust, _ = published
-    server.fault(where, kind, interval=0.25)
-    root = _node(tmp_path, timeout_s=1.0, deadline_s=2.0, retries=1)
+    server.fault(where, kind, interval=0.1)
+    root = _node(tmp_path, timeout_s=0.5, deadline_s=0.8, retries=0)
     proc = hydrate(root, server.url, trust, check=1)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -715,8 +715,9 @@ def sweep_packs(store: Store, release_ids: Iterable[str], dry_run: bool = False)
         else:
             orphans.append(f"packs/{name}")
     sweep.orphan_files = orphans
-    for rel in orphans:
-        sweep.freed_bytes += store.file_size(rel) if dry_run else store.delete_file(rel)
+    if not dry_run:
+        for rel in orphans:
+            sweep.freed_bytes += store.delete_file(rel)
     return sweep
 
 

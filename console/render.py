@@ -65,6 +65,8 @@ def size(n: int | float | None) -> str:
     """``1.2 GB``-style sizes (decimal units, like df -H and most operators' dashboards)."""
     if n is None:
         return "-"
+    if abs(n) < 1000:  # humanize says "282 Bytes" / "1 Byte"; every other size here is "kB"-style
+        return f"{int(n)} B"
     return humanize.naturalsize(n, format="%.1f")
 
 

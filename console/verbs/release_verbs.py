@@ -268,5 +268,9 @@ def cmd_gc(ctx: Context) -> Output:
         f"{verb} {rep.unreferenced} unreferenced object(s), {size(rep.freed_bytes)}; "
         f"{rep.reachable} reachable from {rep.releases} release(s)"
         + (f"; {rep.temp_files} stray temp file(s)" if rep.temp_files else "")
-        + (f"; {len(rep.orphan_pack_files)} orphan pack file(s)" if rep.orphan_pack_files else ""),
+        + (
+            f"; {len(rep.orphan_pack_files)} orphan pack file(s), {size(rep.pack_freed_bytes)}"
+            if rep.orphan_pack_files
+            else ""
+        ),
     )

@@ -186,6 +186,10 @@ class Store(abc.ABC):
         """Delete a derived file (a pack, its index, a pack list); return the bytes freed (0 if absent)."""
         raise StoreError(f"store {self.location} cannot delete files")
 
+    def file_size(self, relpath: str) -> int:
+        """Bytes ``delete_file(relpath)`` would free (0 when it is missing)."""
+        return len(self.read_file(relpath) or b"")
+
     @abc.abstractmethod
     def list_files(self, reldir: str) -> list[str]:
         """Names (not paths) of the files directly in ``reldir`` (``releases``, ``channels``…)."""

@@ -715,6 +715,13 @@ class HttpStore(Store):
                 return bytes(buf)
         raise StoreError(f"GET {relpath} bytes {offset}-{last_byte} failed after {self.tries} tries: {last}")
 
+    def file_size(self, relpath: str) -> int:
+        ensure_relpath(relpath)
+        with self._send("HEAD", relpath, primary_only=True) as resp:
+            if resp.status_code == 404:
+                return 0
+            return int(resp.headers.get("content-length") or 0)
+
     def delete_file(self, relpath: str) -> int:
         """DELETE a derived file (pack, index, pack list) on the primary; return its size (0 if absent)."""
         ensure_relpath(relpath)

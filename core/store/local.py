@@ -324,6 +324,12 @@ class LocalStore(Store):
             raise StoreError(f"{relpath} in store {self.root} is shorter than {offset + length} bytes")
         return data
 
+    def file_size(self, relpath: str) -> int:
+        try:
+            return self._path(relpath).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def delete_file(self, relpath: str) -> int:
         p = self._path(relpath)
         try:

@@ -715,9 +715,8 @@ def sweep_packs(store: Store, release_ids: Iterable[str], dry_run: bool = False)
         else:
             orphans.append(f"packs/{name}")
     sweep.orphan_files = orphans
-    if not dry_run:
-        for rel in orphans:
-            sweep.freed_bytes += store.delete_file(rel)
+    for rel in orphans:
+        sweep.freed_bytes += store.file_size(rel) if dry_run else store.delete_file(rel)
     return sweep
 
 

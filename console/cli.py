@@ -61,7 +61,22 @@ def common_options() -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> ArgumentParser:
+def verb_of(argv: list[str]) -> str | None:
+    """The verb a command line names (the first word that is not an option or ``--site``'s
+    value); None when there is none, or when help or the version is asked before it."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help", "--version", "--"):
+            return None
+        if word == "--site":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(verb: str | None = None) -> ArgumentParser:
+    """The whole parser; with ``verb``, only that verb's group is registered (see ``VERB_MODULE``)."""
     from console.verbs import register_all
 
     common = common_options()
@@ -74,7 +89,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"depot-console {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=ArgumentParser)
-    register_all(sub, common)
+    register_all(sub, common, verb)
     return parser
 
 
@@ -141,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
+    parser = build_parser(verb_of(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:

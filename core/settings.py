@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -49,7 +50,9 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """``cls``'s field types, evaluated once per class (each evaluation compiles every annotation)."""
     return typing.get_type_hints(cls)
 
 

@@ -20,7 +20,6 @@ import abc
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -131,6 +130,8 @@ class Store(abc.ABC):
             self.fetch_object_to(digest, dest, size)
             if on_done is not None:
                 on_done(digest, dest)
+
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait  # not on a CLI verb's start-up
 
         jobs = list(jobs)
         with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:

@@ -60,3 +60,38 @@ def test_read_only_refuses_state_changes(site_dir: Path, tmp_path: Path) -> None
     proc = run_console(site_dir, "--read-only", "publish", "--name", "n", "--image", f"x86_64={src}")
     assert proc.returncode == 2 and proc.stderr == "console: publish: refused, the console is in read-only mode\n"
     assert run_json(site_dir, "releases") == []
+
+
+def test_verb_module_table_names_every_verb_where_it_is_registered() -> None:
+    """``console VERB`` builds only VERB's group: the table must name the group that registers it."""
+    import argparse
+    import importlib
+
+    from console.cli import common_options
+    from console.verbs import MODULES, VERB_MODULE
+
+    registered: dict[str, str] = {}
+    for name in MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"console.verbs.{name}").register(sub, common_options())
+        registered.update(dict.fromkeys(sub.choices, name))
+    assert registered == VERB_MODULE
+
+
+def test_verb_of_finds_the_verb_after_global_options() -> None:
+    from console.cli import build_parser, verb_of
+
+    assert verb_of(["--site", "show", "--json", "diff", "a", "b"]) == "diff"
+    assert verb_of(["--headless", "show", "--site", "x"]) == "show"
+    assert [verb_of(a) for a in (["--help", "show"], ["--version"], [], ["--json"])] == [None] * 4
+    one = build_parser("show")
+    assert list(one._subparsers._group_actions[0].choices) == [  # type: ignore[union-attr]
+        "publish",
+        "releases",
+        "show",
+        "verify",
+        "diff",
+        "export",
+        "gc",
+    ]
+    assert vars(one.parse_args(["show", "abc", "--json"])) == vars(build_parser().parse_args(["show", "abc", "--json"]))

@@ -142,7 +142,7 @@ ACTIONS: list[Action] = [
         "Renew expiry",
         ("channels",),
         mutating=True,
-        headless="console --headless refresh --channel {channel}",
+        headless="console --headless refresh --channel {channel}[ --reason {reason}]",
     ),
     Action(
         "sync_cvmfs",

@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "refresh", parents=[common], help="re-sign current pointers as a new version with a fresh expiry (for cron)"
     )
     f.add_argument("--channel", action="append", metavar="C", help="only this channel (repeatable)")
+    f.add_argument("--reason", default="", help="why (recorded in the pointer and the audit log; default 'refresh')")
     f.set_defaults(handler=cmd_refresh)
 
     c = sub.add_parser("channels", parents=[common], help="channels, their releases and time left")
@@ -114,7 +115,7 @@ def with_cvmfs(ctx: Context, u, out: Output) -> Output:  # noqa: ANN001 - a Chan
 def cmd_refresh(ctx: Context) -> Output:
     for name in ctx.args.channel or []:  # a name the site does not have is bad input, nothing refreshed
         ch.require_known_channel(ctx.site, name)
-    done, failed = ch.refresh_all(ctx.site, ctx.args.channel)
+    done, failed = ch.refresh_all(ctx.site, ctx.args.channel, ctx.args.reason)
     if ctx.args.channel and len(ctx.args.channel) == 1 and failed:
         raise failed[0][1]  # the one channel asked for: its error is the answer (one error document)
     data = [u.to_json() for u in done] + [{"channel": c, "error": str(e), "exit_code": e.exit_code} for c, e in failed]

@@ -518,9 +518,11 @@ def rollback(
 
 
 def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
-    """Re-sign the current pointer as version N+1 with a fresh expiry (same release)."""
+    """Re-sign the current pointer as version N+1 with a fresh expiry (same release); ``reason``
+    goes into the pointer (``refresh`` when none is given) and the audit row, as promote's does."""
     check_channel_name(channel)
     with site.action("refresh", channel) as detail:
+        detail["reason"] = reason
         cur = read_current(site, channel, None, for_update=True)
         if cur.pointer is None:
             raise NotFound(f"channel {channel} has no pointer to refresh")
@@ -531,13 +533,14 @@ def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
 
 
 def refresh_all(
-    site: Site, channels: list[str] | None = None
+    site: Site, channels: list[str] | None = None, reason: str = ""
 ) -> tuple[list[ChannelUpdate], list[tuple[str, DepotError]]]:
-    """Refresh each channel (all by default) independently; failures do not stop the others."""
+    """Refresh each channel (all by default) independently, each with ``reason``; failures do not
+    stop the others."""
     done, failed = [], []
     for ch in channels if channels is not None else site.store.list_channels():
         try:
-            done.append(refresh(site, ch))
+            done.append(refresh(site, ch, reason))
         except DepotError as exc:
             failed.append((ch, exc))
     return done, failed

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static
 
 import console.tui.promote as promote_mod
 import core.site.channels as channel_ops
@@ -34,6 +34,17 @@ def write_policy(site_dir: Path, body: str) -> None:
         fh.write(f"\n[channels.production]\n{body}\n")
 
 
+async def open_promote(pilot, channel: str = "production") -> PromoteModal:  # noqa: ANN001
+    """``p``, then pick ``channel`` (the dialog picks none by itself) and let its policy check land."""
+    await pilot.press("p")
+    await settle(pilot)
+    modal = pilot.app.screen
+    assert isinstance(modal, PromoteModal)
+    modal.query_one("#channel", Select).value = channel
+    await settle(pilot)
+    return modal
+
+
 def policy_text(modal: PromoteModal) -> str:
     return str(modal.query_one("#policy", Static).render())
 
@@ -54,10 +65,8 @@ async def test_unmet_checks_are_listed_from_a_worker_and_an_override_reason_waiv
     app = DepotConsole(demo_site, start="releases")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
-        modal = app.screen
-        assert isinstance(modal, PromoteModal) and modal.channel == "production"
+        modal = await open_promote(pilot)
+        assert modal.channel == "production"
         assert threads and not any(threads)  # evaluated, never on the UI thread
         text = policy_text(modal)
         assert "policy of production: 1 of 1 check(s) unmet:" in text
@@ -89,10 +98,7 @@ async def test_a_check_the_policy_does_not_let_waive_refuses_the_promote(demo_si
     app = DepotConsole(demo_site, start="releases")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
-        modal = app.screen
-        assert isinstance(modal, PromoteModal)
+        modal = await open_promote(pilot)
         text = policy_text(modal)
         assert "✗ soak: " in text and "(no override)" in text
         assert "refused: the policy lets no override waive soak" in text

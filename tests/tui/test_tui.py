@@ -154,9 +154,9 @@ async def test_promote_through_the_modal(demo_site: Path) -> None:
         await pilot.pause()
         modal = app.screen
         assert isinstance(modal, PromoteModal)
-        assert modal.focused.id == "no"  # the default is No
-        assert modal.query_one("#channel", Select).value == "production"
-        await pilot.click("#reason")
+        assert modal.focused.id == "reason"  # typing the reason comes first; No is the default button
+        assert modal.query_one("#channel", Select).value is Select.NULL  # no channel picked for the operator
+        modal.query_one("#channel", Select).value = "production"
         await pilot.press(*"fixed")
         await pilot.click("#yes")
         await settle(pilot)
@@ -183,8 +183,10 @@ async def test_rollback_confirm_and_cancel(demo_site: Path) -> None:
         assert any("cancelled: nothing changed" in n for n in notes(app))
         await pilot.press("b")
         await settle(pilot)
+        await pilot.press("enter")  # in the reason: enter moves to No, never confirms
         await pilot.press("enter")  # No is focused: enter says No
         await settle(pilot)
+        assert not isinstance(app.screen, ConfirmModal)
         assert production(demo_site)["version"] == before["version"]
         await pilot.press("b")
         await settle(pilot)

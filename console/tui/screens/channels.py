@@ -273,7 +273,9 @@ class ChannelsScreen(BaseScreen):
             f"  to  {short(to)}  {' '.join(labels.get(to, ('', '')))}",
             "A rollback is a new pointer version pointing at the older release.",
         ]
-        cmd = actions.action("rollback").command(channel=channel, release=short(to), reason="…")
+
+        def cmd(reason: str) -> str:  # the ≡ line, as the reason is typed
+            return actions.action("rollback").command(channel=channel, release=short(to), reason=reason)
 
         def answered(answer: Confirmed | None) -> None:
             if answer is None:
@@ -298,12 +300,14 @@ class ChannelsScreen(BaseScreen):
         if not row or not row["release"]:
             return
         lines = [f"{channel}: re-sign {short(row['release'])} as version {row['version'] + 1} with a fresh expiry"]
-        cmd = actions.action("refresh_pointer").command(channel=channel)
+
+        def cmd(reason: str) -> str:  # the ≡ line, as the reason is typed (``refresh --reason``)
+            return actions.action("refresh_pointer").command(channel=channel, reason=reason)
 
         def answered(answer: Confirmed | None) -> None:
             if answer is None:
                 return
-            self.log_command("refresh_pointer", channel=channel)
+            self.log_command("refresh_pointer", channel=channel, reason=answer.reason)
 
             def run(site: Any) -> Any:
                 require_channel_version(site, channel, row["version"])

@@ -92,13 +92,16 @@ class FleetCheckScreen(BaseScreen):
         def prepare() -> tuple[Any, Any, list[str]]:
             site = self.console.open_site()
             try:
-                opts = options_from_site(
+                opts = options_from_site(  # what ``req.command()`` (the form's ≡ line) asks headless
                     site,
                     smoke=self.smoke or None,
-                    channel=self.channel if self.smoke else None,
+                    hydrate=req.hydrate or None,
+                    channel=self.channel if self.smoke or req.hydrate else None,
                     transport=req.transport,
                     partition=(req.partition or None) if slurm else None,
                     feature=(req.feature or None) if slurm else None,
+                    ssh_config=(req.ssh_config or None) if not slurm else None,
+                    timeout=req.timeout,
                 )
                 nodes = self.nodes or select_nodes(site, None, opts)  # none given: Slurm's
                 return opts, channel_targets(site), nodes

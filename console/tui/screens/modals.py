@@ -1,7 +1,11 @@
 """Modal dialogs: confirmations (No first, No focused), promote, jump to a view, fleet check, build.
 
-Every confirmation shows what will happen (``from -> to``), asks for a reason, shows the headless
-command it stands for, and returns None when the operator says No or presses escape.
+Every confirmation shows what will happen (``from -> to``), asks for a reason (the focus starts
+there: typing it is the first thing to do; enter in it moves to No, never confirms), shows the
+headless command it stands for (the ``≡`` line: exactly what would run, shell-quoted, updated as
+the reason or an option is typed), and returns None when the operator says No or presses escape.
+Dialogs fit the terminal (``console.tcss``: at most its width and height, the content wraps, a
+tall one scrolls above its buttons, which stay in view).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+import console.tui.actions as actions
 from console.tui.actions import VIEWS
 from console.tui.widgets.cells import cell, line
 
@@ -45,9 +50,11 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         *,
         yes: str = "Yes",
         ask_reason: bool = True,
-        command: str = "",
+        command: str | Callable[[str], str] = "",
         id: str | None = None,
     ) -> None:
+        """``command``: the headless equivalent, or a function of the reason typed that gives it
+        (the ``≡`` line follows the reason field as the operator types)."""
         super().__init__(id=id)
         self.title_text = title
         self.lines = lines
@@ -63,13 +70,21 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
             if self.ask_reason:
                 yield Input(placeholder="reason (recorded in the pointer and the audit log)", id="reason")
             if self.command:
-                yield Static(line(f"≡ {self.command}"), classes="headless")
+                yield Static(self._command_line(""), id="command", classes="headless")
             with Horizontal(classes="buttons"):
                 yield Button("No", id="no", variant="primary")
                 yield Button(self.yes_label, id="yes", variant="error")
 
+    def _command_line(self, reason: str) -> Text:
+        cmd = self.command(reason) if callable(self.command) else self.command
+        return line(f"≡ {cmd}")
+
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        self.query_one("#reason" if self.ask_reason else "#no").focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "reason" and self.command:
+            self.query_one("#command", Static).update(self._command_line(event.value.strip()))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "yes":
@@ -95,6 +110,9 @@ class PolicyChecked(Message):
 
 class PromoteModal(ModalScreen[Confirmed | None]):
     """Promote a release: pick the channel (its current release is shown as ``from``), give a reason.
+
+    No channel is picked beforehand: pointing the wrong channel (``production``, first in the
+    list) at a release is the mistake to avoid, so Promote is refused until one is chosen.
 
     ``assess(site, channel)`` (``console.tui.promote.assess``) runs in a thread worker for the
     channel shown: its lines (unmet policy checks, pending approvals) appear under ``from -> to``.
@@ -124,7 +142,13 @@ class PromoteModal(ModalScreen[Confirmed | None]):
         names = sorted(self.channels) or ["testing"]
         with Vertical(classes="dialog"):
             yield Label(line(f"Promote {self.release[7:19]} ({self.label})"), classes="dialog-title")
-            yield Select([(cell(n), n) for n in names], value=names[0], allow_blank=False, id="channel")
+            yield Select(
+                [(cell(n), n) for n in names],
+                prompt="channel: pick one",
+                allow_blank=True,
+                value=Select.NULL,
+                id="channel",
+            )
             yield Static("", id="from-to", classes="dialog-line")
             yield Static("", id="policy", classes="dialog-line hidden")
             yield Input(placeholder="reason (recorded in the pointer and the audit log)", id="reason")
@@ -140,20 +164,24 @@ class PromoteModal(ModalScreen[Confirmed | None]):
 
     def on_mount(self) -> None:
         self._update()
-        self.query_one("#no", Button).focus()
+        self.query_one("#reason", Input).focus()
 
     @property
     def channel(self) -> str:
-        return str(self.query_one("#channel", Select).value)
+        """The channel picked ('' while none is)."""
+        value = self.query_one("#channel", Select).value
+        return "" if value is Select.NULL else str(value)
 
     def _update(self) -> None:
         ch = self.channel
-        current, version = self.channels.get(ch, ("(none)", "0"))
-        self.query_one("#from-to", Static).update(
-            line(f"{ch}: {current}  ->  {self.release[7:19]} {self.label}   (version {version} -> {int(version) + 1})")
-        )
+        if not ch:
+            text = "pick the channel: its current release and version show here"
+        else:
+            current, version = self.channels.get(ch, ("(none)", "0"))
+            text = f"{ch}: {current}  ->  {self.release[7:19]} {self.label}   (version {version} -> {int(version) + 1})"
+        self.query_one("#from-to", Static).update(line(text))
         self._show_policy()
-        if self.assess is not None and ch not in self.assessment:
+        if ch and self.assess is not None and ch not in self.assessment:
             self._check(ch)
 
     def _check(self, channel: str) -> None:
@@ -179,14 +207,31 @@ class PromoteModal(ModalScreen[Confirmed | None]):
         box.set_class(not lines, "hidden")
         overridable = found is not None and found.overridable
         self.query_one("#override", Input).set_class(not overridable, "hidden")
-        waive = " --override …" if overridable else ""
-        self.query_one("#command", Static).update(
-            line(f"≡ console --headless promote {self.release[7:19]} --channel {ch} --reason …{waive}")
+        self._show_command()
+
+    def _override(self) -> str:
+        """The override reason the promote would carry: typed, and only while checks are unmet."""
+        found = self.assessment.get(self.channel)
+        return self.query_one("#override", Input).value.strip() if found is not None and found.unmet else ""
+
+    def command(self) -> str:
+        """The headless command Promote stands for now: what is typed, quoted for a shell (the same
+        line the promote is logged as, ``BaseScreen.log_command``)."""
+        return actions.action("promote").command(
+            release=self.release[7:19],
+            channel=self.channel,
+            reason=self.query_one("#reason", Input).value.strip(),
+            override=self._override(),
         )
+
+    def _show_command(self) -> None:
+        self.query_one("#command", Static).update(line(f"≡ {self.command()}"))
 
     def refusal(self) -> str:
         """Why Promote is refused now ('' when it is not)."""
         ch = self.channel
+        if not ch:
+            return "pick the channel to promote to"
         found = self.assessment.get(ch)
         if found is None:
             return f"the policy of {ch} is still being checked" if ch in self.gated else ""
@@ -206,15 +251,16 @@ class PromoteModal(ModalScreen[Confirmed | None]):
     def on_select_changed(self, event: Select.Changed) -> None:
         self._update()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_command()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "yes":
             why = self.refusal()
             if why:
                 self.notify(why, title="promote", severity="warning")
                 return
-            found = self.assessment.get(self.channel)
-            waive = self.query_one("#override", Input).value.strip() if found is not None and found.unmet else ""
-            self.dismiss(Confirmed(self.query_one("#reason", Input).value.strip(), self.channel, waive))
+            self.dismiss(Confirmed(self.query_one("#reason", Input).value.strip(), self.channel, self._override()))
         else:
             self.dismiss(None)
 
@@ -249,34 +295,55 @@ class JumpModal(ModalScreen[str | None]):
 
 @dataclass
 class FleetRequest:
+    """What the fleet-check form returns: the options of ``console --headless fleet check`` it
+    stands for, carried to the check itself (``FleetCheckScreen``)."""
+
     nodeset: str  # may be empty with the Slurm transport and a partition or feature: Slurm picks
     smoke: bool
     channel: str
     transport: str = "ssh"  # ssh | slurm (``--via``)
     partition: str = ""  # with slurm: ``--partition``
     feature: str = ""  # with slurm: ``--feature`` (srun --constraint)
+    hydrate: bool = False  # ``--hydrate``: the channel's release onto each node first
+    ssh_config: str = ""  # with ssh: ``--ssh-config FILE`` ('' the site's [fleet] ssh_config)
+    timeout: float | None = None  # ``--timeout S`` (None the site's [fleet] timeout)
+    default_transport: str = "ssh"  # the site's [fleet] transport: ``--via`` only when it differs
 
     def command_args(self) -> str:
-        """What follows ``fleet check`` headless (node set, ``--via``, Slurm's and smoke options)."""
+        """What follows ``fleet check`` headless (node set, ``--via``, Slurm's, hydrate, smoke,
+        ssh and timeout options), each value quoted for a shell."""
         parts = [shlex.quote(self.nodeset)] if self.nodeset else []
-        if self.transport != "ssh":
+        if self.transport != self.default_transport:
             parts += ["--via", self.transport]
         if self.transport == "slurm":
             parts += [
                 f"--{k} {shlex.quote(v)}" for k, v in (("partition", self.partition), ("feature", self.feature)) if v
             ]
+        if self.hydrate:
+            parts.append("--hydrate")
         if self.smoke:
-            parts += ["--smoke", "--channel", shlex.quote(self.channel)]
+            parts.append("--smoke")
+        if self.hydrate or self.smoke:
+            parts += ["--channel", shlex.quote(self.channel)]
+        if self.ssh_config and self.transport == "ssh":
+            parts += ["--ssh-config", shlex.quote(self.ssh_config)]
+        if self.timeout is not None:
+            parts += ["--timeout", f"{self.timeout:g}"]
         return " ".join(parts)
+
+    def command(self) -> str:
+        """The whole headless command line (the form's ``≡`` line, the command log's entry)."""
+        return f"console --headless fleet check {self.command_args()}".rstrip()
 
 
 TRANSPORTS = ("ssh", "slurm")
 
 
 class FleetCheckModal(ModalScreen[FleetRequest | None]):
-    """Which nodes to check (a ClusterShell node set), over which transport (ssh per node, or one
-    Slurm step, optionally in a partition / on nodes with a feature), and whether to smoke-test a
-    channel."""
+    """Which nodes to check (a ClusterShell node set), over which transport (ssh per node, with an
+    ssh client config, or one Slurm step, optionally in a partition / on nodes with a feature),
+    whether to hydrate and smoke-test a channel, the deadline per node; the ``≡`` line is the
+    ``console --headless fleet check`` command with those options, as they are typed."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
@@ -284,57 +351,99 @@ class FleetCheckModal(ModalScreen[FleetRequest | None]):
         super().__init__(id="fleet-modal")
         self.nodeset = nodeset
         self.channels = channels or ["production"]
-        self.transport = transport if transport in TRANSPORTS else "ssh"
+        self.transport = transport if transport in TRANSPORTS else "ssh"  # the site's default
 
     def compose(self) -> ComposeResult:
+        slurm = self.transport == "slurm"
         with Vertical(classes="dialog"):
             yield Label(
-                "Fleet check: probe nodes over ssh or Slurm, classify CPUs, optionally smoke-test",
-                classes="dialog-title",
+                line("Fleet check: probe CPUs and images; optionally hydrate, smoke-test"), classes="dialog-title"
             )
-            yield Input(self.nodeset, placeholder="node set, e.g. node[001-042],gpu[01-04]", id="nodeset")
-            yield Select(
-                [("ssh: one ssh per node", "ssh"), ("slurm: one srun step over the nodes", "slurm")],
-                value=self.transport,
-                allow_blank=False,
-                id="transport",
-            )
-            with Horizontal(id="slurm-where", classes="hidden" if self.transport != "slurm" else ""):
-                yield Input(placeholder="slurm partition (optional)", id="partition")
-                yield Input(placeholder="slurm feature, e.g. zen3 (optional)", id="feature")
-            yield Checkbox("smoke-test the channel's release", id="smoke")
-            yield Select([(cell(c), c) for c in self.channels], value=self.channels[0], allow_blank=False, id="channel")
+            with Horizontal(classes="row"):
+                yield Input(self.nodeset, placeholder="node set, e.g. node[001-042],gpu[01-04]", id="nodeset")
+                yield Select(
+                    [("ssh: per node", "ssh"), ("slurm: one srun", "slurm")],
+                    value=self.transport,
+                    allow_blank=False,
+                    id="transport",
+                )
+            with Horizontal(classes="row"):
+                yield Checkbox("hydrate", id="hydrate")
+                yield Checkbox("smoke-test", id="smoke")
+                yield Select(
+                    [(cell(c), c) for c in self.channels], value=self.channels[0], allow_blank=False, id="channel"
+                )
+            with Horizontal(classes="row"):
+                with Horizontal(id="ssh-where", classes="hidden" if slurm else ""):
+                    yield Input(placeholder="ssh config file (optional)", id="ssh-config")
+                with Horizontal(id="slurm-where", classes="" if slurm else "hidden"):
+                    yield Input(placeholder="partition (optional)", id="partition")
+                    yield Input(placeholder="feature, e.g. zen3", id="feature")
+                yield Input(placeholder="timeout s", id="timeout", restrict=r"[0-9.]*")
+            yield Static("", id="command", classes="headless")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="no", variant="primary")
                 yield Button("Start", id="yes", variant="warning")
 
+    def on_mount(self) -> None:
+        self.query_one("#nodeset", Input).focus()
+        self._show_command()
+
+    def request(self) -> FleetRequest:
+        """The form as it stands (a timeout that is no number reads as none; ``problem`` says so)."""
+        transport = str(self.query_one("#transport", Select).value)
+        slurm = transport == "slurm"
+        try:
+            timeout: float | None = float(self.query_one("#timeout", Input).value.strip())
+        except ValueError:
+            timeout = None
+        return FleetRequest(
+            self.query_one("#nodeset", Input).value.strip(),
+            self.query_one("#smoke", Checkbox).value,
+            str(self.query_one("#channel", Select).value),
+            transport,
+            self.query_one("#partition", Input).value.strip() if slurm else "",
+            self.query_one("#feature", Input).value.strip() if slurm else "",
+            hydrate=self.query_one("#hydrate", Checkbox).value,
+            ssh_config="" if slurm else self.query_one("#ssh-config", Input).value.strip(),
+            timeout=timeout,
+            default_transport=self.transport,
+        )
+
+    def problem(self) -> str:
+        """Why Start is refused now ('' when it is not)."""
+        req = self.request()
+        slurm = req.transport == "slurm"
+        if not req.nodeset and not (req.partition or req.feature):
+            return "give a node set (or, over slurm, a partition or a feature)" if slurm else "give a node set"
+        typed = self.query_one("#timeout", Input).value.strip()
+        if typed and (req.timeout is None or req.timeout <= 0):
+            return f"timeout {typed!r}: give seconds, a number above 0"
+        return ""
+
+    def _show_command(self) -> None:
+        self.query_one("#command", Static).update(line(f"≡ {self.request().command()}"))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_command()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._show_command()
+
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "transport":
-            self.query_one("#slurm-where").set_class(event.value != "slurm", "hidden")
+            slurm = event.value == "slurm"
+            self.query_one("#slurm-where").set_class(not slurm, "hidden")
+            self.query_one("#ssh-where").set_class(slurm, "hidden")
+        self._show_command()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "yes":
-            nodeset = self.query_one("#nodeset", Input).value.strip()
-            transport = str(self.query_one("#transport", Select).value)
-            slurm = transport == "slurm"
-            partition = self.query_one("#partition", Input).value.strip() if slurm else ""
-            feature = self.query_one("#feature", Input).value.strip() if slurm else ""
-            if not nodeset and not (partition or feature):
-                self.notify(
-                    "give a node set (or, over slurm, a partition or a feature)" if slurm else "give a node set",
-                    severity="warning",
-                )
+            why = self.problem()
+            if why:
+                self.notify(why, severity="warning")
                 return
-            self.dismiss(
-                FleetRequest(
-                    nodeset,
-                    self.query_one("#smoke", Checkbox).value,
-                    str(self.query_one("#channel", Select).value),
-                    transport,
-                    partition,
-                    feature,
-                )
-            )
+            self.dismiss(self.request())
         else:
             self.dismiss(None)
 

@@ -95,6 +95,15 @@ ACTIONS: list[Action] = [
         priority=True,
     ),
     Action("open", "enter", "Open", ("releases",), headless="console --headless show {release}"),
+    # enter on a row of any other table: every column of it, whole (k9s's describe); the
+    # headless listings print those rows, nothing prints one row alone
+    Action(
+        "detail",
+        "enter",
+        "Row detail",
+        ("release", "compare", "channels", "nodes", "fleetcheck", "builds", "audit"),
+        show=False,
+    ),
     Action("mark", "space", "Mark", ("releases", "nodes"), show=True),
     Action("compare", "c", "Compare", ("releases",), headless="console --headless diff {a} {b} --files"),
     Action(

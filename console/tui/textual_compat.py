@@ -16,6 +16,7 @@ from typing import Any
 from textual.app import App
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
+from textual.widgets.data_table import Column
 
 #: (class, method): Textual methods the console's subclasses override; if one is renamed, the
 #: override silently stops being called, so the compat test checks they still exist.
@@ -25,6 +26,7 @@ OVERRIDDEN_HOOKS: tuple[tuple[type, str], ...] = (
     (DataTable, "notify_style_update"),
     (DataTable, "watch_cursor_coordinate"),
     (DataTable, "watch_scroll_y"),
+    (Column, "get_render_width"),  # a hidden column of an InertTable takes no width at all
 )
 
 #: DataTable's render caches (LRU caches with a ``maxsize``), by attribute name.

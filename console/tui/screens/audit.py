@@ -11,11 +11,21 @@ import console.tui.actions as actions
 from console.render import ago
 from console.tui.screens.base import PagedView
 from console.tui.widgets.cells import cell, line
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
 
-COLUMNS = [("TIME", 20), ("AGO", 12), ("ACTOR", 18), ("VERB", 11), ("TARGET", 20), ("OUTCOME", 25)]
+# At 80 columns: when (as an age), who, what, on what and how it ended, whole; the timestamp
+# once there is room for it.
+COLUMNS = [
+    Col("TIME", 20, priority=4, max=20),
+    Col("AGO", 8, priority=0),
+    Col("ACTOR", 8, priority=2, flex=1),
+    Col("VERB", 7, priority=1),
+    Col("TARGET", 10, priority=3, flex=1),
+    Col("OUTCOME", 10, priority=1, flex=2, claim=30),
+]
 
 
 def _target(t: str) -> str:
@@ -51,12 +61,12 @@ class AuditScreen(PagedView):
                 (
                     str(rid),
                     [
-                        cell(time, width=20),
-                        cell(ago(time, now), width=12),
-                        cell(actor, width=18),
-                        cell(verb, width=11),
-                        cell(_target(target), width=20),
-                        cell(outcome, style, 25),
+                        cell(time),
+                        cell(ago(time, now)),
+                        cell(actor),
+                        cell(verb),
+                        cell(_target(target)),
+                        cell(outcome, style),
                     ],
                 )
             )

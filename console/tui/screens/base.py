@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import DataTable
 
 import console.tui.actions as actions
 from console.tui import textual_compat
@@ -132,6 +134,36 @@ class BaseScreen(Screen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+    # -- the row detail (enter) -------------------------------------------------------------
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """enter on a table row opens its detail. A view whose rows open something of their own
+        (releases: the release) handles ``RowSelected`` first and calls ``prevent_default()``."""
+        self.open_row_detail(event.data_table)
+
+    def action_detail(self) -> None:
+        """The detail of the focused table's row (or the view's first table's, when the focus
+        is elsewhere: the builds log)."""
+        from console.tui.widgets.cells import InertTable
+
+        focused = self.focused
+        table = focused if isinstance(focused, InertTable) else next(iter(self.query(InertTable)), None)
+        if table is not None:
+            self.open_row_detail(table)
+
+    def open_row_detail(self, table: DataTable) -> None:
+        """Show every column of the highlighted row of ``table``, whole (``RowDetail``)."""
+        from console.tui.screens.row_detail import RowDetail
+        from console.tui.widgets.cells import InertTable
+
+        fields = table.row_fields() if isinstance(table, InertTable) else []
+        if fields:
+            self.app.push_screen(RowDetail(self.row_detail_title(fields), fields))
+
+    def row_detail_title(self, fields: list[tuple[str, Text]]) -> str:
+        """The row detail's title: the view's name and the row's first column."""
+        label, value = fields[0]
+        return f"{self.TITLE_TEXT or self.SCREEN_ID}: {label.lower()} {value.plain}"
 
 
 FILTER_DEBOUNCE_S = 0.15  # typing a word runs one query, not one per key

@@ -24,6 +24,7 @@ from console.tui.messages import BuildCancelled, BuildsListed, BuildsListFailed,
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import BuildModal, BuildRequest, Confirmed, ConfirmModal, build_command
 from console.tui.widgets.cells import InertTable, cell, line, log_lines
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.errors import DepotError
@@ -35,16 +36,17 @@ STATUS_STYLE = {
     "queued": "cyan",
     "cancelled": "magenta",
 }
-# (label, width): fixed, so the table fits 120 columns; long values end in "…"
+# At 80 columns: the build, how it stands, what it builds and why it failed; the rest as the
+# width allows (every value whole in the row detail, enter).
 COLUMNS = [
-    ("ID", 4),
-    ("STATUS", 11),
-    ("BUILDER", 8),
-    ("NAME", 12),
-    ("TARGETS", 22),
-    ("CREATED", 14),
-    ("RELEASE", 12),
-    ("ERROR", 20),
+    Col("ID", 2, priority=0),
+    Col("STATUS", 6, priority=0),
+    Col("BUILDER", 5, priority=5),
+    Col("NAME", 6, priority=1, flex=1),
+    Col("TARGETS", 8, priority=2, flex=1),
+    Col("CREATED", 8, priority=3),
+    Col("RELEASE", 12, priority=4, max=12),
+    Col("ERROR", 10, priority=1, flex=2, claim=24),
 ]
 TAIL_BYTES = 64 << 10  # a new log view starts with at most this much of the file
 TICK_S = 0.5  # log poll period; the list is re-read on every tick while a build is active
@@ -98,12 +100,12 @@ def row_cells(row: dict, now: Any) -> list:
     return [
         cell(row["id"]),
         status_cell(row),
-        cell(row["builder"], width=8),
-        cell(row.get("name") or "-", width=12),
-        cell(targets_text(row), width=22),
+        cell(row["builder"]),
+        cell(row.get("name") or "-"),
+        cell(targets_text(row)),
         cell(ago(row["created"], now)),
         cell(short(row.get("release"))),
-        cell(row.get("error") or "", "red", 20),
+        cell(row.get("error") or "", "red"),
     ]
 
 
@@ -127,12 +129,11 @@ class BuildsScreen(BaseScreen):
         yield ConsoleFooter()
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#builds-table", DataTable)
+    def table(self) -> InertTable:
+        return self.query_one("#builds-table", InertTable)
 
     def on_mount(self) -> None:
-        for label, width in COLUMNS:
-            self.table.add_column(label, width=width, key=label.lower())
+        self.table.set_columns(COLUMNS)
         self.table.focus()
         self.action_refresh()
         self.set_interval(TICK_S, self._tick, name="builds-follow")
@@ -170,7 +171,7 @@ class BuildsScreen(BaseScreen):
                     old = t.get_row(key)
                     for i, new in enumerate(row_cells(r, now)):
                         if str(old[i]) != str(new):
-                            t.update_cell(key, COLUMNS[i][0].lower(), new)
+                            t.update_cell(key, COLUMNS[i].column_key, new)
             else:
                 t.clear()
                 for r in rows:

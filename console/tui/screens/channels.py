@@ -23,21 +23,47 @@ from console.tui.messages import ChannelsLoaded, ChannelUpdated, HistoryLoaded, 
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import Confirmed, ConfirmModal
 from console.tui.widgets.cells import InertTable, cell, line
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.site.guards import require_channel_version
 
-# The history fits 120 columns: long reasons end in "…" (``history --channel C`` prints them whole);
-# the release a pointer replaced is the one on the row below it.
+# At 80 columns: which channel, its version, release and what it is, how long it has left and
+# whether it is sound; who did the last thing and when, as the width allows.
+CHANNEL_COLUMNS = [
+    Col("CHANNEL", 7, priority=0, flex=1),
+    Col("VERSION", 3, priority=1),
+    Col("RELEASE", 12, priority=1, max=12),
+    Col("NAME", 6, priority=2, flex=1),
+    Col("LABEL", 6, priority=2, flex=1),
+    Col("ACTION", 6, priority=4),
+    Col("ACTOR", 6, priority=5, flex=1),
+    Col("ISSUED", 8, priority=4),
+    Col("EXPIRES IN", 6, priority=1),
+    Col("STATUS", 6, priority=0, flex=2, claim=24),
+]
+CVMFS_COLUMNS = [
+    Col("CHANNEL", 7, priority=0),
+    Col("TARGET", 6, priority=0, flex=1),
+    Col("REPO", 6, priority=4, flex=1),
+    Col("STATE", 6, priority=0),
+    Col("TARGET VER", 3, priority=2),
+    Col("STORE VER", 3, priority=2),
+    Col("RELEASE", 12, priority=3, max=12),
+    Col("DETAIL", 10, priority=1, flex=3, claim=24),
+]
+# The history, newest first: the reason is what an operator reads it for (enter shows a row
+# whole; ``history --channel C`` prints them all); the release a pointer replaced is the one on
+# the row below it.
 HISTORY_COLUMNS = [
-    ("VER", 3),
-    ("ACTION", 8),
-    ("RELEASE", 12),
-    ("NAME LABEL", 18),
-    ("ACTOR", 10),
-    ("REASON", 32),
-    ("ISSUED", 13),
-    ("STATUS", 6),
+    Col("VER", 3, priority=0),
+    Col("ACTION", 6, priority=1),
+    Col("RELEASE", 12, priority=2, max=12),
+    Col("NAME LABEL", 8, priority=3, flex=1),
+    Col("ACTOR", 6, priority=2),
+    Col("REASON", 12, priority=1, flex=3, claim=30),
+    Col("ISSUED", 8, priority=2),
+    Col("STATUS", 2, priority=1),
 ]
 
 
@@ -88,16 +114,10 @@ class ChannelsScreen(BaseScreen):
 
     def on_mount(self) -> None:
         t = self.query_one("#channels-table", DataTable)
-        t.add_columns(
-            "CHANNEL", "VERSION", "RELEASE", "NAME", "LABEL", "ACTION", "ACTOR", "ISSUED", "EXPIRES IN", "STATUS"
-        )
-        h = self.query_one("#history-table", DataTable)
-        for label, width in HISTORY_COLUMNS:
-            h.add_column(label, width=width)
+        self.query_one("#channels-table", InertTable).set_columns(CHANNEL_COLUMNS)
+        self.query_one("#history-table", InertTable).set_columns(HISTORY_COLUMNS)
         if self.has_cvmfs:
-            self.query_one("#cvmfs-table", DataTable).add_columns(
-                "CHANNEL", "TARGET", "REPO", "STATE", "TARGET VER", "STORE VER", "RELEASE", "DETAIL"
-            )
+            self.query_one("#cvmfs-table", InertTable).set_columns(CVMFS_COLUMNS)
         t.focus()
         self.action_refresh()
 
@@ -133,7 +153,7 @@ class ChannelsScreen(BaseScreen):
                     cell(str(r.get("target_version") or "-")),
                     cell(str(r.get("store_version") or "-")),
                     short(r.get("target_release")),
-                    cell(detail, "red" if detail else "", 40),
+                    cell(detail, "red" if detail else ""),
                     key=f"{doc.get('name')}:{r['channel']}",
                 )
         self.query_one("#cvmfs-title", Static).update(
@@ -182,7 +202,7 @@ class ChannelsScreen(BaseScreen):
         t.clear()
         for r in rows:
             name, label = labels.get(r["release"] or "", ("", ""))
-            status = Text("ok", style="green") if not r["problem"] else cell(r["problem"], "red", 30)
+            status = Text("ok", style="green") if not r["problem"] else cell(r["problem"], "red")
             t.add_row(
                 cell(r["channel"], "bold magenta"),
                 str(r["version"] or "-"),
@@ -238,11 +258,11 @@ class ChannelsScreen(BaseScreen):
                 str(r["version"]),
                 cell(action, "bold yellow" if action == "rollback" else ""),
                 short(r.get("release")),
-                cell(" ".join(labels.get(r.get("release") or "", ("", ""))).strip(), width=18),
-                cell(r.get("actor", "-"), width=10),
-                cell(r.get("reason") or "-", width=32),
-                cell(ago(r.get("issued"), now), width=13),
-                cell(r["problem"] or "ok", "red" if r["problem"] else "green", 6),
+                cell(" ".join(labels.get(r.get("release") or "", ("", ""))).strip()),
+                cell(r.get("actor", "-")),
+                cell(r.get("reason") or "-"),
+                cell(ago(r.get("issued"), now)),
+                cell(r["problem"] or "ok", "red" if r["problem"] else "green"),
             )
 
     def _row(self, channel: str) -> dict | None:

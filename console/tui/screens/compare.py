@@ -14,11 +14,30 @@ from console.render import delta, short, size
 from console.tui.messages import DiffLoaded
 from console.tui.screens.base import BaseScreen
 from console.tui.widgets.cells import InertTable, cell, line
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.site.diff import ReleaseDiff, diff_releases
 
 MAX_FILE_ROWS = 1000
+IMAGE_COLUMNS = [
+    Col("IMAGE", 6, priority=0, flex=1),
+    Col("STATE", 7, priority=1),
+    Col("ADDED", 3, priority=2),
+    Col("REMOVED", 3, priority=2),
+    Col("MODIFIED", 3, priority=2),
+    Col("Δ BYTES", 6, priority=1),
+]
+# At 80 columns: what changed, where, and by how much (Δ); the path takes the rest of the width,
+# then the sizes before and after when there is room.
+FILE_COLUMNS = [
+    Col("CHANGE", 7, priority=0),
+    Col("IMAGE", 6, priority=1),
+    Col("PATH", 20, priority=0, flex=1, claim=30),
+    Col("OLD", 6, priority=3),
+    Col("NEW", 6, priority=2),
+    Col("Δ", 7, priority=0),
+]
 STYLE = {"added": "green", "removed": "red", "modified": "yellow", "type-changed": "magenta"}
 
 
@@ -47,15 +66,10 @@ class CompareScreen(BaseScreen):
 
     def on_mount(self) -> None:
         t = self.query_one("#image-diff", InertTable)
-        t.add_columns("IMAGE", "STATE", "ADDED", "REMOVED", "MODIFIED", "Δ BYTES")
+        t.set_columns(IMAGE_COLUMNS)
         t.border_title = "images"
-        f = self.query_one("#file-diff", DataTable)
-        f.add_column("CHANGE", width=8)
-        f.add_column("IMAGE", width=10)
-        f.add_column("PATH", width=58)
-        f.add_column("OLD", width=9)
-        f.add_column("NEW", width=9)
-        f.add_column("Δ", width=10)
+        f = self.query_one("#file-diff", InertTable)
+        f.set_columns(FILE_COLUMNS)
         f.focus()
         self.work(lambda s: diff_releases(s, self.a, self.b), DiffLoaded, name="diff", title="cannot compare")
 

@@ -11,13 +11,14 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import DataTable, ProgressBar, Static
+from textual.widgets import ProgressBar, Static
 
 import console.tui.actions as actions
 from console.tui.messages import FleetCheckFinished, NodeChecked, NodeStarted
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import FleetRequest
 from console.tui.widgets.cells import InertTable, cell, line
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.errors import DepotError
@@ -30,6 +31,16 @@ from core.fleet.check import (
     select_nodes,
     summarize,
 )
+
+# At 80 columns: the node, how its check went and why, whole as far as the width goes (enter
+# shows a row whole); the micro-architecture and the time when there is room.
+COLUMNS = [
+    Col("NODE", 6, priority=0),
+    Col("STATUS", 8, priority=0),
+    Col("ARCH", 6, priority=2),
+    Col("DETAIL", 12, priority=1, flex=1, claim=30),
+    Col("SECONDS", 5, priority=3),
+]
 
 
 class FleetCheckScreen(BaseScreen):
@@ -57,12 +68,8 @@ class FleetCheckScreen(BaseScreen):
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        t = self.query_one("#fleet-table", DataTable)
-        t.add_column("NODE", key="node", width=12)
-        t.add_column("STATUS", key="status", width=18)
-        t.add_column("ARCH", key="arch", width=16)
-        t.add_column("DETAIL", key="detail", width=60)
-        t.add_column("SECONDS", key="seconds", width=8)
+        t = self.query_one("#fleet-table", InertTable)
+        t.set_columns(COLUMNS)
         self._add_rows()
         t.focus()
         self.running = True
@@ -70,9 +77,9 @@ class FleetCheckScreen(BaseScreen):
         self.run_check()
 
     def _add_rows(self) -> None:
-        t = self.query_one("#fleet-table", DataTable)
+        t = self.query_one("#fleet-table", InertTable)
         for n in self.nodes:
-            t.add_row(cell(n, width=12), Text("waiting", style="dim"), "", "", "", key=n)
+            t.add_row(cell(n), Text("waiting", style="dim"), "", "", "", key=n)
         self.query_one(ProgressBar).update(total=len(self.nodes) or None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -140,15 +147,15 @@ class FleetCheckScreen(BaseScreen):
 
     @on(NodeStarted)
     def _node_started(self, event: NodeStarted) -> None:
-        self.query_one("#fleet-table", DataTable).update_cell(event.node, "status", Text("checking…", style="yellow"))
+        self.query_one("#fleet-table", InertTable).update_cell(event.node, "status", Text("checking…", style="yellow"))
 
     @on(NodeChecked)
     def _node_checked(self, event: NodeChecked) -> None:
         check = event.check
-        t = self.query_one("#fleet-table", DataTable)
-        t.update_cell(check.node, "status", cell(check.status, "green" if check.ok else "bold red", 18))
-        t.update_cell(check.node, "arch", cell(check.arch or "-", width=16))
-        t.update_cell(check.node, "detail", cell(check.detail, width=60))
+        t = self.query_one("#fleet-table", InertTable)
+        t.update_cell(check.node, "status", cell(check.status, "green" if check.ok else "bold red"))
+        t.update_cell(check.node, "arch", cell(check.arch or "-"))
+        t.update_cell(check.node, "detail", cell(check.detail))
         t.update_cell(check.node, "seconds", f"{check.seconds:.1f}")
         self.query_one(ProgressBar).update(progress=len(self.results))
         self._status()

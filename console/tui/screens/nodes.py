@@ -24,6 +24,7 @@ from console.tui.screens.base import PagedView
 from console.tui.screens.modals import FleetCheckModal, FleetRequest
 from console.tui.widgets.barchart import bar_chart
 from console.tui.widgets.cells import block, cell, line
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
@@ -32,29 +33,37 @@ from core.fleet.check import channel_targets
 from core.fleet.nodeset import expand, fold
 from core.site.inventory import UNKNOWN_ARCH, ImageCache, arch_findings, live_images, node_rows
 
-# Fixed widths that fit 120 columns. Between ARCH and RELEASE: one column per channel the site has
-# (the first `IMAGE_CHANNELS` by name), headed by its name, the image that channel gives the node;
-# RELEASE is what the node reported for the first of them.
+# Between ARCH and RELEASE: one column per channel the site has (the first `IMAGE_CHANNELS` by
+# name), headed by its name, the image that channel gives the node; RELEASE is what the node
+# reported for the first of them. At 80 columns: the node, its CPU, the images it gets and how
+# it stands; the release, smoke and when it was seen as the width allows.
 IMAGE_CHANNELS = 2
 COLUMNS = [
-    ("NODE", 9),
-    ("ARCH", 14),
-    ("RELEASE", 12),
-    ("LAST SMOKE", 15),
-    ("STATUS", 11),
-    ("LAST SEEN", 14),
+    Col("NODE", 6, priority=0),
+    Col("ARCH", 8, priority=0),
+    Col("RELEASE", 12, priority=3, max=12),
+    Col("LAST SMOKE", 8, priority=2, flex=1),
+    Col("STATUS", 6, priority=1, flex=1),
+    Col("LAST SEEN", 8, priority=4),
 ]
 # With Slurm's view of the nodes: its state and features instead of LAST SEEN (Slurm's state says
-# more about a node now), a shorter RELEASE and LAST SMOKE, still within 120 columns.
+# more about a node now) and a shorter RELEASE.
 SLURM_COLUMNS = [
-    ("NODE", 9),
-    ("ARCH", 14),
-    ("RELEASE", 8),
-    ("LAST SMOKE", 13),
-    ("STATUS", 11),
-    ("SLURM", 8),
-    ("FEATURES", 14),
+    Col("NODE", 6, priority=0),
+    Col("ARCH", 8, priority=0),
+    Col("RELEASE", 8, priority=4, max=8),
+    Col("LAST SMOKE", 8, priority=3, flex=1),
+    Col("STATUS", 6, priority=1, flex=1),
+    Col("SLURM", 5, priority=1),
+    Col("FEATURES", 8, priority=2, flex=1),
 ]
+
+
+def image_column(channel: str) -> Col:
+    """The column of the image ``channel`` gives each node, headed by the channel's name."""
+    return Col(channel.upper(), 6, priority=1, key=f"image:{channel}")
+
+
 SLURM_STATE_STYLE = {"idle": "green", "mixed": "green", "allocated": "green", "alloc": "green"}
 
 
@@ -63,7 +72,7 @@ def slurm_state_cell(state: str | None) -> Text:
     if not state:
         return Text("-", style="dim")
     base = state.lower().split("+")[0].rstrip("*~#!%$@^-")
-    return cell(state, SLURM_STATE_STYLE.get(base, "bold red"), 8)
+    return cell(state, SLURM_STATE_STYLE.get(base, "bold red"))
 
 
 class NodesScreen(PagedView):
@@ -83,7 +92,7 @@ class NodesScreen(PagedView):
         self.slurm = self.site.state.nodes.has_slurm()
         self.channels = sorted(current_channels(self.site))[:IMAGE_CHANNELS]
         base = SLURM_COLUMNS if self.slurm else COLUMNS
-        columns = [*base[:2], *((ch.upper()[:11], 11) for ch in self.channels), *base[2:]]
+        columns = [*base[:2], *(image_column(ch) for ch in self.channels), *base[2:]]
         yield SiteHeader("Nodes")
         with Horizontal(id="nodes-top"):
             yield Static("loading…", id="arch-chart", classes="panel")
@@ -114,32 +123,32 @@ class NodesScreen(PagedView):
                 pick = imgs.get(ch)
                 if not pick:
                     return Text("-", style="dim")
-                return cell(pick.get("image") or "none fits", "" if pick.get("image") else "bold red", 11)
+                return cell(pick.get("image") or "none fits", "" if pick.get("image") else "bold red")
 
             rel = (have.get(self.channels[0]) or {}).get("release") if self.channels else None
             smoke = Text(*smoke_cell(None if ok is None else bool(ok), wall, red))
             mark = "●" if name in self.marked else " "
             arch = arch or UNKNOWN_ARCH  # never probed, or not classified: 'unknown', as the CLI says
-            cells = [cell(mark + name, width=9), cell(arch, width=14), *(img(ch) for ch in self.channels)]
+            cells = [cell(mark + name), cell(arch), *(img(ch) for ch in self.channels)]
             if not self.slurm:
                 cells += [
                     short(rel),
                     smoke,
-                    cell(status, "green" if status == "ok" else "red", 11),
-                    cell(ago(seen, now), width=14),
+                    cell(status, "green" if status == "ok" else "red"),
+                    cell(ago(seen, now)),
                 ]
                 out.append((name, cells))
                 continue
             features = json.loads(sfeat) if sfeat else []
             wrong = bool(arch_findings(arch, features))  # a feature claims a CPU the probe did not measure
             if wrong:
-                cells[1] = cell(f"{arch} !", "bold red", 14)
+                cells[1] = cell(f"{arch} !", "bold red")
             cells += [
                 short(rel, 8),
                 smoke,
-                cell(status, "green" if status == "ok" else "red", 11),
+                cell(status, "green" if status == "ok" else "red"),
                 slurm_state_cell(sstate),
-                cell(",".join(features) or "-", "bold red" if wrong else "", 14),
+                cell(",".join(features) or "-", "bold red" if wrong else ""),
             ]
             out.append((name, cells))
         return out

@@ -25,6 +25,7 @@ from console.tui.messages import ReleaseLoaded, ReleaseTargetsRead, TreeEntriesR
 from console.tui.promote import start_promote
 from console.tui.screens.base import BaseScreen
 from console.tui.widgets.cells import InertTable, cell
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from core.model.manifest import Release
@@ -32,6 +33,18 @@ from core.site.catalogue import load_release
 from core.store.trees import TreeReader
 
 MAX_CHILDREN = 2000  # entries shown per directory; the rest are summarised in one line
+IMAGE_COLUMNS = [
+    Col("IMAGE", 6, priority=0, flex=1),
+    Col("FILES", 5, priority=2),
+    Col("SIZE", 6, priority=1),
+    Col("CPU TARGET", 6, priority=1, flex=1),
+    Col("ROOT", 12, priority=3, max=12),
+]
+PACKAGE_COLUMNS = [
+    Col("PACKAGE", 8, priority=0, flex=1),
+    Col("VERSION", 6, priority=0),
+    Col("UUID", 8, priority=1, max=8),
+]
 
 
 def _targets_holding(release_id: str) -> Callable[[Any], list[dict[str, Any]]]:
@@ -71,10 +84,10 @@ class ReleaseScreen(BaseScreen):
 
     def on_mount(self) -> None:
         images = self.query_one("#images", InertTable)
-        images.add_columns("IMAGE", "FILES", "SIZE", "CPU TARGET", "ROOT")
+        images.set_columns(IMAGE_COLUMNS)
         images.border_title = "images"
         pk = self.query_one("#packages", InertTable)
-        pk.add_columns("PACKAGE", "VERSION", "UUID")
+        pk.set_columns(PACKAGE_COLUMNS)
         pk.border_title = "packages (lock file)"
         tree = self.query_one("#files", Tree)
         tree.border_title = "files (enter opens a directory)"

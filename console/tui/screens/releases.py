@@ -18,20 +18,23 @@ from console.tui.messages import CatalogueSynced
 from console.tui.promote import start_promote
 from console.tui.screens.base import PagedView
 from console.tui.widgets.cells import cell, line
+from console.tui.widgets.columns import Col
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import SiteHeader
 from console.tui.widgets.paged_table import PagedTable
 from core.site.catalogue import sync_catalogue
 
+# At 80 columns: the id, name, label, the channels carrying it and its signature, whole; when
+# wider, its age and size, then its images. Enter opens the release (its detail).
 COLUMNS = [
-    ("ID", 14),
-    ("NAME", 11),
-    ("LABEL", 10),
-    ("CREATED", 11),
-    ("IMAGES", 21),
-    ("SIZE", 8),
-    ("CHANNELS", 18),
-    ("SIGNATURE", 10),
+    Col("ID", 14, priority=0, max=14),
+    Col("NAME", 8, priority=1, flex=2),
+    Col("LABEL", 7, priority=2, flex=1),
+    Col("CREATED", 8, priority=3),
+    Col("IMAGES", 8, priority=5, flex=1),
+    Col("SIZE", 6, priority=4),
+    Col("CHANNELS", 8, priority=1, flex=2),
+    Col("SIGNATURE", 8, priority=1),
 ]
 
 
@@ -83,8 +86,8 @@ class ReleasesScreen(PagedView):
         out = []
         for r in site.state.releases.rows(limit=limit, offset=offset, search=self.search, also=self.on_channels()):
             mark = "● " if r["id"] in self.marked else "  "
-            images = cell(",".join(json.loads(r["images"] or "[]")), width=21)
-            chans = cell(", ".join(self.by_release.get(r["id"], [])), "bold magenta", 18)
+            images = cell(",".join(json.loads(r["images"] or "[]")))
+            chans = cell(", ".join(self.by_release.get(r["id"], [])), "bold magenta")
             out.append(
                 (
                     r["id"],
@@ -153,6 +156,8 @@ class ReleasesScreen(PagedView):
         return {"release": short(rid) if rid else None, "a": a, "b": b}
 
     def on_data_table_row_selected(self, event: PagedTable.RowSelected) -> None:
+        """enter opens the release: that is a release row's detail (not the generic one)."""
+        event.prevent_default()
         self.action_open()
 
     def action_open(self) -> None:

@@ -26,6 +26,7 @@ from textual.widget import Widget
 from console.tui import textual_compat
 from console.tui.messages import RowsFetched, TableReloaded
 from console.tui.widgets.cells import InertTable
+from console.tui.widgets.columns import Col
 
 if TYPE_CHECKING:
     from core.site.site import Site
@@ -36,12 +37,14 @@ Count = Callable[["Site"], int]
 
 
 class PagedTable(InertTable):
-    """Rows come from ``fetch`` (shown inert, as every ``InertTable``'s); call ``reload()`` (or `reload_in_background`) after changing what
-    ``fetch`` returns (a filter, a mark, a refresh)."""
+    """Rows come from ``fetch`` (shown inert, as every ``InertTable``'s, in ``columns`` that
+    share out the table's width); call ``reload()`` (or `reload_in_background`) after changing
+    what ``fetch`` returns (a filter, a mark, a refresh). Sliding the window updates the cells in
+    place with their whole values, measuring only the rows that came in (``InertTable``)."""
 
     def __init__(
         self,
-        columns: Sequence[tuple[str, int]],
+        columns: Sequence[Col],
         fetch: Fetch,
         count: Count | None = None,
         *,
@@ -51,7 +54,7 @@ class PagedTable(InertTable):
     ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._columns = list(columns)
-        self._colkeys = [label.lower() for label, _ in self._columns]
+        self._colkeys = [c.column_key for c in self._columns]
         self.fetch = fetch
         self.count = count
         self._window = window
@@ -120,8 +123,7 @@ class PagedTable(InertTable):
 
     # -- loading ----------------------------------------------------------------------------
     def on_mount(self) -> None:
-        for label, width in self._columns:
-            self.add_column(label, width=width, key=label.lower())
+        self.set_columns(self._columns)
         if self.load_on_mount:
             self.reload()
 

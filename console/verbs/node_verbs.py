@@ -218,7 +218,8 @@ def _progress_mode(ctx: Context) -> str | None:
 
 
 def cmd_hydrate(ctx: Context) -> Output:
-    from core.node.hydrate import describe_failure, hydrate
+    from core.node.hydrate.result import describe_failure
+    from core.node.hydrate.run import hydrate
 
     cfg = _config(ctx)
     node = NodeRoot(cfg.root)

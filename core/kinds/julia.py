@@ -34,7 +34,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.arch import check_microarch, llvm_cpu_name
 from core.errors import BadInput, CheckFailed
 from core.kinds.base import Kind, Package, TreeSource, file_digest, fingerprint_of, sorted_packages
 
@@ -263,6 +262,8 @@ def julia_cpu_target(arch: str) -> str:
       aarch64 levels give ISA names (``armv8.2a`` -> ``armv8.2-a``);
     * ``generic`` when archspec has no clang data for ``arch``.
     """
+    from core.arch import check_microarch, llvm_cpu_name  # archspec: not on `node env`'s start-up
+
     check_microarch(arch)
     if arch in _JULIA_GENERIC:
         return _JULIA_GENERIC[arch]
@@ -281,6 +282,8 @@ def julia_multi_target(arch: str) -> str:
       CPU, so code still loads (slower) on a CPU that turns out older than expected;
     * ``generic`` alone if ``julia_cpu_target`` is ``generic``.
     """
+    from core.arch import check_microarch
+
     check_microarch(arch)
     if arch in _JULIA_OFFICIAL_MULTI:
         return _JULIA_OFFICIAL_MULTI[arch]

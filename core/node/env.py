@@ -24,7 +24,7 @@ from pathlib import Path
 from core.errors import BadInput, NotFound
 from core.kinds import Kind, image_kinds
 from core.model.manifest import Release
-from core.node.hydrate import local_release
+from core.node.hydrate.verify import local_release
 from core.node.root import NodeRoot
 
 SHELLS = ("sh", "fish", "json")

@@ -38,7 +38,7 @@ def test_node_hydrate_loads_no_sqlite_no_tui_no_optional_http_parts() -> None:
 
     code = (
         "import sys\n"
-        "import console.verbs.node_verbs, core.node.hydrate, core.store.http\n"
+        "import console.verbs.node_verbs, core.node.hydrate.run, core.store.http\n"
         "loaded = sorted(m for m in ('sqlite3', 'sqlite_utils', 'textual', 'rich', 'asyncio', 'trio', 'httpx._main')"
         " if m in sys.modules)\n"
         "print(','.join(loaded))\n"

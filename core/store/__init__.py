@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from core.errors import BadInput
 from core.store.base import Store
-from core.store.local import LocalStore
 
 if TYPE_CHECKING:  # imported lazily at run time (see __getattr__)
     from core.store.http import HttpStore
+    from core.store.local import LocalStore
 
 __all__ = ["Store", "LocalStore", "HttpStore", "open_store"]
 
@@ -31,12 +31,18 @@ DEFAULT_DEADLINE_S = 300.0
 CONNECT_TIMEOUT_S = 5.0
 
 
-def __getattr__(name: str) -> type[HttpStore]:
-    """``HttpStore`` loads httpx on first use only: local-store verbs start faster without it."""
+def __getattr__(name: str) -> type[HttpStore] | type[LocalStore]:
+    """The backends load on first use: ``HttpStore`` (httpx) for HTTP stores only, ``LocalStore``
+    (zstandard) only where a store is opened, so node verbs that read the node's own root and
+    the constants above start without either."""
     if name == "HttpStore":
         from core.store.http import HttpStore
 
         return HttpStore
+    if name == "LocalStore":
+        from core.store.local import LocalStore
+
+        return LocalStore
     raise AttributeError(name)
 
 
@@ -91,4 +97,6 @@ def open_store(
         raise BadInput(f"unsupported store location {location!r}: use a path, file://, http:// or https://")
     else:
         path = Path(location).expanduser()
+    from core.store.local import LocalStore
+
     return LocalStore.create(path) if create else LocalStore.open(path)

@@ -478,12 +478,16 @@ class BuildModal(ModalScreen[BuildRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("New build: one image per target, built by a background worker", classes="dialog-title")
-            yield Input(placeholder="source spec: Julia project dir, requirements.txt or build script", id="source")
-            yield Select([(b, b) for b in self.builders], value=self.builders[0], allow_blank=False, id="builder")
-            yield Input("x86_64,x86_64_v3", placeholder="targets, e.g. x86_64,x86_64_v3,zen4", id="targets")
-            yield Input(placeholder="options KEY=VALUE … (optional, e.g. cpu_target=generic)", id="options")
-            yield Checkbox("publish the images as one release when all succeed", value=True, id="publish")
-            yield Input(placeholder="then promote to channel (optional, needs publish)", id="promote")
+            with Horizontal(classes="row"):  # rows of fields: the form fits 24 lines
+                yield Input(placeholder="source spec: Julia project dir, requirements.txt or build script", id="source")
+            with Horizontal(classes="row"):
+                yield Select([(b, b) for b in self.builders], value=self.builders[0], allow_blank=False, id="builder")
+                yield Input("x86_64,x86_64_v3", placeholder="targets, e.g. x86_64,x86_64_v3,zen4", id="targets")
+            with Horizontal(classes="row"):
+                yield Input(placeholder="options KEY=VALUE … (optional, e.g. cpu_target=generic)", id="options")
+            with Horizontal(classes="row"):
+                yield Checkbox("publish as one release", value=True, id="publish")
+                yield Input(placeholder="then promote to channel (optional)", id="promote")
             yield Static("", id="command", classes="headless")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="no", variant="primary")

@@ -27,7 +27,7 @@ from textual.screen import Screen
 import console.tui.actions as actions
 from console.render import channel_update_text, inert, inert_text, short
 from console.tui import textual_compat
-from console.tui.messages import ChannelUpdated, ReloadView
+from console.tui.messages import ChannelUpdated, FleetCheckRecorded, ReloadView
 from console.tui.screens.base import BaseScreen
 from console.tui.widgets.cells import markup_safe
 from core.site.site import Site, open_site, system_clock
@@ -252,10 +252,17 @@ class DepotConsole(App):
         self.notify(f"{text}\n≡ {event.command}" if event.command else text, title=event.title)
         self.reload_views()
 
-    def reload_views(self) -> None:
-        """Post ``ReloadView`` to every open screen (screens that show nothing changeable ignore it)."""
+    def reload_views(self, *, only: tuple[str, ...] = ()) -> None:
+        """Post ``ReloadView`` to every open screen (screens that show nothing changeable ignore it),
+        or to the open views whose ``SCREEN_ID`` is in ``only``."""
         for screen in self.mounted_views():
-            screen.post_message(ReloadView())
+            if not only or getattr(screen, "SCREEN_ID", "") in only:
+                screen.post_message(ReloadView())
+
+    @on(FleetCheckRecorded)
+    def _fleet_check_recorded(self, _: FleetCheckRecorded) -> None:
+        """A fleet check is in the inventory: the Nodes views show what the nodes reported."""
+        self.reload_views(only=("nodes",))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return actions.allowed(action, self.read_only)

@@ -6,7 +6,8 @@ Store, database and SSH work runs in workers (``screens.base.run_site_work``, th
 posts one of these to the widget that started it (``post_message`` is thread-safe, and a message
 for a screen that has closed meanwhile is dropped), and that widget handles it with ``@on(...)``
 on the UI thread. Results stay with their screen (``bubble=False``); ``ChannelUpdated`` bubbles up
-to the app, which tells the operator and has every open view reload (``ReloadView``).
+to the app, which tells the operator and has every open view reload (``ReloadView``), and
+``FleetCheckRecorded`` goes to the app, which has every open Nodes view reload.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class ChannelUpdated(Message):
         self.update = update
         self.title = title
         self.command = command
+
+
+class FleetCheckRecorded(Message):
+    """A fleet check's outcome is in the inventory (posted to the app by the recording worker, so
+    it arrives even when the check's screen has closed): the Nodes views reload and show it."""
+
+    def __init__(self, nodeset: str) -> None:
+        super().__init__()
+        self.nodeset = nodeset
 
 
 class ReloadView(Message, bubble=False):

@@ -85,8 +85,12 @@ def node_line(check: NodeCheck, width: int) -> str:
 
 
 def summary_text(target: str, summary: Mapping[str, Any], seconds: float, interrupted: bool = False) -> str:
+    """``11 nodes (SET) in 6.2s, 7 of 11 answered: 6 ok, 1 timeout, …``, then the node set of each
+    status and the nodes per micro-architecture. A node that was not reached (or said nothing in
+    time) has a status but did not answer (``core.fleet.check.NO_ANSWER``)."""
     counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items())
-    head = f"{summary['total']} nodes ({target}) in {seconds:.1f}s: {counts or 'none'}"
+    answered = f"{summary['answered']} of {summary['total']} answered"
+    head = f"{summary['total']} nodes ({target}) in {seconds:.1f}s, {answered}: {counts or 'none'}"
     lines = [("interrupted: " if interrupted else "") + head]
     lines += [f"  {s}: {nodeset}" for s, nodeset in summary["nodesets"].items()]
     if summary["arches"]:

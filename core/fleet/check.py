@@ -4,8 +4,9 @@ Used alike by ``console fleet check`` and the TUI. ``check_fleet`` is a coroutin
 a semaphore of ``fanout``, it sends the stdlib probe over ssh (``core.fleet.ssh``), classifies the CPU
 with archspec on this side (``core.site.inventory``), picks the image each channel's current release
 would run, then — when asked — runs the console installed on the node (``remote_console``) for
-``node hydrate`` and ``node smoke`` with ``--json``. Results stream through ``on_result`` as
-nodes finish; cancelling the task kills every ssh it started (``core.fleet.ssh`` guarantees it).
+``node hydrate`` and ``node smoke`` with ``--json``. A node that hydrated is probed again right
+after, so what is recorded about it (its channels' releases above all) is what it reports after
+the hydrate, not before. Results stream through ``on_result`` as nodes finish; cancelling the task kills every ssh it started (``core.fleet.ssh`` guarantees it).
 After every node is done, smoke fingerprints of nodes running the same image are compared and
 odd ones out become ``fingerprint-mismatch`` (``on_result`` is called again for them).
 
@@ -49,6 +50,15 @@ from core.site.state import utcnow_iso
 
 #: Every per-node status a fleet check can report, in display order.
 STATUSES = (*fleet.STATUSES, *slurm.STATUSES, FINGERPRINT_MISMATCH)
+#: The statuses of a node that gave the check no answer: not reached, refused us, said nothing in
+#: time, or Slurm would not run it there. Every other status is an answer, if a bad one.
+NO_ANSWER = (
+    fleet.UNREACHABLE,
+    fleet.AUTH_REFUSED,
+    fleet.HOST_KEY_MISMATCH,
+    fleet.TIMEOUT,
+    *slurm.STATUSES,
+)
 TRANSPORTS = ("ssh", "slurm")
 AUDIT_VERB = "fleet check"  # the audit rows of a check, and the verb named when one is refused
 _TAIL_LINES = 3
@@ -384,7 +394,7 @@ async def _check_node(
     result = await _ssh(node, probe_argv, probe_bytes, options, on_start)
     check = _after_probe(node, result, classify, images)
     if result.ok:
-        await _remote_stages(check, options, root)
+        await _remote_stages(check, options, root, lambda r: _after_reprobe(check, r, classify, images), probe_bytes)
     check.seconds = time.monotonic() - started
     return check
 
@@ -431,6 +441,25 @@ def _after_hydrate(check: NodeCheck, result: NodeResult) -> bool:
     return True
 
 
+def _after_reprobe(check: NodeCheck, result: NodeResult, classify: _Classifier, images: ImageCache) -> bool:
+    """Apply the probe taken after a node's hydrate: its facts replace the first probe's (the
+    hydrate switched ``current/<channel>``), the hydrate's detail stays. False, with the probe's
+    failure as the node's status, when the node did not answer it: what it runs now is unknown."""
+    fresh = _after_probe(check.node, result, classify, images)
+    if not fresh.ok:
+        check.status, check.detail = fresh.status, f"probe after hydrate: {fresh.detail}"
+        return False
+    check.probe, check.arch, check.vendor, check.flags_digest = (
+        fresh.probe,
+        fresh.arch,
+        fresh.vendor,
+        fresh.flags_digest,
+    )
+    check.cpus, check.memory, check.os = fresh.cpus, fresh.memory, fresh.os
+    check.channels, check.images, check.checked = fresh.channels, fresh.images, fresh.checked
+    return True
+
+
 def _after_smoke(check: NodeCheck, result: NodeResult) -> None:
     """Apply a node's ``node smoke`` result."""
     check.stage = "smoke"
@@ -451,11 +480,20 @@ def _after_smoke(check: NodeCheck, result: NodeResult) -> None:
     check.status, check.detail = status, detail
 
 
-async def _remote_stages(check: NodeCheck, options: CheckOptions, root: list[str]) -> None:
-    """Hydrate, then smoke, with the node's own console; the first failure ends the node's check."""
+async def _remote_stages(
+    check: NodeCheck,
+    options: CheckOptions,
+    root: list[str],
+    after_reprobe: Callable[[NodeResult], bool],
+    probe_bytes: bytes,
+) -> None:
+    """Hydrate, probe again (``after_reprobe`` applies it), then smoke, with the node's own
+    console; the first failure ends the node's check."""
     if options.hydrate:
         result = await _ssh(check.node, _hydrate_argv(options, root), None, options)
         if not _after_hydrate(check, result):
+            return
+        if not after_reprobe(await _ssh(check.node, _probe_argv(options)[0], probe_bytes, options)):
             return
     if options.smoke:
         result = await _ssh(check.node, _smoke_argv(options, root), None, options)
@@ -471,8 +509,8 @@ async def _check_via_slurm(
     on_start: Callable[[str], None] | None,
     on_result: Callable[[NodeCheck], None] | None,
 ) -> list[NodeCheck]:
-    """The Slurm transport: one srun step per stage (probe, hydrate, smoke) over the nodes still ok;
-    a node is reported when its check ends (failed stage, or the last stage)."""
+    """The Slurm transport: one srun step per stage (probe, hydrate, probe again, smoke) over the
+    nodes still ok; a node is reported when its check ends (failed stage, or the last stage)."""
     started = time.monotonic()
     deadline, cap = options.timeout, options.max_output
     probe_argv, root = _probe_argv(options)
@@ -487,22 +525,26 @@ async def _check_via_slurm(
             if on_result is not None:
                 on_result(c)
 
-    stages: list[tuple[list[str], Callable[[NodeCheck, NodeResult], Any]]] = []
+    def reprobe(check: NodeCheck, result: NodeResult) -> bool:
+        return _after_reprobe(check, result, classify, images)
+
+    stages: list[tuple[list[str], bytes | None, Callable[[NodeCheck, NodeResult], Any]]] = []
     if options.hydrate:
-        stages.append((_hydrate_argv(options, root), _after_hydrate))
+        stages.append((_hydrate_argv(options, root), None, _after_hydrate))
+        stages.append((probe_argv, probe_bytes, reprobe))
     if options.smoke:
-        stages.append((_smoke_argv(options, root), _after_smoke))
+        stages.append((_smoke_argv(options, root), None, _after_smoke))
     live = [c for c in checks if c.ok]
     report(c for c in checks if not c.ok or not stages)
-    for argv, apply in stages:
+    for argv, stdin, apply in stages:
         if not live:
             break
         results = await slurm.run_step(
-            [c.node for c in live], argv, None, options.slurm, deadline=deadline, max_output=cap
+            [c.node for c in live], argv, stdin, options.slurm, deadline=deadline, max_output=cap
         )
         for c, r in zip(live, results, strict=True):
             apply(c, r)
-        ended = [c for c in live if not c.ok or apply is stages[-1][1]]
+        ended = [c for c in live if not c.ok or apply is stages[-1][2]]
         report(ended)
         live = [c for c in live if c not in ended]
     return checks
@@ -576,7 +618,8 @@ async def check_fleet(
 
 
 def summarize(checks: Iterable[NodeCheck]) -> dict[str, Any]:
-    """Counts per status, folded node set per status, counts per micro-architecture."""
+    """Counts per status, folded node set per status, counts per micro-architecture, and how many
+    nodes answered (a status not in ``NO_ANSWER``)."""
     checks = list(checks)
     by_status: dict[str, list[str]] = {}
     for c in checks:
@@ -587,11 +630,25 @@ def summarize(checks: Iterable[NodeCheck]) -> dict[str, Any]:
     failed = sum(len(names) for status, names in by_status.items() if status != fleet.OK)
     return {
         "total": len(checks),
+        "answered": sum(1 for c in checks if c.status not in NO_ANSWER),
         "failed": failed,
         "counts": {s: len(by_status[s]) for s in statuses},
         "nodesets": {s: _fold(by_status[s]) for s in statuses},
         "arches": dict(sorted(arches.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
+
+
+def answered_text(checks: Iterable[NodeCheck], total: int) -> str:
+    """``0 of 2 answered, 2 unreachable``: of the ``total`` nodes asked, how many answered, then
+    each no-answer status with its count, then the nodes not checked (a cancelled check). A node
+    that could not be reached is never counted as having answered."""
+    checks = list(checks)
+    counts = summarize(checks)["counts"]
+    parts = [f"{sum(1 for c in checks if c.status not in NO_ANSWER)} of {total} answered"]
+    parts += [f"{n} {s}" for s, n in counts.items() if s in NO_ANSWER]
+    if total > len(checks):
+        parts.append(f"{total - len(checks)} not checked")
+    return ", ".join(parts)
 
 
 def _fold(names: list[str]) -> str:

@@ -4,6 +4,14 @@ Each node gets ``ssh -o BatchMode=yes -o ConnectTimeout=N [-F cfg] -- node 'cmd 
 semaphore (``fanout``), so the operator's ssh config, agent, ProxyJump and ControlMaster apply
 unchanged: we add nothing but the two options that keep a fan-out from hanging on a prompt or a
 dead host. Each node has its own deadline; on expiry its ssh is killed and it reports ``timeout``.
+
+Killing the local ssh does not end the remote command: without a tty, sshd sends it no signal
+when the connection drops, and a command that writes nothing (a hung hydrate, ``sleep``) lives on
+until it next writes. So the deadline is enforced on the node too (``remote_command_line``): the
+command runs under ``timeout -k 2 <deadline>`` when the node has ``timeout`` (coreutils, busybox),
+which signals the command's whole process group and SIGKILLs it 2 s later. A pty (``ssh -tt``)
+would get the command a SIGHUP on hang-up, but merges stderr into stdout, rewrites line endings
+and turns stdin into a terminal (the probe is sent on stdin), so it is not used.
 Each node's output is capped (``max_output`` bytes on stdout, the same on stderr; ``[fleet]
 max_output_bytes``): a node (or its sshd ``ForceCommand``) that streams more gets its ssh killed at
 once and reports ``bad-output``, so one hostile node cannot grow the console's memory, and the
@@ -115,6 +123,26 @@ def apply_parser(result: NodeResult, parse: Callable[[bytes], Any]) -> NodeResul
     return result
 
 
+#: Seconds between the remote deadline's SIGTERM and its SIGKILL (``timeout -k``).
+REMOTE_KILL_AFTER = 2
+
+
+def remote_command_line(remote_command: Sequence[str], deadline: float | None = None) -> str:
+    """The command line the node's login shell runs: ``remote_command`` quoted word by word (ssh
+    joins its arguments with blanks), and with a ``deadline`` run under ``timeout`` there, so the
+    command ends when the console gives up on it even though ssh cannot tell it to (module
+    docstring). A node without ``timeout`` runs the command as it is. POSIX shell syntax, as the
+    quoting already assumes of the login shell."""
+    command = shlex.join(remote_command)
+    if deadline is None:
+        return command
+    secs = max(1, math.ceil(deadline))
+    return (
+        "if command -v timeout >/dev/null 2>&1; "
+        f"then exec timeout -k {REMOTE_KILL_AFTER} {secs} {command}; else exec {command}; fi"
+    )
+
+
 def ssh_argv(
     node: str,
     remote_command: Sequence[str],
@@ -122,8 +150,11 @@ def ssh_argv(
     connect_timeout: float = 10,
     ssh_config: str | None = None,
     ssh_options: Sequence[str] = (),
+    remote_deadline: float | None = None,
 ) -> list[str]:
-    """The ssh command line for one node. ``--`` before the node: nothing after it is an option."""
+    """The ssh command line for one node. ``--`` before the node: nothing after it is an option.
+    With ``remote_deadline`` the command is also ended on the node after that many seconds
+    (``remote_command_line``)."""
     if not node or node.startswith("-") or any(c.isspace() for c in node):
         raise BadInput(f"bad node name {node!r}")
     if not remote_command:
@@ -133,7 +164,7 @@ def ssh_argv(
         argv += ["-F", ssh_config]
     argv += list(ssh_options)
     # ssh joins its arguments with blanks for the remote shell: quote each so argv survives intact.
-    argv += ["--", node, shlex.join(remote_command)]
+    argv += ["--", node, remote_command_line(remote_command, remote_deadline)]
     return argv
 
 
@@ -270,8 +301,9 @@ async def run_fleet(
 
     ``stdin`` is sent to each node's command (None: /dev/null). ``on_start(node)`` is called when
     a node's ssh is spawned, ``on_result(result)`` as each node finishes. At most ``fanout`` ssh
-    run at once; each is killed after ``deadline`` seconds (status ``timeout``), or as soon as it
-    writes more than ``max_output`` bytes on stdout or on stderr (status ``bad-output``).
+    run at once; each is killed after ``deadline`` seconds (status ``timeout``), and the command
+    on the node with it (``remote_command_line``), or as soon as it writes more than
+    ``max_output`` bytes on stdout or on stderr (status ``bad-output``).
     """
     if fanout < 1:
         raise BadInput(f"fanout must be at least 1, not {fanout}")
@@ -280,7 +312,14 @@ async def run_fleet(
     if deadline <= 0 or connect_timeout <= 0:
         raise BadInput("deadline and connect timeout must be positive")
     argvs = [
-        ssh_argv(n, remote_command, connect_timeout=connect_timeout, ssh_config=ssh_config, ssh_options=ssh_options)
+        ssh_argv(
+            n,
+            remote_command,
+            connect_timeout=connect_timeout,
+            ssh_config=ssh_config,
+            ssh_options=ssh_options,
+            remote_deadline=deadline,
+        )
         for n in nodes
     ]
     return await bounded_gather(

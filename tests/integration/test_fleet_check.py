@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import select
 import sqlite3
 import stat
 import sys
@@ -304,7 +306,9 @@ def test_fleet_check_streams_lines_and_summarizes_with_folded_sets(checked: dict
     assert summary[0].startswith(
         "11 nodes (badkeynode,deadnode,node[01-05],nopynode,refusednode,slownode,zen3node) in "
     )
-    assert summary[0].endswith(": 6 ok, 1 unreachable, 1 auth-refused, 1 host-key-mismatch, 1 timeout, 1 no-python")
+    assert summary[0].endswith(
+        ", 7 of 11 answered: 6 ok, 1 unreachable, 1 auth-refused, 1 host-key-mismatch, 1 timeout, 1 no-python"
+    )
     assert summary[1:7] == [
         "  ok: node[01-05],zen3node",
         "  unreachable: deadnode",
@@ -386,6 +390,7 @@ def test_fleet_check_json_document_and_all_ok_exit_zero(checked: dict) -> None:
     assert doc["nodeset"] == "node[01-05]"
     assert doc["summary"] == {
         "total": 5,
+        "answered": 5,
         "failed": 0,
         "counts": {"ok": 5},
         "nodesets": {"ok": "node[01-05]"},
@@ -627,3 +632,126 @@ def test_smoke_end_to_end_with_the_node_console(checked: dict, sshd: SshdServer)
     runs = db_rows(site, "select node, ok, release from smoke_runs where release = ?", (published["release_id"],))
     assert sorted((r["node"], r["ok"]) for r in runs) == [("node01", 1), ("node02", 1), ("node03", 1)]
     assert os.path.islink(tmp / "noderoot" / "current" / "e2e")
+
+
+# ---- issue 18 item 16: nodes that never answered, and --timeout on the node ----
+
+
+def _config_with_ghost(sshd: SshdServer, tmp: Path) -> Path:
+    """The fixture's client config plus ``ghostnode``: a loopback address nothing listens on."""
+    cfg = tmp / "ssh_config_ghost"
+    cfg.write_text("Host ghostnode\n    HostName 127.0.0.12\n\n" + Path(sshd.config_path).read_text())
+    return cfg
+
+
+def test_fleet_check_of_unreachable_nodes_says_none_answered(sshd: SshdServer, tmp_path: Path) -> None:  # noqa: F811
+    site = init_site(tmp_path / "site")
+    cfg = _config_with_ghost(sshd, tmp_path)
+    proc = run_console(site, "fleet", "check", "deadnode,ghostnode", "--ssh-config", str(cfg), "--connect-timeout", "5")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sorted(line.split()[:2] for line in lines[:2]) == [["deadnode", "unreachable"], ["ghostnode", "unreachable"]]
+    assert re.fullmatch(r"2 nodes \(deadnode,ghostnode\) in \d+\.\ds, 0 of 2 answered: 2 unreachable", lines[2])
+    assert lines[3:] == ["  unreachable: deadnode,ghostnode"]
+    doc = json.loads(
+        run_console(site, "fleet", "check", "deadnode,ghostnode", "--ssh-config", str(cfg), "--json", check=1).stdout
+    )
+    assert (doc["summary"]["total"], doc["summary"]["answered"], doc["summary"]["counts"]) == (2, 0, {"unreachable": 2})
+
+
+SLEEPER = """#!{python}
+import os, time
+with open({pidfile!r}, "w") as fh:
+    fh.write(str(os.getpid()))
+time.sleep(300)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie waiting for its parent has ended too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _wait_gone(pid: int, limit_s: float) -> bool:
+    """Wait (bounded) for a process that is not our child to end: its pidfd turns readable when it
+    exits, so there is nothing to sleep between looks."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        select.select([fd], [], [], limit_s)
+    finally:
+        os.close(fd)
+    return _gone(pid)
+
+
+def test_timeout_ends_the_remote_command_too(sshd: SshdServer, tmp_path: Path) -> None:  # noqa: F811
+    """The smoke 'console' on the node writes its pid and sleeps: past --timeout the check reports
+    timeout, and the sleeper on the node dies with it (run there under ``timeout``)."""
+    site = init_site(tmp_path / "site")
+    set_config(site, "fleet", "ssh_config", sshd.config_path)
+    publish_and_promote(site, tmp_path, {"x86_64": "lib/a.py"}, "production")
+    pidfile = tmp_path / "sleeper.pid"
+    script = tmp_path / "sleeper-console"
+    script.write_text(SLEEPER.format(python=sys.executable, pidfile=str(pidfile)))
+    script.chmod(0o755)
+    set_config(site, "node", "remote_console", str(script))
+    proc = run_console(
+        site, "fleet", "check", "node01", "--smoke", "--channel", "production", "--timeout", "3", "--json"
+    )
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 1, proc.stderr
+    [node] = doc["nodes"]
+    assert (node["status"], node["stage"]) == ("timeout", "smoke")
+    assert node["detail"] == "node smoke: no answer within the 3s deadline; ssh killed"
+    pid = int(pidfile.read_text())  # the sleeper did start on the node
+    try:
+        assert _wait_gone(pid, 30), f"the remote sleeper {pid} outlived the check's --timeout"
+    finally:
+        if not _gone(pid):
+            os.kill(pid, 9)
+
+
+# ---- issue 18 item 5: after a hydrate the inventory shows what the node reports then ----
+
+
+def test_hydrate_records_the_release_the_node_reports_after_it(sshd: SshdServer, tmp_path: Path) -> None:  # noqa: F811
+    """Hydrate R1 with the real node console, then promote R2 and hydrate again: each time the
+    inventory (``nodes --json``) says the node runs the release it was just hydrated with."""
+    site = init_site(tmp_path / "site")
+    set_config(site, "fleet", "ssh_config", sshd.config_path)
+    wrapper = tmp_path / "remote-console"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m console.cli "$@"\n')
+    wrapper.chmod(0o755)
+    set_config(site, "node", "remote_console", str(wrapper))
+    trust = tmp_path / "trust.json"
+    trust.write_text(run_console(site, "keys", "export", check=0).stdout)
+    root = tmp_path / "noderoot"
+    hydrate = ["fleet", "check", "node01", "--hydrate", "--channel", "stable", "--root", str(root)]
+    hydrate += ["--trust", str(trust), "--json"]
+
+    def reported() -> tuple[str, dict]:
+        [row] = json.loads(run_console(site, "nodes", "--json", check=0).stdout)["nodes"]
+        return row["status"], {ch: v["release"] for ch, v in row["channels"].items()}
+
+    first = publish_and_promote(site, tmp_path / "r1", {"x86_64": "lib/a.py"}, "stable")
+    doc = json.loads(run_console(site, *hydrate, check=0).stdout)
+    assert doc["nodes"][0]["hydrate"]["release"] == first
+    assert reported() == ("ok", {"stable": first})
+
+    second = publish_and_promote(site, tmp_path / "r2", {"x86_64": "lib/b.py"}, "stable")
+    doc = json.loads(run_console(site, *hydrate, check=0).stdout)
+    [node] = doc["nodes"]
+    assert (node["status"], node["stage"], node["hydrate"]["release"]) == ("ok", "hydrate", second)
+    assert node["channels"]["stable"]["release"] == second  # the fleet check's own document agrees
+    assert reported() == ("ok", {"stable": second})
+    probe = json.loads(db_rows(site, "select probe from nodes where name = 'node01'")[0]["probe"])
+    assert probe["channels"]["stable"]["release"] == second

@@ -1,6 +1,7 @@
 """A fleet check running live: one row per node, updated as each node finishes; ``x`` cancels
-(every ssh is killed, or the Slurm step cancelled, by ``core.fleet.check``); the outcome is
-recorded like ``console fleet check``. With the Slurm transport and no node set, the nodes are the
+(every ssh is killed, or the Slurm step cancelled, by ``core.fleet.check``) and leaves the footer
+when the check is over; the outcome is recorded like ``console fleet check``, and then every open
+Nodes view reloads (``FleetCheckRecorded``). With the Slurm transport and no node set, the nodes are the
 ones Slurm has in the partition / with the feature (``select_nodes``), listed once it answers."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from textual.app import ComposeResult
 from textual.widgets import ProgressBar, Static
 
 import console.tui.actions as actions
-from console.tui.messages import FleetCheckFinished, NodeChecked, NodeStarted
+from console.tui.messages import FleetCheckFinished, FleetCheckRecorded, NodeChecked, NodeStarted
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.modals import FleetRequest
 from console.tui.widgets.cells import InertTable, cell, line
@@ -24,6 +25,7 @@ from console.tui.widgets.header import SiteHeader
 from core.errors import DepotError
 from core.fleet.check import (
     NodeCheck,
+    answered_text,
     channel_targets,
     check_fleet,
     options_from_site,
@@ -84,7 +86,7 @@ class FleetCheckScreen(BaseScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel" and not self.running:
-            return None
+            return False  # nothing left to cancel: the key leaves the footer (``refresh_bindings``)
         return super().check_action(action, parameters)
 
     @work(exclusive=True, group="fleet-check", exit_on_error=False)
@@ -176,15 +178,17 @@ class FleetCheckScreen(BaseScreen):
         self.refresh_bindings()
         checks = list(self.results.values())
         self._status("   cancelled" if interrupted else "   finished")
+        app = self.app  # the worker posts to the app: this screen may be gone (esc) when it is done
 
         def record(site: Any) -> None:
             opts = options or options_from_site(site)
-            record_check(site, self.nodeset, checks, opts, interrupted=interrupted)
+            if record_check(site, self.nodeset, checks, opts, interrupted=interrupted):  # read-only: records nothing
+                app.post_message(FleetCheckRecorded(self.nodeset))
 
-        self.work(record, name="record-check", title="cannot record fleet check")  # read-only: records nothing
+        self.work(record, name="record-check", title="cannot record fleet check")
         self.notify(
             ("fleet check cancelled: " if interrupted else "fleet check done: ")
-            + f"{len(checks)} of {len(self.nodes)} node(s) answered"
+            + answered_text(checks, len(self.nodes))
         )
 
     def action_cancel(self) -> None:

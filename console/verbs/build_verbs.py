@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--publish", action="store_true", help="publish the images as one release when all succeed")
     p.add_argument("--promote", metavar="CHANNEL", help="then point CHANNEL at the release (needs --publish)")
     p.add_argument(
+        "--create",
+        action="store_true",
+        help="with --promote: create CHANNEL if the site does not have it (as 'promote --create'; "
+        "without it an unknown channel is bad input)",
+    )
+    p.add_argument(
         "--override",
         metavar="REASON",
         help="with --promote: waive the channel policy's unmet checks where the policy permits (as 'promote --override')",
@@ -92,6 +98,7 @@ def cmd_build(ctx: Context) -> Output:
         options,
         publish=a.publish,
         promote=a.promote,
+        create=a.create,
         override=a.override,
         name=a.name,
         label=a.label,

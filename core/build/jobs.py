@@ -229,6 +229,7 @@ def create_build(
     *,
     publish: bool = False,
     promote: str | None = None,
+    create: bool = False,
     override: str | None = None,
     name: str | None = None,
     label: str | None = None,
@@ -238,7 +239,9 @@ def create_build(
 
     Bad input (unknown builder or option, bad spec, unknown arch, ``promote`` without ``publish``,
     ``override`` without ``promote``, bad release or channel name) raises BadInput before any row
-    is written. The promote at the end goes through the channel's policy (``core.site.policy.gate``)
+    is written. ``promote`` to a channel the site does not have is refused as ``console promote``
+    refuses it (NotFound naming the known channels) unless ``create`` (``build --create``): a typo
+    never becomes a channel, however the release got there. The promote at the end goes through the channel's policy (``core.site.policy.gate``)
     like ``console promote``: unmet checks fail the build with each one named, the release stays
     published and nothing is promoted; ``override`` waives them where the policy permits.
     """
@@ -256,6 +259,8 @@ def create_build(
         raise BadInput("--promote needs --publish (only a published release can be promoted)")
     if promote:
         check_channel_name(promote)
+    if create and not promote:
+        raise BadInput("--create needs --promote (it creates the channel the build promotes to)")
     if override is not None and not promote:
         raise BadInput("--override needs --promote (it waives the channel policy's unmet checks)")
     if override is not None and not override.strip():
@@ -266,6 +271,11 @@ def create_build(
         policy = policy_for(site, promote)
         if policy is None or not policy.require:
             raise BadInput(f"--override: channel {promote} has no policy to override")
+    if promote and not create:
+        from core.site.channels import known_channels, unknown_channel
+
+        if promote not in known_channels(site):
+            raise unknown_channel(site, promote, f"; to create it: build with '--promote {promote} --create'")
     name = check_release_name(name if name is not None else default_name(source))
     executor = executor or site.config.build.executor
     if executor not in EXECUTORS:
@@ -562,7 +572,7 @@ class _Worker:
                         release,
                         row["channel"],
                         reason=f"build {self.id}",
-                        create=True,
+                        create=True,  # a new channel was refused when the build was queued, unless --create
                         override=row.get("override"),
                     )
                     self.log(f"promoted {row['channel']} to {release} (version {upd.pointer.version})")

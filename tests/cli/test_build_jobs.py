@@ -94,6 +94,7 @@ def test_python_build_publish_promote_export_and_smoke(site_dir, tmp_path, find_
         "--publish",
         "--promote",
         "testing",
+        "--create",
         "--name",
         "jetpy",
         "--option",
@@ -194,6 +195,7 @@ def test_command_failing_on_one_target_publishes_nothing(site_dir, tmp_path):
         "--publish",
         "--promote",
         "testing",
+        "--create",
         check=1,
     )
     assert proc.stdout == "build 1 failed: site-build.sh exited 1 for x86_64_v3 (see log)\n"
@@ -287,6 +289,7 @@ def test_cancel_running_build_ends_every_process_group(site_dir, tmp_path):
         "--publish",
         "--promote",
         "testing",
+        "--create",
         "--detach",
         env=env,
     )
@@ -559,6 +562,37 @@ def test_bad_build_requests_are_refused_before_anything_runs(site_dir, tmp_path)
     assert run_json(site_dir, "builds") == []
     assert not (site_dir / "logs").exists() or not any((site_dir / "logs").iterdir())
     assert build_audit(site_dir) == []
+
+
+def test_build_promote_to_a_new_channel_is_refused_as_promote_refuses_it(site_dir, tmp_path):
+    """Creating a channel is an explicit act: ``build --promote C`` for a C the site does not have
+    is bad input listing the known channels, as ``promote --channel C`` is, unless ``--create``."""
+    script = write_script(tmp_path / "pkg-build.sh", 'echo "build $DEPOT_ARCH" > "$DEPOT_OUT/hello"')
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    rid = run_json(site_dir, "publish", "--name", "pkg", "--image", f"x86_64={tree}")["release_id"]
+    run_console(site_dir, "promote", rid, "--channel", "stable", "--create", check=0)
+    build = ["build", str(script), "--builder", "command", "--arch", "x86_64", "--publish", "--quiet"]
+
+    refused = run_console(site_dir, *build, "--promote", "stabel", check=2)
+    assert refused.stderr == (
+        "console: unknown channel 'stabel' (known: stable); to create it: build with '--promote stabel --create'\n"
+    )
+    promote = run_console(site_dir, "promote", rid, "--channel", "stabel", check=2)
+    assert promote.stderr.startswith("console: unknown channel 'stabel' (known: stable); to create it: ")
+    assert run_json(site_dir, "builds") == []  # refused before the build was queued: nothing ran
+    assert (
+        run_console(site_dir, *build[:-2], "--create", check=2).stderr
+        == "console: --create needs --promote (it creates the channel the build promotes to)\n"
+    )
+
+    run_console(site_dir, *build, "--promote", "stable", check=0)  # a known channel needs no flag
+    run_console(site_dir, *build, "--promote", "canary", "--create", check=0)
+    channels = {c["channel"]: c["release"] for c in run_json(site_dir, "channels")}
+    built = {r["channel"]: (r["status"], r["release"]) for r in run_json(site_dir, "builds")}
+    assert channels == {ch: release for ch, (_, release) in built.items()}
+    assert sorted(built) == ["canary", "stable"] and {s for s, _ in built.values()} == {"succeeded"}
 
 
 def test_unknown_build_ids(site_dir):

@@ -330,6 +330,7 @@ def test_python_depot_smoke_with_baseline_straight_from_the_mount(
         "--publish",
         "--promote",
         "production",
+        "--create",
         "--name",
         "jetpy",
         "--option",

@@ -222,6 +222,14 @@ def test_ssh_argv_adds_only_batchmode_and_connect_timeout() -> None:
         ssh_argv("-oProxyCommand=x", ["true"])
 
 
+def test_remote_deadline_runs_the_command_under_timeout_on_the_node() -> None:
+    """Killing ssh does not end the remote command: run_fleet has the node end it at the deadline."""
+    assert ssh_argv("n1", ["python3", "-", "--root", "/a b"], remote_deadline=2.5)[-1] == (
+        "if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 3 python3 - --root '/a b'; "
+        "else exec python3 - --root '/a b'; fi"
+    )
+
+
 async def test_run_fleet_refuses_bad_arguments() -> None:
     with pytest.raises(BadInput, match="^fanout must be at least 1, not 0$"):
         await run_fleet(["n"], ["true"], None, fanout=0)

@@ -89,7 +89,7 @@ def build(slurm: SlurmCluster, site: Path, spec: Path, *extra: str) -> tuple[int
 def test_one_target_failing_publishes_nothing_and_names_the_job(
     slurm: SlurmCluster, site: Path, tmp_path: Path
 ) -> None:
-    code, row, err = build(slurm, site, script(tmp_path, FAILING), "--publish", "--promote", "testing")
+    code, row, err = build(slurm, site, script(tmp_path, FAILING), "--publish", "--promote", "testing", "--create")
     assert code == 1, (row, err)
     assert row["status"] == "failed" and row["executor"] == "slurm" and row["release"] is None
     zen3 = row["jobs"]["zen3"]
@@ -111,7 +111,7 @@ def test_one_target_failing_publishes_nothing_and_names_the_job(
 
 
 def test_both_targets_succeed_published_and_promoted(slurm: SlurmCluster, site: Path, tmp_path: Path) -> None:
-    code, row, err = build(slurm, site, script(tmp_path, SCRIPT), "--publish", "--promote", "testing")
+    code, row, err = build(slurm, site, script(tmp_path, SCRIPT), "--publish", "--promote", "testing", "--create")
     assert code == 0, (row, err)
     assert row["status"] == "succeeded" and row["error"] is None and row["release"]
     jobs = row["jobs"]

@@ -28,6 +28,7 @@ from console.render import inert, inert_text
 from console.tui.app import DepotConsole
 from console.tui.screens.modals import ConfirmModal, PromoteModal
 from console.tui.screens.release import ReleaseScreen
+from console.tui.screens.row_detail import RowDetail
 from console.tui.textual_compat import notification_messages
 from console.tui.widgets.cells import InertTable, as_cell, block, cell, log_lines, markup_safe
 from core.site.inventory import Classified, node_row, upsert_nodes
@@ -291,6 +292,32 @@ async def test_audit_view(hostile: dict) -> None:
             assert [inert(f"{p}{i}{s}") for p in ("a", "v", "t", "o")] in [
                 [plain(r[2]), plain(r[3]), plain(r[4]), plain(r[5])] for r in rows
             ]
+        assert_screen_inert(app)
+
+
+async def test_the_row_detail_is_inert(hostile: dict) -> None:
+    """enter on an audit row: every value whole, still inert (escaped, never markup)."""
+    app = DepotConsole(hostile["site"], start="audit")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#audit-table", InertTable)
+        hostile_rows = [r for r in range(table.row_count) if plain(table.get_row_at(r)[3]).startswith("v")]
+        assert len(hostile_rows) == len(SHAPES)
+        for row in hostile_rows:
+            table.move_cursor(row=row)
+            await pilot.press("enter")
+            await pilot.pause()
+            detail = app.screen
+            assert isinstance(detail, RowDetail)
+            fields = dict(detail.fields)
+            actor = fields["ACTOR"].plain
+            i, s = next((i, s) for i, s in enumerate(SHAPES) if actor == inert(f"a{i}{s}"))
+            assert [fields[k].plain for k in ("VERB", "TARGET", "OUTCOME")] == [
+                inert(f"{p}{i}{s}") for p in ("v", "t", "o")
+            ]
+            assert_screen_inert(app)
+            await pilot.press("escape")
+            await pilot.pause()
         assert_screen_inert(app)
 
 

@@ -263,6 +263,7 @@ class InertTable(DataTable):
         else:
             for col in self.ordered_columns:
                 self._wants[col.key.value or ""] = col.label.cell_len
+            self._request_layout()  # narrower rows may follow: columns that gave way come back
         return self
 
     def row_fields(self, row_index: int | None = None) -> list[tuple[str, Text]]:

@@ -246,7 +246,8 @@ class InertTable(DataTable):
 
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
         text = as_cell(value)
-        self._measure(column_key.value if isinstance(column_key, ColumnKey) else str(column_key), text)
+        key = column_key.value if isinstance(column_key, ColumnKey) else column_key
+        self._measure(str(key), text)
         super().update_cell(row_key, column_key, text, update_width=update_width)
 
     def update_cell_at(self, coordinate: Any, value: Any, *, update_width: bool = False) -> None:

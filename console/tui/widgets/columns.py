@@ -75,11 +75,16 @@ def layout(cols: Sequence[Col], wants: Sequence[int], width: int, pad: int) -> l
         if not short:
             break
         budget = _share(widths, short, cols, budget, target)
+
     # 3. the rest to the flex columns (past their values), so the table fills its width
-    growable = [i for i in range(n) if shown[i] and cols[i].flex]
+    def room_left(i: int) -> bool:
+        limit = cols[i].max
+        return limit is None or widths[i] < limit
+
+    growable = [i for i in range(n) if shown[i] and cols[i].flex and room_left(i)]
     while budget > 0 and growable:
         budget = _share(widths, growable, cols, budget, None)
-        growable = [i for i in growable if cols[i].max is None or widths[i] < cols[i].max]
+        growable = [i for i in growable if room_left(i)]
     return widths
 
 

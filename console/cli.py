@@ -68,7 +68,7 @@ def verb_of(argv: list[str]) -> str | None:
     for word in words:
         if word in ("-h", "--help", "--version", "--"):
             return None
-        if word == "--site":
+        if len(word) >= 3 and "--site".startswith(word):  # argparse takes --s, --si, --sit too
             next(words, None)
         elif not word.startswith("-"):
             return word
@@ -156,11 +156,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser(verb_of(sys.argv[1:] if argv is None else argv))
+    verb = verb_of(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(verb)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        return usage_error(exc, json_wanted(argv))
+        if verb is None:
+            return usage_error(exc, json_wanted(argv))
+        try:  # the one group's parser may have misread the line: the whole parser decides
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        except UsageError as exc:
+            return usage_error(exc, json_wanted(argv))
     ctx = Context(args)
     handler: Handler | None = getattr(args, "handler", None)
     try:

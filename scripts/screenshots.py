@@ -3,8 +3,10 @@
     python scripts/screenshots.py [--out screenshots]
 
 Builds the deterministic demo site (seed 0, clock pinned) in a temporary directory, opens the
-console on it at 120x36 and saves one SVG per screen: releases, release detail, compare,
-channels, the rollback confirmation, nodes, builds, audit, rollout and the keys (help) screen.
+console on it at 120x36 and at 80x24 and saves one SVG per screen and size: releases, release
+detail, compare, channels, the rollback confirmation, nodes, builds, audit, rollout, a row's
+detail (enter) and the keys (help) screen; ``screenshots/NAME.svg`` at 120x36 (the README's),
+``screenshots/80x24/NAME.svg`` at the smallest terminal an operator is expected to have.
 """
 
 from __future__ import annotations
@@ -30,15 +32,17 @@ SHOTS = [  # (file name, starting view, keys)
     ("builds", "builds", ()),
     ("audit", "audit", ()),
     ("rollout", "rollout", ()),
+    ("row-detail", "audit", ("enter",)),
     ("help", "releases", ("question_mark",)),
 ]
+SIZES = [((120, 36), ""), ((80, 24), "80x24")]  # (columns, rows), subdirectory
 
 
-async def shoot(site: Path, out: Path, name: str, start: str, keys: tuple[str, ...]) -> Path:
+async def shoot(site: Path, out: Path, name: str, start: str, keys: tuple[str, ...], size: tuple[int, int]) -> Path:
     from console.tui.app import DepotConsole
 
     app = DepotConsole(site, start=start)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=size) as pilot:
         for key in ("", *keys):
             if key:
                 await pilot.press(key)
@@ -62,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         build_demo(site, seed=0)
-        for name, start, keys in SHOTS:
-            path = asyncio.run(shoot(site, args.out, name, start, keys))
-            print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+        for size, sub in SIZES:
+            out = args.out / sub if sub else args.out
+            out.mkdir(parents=True, exist_ok=True)
+            for name, start, keys in SHOTS:
+                path = asyncio.run(shoot(site, out, name, start, keys, size))
+                print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return 0
 
 

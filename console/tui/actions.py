@@ -73,9 +73,8 @@ class Action:
         def group(m: re.Match[str]) -> str:
             return m.group(1) if all(f in quoted for f in _FIELD.findall(m.group(1))) else ""
 
-        text = _GROUP.sub(group, template)
-        text = _FIELD.sub(lambda m: quoted.get(m.group(1), METAVARS.get(m.group(1), m.group(1).upper())), text)
-        return " ".join(text.split())
+        text = " ".join(_GROUP.sub(group, template).split())  # blanks of the template, not of the values
+        return _FIELD.sub(lambda m: quoted.get(m.group(1), METAVARS.get(m.group(1), m.group(1).upper())), text)
 
 
 ACTIONS: list[Action] = [

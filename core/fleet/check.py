@@ -448,6 +448,7 @@ def _after_reprobe(check: NodeCheck, result: NodeResult, classify: _Classifier, 
     fresh = _after_probe(check.node, result, classify, images)
     if not fresh.ok:
         check.status, check.detail = fresh.status, f"probe after hydrate: {fresh.detail}"
+        check.probe, check.channels = None, {}  # the first probe's releases are stale: record status only
         return False
     check.probe, check.arch, check.vendor, check.flags_digest = (
         fresh.probe,

@@ -208,7 +208,7 @@ def _wrapper(nonce: str, deadline: float) -> str:
     secs = max(1, math.ceil(deadline))
     return (
         f'printf "@@{nonce} start %s\\n" "$SLURMD_NODENAME" >&2; '
-        f't=""; if command -v timeout >/dev/null 2>&1; then t="timeout -k 2 {secs}"; fi; '
+        f't=""; if timeout -k 1 5 true >/dev/null 2>&1; then t="timeout -k 2 {secs}"; fi; '
         "exec 4>&1; "
         'rc=$( { { $t "$@" 3>&- 4>&-; echo $? >&3; } | base64 -w 900 >&4; } 3>&1 ); '
         f'printf "\\n@@{nonce} exit %s\\n" "$rc" >&2'

@@ -8,7 +8,7 @@ dead host. Each node has its own deadline; on expiry its ssh is killed and it re
 Killing the local ssh does not end the remote command: without a tty, sshd sends it no signal
 when the connection drops, and a command that writes nothing (a hung hydrate, ``sleep``) lives on
 until it next writes. So the deadline is enforced on the node too (``remote_command_line``): the
-command runs under ``timeout -k 2 <deadline>`` when the node has ``timeout`` (coreutils, busybox),
+command runs under ``timeout -k 2 <deadline>`` when the node's ``timeout`` takes ``-k`` (coreutils, busybox),
 which signals the command's whole process group and SIGKILLs it 2 s later. A pty (``ssh -tt``)
 would get the command a SIGHUP on hang-up, but merges stderr into stdout, rewrites line endings
 and turns stdin into a terminal (the probe is sent on stdin), so it is not used.
@@ -131,16 +131,19 @@ def remote_command_line(remote_command: Sequence[str], deadline: float | None = 
     """The command line the node's login shell runs: ``remote_command`` quoted word by word (ssh
     joins its arguments with blanks), and with a ``deadline`` run under ``timeout`` there, so the
     command ends when the console gives up on it even though ssh cannot tell it to (module
-    docstring). A node without ``timeout`` runs the command as it is. POSIX shell syntax, as the
-    quoting already assumes of the login shell."""
+    docstring). The login shell sees one simple command (``/bin/sh -c SCRIPT sh WORDS…``, found
+    whatever the PATH), so a csh, tcsh or fish login shell runs it as it ran the bare command;
+    the script, in ``sh``, uses ``timeout -k`` only if the node's ``timeout`` accepts it (an old busybox does not) and runs the
+    words as they are otherwise."""
     command = shlex.join(remote_command)
     if deadline is None:
         return command
     secs = max(1, math.ceil(deadline))
-    return (
-        "if command -v timeout >/dev/null 2>&1; "
-        f"then exec timeout -k {REMOTE_KILL_AFTER} {secs} {command}; else exec {command}; fi"
+    script = (
+        f"if timeout -k 1 5 true >/dev/null 2>&1; "
+        f'then exec timeout -k {REMOTE_KILL_AFTER} {secs} "$@"; else exec "$@"; fi'
     )
+    return shlex.join(["/bin/sh", "-c", script, "sh", *remote_command])
 
 
 def ssh_argv(

@@ -521,6 +521,7 @@ def refresh(site: Site, channel: str, reason: str = "") -> ChannelUpdate:
     """Re-sign the current pointer as version N+1 with a fresh expiry (same release); ``reason``
     goes into the pointer (``refresh`` when none is given) and the audit row, as promote's does."""
     check_channel_name(channel)
+    reason = reason or "refresh"
     with site.action("refresh", channel) as detail:
         detail["reason"] = reason
         cur = read_current(site, channel, None, for_update=True)

@@ -84,6 +84,7 @@ def test_verb_of_finds_the_verb_after_global_options() -> None:
     assert verb_of(["--site", "show", "--json", "diff", "a", "b"]) == "diff"
     assert verb_of(["--headless", "show", "--site", "x"]) == "show"
     assert [verb_of(a) for a in (["--help", "show"], ["--version"], [], ["--json"])] == [None] * 4
+    assert verb_of(["--sit", "demo", "releases"]) == "releases"  # argparse's abbreviation of --site
     one = build_parser("show")
     assert list(one._subparsers._group_actions[0].choices) == [  # type: ignore[union-attr]
         "publish",
@@ -95,3 +96,18 @@ def test_verb_of_finds_the_verb_after_global_options() -> None:
         "gc",
     ]
     assert vars(one.parse_args(["show", "abc", "--json"])) == vars(build_parser().parse_args(["show", "abc", "--json"]))
+
+
+def test_an_abbreviated_site_option_before_the_verb_still_runs_the_verb(tmp_path: Path, capsys) -> None:
+    """argparse takes ``--sit DIR``: its value (here a directory named like a verb) is no verb."""
+    import json as jsonlib
+
+    from console.cli import main
+
+    site = tmp_path / "demo"
+    assert main(["--headless", "--site", str(site), "init"]) == 0
+    capsys.readouterr()
+    assert main(["--sit", str(site), "--json", "releases"]) == 0
+    assert jsonlib.loads(capsys.readouterr().out) == []
+    assert main(["--sit", "demo", "--json", "frobnicate"]) == 2  # unknown verb: the whole parser says so
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err

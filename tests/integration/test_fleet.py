@@ -10,6 +10,7 @@ import ast
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 import core.node.probe
 from core.errors import BadInput
-from core.fleet.ssh import NodeResult, apply_parser, classify, probe_nodes, run_fleet, ssh_argv
+from core.fleet.ssh import NodeResult, apply_parser, classify, probe_nodes, remote_command_line, run_fleet, ssh_argv
 from core.node.probe import PROBE_SCHEMA, parse_probe_output, probe_source, read_cpuinfo, run_probe
 
 from fixtures.sshd import PLAIN_CPUINFO, ZEN3_CPUINFO, SshdServer, ssh_client_pids
@@ -222,12 +223,24 @@ def test_ssh_argv_adds_only_batchmode_and_connect_timeout() -> None:
         ssh_argv("-oProxyCommand=x", ["true"])
 
 
-def test_remote_deadline_runs_the_command_under_timeout_on_the_node() -> None:
-    """Killing ssh does not end the remote command: run_fleet has the node end it at the deadline."""
-    assert ssh_argv("n1", ["python3", "-", "--root", "/a b"], remote_deadline=2.5)[-1] == (
-        "if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 3 python3 - --root '/a b'; "
-        "else exec python3 - --root '/a b'; fi"
-    )
+def test_remote_deadline_runs_the_command_under_timeout_on_the_node(tmp_path: Path) -> None:
+    """Killing ssh does not end the remote command: run_fleet has the node end it at the deadline.
+    The login shell sees one simple command (``sh -c SCRIPT sh WORDS``: csh and fish run it too);
+    a node whose ``timeout`` refuses ``-k`` (old busybox) runs the words as they are."""
+    line = ssh_argv("n1", ["python3", "-", "--root", "/a b"], remote_deadline=2.5)[-1]
+    assert shlex.split(line)[:2] == ["/bin/sh", "-c"]
+    assert shlex.split(line)[3:] == ["sh", "python3", "-", "--root", "/a b"]
+    assert "timeout -k 2 3 " in shlex.split(line)[2]
+    words = ["printf", "%s|", "a b", "$HOME", "'q'"]
+    ran = subprocess.run(["sh", "-c", remote_command_line(words, 5)], capture_output=True, text=True)
+    assert (ran.returncode, ran.stdout) == (0, "a b|$HOME|'q'|")
+    old = tmp_path / "bin"
+    old.mkdir()
+    (old / "timeout").write_text("#!/bin/sh\necho 'timeout: unrecognized option -k' >&2\nexit 1\n")
+    (old / "timeout").chmod(0o755)
+    env = dict(os.environ, PATH=f"{old}:{os.environ['PATH']}")
+    ran = subprocess.run(["sh", "-c", remote_command_line(words, 5)], capture_output=True, text=True, env=env)
+    assert (ran.returncode, ran.stdout) == (0, "a b|$HOME|'q'|")
 
 
 async def test_run_fleet_refuses_bad_arguments() -> None:

@@ -128,3 +128,17 @@ async def test_the_footer_of_a_read_only_console_fits_too(demo_site: Path) -> No
         pairs = set(shown(keys_shown))
         assert registry("releases", read_only=True) <= pairs and ("p", "Promote") not in pairs
         assert_on_screen(app, keys_shown)
+
+
+def test_read_only_stays_on_an_80_column_header_whatever_the_store_url() -> None:
+    """READ-ONLY sits next to the title: the header is one line high, so whatever a long store URL
+    pushes past 80 columns is cut, and READ-ONLY must not be in it."""
+    from rich.console import Console
+
+    from console.tui.widgets.header import header_text
+
+    text = header_text("Releases", "demo", "https://depot.example.org/very/long/store/path/", "44d34ce655ca", True)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(text)
+    lines = console.export_text().splitlines()
+    assert "READ-ONLY" in lines[0] and "READ-ONLY" not in "".join(lines[1:])

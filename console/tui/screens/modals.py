@@ -328,7 +328,7 @@ class FleetRequest:
         if self.ssh_config and self.transport == "ssh":
             parts += ["--ssh-config", shlex.quote(self.ssh_config)]
         if self.timeout is not None:
-            parts += ["--timeout", f"{self.timeout:g}"]
+            parts += ["--timeout", str(int(self.timeout)) if self.timeout.is_integer() else repr(self.timeout)]
         return " ".join(parts)
 
     def command(self) -> str:

@@ -26,20 +26,21 @@ def header_text(title: str, name: str, store: str, key: str, read_only: bool) ->
     text.append("  ")
     text.append_text(cell(title, "bold"))
     text.append("  ")
+    if read_only:  # next to the title: a long store URL must not push it off an 80-column line
+        text.append(" ", style="black on yellow")  # not bold: a run apart from the word
+        text.append("READ-ONLY", style="bold black on yellow")
+        text.append(" ", style="black on yellow")
+        text.append(" ")
     for label, value in (("site", name), ("store", store), ("key", key or "(none)")):
         text.append(f"{SEP}{label} ", style="dim")
         text.append_text(cell(value))
         text.append(" ")
-    if read_only:
-        text.append(SEP, style="dim")
-        text.append(" ", style="black on yellow")  # not bold: a run apart from the word
-        text.append("READ-ONLY", style="bold black on yellow")
-        text.append(" ", style="black on yellow")
+    text.no_wrap, text.overflow = True, "ellipsis"  # one line: cut at the edge, never wrapped away
     return text
 
 
 class SiteHeader(Static):
-    """One line: ``depot-console  Releases · site demo · store store · key 44d34ce655ca · READ-ONLY``."""
+    """One line: ``depot-console  Releases  READ-ONLY · site demo · store store · key 44d34ce655ca``."""
 
     def __init__(self, title: str) -> None:
         super().__init__(id="site-header")

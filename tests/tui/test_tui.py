@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Checkbox, DataTable, Input, Log, Select
+from textual.widgets import Checkbox, DataTable, Input, Log, Select, Static
 
 import core.build.jobs as jobs
 import core.site.channels as channel_ops
@@ -315,6 +315,43 @@ async def test_build_from_the_form_streams_its_log_and_succeeds(demo_site: Path,
         cmd = f"console --headless build {script} --builder command --arch x86_64 --publish"
         assert cmd in app.command_log
         assert any(n.startswith(f"build {bid} started") for n in notes(app))
+
+
+async def test_build_form_promotes_to_a_new_channel_only_when_asked(demo_site: Path, tmp_path: Path) -> None:
+    """As ``build --promote C [--create]``: an unknown channel is refused unless "new channel" is
+    ticked; ticked, the ≡ command carries ``--create`` and the build creates and promotes it."""
+    script = write_script(tmp_path / "build.sh", 'echo hi > "$DEPOT_OUT/hello"\n')
+    app = DepotConsole(demo_site, start="builds")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        for create in (False, True):
+            before = set(screen.rows)
+            await pilot.press("n")
+            await pilot.pause()
+            form = app.screen
+            form.query_one("#source", Input).value = str(script)
+            form.query_one("#builder", Select).value = "command"
+            form.query_one("#targets", Input).value = "x86_64"
+            form.query_one("#promote", Input).value = "canary"
+            form.query_one("#create", Checkbox).value = create
+            await pilot.pause()
+            shown = str(form.query_one("#command", Static).render())
+            assert shown.endswith("--publish --promote canary" + (" --create" if create else ""))
+            await pilot.click("#yes")
+            await settle(pilot)
+            if not create:
+                assert any(n.startswith("unknown channel 'canary'") for n in notes(app)), notes(app)
+                assert set(screen.rows) == before
+        await wait_until(pilot, lambda: set(screen.rows) - before, "the new build in the list")
+        (bid,) = set(screen.rows) - before
+        await wait_until(pilot, lambda: screen.rows[bid]["status"] == "succeeded", "the build to succeed")
+        site = Site(demo_site)
+        try:
+            rows = {r["channel"]: r for r in channel_ops.channel_status(site)}
+            assert rows["canary"]["release"] == build_row(demo_site, bid)["release"]
+        finally:
+            site.close()
 
 
 async def test_build_form_errors_use_the_cli_words(demo_site: Path, tmp_path: Path) -> None:

@@ -288,6 +288,7 @@ class BuildsScreen(BaseScreen):
                     options,
                     publish=req.publish,
                     promote=req.promote or None,
+                    create=bool(req.promote) and req.create,
                 )
 
             self.work(run, lambda bid: BuildStarted(bid, cmd), name="build-start", title="build refused")

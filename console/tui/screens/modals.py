@@ -461,6 +461,7 @@ class BuildRequest:
     publish: bool
     promote: str
     options: list[str]  # KEY=VALUE pairs, as ``--option`` takes them
+    create: bool = False  # ``--create``: the promote channel may be a new one
 
 
 BUILDERS = ("julia", "python", "command")
@@ -488,6 +489,7 @@ class BuildModal(ModalScreen[BuildRequest | None]):
             with Horizontal(classes="row"):
                 yield Checkbox("publish as one release", value=True, id="publish")
                 yield Input(placeholder="then promote to channel (optional)", id="promote")
+                yield Checkbox("new channel", value=False, id="create")
             yield Static("", id="command", classes="headless")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="no", variant="primary")
@@ -511,6 +513,7 @@ class BuildModal(ModalScreen[BuildRequest | None]):
             self.query_one("#publish", Checkbox).value,
             self.query_one("#promote", Input).value.strip(),
             options,
+            self.query_one("#create", Checkbox).value,
         )
 
     def _show_command(self) -> None:
@@ -557,4 +560,6 @@ def build_command(req: BuildRequest) -> str:
         argv.append("--publish")
     if req.promote:
         argv += ["--promote", req.promote]
+        if req.create:
+            argv.append("--create")
     return shlex.join(argv)

@@ -99,21 +99,26 @@ def test_unknown_arch_and_bad_image_syntax(site_dir: Path, tmp_path: Path) -> No
 def _as_nobody(argv: list[str], errfile: Path) -> int:
     """Run ``console.cli.main(argv)`` in a forked child that dropped to uid/gid 65534 (nobody).
 
-    pyenv's interpreter and site-packages live under /root, which nobody cannot read, so import
-    everything the verb needs first, then fork instead of exec.
+    pyenv's interpreter and site-packages live under /root, which nobody cannot read, and a clean
+    clone may sit in a 0700 temp directory: so import every module of ``core`` and ``console``
+    (but the TUI) first, the console loading many lazily, then fork instead of exec.
     """
+    import importlib
+    import pkgutil
+
     import archspec.cpu
     import sqlite_utils  # noqa: F401 (the console loads these lazily: nobody could not, later)
     import tomli_w  # noqa: F401
     from cryptography.hazmat.primitives import serialization  # noqa: F401
 
-    import core.arch
-    import core.kinds.packages
-    import core.site.catalogue
-    import core.site.publish
-    import core.store.http  # noqa: F401
+    import console
+    import core
     from console.cli import build_parser
 
+    for package in (core, console):
+        for mod in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if not mod.name.startswith("console.tui"):
+                importlib.import_module(mod.name)
     build_parser()
     assert archspec.cpu.TARGETS["x86_64_v3"]
     pid = os.fork()

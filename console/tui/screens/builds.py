@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, ScreenStackError
 from textual.widgets import DataTable, Log, Static
 
 import console.tui.actions as actions
@@ -251,7 +251,11 @@ class BuildsScreen(BaseScreen):
             self.query_one("#build-log", Log).write_lines(log_lines(text))
 
     def _tick(self) -> None:
-        if self.app.screen is not self:
+        try:
+            on_top = self.app.screen is self
+        except ScreenStackError:  # the app is closing: its last screen is already gone
+            return
+        if not on_top:
             return
         self._write(self._poll())
         self._ticks += 1

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable
@@ -147,9 +148,13 @@ class BaseScreen(Screen):
         from console.tui.widgets.cells import InertTable
 
         focused = self.focused
-        table = focused if isinstance(focused, InertTable) else next(iter(self.query(InertTable)), None)
-        if table is not None:
-            self.open_row_detail(table)
+        if isinstance(focused, InertTable):
+            self.open_row_detail(focused)
+            return
+        try:
+            self.open_row_detail(self.query_one(InertTable))  # the first one
+        except NoMatches:
+            pass
 
     def open_row_detail(self, table: DataTable) -> None:
         """Show every column of the highlighted row of ``table``, whole (``RowDetail``)."""

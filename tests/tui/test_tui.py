@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import Checkbox, DataTable, Input, Log, Select, Static
 
@@ -55,19 +56,29 @@ def log_text(screen) -> str:
     return "\n".join(screen.query_one("#build-log", Log).lines)
 
 
+async def fill_build_form(
+    pilot, script: Path, targets: str = "x86_64", publish: bool = False, promote: str = "", create: bool = False
+) -> Any:
+    """Open the new-build form and fill it for a command-builder script; the form screen."""
+    await pilot.press("n")
+    await pilot.pause()
+    form = pilot.app.screen
+    form.query_one("#source", Input).value = str(script)
+    form.query_one("#builder", Select).value = "command"
+    form.query_one("#targets", Input).value = targets
+    form.query_one("#publish", Checkbox).value = publish
+    form.query_one("#promote", Input).value = promote
+    form.query_one("#create", Checkbox).value = create
+    await pilot.pause()
+    return form
+
+
 async def start_from_form(pilot, script: Path, targets: str = "x86_64", publish: bool = False) -> int:
     """Fill the new-build form for a command-builder script and start it; return the new build's id."""
     app = pilot.app
     screen = app.screen
     before = set(screen.rows)
-    await pilot.press("n")
-    await pilot.pause()
-    form = app.screen
-    form.query_one("#source", Input).value = str(script)
-    form.query_one("#builder", Select).value = "command"
-    form.query_one("#targets", Input).value = targets
-    form.query_one("#publish", Checkbox).value = publish
-    await pilot.pause()
+    await fill_build_form(pilot, script, targets, publish)
     await pilot.click("#yes")
     await settle(pilot)
     await wait_until(pilot, lambda: set(screen.rows) - before, "the new build in the list")
@@ -327,15 +338,7 @@ async def test_build_form_promotes_to_a_new_channel_only_when_asked(demo_site: P
         screen = app.screen
         for create in (False, True):
             before = set(screen.rows)
-            await pilot.press("n")
-            await pilot.pause()
-            form = app.screen
-            form.query_one("#source", Input).value = str(script)
-            form.query_one("#builder", Select).value = "command"
-            form.query_one("#targets", Input).value = "x86_64"
-            form.query_one("#promote", Input).value = "canary"
-            form.query_one("#create", Checkbox).value = create
-            await pilot.pause()
+            form = await fill_build_form(pilot, script, publish=True, promote="canary", create=create)
             shown = str(form.query_one("#command", Static).render())
             assert shown.endswith("--publish --promote canary" + (" --create" if create else ""))
             await pilot.click("#yes")

@@ -23,26 +23,62 @@ Nothing outside ``core/site/db/`` imports sqlite3 or sqlite_utils or writes SQL
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import BadInput, LocalStateError
-from core.site.db.audit import AuditLog
 from core.site.db.base import Where, utcnow_iso
-from core.site.db.builds import Builds
-from core.site.db.channels import ChannelEvents, ChannelMarks
 from core.site.db.conn import Connection
-from core.site.db.file_cache import FileCache
 from core.site.db.lazydb import LazyDatabase
-from core.site.db.nodes import Nodes, SmokeRuns
-from core.site.db.releases import Releases
-from core.site.db.rollouts import Rollouts
 from core.site.db.schema import MIGRATIONS, TABLES, migrate, schema_version
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+    from core.site.db.audit import AuditLog
+    from core.site.db.builds import Builds
+    from core.site.db.channels import ChannelEvents, ChannelMarks
+    from core.site.db.file_cache import FileCache
+    from core.site.db.nodes import Nodes, SmokeRuns
+    from core.site.db.releases import Releases
+    from core.site.db.rollouts import Rollouts
+
+#: Each table's query class and its module: imported when a command first touches the table
+#: (``State``'s properties, or ``from core.site.db import Nodes``), so a verb that reads releases
+#: does not load the builds, rollouts and fleet tables' code.
+_TABLE_CLASSES = {
+    "AuditLog": "audit",
+    "Builds": "builds",
+    "ChannelEvents": "channels",
+    "ChannelMarks": "channels",
+    "FileCache": "file_cache",
+    "Nodes": "nodes",
+    "SmokeRuns": "nodes",
+    "Releases": "releases",
+    "Rollouts": "rollouts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _TABLE_CLASSES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_TABLE_CLASSES[name]}"), name)
+
+
+def _table(cls_name: str, doc: str) -> Any:
+    """A ``State`` attribute holding one table's query object, made on first use."""
+
+    def get(self: State) -> Any:
+        return __getattr__(cls_name)(self.db)
+
+    get.__doc__ = doc
+    return functools.cached_property(get)
+
 
 #: Seconds a write waits for another process's lock on ``state.db`` (``[site] busy_timeout_s``).
 DEFAULT_BUSY_TIMEOUT_S = 10.0
@@ -90,15 +126,16 @@ class State:
             raise
         except sqlite3.DatabaseError as exc:
             raise BadInput(f"{path}: not a usable state database ({exc})") from None
-        self.releases = Releases(self.db)
-        self.file_cache = FileCache(self.db)
-        self.audit_log = AuditLog(self.db)
-        self.channel_marks = ChannelMarks(self.db)
-        self.channel_events = ChannelEvents(self.db)
-        self.nodes = Nodes(self.db)
-        self.smoke_runs = SmokeRuns(self.db)
-        self.builds = Builds(self.db)
-        self.rollouts = Rollouts(self.db)
+
+    releases: Releases = _table("Releases", "the release catalogue")
+    file_cache: FileCache = _table("FileCache", "publish's (path, size, mtime, inode) -> digest cache")
+    audit_log: AuditLog = _table("AuditLog", "who did what, when")
+    channel_marks: ChannelMarks = _table("ChannelMarks", "each channel's accepted pointer version")
+    channel_events: ChannelEvents = _table("ChannelEvents", "every pointer version seen")
+    nodes: Nodes = _table("Nodes", "the node inventory")
+    smoke_runs: SmokeRuns = _table("SmokeRuns", "smoke test results per node")
+    builds: Builds = _table("Builds", "build jobs")
+    rollouts: Rollouts = _table("Rollouts", "staged rollouts")
 
     @property
     def schema_version(self) -> int:

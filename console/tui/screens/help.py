@@ -56,10 +56,11 @@ class HelpScreen(Screen):
         self.listed: list[str] = []  # descriptions shown (tests read it)
         yield SiteHeader("Keys")
         with VerticalScroll(id="help-body"):
-            table = Table(expand=True, box=None, padding=(0, 2), show_header=True, header_style="bold")
-            table.add_column("VIEW", style="bold magenta", width=12)
-            table.add_column("KEY", style="bold cyan", width=8)
-            table.add_column("ACTION", width=22)
+            narrow = self.app.size.width < 100  # 80 columns: the commands get the width, not the gaps
+            table = Table(expand=True, box=None, padding=(0, 1 if narrow else 2), show_header=True, header_style="bold")
+            table.add_column("VIEW", style="bold magenta", width=10 if narrow else 12)
+            table.add_column("KEY", style="bold cyan", width=6 if narrow else 8)
+            table.add_column("ACTION", width=19 if narrow else 22)
             table.add_column("HEADLESS EQUIVALENT", style="dim")
             for title, sid in SECTIONS:
                 first = True

@@ -354,6 +354,9 @@ async def test_cancellation_kills_every_ssh(sshd: SshdServer) -> None:
         run_fleet(nodes, ["true"], b"", ssh_config=sshd.config_path, deadline=3600, on_start=on_start)
     )
     await all_started.wait()
+    until = asyncio.get_running_loop().time() + 10  # each ssh seen by /proc once it runs: poll, bounded
+    while len(ssh_client_pids(sshd.config_path)) < 3 and asyncio.get_running_loop().time() < until:
+        await asyncio.sleep(0.05)
     assert len(ssh_client_pids(sshd.config_path)) == 3
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -215,3 +215,10 @@ async def settle(pilot: Any) -> None:
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+
+
+async def press_settled(pilot: Any, *keys: str) -> None:
+    """TUI tests: press each key and let what it started land on screen before the next."""
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)

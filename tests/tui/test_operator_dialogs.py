@@ -86,6 +86,16 @@ async def open_dialog(pilot: Any, view: str, key: str) -> None:
     await settle(pilot)
 
 
+async def open_promote(pilot: Any, channel: str | None = None) -> Any:
+    """Open the Promote dialog on the releases view (and pick ``channel``); the dialog."""
+    await pilot.press("p")
+    await settle(pilot)
+    if channel is not None:
+        pilot.app.screen.query_one("#channel", Select).value = channel
+        await settle(pilot)
+    return pilot.app.screen
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 async def test_every_dialog_fits_the_terminal(demo_site: Path, size: tuple[int, int]) -> None:
     app = DepotConsole(demo_site)
@@ -111,10 +121,7 @@ async def test_a_tall_promote_dialog_keeps_its_buttons_in_view_at_80x24(demo_sit
     app = DepotConsole(demo_site)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
-        app.screen.query_one("#channel", Select).value = "production"
-        await settle(pilot)
+        await open_promote(pilot, "production")
         assert not app.screen.query_one("#override", Input).has_class("hidden")  # the policy lines, the override
         assert_fits(app, "promote with unmet checks")
 
@@ -139,9 +146,7 @@ async def test_promote_picks_no_channel_and_refuses_until_one_is(demo_site: Path
     app = DepotConsole(demo_site)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
-        modal = app.screen
+        modal = await open_promote(pilot)
         assert isinstance(modal, PromoteModal)
         assert modal.query_one("#channel", Select).value is Select.NULL and modal.channel == ""
         assert command_line(app) == "console --headless promote 653d5cfc1720 --channel CHANNEL"
@@ -159,10 +164,7 @@ async def test_promote_command_line_shows_the_reason_as_typed_and_is_what_runs(d
     app = DepotConsole(demo_site)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
-        app.screen.query_one("#channel", Select).value = "production"
-        await settle(pilot)
+        await open_promote(pilot, "production")
         await pilot.press(*REASON)
         cmd = command_line(app)
         assert cmd == f"console --headless promote 653d5cfc1720 --channel production --reason {shlex.quote(REASON)}"

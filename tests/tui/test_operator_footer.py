@@ -17,7 +17,7 @@ from console.tui.app import DepotConsole
 from console.tui.screens.base import BaseScreen
 from console.tui.screens.help import HelpScreen
 
-from helpers import settle
+from helpers import press_settled, settle
 
 SIZES = [(80, 24), (120, 36)]
 # (screen id, the view it starts on, keys that open it)
@@ -79,9 +79,7 @@ async def test_every_footer_key_of_every_view_is_on_screen(demo_site: Path, size
         app = DepotConsole(demo_site, start=start)
         async with app.run_test(size=size) as pilot:
             await settle(pilot)
-            for key in keys:
-                await pilot.press(key)
-                await settle(pilot)
+            await press_settled(pilot, *keys)
             assert isinstance(app.screen, BaseScreen) and app.screen.SCREEN_ID == sid
             keys_shown = footer_keys(app)
             pairs = set(shown(keys_shown))
@@ -101,9 +99,7 @@ async def test_the_help_screen_is_not_clipped(demo_site: Path, size: tuple[int, 
         app = DepotConsole(demo_site, start=start)
         async with app.run_test(size=size) as pilot:
             await settle(pilot)
-            for key in keys:
-                await pilot.press(key)
-                await settle(pilot)
+            await press_settled(pilot, *keys)
             await pilot.press("question_mark")
             await settle(pilot)
             help_screen = app.screen

@@ -83,18 +83,6 @@ def markup_safe(value: object) -> str:
     return escape(inert(value))
 
 
-def fit(value: str | Text | None, width: int) -> Text:
-    """``value`` (data or a ``Text`` a screen built) inert and cut to ``width`` cells."""
-    if isinstance(value, Text):
-        text = inert_rich(value)
-        if text.cell_len <= width:
-            return text
-        cut = text.copy()
-        cut.truncate(width, overflow="ellipsis")
-        return cut
-    return cell(value, width=width)
-
-
 def inert_rich(text: Text) -> Text:
     """``text`` with every control character escaped, its styled spans moved to match."""
     plain = text.plain

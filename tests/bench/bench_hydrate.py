@@ -1,21 +1,31 @@
-"""Benchmark: hydrate over HTTP (nginx on loopback) vs ``ostree pull`` + ``ostree checkout -U -H``.
+"""Benchmark: hydrate over HTTP (nginx on loopback) vs ``ostree pull`` + ``ostree checkout -U -H``,
+and vs the floor, on two depot shapes.
 
-    python tests/bench/bench_hydrate.py [--scale S] [--repeat N] [--workers W]
+    python tests/bench/bench_hydrate.py [--shapes depot,registry] [--scale S] [--registry N]
+                                        [--repeat N] [--workers W] [--rows FILE]
 
-Both peers start from the same synthetic depot (``depotgen.generate``, scale 1.0 = ~500 MB / ~8k
-files) served by the same nginx (``fixtures.nginx.start_nginx``): the depot store under
-``/depot/store/``, an archive-mode OSTree repo of the same tree under ``/depot/ostree/``. Each run
-starts from an empty node (fresh root / fresh bare-user repo and checkout, all removed only at the
-end: see the comment there); the hydrate side is the real CLI in a subprocess (interpreter
-start-up included) with the node's default workers, ostree keeps its default fsync and the hydrate
-its one ``syncfs``; the peers take turns going first. Reported: best-of-N wall times and their
-ratio (goal <= 0.5).
+Shapes as in ``bench_publish.py``: ``depot`` (``depotgen.generate``, scale 1.0 = ~500 MB / ~8k
+files) and ``registry`` (a depot at ``--registry-scale`` with a full unpacked General registry:
+~40k files under 4 KiB). Both peers start from the same depot served by the same nginx
+(``fixtures.nginx.start_nginx``): the depot store under ``/depot/store/``, an archive-mode OSTree
+repo of the same tree under ``/depot/ostree/``. Each run starts from an empty node (fresh root /
+fresh bare-user repo and checkout, all removed only at the end: see the comment there); the
+hydrate side is the real CLI in a subprocess (interpreter start-up included) with the node's
+default workers, ostree keeps its default fsync and the hydrate its one ``syncfs``; the peers
+take turns going first. Reported: best-of-N wall times and their ratios (goal <= 0.5).
+
+The floor (issue 17), measured in the same run: for a full hydrate, ``curl | zstd -dc | tar -x``
+of one ``.tar.zst`` of the image from the same nginx (every byte fetched, decompressed and
+written once, no file checked) plus sha256 of the image's bytes; for an incremental one,
+``cp -al`` of the previous image (the directories and links any complete new image costs) plus
+the same fetch and unpack of a ``.tar.zst`` of only the changed files.
 
 Incremental: variant 1 of the depot (3 packages bumped) is published and promoted (and committed
 on the OSTree branch), the node that holds variant 0 hydrates again (and the OSTree node pulls and
-checks out again, for a time comparison with no goal), and the bytes it fetched (file objects +
-tree objects, uncompressed, from ``--json``; plus bytes on the wire) are compared with the bytes
-that changed (distinct new file contents of variant 1). Goal: fetched <= 1.1x changed.
+checks out again), and the bytes it fetched (file objects + tree objects, uncompressed, from
+``--json``; plus bytes on the wire) are compared with the bytes that changed (distinct new file
+contents of variant 1). Goals: fetched <= 1.1x changed; time <= 1.0x OSTree's (issue 17).
+``--rows FILE`` writes the README table rows (``tests/bench/readme_table.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ REPO = HERE.parent.parent
 sys.path[:0] = [str(REPO), str(HERE.parent), str(HERE)]
 
 from depotgen import generate  # noqa: E402
-from peers import ostree_commit, ostree_pull_checkout  # noqa: E402
+from peers import hydrate_floor, incremental_floor, ostree_commit, ostree_pull_checkout, tar_zst  # noqa: E402
 
 from core.node.root import force_rmtree  # noqa: E402
 from core.site.channels import promote  # noqa: E402
@@ -86,26 +96,32 @@ def hydrate_cli(root: Path, url: str, trust: Path, workers: int | None) -> tuple
     return wall, json.loads(proc.stdout)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=0.2)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--workers", type=int, help="hydrate's --workers (default: the node's own default)")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = ap.parse_args(argv)
+def make_shape(shape: str, root: Path, variant: int, args: argparse.Namespace) -> dict:
+    if shape == "registry":
+        return generate(root, scale=args.registry_scale, seed=0, variant=variant, registry=args.registry)
+    return generate(root, scale=args.scale, seed=0, variant=variant)
 
-    work = Path(tempfile.mkdtemp(prefix="bench-hydrate-"))
+
+def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """Full and incremental hydrate of one shape vs OSTree and the floor: (report, README rows)."""
+    srv = work / "srv"
+    v0, v1 = work / "v0", work / "v1"
+    stats0 = make_shape(shape, v0, 0, args)
+    make_shape(shape, v1, 1, args)
+    small = sum(1 for p in v0.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size < 4096)
+    desc = f"{stats0['bytes'] / 1e6:.0f} MB / {stats0['files']:,} files ({small:,} under 4 KiB)"
+    print(f"\n== shape {shape}: {desc}")
+    site = Site.init(work / "site", store=str(srv / "store"))
     try:
-        srv = work / "srv"
-        v0, v1 = work / "v0", work / "v1"
-        stats0 = generate(v0, args.scale, 0, 0)
-        generate(v1, args.scale, 0, 1)
-        site = Site.init(work / "site", store=str(srv / "store"))
         r0 = publish(site, "bench", {"x86_64": v0}, label="v0").release_id
         promote(site, r0, "production", create=True)
         ostree_commit(srv / "ostree", v0, "v0")
         trust = work / "trust.json"
         trust.write_text(json.dumps(site.trust.to_config()))
+        old, new = file_digests(v0), file_digests(v1)
+        changed_files = [p for p, d in tree_digests(v1).items() if d not in old]
+        tar_zst(v0, srv / "floor" / "v0.tar.zst")
+        tar_zst(v1, srv / "floor" / "delta.tar.zst", changed_files)
 
         # Both peers start on a written-back file system: the setup's ~1.5 GB of dirty data would
         # otherwise be flushed during the runs, and ext4 keeps skipping inodes deleted in the last
@@ -115,18 +131,20 @@ def main(argv: list[str] | None = None) -> int:
         os.sync()
         with start_nginx(work / "nginx", srv) as server:
             store_url, ostree_url = server.url + "store/", server.url + "ostree"
-            ours, peer, doc = [], [], {}
+            ours, peer, floor, doc = [], [], [], {}
             for i in range(args.repeat):
                 # Peers alternate which goes first, so conditions that drift during the runs (see
                 # above) do not always favour the same one.
-                for side in ("ours", "ostree") if i % 2 == 0 else ("ostree", "ours"):
+                for side in ("ours", "ostree", "floor") if i % 2 == 0 else ("floor", "ostree", "ours"):
                     if side == "ours":
                         wall, doc = hydrate_cli(work / f"node{i}", store_url, trust, args.workers)
                         ours.append(wall)
-                    else:
+                    elif side == "ostree":
                         peer.append(
                             ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0", work / f"checkout{i}")
                         )
+                    else:
+                        floor.append(sum(hydrate_floor(server.url + "floor/v0.tar.zst", work / f"floor{i}")))
             # Nothing is removed before the end: deleting thousands of inodes just before a run
             # makes ext4's inode allocator skip "recently deleted" ones for minutes, slowing
             # whichever peer runs next (measured: mkdir of one image's 2,417 directories went
@@ -134,9 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             full = {
                 "hydrate_s": round(min(ours), 3),
                 "ostree_s": round(min(peer), 3),
+                "floor_s": round(min(floor), 3),
                 "ratio": round(min(ours) / min(peer), 3),
+                "floor_ratio": round(min(ours) / min(floor), 3),
                 "runs_hydrate": [round(x, 3) for x in ours],
                 "runs_ostree": [round(x, 3) for x in peer],
+                "runs_floor": [round(x, 3) for x in floor],
                 "objects": doc["fetched_objects"],
                 "bytes": doc["fetched_bytes"],
                 "transferred": doc["transferred_bytes"],
@@ -145,16 +166,37 @@ def main(argv: list[str] | None = None) -> int:
             r1 = publish(site, "bench", {"x86_64": v1}, label="v1", parent=r0).release_id
             promote(site, r1, "production", create=True)
             ostree_commit(srv / "ostree", v1, "v0")  # the branch moves on, as the channel does
-            old, new = file_digests(v0), file_digests(v1)
             changed = sum(size for d, size in new.items() if d not in old)
-            last = args.repeat - 1
-            wall, inc = hydrate_cli(work / f"node{last}", store_url, trust, args.workers)
-            peer_inc = ostree_pull_checkout(ostree_url, work / f"ostree-node{last}", "v0", work / "checkout-v1")
+            os.sync()
+            inc_ours, inc_peer, inc_floor, inc = [], [], [], {}
+            for i in range(args.repeat):  # every node of the full runs moves on once
+                for side in ("ours", "ostree", "floor") if i % 2 == 0 else ("floor", "ostree", "ours"):
+                    if side == "ours":
+                        wall, inc = hydrate_cli(work / f"node{i}", store_url, trust, args.workers)
+                        inc_ours.append(wall)
+                    elif side == "ostree":
+                        inc_peer.append(
+                            ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0", work / f"checkout{i}-v1")
+                        )
+                    else:
+                        inc_floor.append(
+                            sum(
+                                incremental_floor(
+                                    work / f"floor{i}", work / f"floor{i}-v1", server.url + "floor/delta.tar.zst"
+                                )
+                            )
+                        )
             fetched = inc["fetched_bytes"] + inc["tree_bytes"]
+            H, O, F = min(inc_ours), min(inc_peer), min(inc_floor)
             incremental = {
-                "hydrate_s": round(wall, 3),
-                "ostree_s": round(peer_inc, 3),
-                "time_ratio": round(wall / peer_inc, 3),
+                "hydrate_s": round(H, 3),
+                "ostree_s": round(O, 3),
+                "floor_s": round(F, 3),
+                "time_ratio": round(H / O, 3),
+                "floor_ratio": round(H / F, 3),
+                "runs_hydrate": [round(x, 3) for x in inc_ours],
+                "runs_ostree": [round(x, 3) for x in inc_peer],
+                "runs_floor": [round(x, 3) for x in inc_floor],
                 "changed_bytes": changed,
                 "fetched_bytes": fetched,
                 "file_bytes": inc["fetched_bytes"],
@@ -164,30 +206,74 @@ def main(argv: list[str] | None = None) -> int:
                 "trees": inc["fetched_trees"],
                 "ratio": round(fetched / changed, 4),
             }
-        report = {
-            "scale": args.scale,
-            "files": stats0["files"],
-            "bytes": stats0["bytes"],
-            "full": full,
-            "incremental": incremental,
-        }
-        print(json.dumps(report, indent=2))
-        print(
-            f"full hydrate {full['hydrate_s']}s vs ostree pull+checkout {full['ostree_s']}s: "
-            f"ratio {full['ratio']} (goal <= 0.5)"
-        )
-        print(
-            f"incremental: fetched {fetched} bytes for {changed} changed bytes: ratio {incremental['ratio']} "
-            f"(goal <= 1.1); {incremental['hydrate_s']}s vs ostree {incremental['ostree_s']}s "
-            f"(ratio {incremental['time_ratio']}, no goal)"
-        )
     finally:
-        site_obj = locals().get("site")
-        if site_obj is not None:
-            site_obj.close()
-        if not args.keep:
-            force_rmtree(work)
-            os.sync()  # write the deleted inodes back now: the next run's allocations skip them for 1 minute, not 6
+        site.close()
+    report = {"shape": shape, "files": stats0["files"], "bytes": stats0["bytes"], "full": full, "incremental": incremental}
+    print(json.dumps(report, indent=2))
+    print(
+        f"full hydrate {full['hydrate_s']}s vs ostree pull+checkout {full['ostree_s']}s: ratio {full['ratio']} "
+        f"(goal <= 0.5); {full['floor_ratio']}x the floor ({full['floor_s']}s)"
+    )
+    print(
+        f"incremental: fetched {fetched} bytes for {changed} changed bytes: ratio {incremental['ratio']} "
+        f"(goal <= 1.1); {H:.3f}s vs ostree {O:.3f}s (ratio {incremental['time_ratio']}, goal <= 1.0); "
+        f"{incremental['floor_ratio']}x the floor ({F:.3f}s)"
+    )
+    load = round(os.getloadavg()[0], 1)
+    rows = [
+        {
+            "what": f"full hydrate over nginx, {desc}",
+            "result": f"{full['hydrate_s']:.2f} s = {full['ratio']:.2f}x `ostree pull` + `checkout -U -H` "
+            f"({full['ostree_s']:.2f} s); {full['floor_ratio']:.2f}x the floor ({full['floor_s']:.2f} s)",
+            "goal": "<= 0.5x",
+        },
+        {
+            "what": f"incremental hydrate, 3 packages bumped ({shape})",
+            "result": f"fetched {incremental['ratio']:.3f}x the changed bytes; {H:.2f} s = "
+            f"{incremental['time_ratio']:.2f}x an OSTree incremental pull + checkout ({O:.2f} s); "
+            f"{incremental['floor_ratio']:.2f}x the floor ({F:.2f} s)",
+            "goal": "<= 1.1x bytes; <= 1.0x time",
+        },
+    ]
+    return report, [dict(r, load=load) for r in rows]
+
+
+def tree_digests(root: Path) -> dict[str, str]:
+    """relative path -> sha256 hex of every regular file under ``root``."""
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            if not os.path.islink(p):
+                with open(p, "rb") as f:
+                    out[os.path.relpath(p, root)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default="depot,registry", help="comma-separated: depot, registry")
+    ap.add_argument("--scale", type=float, default=1.0, help="scale of the depot shape")
+    ap.add_argument("--registry", type=int, default=10_000, help="registry packages of the registry shape")
+    ap.add_argument("--registry-scale", type=float, default=0.25, help="depot scale under the registry shape")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--workers", type=int, help="hydrate's --workers (default: the node's own default)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--rows", type=Path, default=None, help="write README table rows (JSON) here")
+    args = ap.parse_args(argv)
+    rows: list[dict] = []
+    for shape in [s.strip() for s in args.shapes.split(",") if s.strip()]:
+        if shape not in ("depot", "registry"):
+            raise SystemExit(f"unknown shape {shape!r} (depot, registry)")
+        work = Path(tempfile.mkdtemp(prefix=f"bench-hydrate-{shape}-"))
+        try:
+            rows += bench_shape(shape, work, args)[1]
+        finally:
+            if not args.keep:
+                force_rmtree(work)
+                os.sync()  # write the deleted inodes back now: the next run's allocations skip them for 1 minute, not 6
+    if args.rows:
+        args.rows.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
 

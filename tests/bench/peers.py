@@ -98,15 +98,69 @@ def publish_floor(tree: Path, out: Path) -> tuple[float, float]:
     if proc.returncode != 0:
         raise PeerFailed(f"{script}: {proc.stderr.strip() or proc.returncode}")
     data = subprocess.run(["tar", "-cf", "-", "."], cwd=tree, capture_output=True, check=True).stdout
+    sha = _sha256_seconds(data)
+    os.unlink(out)
+    return compress, sha
+
+
+def _sha256_seconds(data: bytes) -> float:
+    """Seconds for sha256 of ``data`` in 1 MiB pieces (what any reader that checks bytes pays)."""
     view = memoryview(data)
     start = time.perf_counter()
     h = hashlib.sha256()
     for i in range(0, len(view), CHUNK):
         h.update(view[i : i + CHUNK])
     h.hexdigest()
-    sha = time.perf_counter() - start
-    os.unlink(out)
-    return compress, sha
+    return time.perf_counter() - start
+
+
+def tar_zst(tree: Path, out: Path, files: list[str] | None = None) -> None:
+    """``tar -cf - . | zstd -T0 -3`` of ``tree`` (or only its relative ``files``) into ``out``:
+    what the hydrate floors fetch."""
+    _tool("tar", "tar")
+    _tool("zstd", "zstd")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = ["."]
+    if files is not None:
+        listing = out.with_name(out.name + ".list")
+        listing.write_bytes(b"".join(f.encode() + b"\0" for f in files))
+        names = ["--null", "-T", str(listing)]
+    script = 'tar -cf - "$@" | zstd -T0 -3 -q -f -o "$0"'
+    proc = subprocess.run(["sh", "-c", script, str(out), *names], cwd=tree, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise PeerFailed(f"tar | zstd of {tree}: {proc.stderr.strip() or proc.returncode}")
+
+
+def _fetch_unpack(url: str, dest: Path) -> float:
+    """Seconds for ``curl -sf URL | zstd -dc | tar -xf - -C dest``."""
+    _tool("curl", "curl")
+    dest.mkdir(parents=True, exist_ok=True)
+    script = 'curl -sf "$0" | zstd -dc | tar -xf - -C "$1"'
+    start = time.perf_counter()
+    proc = subprocess.run(["sh", "-c", script, url, str(dest)], stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise PeerFailed(f"{script}: {proc.stderr.strip() or proc.returncode}")
+    return elapsed
+
+
+def hydrate_floor(url: str, dest: Path) -> tuple[float, float]:
+    """(seconds for ``curl | zstd -dc | tar -x`` of the image's ``.tar.zst`` at ``url`` into the new
+    directory ``dest``, seconds for sha256 of the image's bytes). Their sum is the floor full
+    hydrate ratios are given against: every byte fetched, decompressed, written and hashed once."""
+    unpack = _fetch_unpack(url, dest)
+    data = subprocess.run(["tar", "-cf", "-", "."], cwd=dest, capture_output=True, check=True).stdout
+    return unpack, _sha256_seconds(data)
+
+
+def incremental_floor(previous: Path, dest: Path, delta_url: str) -> tuple[float, float]:
+    """(seconds for ``cp -al previous dest``: the directories and hard links any complete new image
+    costs, seconds to fetch and unpack the ``.tar.zst`` of the changed files at ``delta_url``).
+    Their sum is the floor incremental hydrate ratios are given against."""
+    start = time.perf_counter()
+    _run(["cp", "-al", str(previous), str(dest)])
+    links = time.perf_counter() - start
+    return links, _fetch_unpack(delta_url, dest.parent / f"{dest.name}.delta")
 
 
 def _ensure_repo(repo: Path, mode: str) -> None:

@@ -120,11 +120,34 @@ def test_incremental_hydrate_reads_only_missing_entries(http_site, nginx_server,
     assert (doc["fetched_objects"], doc["reused_objects"]) == (100, 200)
     assert doc["fetched_trees"] == sum(e[3] == "tree" for e in missing)
     requests = nginx_server.requests()[start:]
-    assert not [r for r in requests if "/objects/" in r.path]
+    # The trees along the paths to what changed come loose, level by level (too few to be worth
+    # reading the pack index for); every file object comes from the pack.
+    loose = {r.path.removeprefix("/depot/objects/").replace("/", "") for r in requests if "/objects/" in r.path}
+    assert loose and loose <= {e[0][7:] for e in missing if e[3] == "tree"}
     sent = sum(r.body_bytes for r in requests if r.path == f"/depot/packs/{pack_hex}.pack" and r.status == 206)
     needed = sum(e[2] for e in missing)
     assert needed <= sent <= needed * (1 + GAP_FRACTION)
     assert sent < (nginx_server.root / "packs" / f"{pack_hex}.pack").stat().st_size / 2
+    assert tree_listing(root / "current" / "production") == exported(http_site, v2, tmp_path / "e2")
+
+
+def test_incremental_hydrate_of_a_few_changes_reads_no_pack_index(http_site, nginx_server, tmp_path):
+    """Few new trees and objects (issue 17 item 2): they come loose, the pack list and index are
+    never read, and the trees fetched loose end up in the image's bundle, not as loose files."""
+    v1 = publish(http_site, make_tree(tmp_path / "v1", many_files()))
+    promote(http_site, v1)
+    trust, root = trust_file(http_site), tmp_path / "node"
+    hydrate(root, nginx_server.url, trust)
+    v2 = publish(http_site, make_tree(tmp_path / "v2", many_files(variant=1, changed_every=100)))
+    promote(http_site, v2)
+    start = len(nginx_server.requests())
+    doc = json.loads(hydrate(root, nginx_server.url, trust).stdout)
+    assert (doc["fetched_objects"], doc["reused_objects"]) == (3, 297)
+    assert doc["fetched_trees"] == 3  # f000, f100 and f200 changed: the root, pkg00 and pkg00/src
+    paths = [r.path for r in nginx_server.requests()[start:]]
+    assert not [p for p in paths if p.startswith("/depot/packs/")], paths
+    loose = [p for p in (root / "cache" / "trees").rglob("*") if p.is_file() and "images" not in p.parts]
+    assert loose == []
     assert tree_listing(root / "current" / "production") == exported(http_site, v2, tmp_path / "e2")
 
 

@@ -39,18 +39,20 @@ def cache_names(base: Path) -> set[str]:
 
 #: ``cache/objects.ledger``: what each object's inode looked like when this node last verified it.
 LEDGER = "objects.ledger"
-#: (device, inode, size, mode, owner, mtime ns, ctime ns) of a cache file.
-Seal = tuple[int, int, int, int, int, int, int]
+#: "device inode size mode owner mtime-ns ctime-ns" of a cache file, as the ledger writes it (kept
+#: as text: comparing the line's text costs less than parsing its numbers for every object).
+Seal = str
 
 
 def seal_of(st: os.stat_result) -> Seal:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_uid, st.st_mtime_ns, st.st_ctime_ns)
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mode} {st.st_uid} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
 def read_ledger(node: NodeRoot) -> dict[str, Seal]:
     """``cache_name`` -> the object's ``Seal`` when it was last verified ({} if no ledger).
 
-    A line that does not parse is skipped: its object is re-hashed before reuse.
+    A line that is not a name and seven decimal numbers is skipped: its object is re-hashed
+    before reuse.
     """
     out: dict[str, Seal] = {}
     try:
@@ -58,34 +60,47 @@ def read_ledger(node: NodeRoot) -> dict[str, Seal]:
     except FileNotFoundError:
         return out
     for line in data.decode("ascii", "replace").splitlines():
-        parts = line.split(" ")
-        if len(parts) == 8:
-            with contextlib.suppress(ValueError):
-                out[parts[0]] = tuple(int(x) for x in parts[1:])  # type: ignore[assignment]
+        name, _, seal = line.partition(" ")
+        parts = seal.split(" ")
+        if len(parts) == 7 and all(p.isdigit() for p in parts):
+            out[name] = seal
     return out
 
 
-def write_ledger(node: NodeRoot, verified: set[str], tmpdir: Path | None = None) -> None:
+def write_ledger(
+    node: NodeRoot,
+    verified: set[str],
+    tmpdir: Path | None = None,
+    old: dict[str, Seal] | None = None,
+    stats: dict[str, os.stat_result] | None = None,
+) -> None:
     """Record the seal of every cache object verified by this run (``verified``: cache names),
     and keep the entries of the others only if their inode is exactly as recorded (an object
     changed since, or whose ctime a link or unlink moved, is dropped: re-hashed when next used).
 
     Run after the last link or unlink of the hydrate (links and unlinks move an inode's ctime).
+    ``old`` is the ledger as read earlier under the same node lock (read again if not given);
+    ``stats`` the ``stat`` of every cache object taken since the last link or unlink (``prune``
+    takes them), so they are not taken twice.
     """
-    old = read_ledger(node)
+    if old is None:
+        old = read_ledger(node)
+    if stats is None:
+        stats = {}
+        for name in cache_names(node.objects):
+            with contextlib.suppress(FileNotFoundError):
+                stats[name] = os.stat(f"{node.objects}/{name}", follow_symlinks=False)
     lines = []
-    for name in cache_names(node.objects):
-        try:
-            st = os.stat(f"{node.objects}/{name}", follow_symlinks=False)
-        except FileNotFoundError:
-            continue
+    for name, st in stats.items():
         seal = seal_of(st)
         if name in verified or old.get(name) == seal:
-            lines.append(f"{name} {' '.join(map(str, seal))}\n")
+            lines.append(f"{name} {seal}\n")
     atomic_write(node.cache / LEDGER, "".join(lines).encode("ascii"), 0o644, durable=False, tmp_dir=tmpdir)
 
 
-def cached_ok(path: Path, digest: str, size: int, ledger: dict[str, Seal] | None = None, name: str = "") -> bool:
+def cached_ok(
+    path: str | Path, digest: str, size: int, ledger: dict[str, Seal] | None = None, name: str = ""
+) -> bool:
     """Whether the cached object at ``path`` can be reused; a damaged one is removed.
 
     Trusted without re-reading only if some image links to it (link count > 1: it was complete
@@ -97,14 +112,14 @@ def cached_ok(path: Path, digest: str, size: int, ledger: dict[str, Seal] | None
     the wrong size or bytes is removed, so it is fetched again into a new inode.
     """
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return False
     ok = st.st_size == size and not st.st_mode & 0o222
     if ok and not (st.st_nlink > 1 and ledger is not None and ledger.get(name) == seal_of(st)):
         ok = hash_file(path)[0] == digest
     if not ok:
-        path.unlink()  # truncated, damaged or foreign: fetch it again
+        os.unlink(path)  # truncated, damaged or foreign: fetch it again
     return ok
 
 

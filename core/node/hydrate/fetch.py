@@ -16,17 +16,18 @@ hydrate reads them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from core.durable import atomic_write
 from core.errors import NotFound, StoreError
 from core.node.hydrate.bundles import Bundled
-from core.node.hydrate.cache import cache_names, cached_ok, copy_into_cache, read_ledger
+from core.node.hydrate.cache import Seal, cache_names, cached_ok, copy_into_cache
 from core.node.hydrate.fetcher import Fetcher, Job
 from core.node.hydrate.result import HydrateProgress, HydrateResult
 from core.node.hydrate.trees import NodeTrees
 from core.node.hydrate.verify import Verified
-from core.node.root import NodeRoot, cache_name
+from core.node.root import EXEC_SUFFIX, NodeRoot, cache_name
 from core.store.base import Store
 from core.store.materialize import ImagePlan
 from core.store.packs import (
@@ -51,13 +52,14 @@ def keep_release(node: NodeRoot, verified: Verified) -> None:
 
 
 def usable_pack(
-    store: Store, node: NodeRoot, release_id: str, arch: str, bundled: Bundled, files: int
+    store: Store, node: NodeRoot, release_id: str, arch: str, bundled: Bundled, files: int, objects: set[str]
 ) -> PackIndex | None:
     """The image's pack index, if the store has one and at least ``PACK_MIN_MISSING`` of its entries
     are missing here (for a handful of objects, a few parallel GETs cost no more than ranges).
 
     ``files`` is the image's signed file count: an index listing far more entries than such an
-    image can have is not used (``max_index_entries``; loose objects instead).
+    image can have is not used (``max_index_entries``; loose objects instead). ``objects`` is the
+    listing of ``cache/objects`` (``cache_names``), made once per hydrate.
 
     Through a cache (``store.behind_cache``: a proxy, or answers with ``Via``/``X-Cache``), only
     requests a cache keeps are made: packs the node lacks most of are read whole, the rest of
@@ -65,7 +67,7 @@ def usable_pack(
     index = load_pack_index(store, release_id, arch, max_index_entries(files))
     if index is None:
         return None
-    objects, trees = cache_names(node.objects), cache_names(node.trees)
+    trees = cache_names(node.trees)
     missing = []
     for e in index.entries:
         if e.kind == "tree":
@@ -81,28 +83,48 @@ def usable_pack(
 
 def fetch_trees(
     fetcher: Fetcher,
+    trees: NodeTrees,
     root: str,
-    pack: PackIndex | None,
-    bundled: Bundled,
+    find_pack: Callable[[], PackIndex | None],
     prog: HydrateProgress,
     result: HydrateResult,
     files: int = 0,
-) -> NodeTrees:
-    """Every tree of the image below ``root`` (from the pack when it has them, the rest level by
-    level), kept as the image's bundle. ``files`` is the image's signed file count."""
+) -> PackIndex | None:
+    """Every tree of the image below ``root``, kept as the image's bundle; ``files`` is the image's
+    signed file count. Returns the image's pack if it was needed for the trees.
+
+    Trees come loose, level by level, until a level lacks ``PACK_MIN_MISSING`` trees or more, or all
+    of its trees (``NodeTrees.load_all``): only then is ``find_pack`` asked (``usable_pack``: the
+    pack list and index, read and checked, cost more than a few loose trees), and what the pack
+    holds below ``root`` comes from it. So an incremental hydrate, whose few new trees sit along
+    the paths to what changed, reads no index; a node that holds no image's trees yet (no
+    bundle) asks for the pack at once.
+    """
     prog.phase("trees")
-    trees = NodeTrees(fetcher.node, fetcher, bundled)
-    if pack is not None:
-        pack.spool = fetcher.run_tmp  # packs read whole land here (removed with the run's tmp)
-    try:
+    pack: PackIndex | None = None
+
+    def from_pack() -> None:
+        nonlocal pack
+        pack = find_pack()
         if pack is not None:
             prefetch_reached_trees(fetcher, trees, pack, root, files)
-        trees.load_all(root)
+
+    try:
+        fresh = not trees.bundled
+        if fresh:
+            from_pack()
+        trees.load_all(root, None if fresh else from_pack, PACK_MIN_MISSING)
     except NotFound as exc:
         raise StoreError(f"store {fetcher.store.location} is incomplete: {exc}") from None
     trees.save_bundle(root)
     result.fetched_trees, result.tree_bytes = trees.fetched, trees.fetched_bytes
-    return trees
+    return pack
+
+
+def missing_objects(plan: ImagePlan, cached: set[str]) -> int:
+    """How many distinct file objects of ``plan`` the cache listing ``cached`` lacks (in any mode)."""
+    hexes = {h for _, h, _, _ in plan.files}
+    return sum(1 for h in hexes if (n := f"{h[:2]}/{h[2:]}") not in cached and n + EXEC_SUFFIX not in cached)
 
 
 def prefetch_reached_trees(fetcher: Fetcher, trees: NodeTrees, pack: PackIndex, root: str, files: int) -> None:
@@ -151,25 +173,29 @@ def fetch_objects(
     pack: PackIndex | None,
     prog: HydrateProgress,
     result: HydrateResult,
+    cached: set[str],
+    ledger: dict[str, Seal],
 ) -> set[str]:
     """Every file object of ``plan`` into the cache under the mode(s) it is needed with: reused when
     a cached copy checks out (``cached_ok`` against the ledger's seals), fetched otherwise, copied
-    locally for its other mode. Returns the cache names of them all (verified by this run)."""
+    locally for its other mode. ``cached`` is the listing of ``cache/objects`` (``cache_names``),
+    ``ledger`` the node's ``read_ledger``. Returns the cache names of them all (verified by this run)."""
     node = fetcher.node
-    ledger = read_ledger(node)
+    objects = str(node.objects)
     needed: dict[str, tuple[int, set[bool]]] = {}
     for _, h, x, size in plan.files:
-        _, modes = needed.setdefault("sha256:" + h, (size, set()))
+        _, modes = needed.setdefault(h, (size, set()))
         modes.add(x)
     jobs: list[Job] = []
     copies: list[tuple[Path, Path, int]] = []
-    cached = cache_names(node.objects)
-    for digest, (size, modes) in needed.items():
+    names: set[str] = set()
+    for h, (size, modes) in needed.items():
+        digest, plain = "sha256:" + h, f"{h[:2]}/{h[2:]}"
         present = [
             x
             for x in (False, True)
-            if cache_name(digest, x) in cached
-            and cached_ok(node.object_path(digest, x), digest, size, ledger, cache_name(digest, x))
+            if (name := plain + EXEC_SUFFIX if x else plain) in cached
+            and cached_ok(f"{objects}/{name}", digest, size, ledger, name)
         ]
         if present:
             src = present[0]
@@ -183,6 +209,7 @@ def fetch_objects(
             result.fetched_bytes += size
         for x in modes - set(present):  # needed with the other mode: a local copy, not a fetch
             copies.append((node.object_path(digest, src), node.object_path(digest, x), 0o555 if x else 0o444))
+        names.update(plain + EXEC_SUFFIX if x else plain for x in modes)
     prog.start_objects(len(jobs), result.fetched_bytes)
     prog.phase(f"objects: {len(jobs)} to fetch, {result.reused_objects} reused")
     try:
@@ -193,4 +220,4 @@ def fetch_objects(
         pack.drop_spool()
     for src_path, dest, mode in copies:
         copy_into_cache(src_path, dest, mode, fetcher.run_tmp)
-    return {cache_name(d, x) for d, (_, modes) in needed.items() for x in modes}
+    return names

@@ -32,16 +32,19 @@ def kept_images(node: NodeRoot, keep: int) -> dict[tuple[str, str], str | None]:
     return out
 
 
-def prune(node: NodeRoot, keep: int, *, locked: bool = False) -> list[str]:
+def prune(
+    node: NodeRoot, keep: int, *, locked: bool = False, stats: dict[str, os.stat_result] | None = None
+) -> list[str]:
     """Remove images not kept (see ``kept_images``), then cache objects and trees nothing uses.
 
     A file object is unused when no image links to it (link count 1); a tree bundle when its root
     is not a kept image's; a tree file when it is not reachable from a kept image's root. Returns
-    the removed image paths (relative to the root).
+    the removed image paths (relative to the root). ``stats``, if given, receives the ``stat`` of
+    every cache object kept (by cache name), taken after the last unlink (``write_ledger`` uses them).
     """
     if not locked:
         with node.lock():
-            return prune(node, keep, locked=True)
+            return prune(node, keep, locked=True, stats=stats)
     keep_map = kept_images(node, keep)
     removed: list[str] = []
     for rel in sorted(node.releases.iterdir()) if node.releases.is_dir() else []:
@@ -54,11 +57,13 @@ def prune(node: NodeRoot, keep: int, *, locked: bool = False) -> list[str]:
                 removed.append(f"releases/{rel.name}/{img.name}")
         if not any(p.is_dir() for p in rel.iterdir()):
             force_rmtree(rel)
-    for sub in node.objects.iterdir():
-        for obj in os.scandir(sub):
+    for sub in os.scandir(node.objects):
+        for obj in os.scandir(sub.path):
             st = obj.stat(follow_symlinks=False)
             if st.st_nlink <= 1:
                 os.unlink(obj.path)
+            elif stats is not None:
+                stats[f"{sub.name}/{obj.name}"] = st
     roots = list(keep_map.values())
     loose_trees = [
         ("sha256:" + sub.name + f.name, f.path)

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
 
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES
 from core.node.hydrate.bundles import load_bundles
-from core.node.hydrate.cache import clean_temp, write_ledger
+from core.node.hydrate.cache import Seal, cache_names, clean_temp, read_ledger, write_ledger
 from core.node.hydrate.choose import Chosen, choose
-from core.node.hydrate.fetch import fetch_objects, fetch_trees, keep_release, usable_pack
+from core.node.hydrate.fetch import fetch_objects, fetch_trees, keep_release, missing_objects, usable_pack
 from core.node.hydrate.fetcher import Fetcher
 from core.node.hydrate.materialize import materialize, staging
 from core.node.hydrate.prune import kept_images, prune
 from core.node.hydrate.record import record
 from core.node.hydrate.result import HydrateProgress, HydrateResult, describe_failure, route_stats
 from core.node.hydrate.switch import switch
+from core.node.hydrate.trees import NodeTrees
 from core.node.hydrate.verify import Verified, keep_stage, local_release, resolve_store_release, verify
 from core.node.root import CurrentImage, NodeRoot, default_workers
 from core.store.base import Store, check_channel_name
 from core.store.materialize import plan_image
+from core.store.packs import PACK_MIN_MISSING, PackIndex
 from core.trust.signing import TrustSet
 
 
@@ -124,8 +127,9 @@ def _hydrate(
         keep_release(node, verified)
         image_dir = node.image_dir(verified.release_id, chosen.arch)
         verified_objects: set[str] = set()
+        ledger = read_ledger(node)
         if not image_dir.is_dir():
-            verified_objects = _fetch_and_materialize(store, node, verified, chosen, workers, prog, result)
+            verified_objects = _fetch_and_materialize(store, node, verified, chosen, workers, prog, result, ledger)
             result.materialized = True
         else:
             result.reused_objects, result.reused_bytes = chosen.image.files, chosen.image.bytes
@@ -145,8 +149,9 @@ def _hydrate(
             verified.pointer_envelope,
         )
         keep_stage(node, channel, verified)  # a rollout stage pointer this node followed (issue 16)
-        result.pruned = prune(node, keep, locked=True)
-        write_ledger(node, verified_objects)  # after the last link and unlink (they move ctimes)
+        stats: dict[str, os.stat_result] = {}
+        result.pruned = prune(node, keep, locked=True, stats=stats)
+        write_ledger(node, verified_objects, old=ledger, stats=stats)  # after the last link and unlink
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
 
@@ -178,6 +183,7 @@ def _fetch_and_materialize(
     workers: int,
     prog: HydrateProgress,
     result: HydrateResult,
+    ledger: dict[str, Seal],
 ) -> set[str]:
     """Steps 3 and 4 for an image not on the node yet: fetch its trees, then its missing objects
     while the image's directories are made (``staging``), then materialize it. Returns the cache
@@ -185,12 +191,23 @@ def _fetch_and_materialize(
     root, image_dir = chosen.image.root, node.image_dir(verified.release_id, chosen.arch)
     bundled = load_bundles(node)
     files = chosen.image.files
-    pack = usable_pack(store, node, verified.release_id, chosen.arch, bundled, files)
+    cached = cache_names(node.objects)  # one listing, for the pack's choice and the objects' reuse
+
     with Fetcher(store, node, workers) as fetcher:
-        trees = fetch_trees(fetcher, root, pack, bundled, prog, result, files)
+
+        def find_pack() -> PackIndex | None:
+            pack = usable_pack(store, node, verified.release_id, chosen.arch, bundled, files, cached)
+            if pack is not None:
+                pack.spool = fetcher.run_tmp  # packs read whole land here (removed with the run's tmp)
+            return pack
+
+        trees = NodeTrees(node, fetcher, bundled)
+        pack = fetch_trees(fetcher, trees, root, find_pack, prog, result, files)
         plan = plan_image(trees.walk(root))
         with staging(image_dir, plan) as stage:
-            names = fetch_objects(fetcher, plan, pack, prog, result)
+            if pack is None and missing_objects(plan, cached) >= PACK_MIN_MISSING:
+                pack = find_pack()  # not needed for the trees, but for the many objects missing
+            names = fetch_objects(fetcher, plan, pack, prog, result, cached, ledger)
             materialize(node, stage, plan, image_dir, prog)
     return names
 

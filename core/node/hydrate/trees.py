@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from core.errors import CorruptObject
 from core.model.digest import digest_bytes
@@ -35,6 +35,7 @@ class NodeTrees:
         self.parsed: dict[str, list[Entry]] = {}
         self.fetched = 0
         self.fetched_bytes = 0
+        self.fetched_loose: list[str] = []  # fetched by this run as cache/trees/<2>/<62> files
         self.loose = {
             "sha256:" + name.replace("/", "")
             for name in cache_names(node.trees)
@@ -46,6 +47,7 @@ class NodeTrees:
 
     def _count(self, digest: str, n: int) -> None:
         self.loose.add(digest)
+        self.fetched_loose.append(digest)
         self.fetched += 1
         self.fetched_bytes += n
 
@@ -57,15 +59,24 @@ class NodeTrees:
         self.fetched += len(got)
         self.fetched_bytes += sum(len(d) for d in got.values())
 
-    def load_all(self, root: str) -> None:
+    def load_all(self, root: str, many: Callable[[], None] | None = None, threshold: int = 0) -> None:
         """Make every tree below ``root`` available, one parallel fetch per directory level; an
-        image deeper than ``MAX_TREE_DEPTH`` levels is refused (``BadInput``) before fetching more."""
+        image deeper than ``MAX_TREE_DEPTH`` levels is refused (``BadInput``) before fetching more.
+
+        The first time a level lacks at least ``threshold`` trees, or every one of its trees (below
+        the root: a node that holds nothing of this part of the image), ``many()`` is called first
+        (it may bring them from a pack: ``fetch_trees``); what is still missing is fetched loose.
+        """
         level, seen, depth = [root], {root}, 0
         while level:
             if depth > MAX_TREE_DEPTH:
                 raise too_deep(f"tree {root[:19]}", f"tree {level[0][:19]}")
             depth += 1
             missing = [d for d in level if not self.have(d)]
+            if many is not None and (len(missing) >= threshold or depth > 1 and missing and len(missing) == len(level)):
+                many()
+                many = None
+                missing = [d for d in level if not self.have(d)]
             self.fetcher.fetch([(d, self.node.tree_path(d), MAX_TREE_BYTES, 0o444) for d in missing], self._count)
             nxt: list[str] = []
             for d in level:
@@ -76,8 +87,15 @@ class NodeTrees:
             level = nxt
 
     def save_bundle(self, root: str) -> None:
-        """Keep the trees of ``root``'s image (after ``load_all``) as its bundle."""
+        """Keep the trees of ``root``'s image (after ``load_all``) as its bundle, and remove the
+        tree files this run fetched loose: the bundle holds them now, and a cache without loose
+        tree files is pruned without walking any tree (``prune``)."""
         write_bundle(self.node, root, self.raw, self.fetcher.run_tmp)
+        for digest in self.fetched_loose:
+            with contextlib.suppress(FileNotFoundError):
+                self.node.tree_path(digest).unlink()
+            self.loose.discard(digest)
+        self.fetched_loose.clear()
 
     def entries(self, digest: str, dirpath: str = "") -> list[Entry]:
         hit = self.parsed.get(digest)

@@ -187,12 +187,12 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
                             )
                         )
             fetched = inc["fetched_bytes"] + inc["tree_bytes"]
-            H, O, F = min(inc_ours), min(inc_peer), min(inc_floor)
+            H, OST, F = min(inc_ours), min(inc_peer), min(inc_floor)
             incremental = {
                 "hydrate_s": round(H, 3),
-                "ostree_s": round(O, 3),
+                "ostree_s": round(OST, 3),
                 "floor_s": round(F, 3),
-                "time_ratio": round(H / O, 3),
+                "time_ratio": round(H / OST, 3),
                 "floor_ratio": round(H / F, 3),
                 "runs_hydrate": [round(x, 3) for x in inc_ours],
                 "runs_ostree": [round(x, 3) for x in inc_peer],
@@ -208,7 +208,13 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
             }
     finally:
         site.close()
-    report = {"shape": shape, "files": stats0["files"], "bytes": stats0["bytes"], "full": full, "incremental": incremental}
+    report = {
+        "shape": shape,
+        "files": stats0["files"],
+        "bytes": stats0["bytes"],
+        "full": full,
+        "incremental": incremental,
+    }
     print(json.dumps(report, indent=2))
     print(
         f"full hydrate {full['hydrate_s']}s vs ostree pull+checkout {full['ostree_s']}s: ratio {full['ratio']} "
@@ -216,7 +222,7 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
     )
     print(
         f"incremental: fetched {fetched} bytes for {changed} changed bytes: ratio {incremental['ratio']} "
-        f"(goal <= 1.1); {H:.3f}s vs ostree {O:.3f}s (ratio {incremental['time_ratio']}, goal <= 1.0); "
+        f"(goal <= 1.1); {H:.3f}s vs ostree {OST:.3f}s (ratio {incremental['time_ratio']}, goal <= 1.0); "
         f"{incremental['floor_ratio']}x the floor ({F:.3f}s)"
     )
     load = round(os.getloadavg()[0], 1)
@@ -230,7 +236,7 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
         {
             "what": f"incremental hydrate, 3 packages bumped ({shape})",
             "result": f"fetched {incremental['ratio']:.3f}x the changed bytes; {H:.2f} s = "
-            f"{incremental['time_ratio']:.2f}x an OSTree incremental pull + checkout ({O:.2f} s); "
+            f"{incremental['time_ratio']:.2f}x an OSTree incremental pull + checkout ({OST:.2f} s); "
             f"{incremental['floor_ratio']:.2f}x the floor ({F:.2f} s)",
             "goal": "<= 1.1x bytes; <= 1.0x time",
         },

@@ -98,9 +98,7 @@ def write_ledger(
     atomic_write(node.cache / LEDGER, "".join(lines).encode("ascii"), 0o644, durable=False, tmp_dir=tmpdir)
 
 
-def cached_ok(
-    path: str | Path, digest: str, size: int, ledger: dict[str, Seal] | None = None, name: str = ""
-) -> bool:
+def cached_ok(path: str | Path, digest: str, size: int, ledger: dict[str, Seal] | None = None, name: str = "") -> bool:
     """Whether the cached object at ``path`` can be reused; a damaged one is removed.
 
     Trusted without re-reading only if some image links to it (link count > 1: it was complete

@@ -1,17 +1,18 @@
 """Step 3 of a hydrate: bring the release's bytes into the node's cache, verified.
 
 The verified envelope is kept at ``releases/<hex>/release.json``. The image's tree objects come
-level by level, in parallel, into ``cache/trees`` (unchanged directories of an earlier release
-are read locally), then every file object missing from ``cache/objects``: each download goes to
-``cache/tmp``, is decompressed and re-hashed by the store (in one piece up to 32 MiB, large ones
-written with ``O_DIRECT``: ``core.store.codec``; streaming beyond), and only then renamed into
-the cache (read-only). When the store has packs for the image (``core.store.packs``) and many
-entries are missing, the missing trees the verified root reaches (compressed frames in one read, decoded only when
-reached: ``prefetch_reached_trees``) and small files
-(written in place) come from a few byte-range reads of the pack instead, verified the same way;
-large objects and anything the pack lacks are still fetched one by one. The image's trees are
-kept as one bundle file, ``cache/trees/images/<root>``, re-hashed tree by tree whenever a later
-hydrate reads them.
+level by level, in parallel (unchanged directories of an earlier release are read locally), then
+every file object missing from ``cache/objects``: each download goes to ``cache/tmp``, is
+decompressed and re-hashed by the store (in one piece up to 32 MiB, large ones written with
+``O_DIRECT``: ``core.store.codec``; streaming beyond), and only then renamed into the cache
+(read-only). When the store has packs for the image (``core.store.packs``) and many entries are
+missing (a level of trees lacking many or all of its trees, or many file objects: the pack list
+and index are read only then, ``fetch_trees``), the missing trees the verified root reaches
+(compressed frames in one read, decoded only when reached: ``prefetch_reached_trees``) and small
+files (written in place) come from a few byte-range reads of the pack instead, verified the
+same way; large objects and anything the pack lacks are still fetched one by one. The image's
+trees are kept as one bundle file, ``cache/trees/images/<root>``, re-hashed tree by tree whenever
+a later hydrate reads them; trees fetched loose are folded into it.
 """
 
 from __future__ import annotations

@@ -50,7 +50,6 @@ import io
 import json
 import os
 import ssl
-import sys
 import threading
 import time
 import urllib.parse
@@ -64,6 +63,7 @@ from typing import Any, TypeVar
 import zstandard
 
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
+from core.optional import hidden_modules
 from core.store import DEFAULT_DEADLINE_S
 from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
 from core.store.codec import (
@@ -81,26 +81,9 @@ from core.store.local import ZSTD_LEVEL
 DEFAULT_MUTABLE_MAX_AGE_S = 60
 
 
-@contextlib.contextmanager
-def _hidden_modules(*names: str) -> Iterator[None]:
-    """Make ``import <name>`` fail inside the block (for modules not yet imported); afterwards
-    they import normally again."""
-    hidden = [n for n in names if n not in sys.modules]
-    for n in hidden:
-        sys.modules[n] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        for n in hidden:
-            if sys.modules.get(n, 0) is None:
-                del sys.modules[n]
-
-
-# httpx imports its command-line client (rich, pygments, click) whenever those are installed, and
-# httpcore its trio backend whenever trio is; both fall back by design when they are absent, and a
-# store uses neither. Hiding them while httpx and httpcore load saves ~80 ms of every node
-# command's start-up (measured with ``python -X importtime``).
-with _hidden_modules("httpx._main", "trio"):
+# httpx's command-line client and httpcore's trio backend (``core.optional``): hiding them while
+# httpx and httpcore load saves ~80 ms of every node command's start-up (``python -X importtime``).
+with hidden_modules("httpx._main", "trio"):
     import httpcore  # noqa: F401 (httpx would import it on the first Client, outside this guard)
     import httpx
 

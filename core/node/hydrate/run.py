@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime
 
+from core.gc_pause import gc_paused
 from core.model.manifest import DEFAULT_MAX_MANIFEST_BYTES
 from core.node.hydrate.bundles import load_bundles
 from core.node.hydrate.cache import Seal, cache_names, clean_temp, read_ledger, write_ledger
@@ -54,7 +52,7 @@ def hydrate(
     """
     check_channel_name(channel)
     workers = workers or default_workers()
-    with _no_gc():
+    with gc_paused():
         return _hydrate(
             store,
             trust,
@@ -69,20 +67,6 @@ def hydrate(
             progress=progress,
             max_manifest_bytes=max_manifest_bytes,
         )
-
-
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector: parsing ~1000 trees allocates ~100k objects that live
-    until the end, and repeated full collections over them cost more than the hydrate's Python
-    work (reference counting still frees everything that is not in a cycle)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _hydrate(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from core.errors import BadInput, LocalStateError
 from core.site.db.base import Where, utcnow_iso
 from core.site.db.conn import Connection
-from core.site.db.lazydb import LazyDatabase
+from core.site.db.lazydb import LazyDatabase, import_sqlite_utils
 from core.site.db.schema import MIGRATIONS, TABLES, migrate, schema_version
 
 if TYPE_CHECKING:
@@ -160,9 +160,7 @@ class State:
         have = {r[0] for r in self.db.execute("select name from sqlite_master where type = 'table'")}
         if TABLES <= have:
             return
-        import sqlite_utils
-
-        scratch = sqlite_utils.Database(memory=True)
+        scratch = import_sqlite_utils().Database(memory=True)
         for m in MIGRATIONS:
             m(scratch)
         ddl = scratch.execute("select tbl_name, type, sql from sqlite_master where sql is not null").fetchall()

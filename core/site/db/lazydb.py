@@ -13,7 +13,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 from typing import Any
+
+from core.optional import hidden_modules
+
+
+def import_sqlite_utils() -> ModuleType:
+    """``sqlite_utils``, imported without numpy or pandas (``core.optional``: it imports them for
+    column types of their values whenever they are installed; ~60 ms, and OpenBLAS threads)."""
+    with hidden_modules("numpy", "pandas"):
+        import sqlite_utils  # noqa: PLC0415 - the point of this module
+
+    return sqlite_utils
+
 
 _TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
@@ -33,9 +46,7 @@ class LazyDatabase:
 
     def _database(self) -> Any:
         if self._real is None:
-            import sqlite_utils  # noqa: PLC0415 - the point of this module
-
-            self._real = sqlite_utils.Database(self.conn)
+            self._real = import_sqlite_utils().Database(self.conn)
         return self._real
 
     def execute(self, sql: str, parameters: Sequence | dict[str, Any] | None = None) -> sqlite3.Cursor:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.gc_pause import gc_paused
 from core.site.publish.announce import announce
 from core.site.publish.args import parse_image_args, parse_smoke
 from core.site.publish.hashing import RACY_NS, hash_all
@@ -52,6 +53,22 @@ def publish(
     progress: Progress | None = None,
 ) -> PublishResult:
     """Publish one release made of one tree per micro-architecture; return what was done."""
+    with gc_paused():  # tens of thousands of scanned files, live until the end
+        return _publish(site, name, images, label, parent, builder, source, smoke, cpu_targets, progress)
+
+
+def _publish(
+    site: Site,
+    name: str,
+    images: dict[str, Path],
+    label: str,
+    parent: str | None,
+    builder: dict[str, Any] | None,
+    source: dict[str, Any] | None,
+    smoke: dict[str, Any] | None,
+    cpu_targets: dict[str, str] | None,
+    progress: Progress | None,
+) -> PublishResult:
     t0 = time.perf_counter()
     planned = plan(
         site,

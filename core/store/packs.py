@@ -49,7 +49,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -318,9 +318,9 @@ class PackIndex:
         return len(self.by_digest)
 
 
-def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES) -> list[PackEntry] | None:
-    """The entries of one index (``BadInput`` if malformed), or None if it lists more than
-    ``max_entries``."""
+def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES) -> tuple[list[PackEntry], int] | None:
+    """(the entries of one index, the pack's size) (``BadInput`` if malformed), or None if it
+    lists more than ``max_entries``."""
     where = f"pack index {pack_id[7:19]}"
     try:
         doc = json.loads(data)
@@ -347,7 +347,7 @@ def _parse_index(data: bytes, pack_id: str, max_entries: int = MAX_INDEX_ENTRIES
         ):
             raise BadInput(f"{where}: malformed entry {item!r:.80}")
         out.append(PackEntry(item[0], item[1], item[2], item[3], pack_id))
-    return out
+    return out, size
 
 
 def max_index_entries(files: int) -> int:
@@ -398,8 +398,8 @@ def load_pack_index(store: Store, release_id: str, arch: str, max_entries: int =
             parsed = _parse_index(raw, pack_id, left)
             if parsed is None:
                 return None
-            entries.extend(parsed)
-            sizes[pack_id] = json.loads(raw)["size"]
+            entries.extend(parsed[0])
+            sizes[pack_id] = parsed[1]
         return PackIndex(entries, sizes)
     except (DepotError, ValueError, AttributeError):
         return None
@@ -490,6 +490,34 @@ def decode_entry(entry: PackEntry, frame: bytes | memoryview, limit: int) -> byt
     return decode_verified(frame, entry.digest, limit, where)
 
 
+def _check_bound(entry: PackEntry, limit: int) -> None:
+    """``CorruptObject`` if the entry's frame is longer than ``limit`` bytes can compress to."""
+    if entry.length > compressed_bound(limit):
+        raise CorruptObject(
+            f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
+            f"more than {limit} promised bytes can take"
+        )
+
+
+def _wanted(index: PackIndex, digests: Iterable[str], limit: int) -> list[PackEntry]:
+    """The entries of ``digests`` that the packs hold (each once), each within ``limit``."""
+    wanted = [index.by_digest[d] for d in dict.fromkeys(digests) if d in index.by_digest]
+    for entry in wanted:
+        _check_bound(entry, limit)
+    return wanted
+
+
+def _run_spans(one: Callable[[Span], None], spans: list[Span], workers: int) -> list[Future[None]]:
+    """``one(span)`` for every span on a pool of ``workers``; the first failure cancels the spans
+    not started yet. Returns the futures (the callers decide which failures to raise)."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(one, span) for span in spans]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+    return futures
+
+
 def fetch_packed(
     store: RangeSource,
     index: PackIndex,
@@ -510,12 +538,7 @@ def fetch_packed(
         if entry is None or job[0] in wanted:
             rest.append(job)
             continue
-        limit = job[2] if job[2] is not None else PACK_MAX_OBJECT
-        if entry.length > compressed_bound(limit):
-            raise CorruptObject(
-                f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
-                f"more than {limit} promised bytes can take"
-            )
+        _check_bound(entry, job[2] if job[2] is not None else PACK_MAX_OBJECT)
         wanted[job[0]] = (entry, job)
     if not wanted:
         return rest
@@ -547,13 +570,8 @@ def fetch_packed(
             with lock:
                 on_done(digest, n)
 
-    spans = plan_spans([e for e, _ in wanted.values()], workers)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(one, s) for s in spans]
-            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in pending:
-                fut.cancel()
+        futures = _run_spans(one, plan_spans([e for e, _ in wanted.values()], workers), workers)
     finally:
         for dirfd in made_dirs.values():
             os.close(dirfd)
@@ -612,13 +630,7 @@ def fetch_packed_frames(
     Each entry must fit ``compressed_bound(limit)`` (else ``CorruptObject``); a pack that cannot
     be read leaves its entries out (the caller fetches them loose).
     """
-    wanted = [index.by_digest[d] for d in dict.fromkeys(digests) if d in index.by_digest]
-    for entry in wanted:
-        if entry.length > compressed_bound(limit):
-            raise CorruptObject(
-                f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
-                f"more than {limit} promised bytes can take"
-            )
+    wanted = _wanted(index, digests, limit)
     out: dict[str, memoryview] = {}
 
     def one(span: Span) -> None:
@@ -628,11 +640,7 @@ def fetch_packed_frames(
 
     if not wanted:
         return out
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(one, s) for s in plan_spans(wanted, workers)]
-        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in pending:
-            fut.cancel()
+    futures = _run_spans(one, plan_spans(wanted, workers), workers)
     for fut in futures:
         exc = None if fut.cancelled() else fut.exception()
         if exc is not None and not isinstance(exc, DepotError):
@@ -649,13 +657,7 @@ def fetch_packed_bytes(
     Returns what was delivered: a pack that cannot be read leaves its objects out (the caller
     fetches them loose); an entry that fails verification is a ``CorruptObject``.
     """
-    wanted = [index.by_digest[d] for d in dict.fromkeys(digests) if d in index.by_digest]
-    for entry in wanted:
-        if entry.length > compressed_bound(limit):
-            raise CorruptObject(
-                f"object {entry.digest}: pack {entry.pack[7:19]} lists {entry.length} bytes, "
-                f"more than {limit} promised bytes can take"
-            )
+    wanted = _wanted(index, digests, limit)
     out: dict[str, bytes] = {}
 
     def one(span: Span) -> None:
@@ -666,11 +668,7 @@ def fetch_packed_bytes(
 
     if not wanted:
         return out
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(one, s) for s in plan_spans(wanted, workers)]
-        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in pending:
-            fut.cancel()
+    futures = _run_spans(one, plan_spans(wanted, workers), workers)
     for fut in futures:
         exc = None if fut.cancelled() else fut.exception()
         if isinstance(exc, CorruptObject) or (exc is not None and not isinstance(exc, DepotError)):

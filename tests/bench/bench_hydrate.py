@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -96,6 +97,40 @@ def hydrate_cli(root: Path, url: str, trust: Path, workers: int | None) -> tuple
     return wall, json.loads(proc.stdout)
 
 
+def take_turns(
+    repeat: int,
+    ours: Callable[[int], tuple[float, dict]],
+    ostree: Callable[[int], float],
+    floor: Callable[[int], float],
+) -> tuple[list[float], list[float], list[float], dict]:
+    """Each side run ``repeat`` times (run ``i`` gets ``i``), alternating which goes first, so
+    conditions that drift during the runs (see ``bench_shape``) do not always favour the same one.
+    Returns (our seconds, ostree's, the floor's, our last ``--json``)."""
+    times: dict[str, list[float]] = {"ours": [], "ostree": [], "floor": []}
+    doc: dict = {}
+    for i in range(repeat):
+        for side in ("ours", "ostree", "floor") if i % 2 == 0 else ("floor", "ostree", "ours"):
+            if side == "ours":
+                wall, doc = ours(i)
+                times["ours"].append(wall)
+            else:
+                times[side].append((ostree if side == "ostree" else floor)(i))
+    return times["ours"], times["ostree"], times["floor"], doc
+
+
+def timings(ours: list[float], peer: list[float], floor: list[float]) -> dict:
+    """Best times, our ratio to the floor, and every run, for the report."""
+    return {
+        "hydrate_s": round(min(ours), 3),
+        "ostree_s": round(min(peer), 3),
+        "floor_s": round(min(floor), 3),
+        "floor_ratio": round(min(ours) / min(floor), 3),
+        "runs_hydrate": [round(x, 3) for x in ours],
+        "runs_ostree": [round(x, 3) for x in peer],
+        "runs_floor": [round(x, 3) for x in floor],
+    }
+
+
 def make_shape(shape: str, root: Path, variant: int, args: argparse.Namespace) -> dict:
     if shape == "registry":
         return generate(root, scale=args.registry_scale, seed=0, variant=variant, registry=args.registry)
@@ -131,33 +166,19 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
         os.sync()
         with start_nginx(work / "nginx", srv) as server:
             store_url, ostree_url = server.url + "store/", server.url + "ostree"
-            ours, peer, floor, doc = [], [], [], {}
-            for i in range(args.repeat):
-                # Peers alternate which goes first, so conditions that drift during the runs (see
-                # above) do not always favour the same one.
-                for side in ("ours", "ostree", "floor") if i % 2 == 0 else ("floor", "ostree", "ours"):
-                    if side == "ours":
-                        wall, doc = hydrate_cli(work / f"node{i}", store_url, trust, args.workers)
-                        ours.append(wall)
-                    elif side == "ostree":
-                        peer.append(
-                            ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0", work / f"checkout{i}")
-                        )
-                    else:
-                        floor.append(sum(hydrate_floor(server.url + "floor/v0.tar.zst", work / f"floor{i}")))
+            ours, peer, floor, doc = take_turns(
+                args.repeat,
+                lambda i: hydrate_cli(work / f"node{i}", store_url, trust, args.workers),
+                lambda i: ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0", work / f"checkout{i}"),
+                lambda i: sum(hydrate_floor(server.url + "floor/v0.tar.zst", work / f"floor{i}")),
+            )
             # Nothing is removed before the end: deleting thousands of inodes just before a run
             # makes ext4's inode allocator skip "recently deleted" ones for minutes, slowing
             # whichever peer runs next (measured: mkdir of one image's 2,417 directories went
             # from 0.1 s to 1.3-1.8 s).
             full = {
-                "hydrate_s": round(min(ours), 3),
-                "ostree_s": round(min(peer), 3),
-                "floor_s": round(min(floor), 3),
+                **timings(ours, peer, floor),
                 "ratio": round(min(ours) / min(peer), 3),
-                "floor_ratio": round(min(ours) / min(floor), 3),
-                "runs_hydrate": [round(x, 3) for x in ours],
-                "runs_ostree": [round(x, 3) for x in peer],
-                "runs_floor": [round(x, 3) for x in floor],
                 "objects": doc["fetched_objects"],
                 "bytes": doc["fetched_bytes"],
                 "transferred": doc["transferred_bytes"],
@@ -168,35 +189,19 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
             ostree_commit(srv / "ostree", v1, "v0")  # the branch moves on, as the channel does
             changed = sum(size for d, size in new.items() if d not in old)
             os.sync()
-            inc_ours, inc_peer, inc_floor, inc = [], [], [], {}
-            for i in range(args.repeat):  # every node of the full runs moves on once
-                for side in ("ours", "ostree", "floor") if i % 2 == 0 else ("floor", "ostree", "ours"):
-                    if side == "ours":
-                        wall, inc = hydrate_cli(work / f"node{i}", store_url, trust, args.workers)
-                        inc_ours.append(wall)
-                    elif side == "ostree":
-                        inc_peer.append(
-                            ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0", work / f"checkout{i}-v1")
-                        )
-                    else:
-                        inc_floor.append(
-                            sum(
-                                incremental_floor(
-                                    work / f"floor{i}", work / f"floor{i}-v1", server.url + "floor/delta.tar.zst"
-                                )
-                            )
-                        )
+            inc_ours, inc_peer, inc_floor, inc = take_turns(  # every node of the full runs moves on once
+                args.repeat,
+                lambda i: hydrate_cli(work / f"node{i}", store_url, trust, args.workers),
+                lambda i: ostree_pull_checkout(ostree_url, work / f"ostree-node{i}", "v0", work / f"checkout{i}-v1"),
+                lambda i: sum(
+                    incremental_floor(work / f"floor{i}", work / f"floor{i}-v1", server.url + "floor/delta.tar.zst")
+                ),
+            )
             fetched = inc["fetched_bytes"] + inc["tree_bytes"]
             H, OST, F = min(inc_ours), min(inc_peer), min(inc_floor)
             incremental = {
-                "hydrate_s": round(H, 3),
-                "ostree_s": round(OST, 3),
-                "floor_s": round(F, 3),
+                **timings(inc_ours, inc_peer, inc_floor),
                 "time_ratio": round(H / OST, 3),
-                "floor_ratio": round(H / F, 3),
-                "runs_hydrate": [round(x, 3) for x in inc_ours],
-                "runs_ostree": [round(x, 3) for x in inc_peer],
-                "runs_floor": [round(x, 3) for x in inc_floor],
                 "changed_bytes": changed,
                 "fetched_bytes": fetched,
                 "file_bytes": inc["fetched_bytes"],

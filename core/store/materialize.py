@@ -8,8 +8,8 @@ cache). They share the plan and the order of work here; only how a file is place
    before children), so building it is a tight loop, and refuse (``BadInput``, exit 2) an image
    nested deeper than ``MAX_TREE_DEPTH`` or with a link that, resolved at its position through
    the image's other links, leaves it (``core.model.links``): nothing is written for such an image;
-2. ``make_dirs``: every directory, writable until sealed (hydrate runs this on a side thread
-   while the objects download: a ``Skeleton``, which says how far it got);
+2. ``make_dirs``: every directory, writable until sealed (hydrate makes them on a side thread
+   while the objects download: ``Skeleton.make``, which says how far it got);
 3. ``build``: each file through the caller's ``place`` (behind the skeleton, if one is still
    being made: a file waits only for the directories made before it in walk order), then
    relative symlinks, then ``seal``: directories chmod-ed deepest first, the top one last.
@@ -111,6 +111,8 @@ class Skeleton:
         self._cond = threading.Condition()
 
     def make(self) -> None:
+        """Make every directory of the plan, in order, reporting progress every ``STEP``; on a
+        failure, record it (``wait_for`` raises it) and re-raise."""
         mkdir, dest, step = os.mkdir, self.dest, self.STEP
         n = 0
         try:

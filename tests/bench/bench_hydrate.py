@@ -56,15 +56,16 @@ from core.site.site import Site  # noqa: E402
 from fixtures.nginx import start_nginx  # noqa: E402
 
 
-def file_digests(root: Path) -> dict[str, int]:
-    """digest -> size of every regular file under ``root``."""
+def file_digests(root: Path) -> dict[str, tuple[str, int]]:
+    """relative path -> (sha256 hex, size) of every regular file under ``root``."""
     out = {}
     for dirpath, _, names in os.walk(root):
         for n in names:
             p = os.path.join(dirpath, n)
             if not os.path.islink(p):
                 with open(p, "rb") as f:
-                    out[hashlib.sha256(f.read()).hexdigest()] = os.path.getsize(p)
+                    data = f.read()
+                out[os.path.relpath(p, root)] = (hashlib.sha256(data).hexdigest(), len(data))
     return out
 
 
@@ -153,8 +154,9 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
         ostree_commit(srv / "ostree", v0, "v0")
         trust = work / "trust.json"
         trust.write_text(json.dumps(site.trust.to_config()))
-        old, new = file_digests(v0), file_digests(v1)
-        changed_files = [p for p, d in tree_digests(v1).items() if d not in old]
+        old = {d for d, _ in file_digests(v0).values()}
+        new = file_digests(v1)
+        changed_files = [p for p, (d, _) in new.items() if d not in old]
         tar_zst(v0, srv / "floor" / "v0.tar.zst")
         tar_zst(v1, srv / "floor" / "delta.tar.zst", changed_files)
 
@@ -187,7 +189,7 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
             r1 = publish(site, "bench", {"x86_64": v1}, label="v1", parent=r0).release_id
             promote(site, r1, "production", create=True)
             ostree_commit(srv / "ostree", v1, "v0")  # the branch moves on, as the channel does
-            changed = sum(size for d, size in new.items() if d not in old)
+            changed = sum({d: size for d, size in new.values() if d not in old}.values())  # distinct contents
             os.sync()
             inc_ours, inc_peer, inc_floor, inc = take_turns(  # every node of the full runs moves on once
                 args.repeat,
@@ -247,18 +249,6 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
         },
     ]
     return report, [dict(r, load=load) for r in rows]
-
-
-def tree_digests(root: Path) -> dict[str, str]:
-    """relative path -> sha256 hex of every regular file under ``root``."""
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for n in names:
-            p = os.path.join(dirpath, n)
-            if not os.path.islink(p):
-                with open(p, "rb") as f:
-                    out[os.path.relpath(p, root)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

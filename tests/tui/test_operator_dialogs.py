@@ -160,18 +160,33 @@ async def test_promote_picks_no_channel_and_refuses_until_one_is(demo_site: Path
 REASON = """it's "fixed" now; rm -rf $HOME"""
 
 
+async def open_confirm(app: DepotConsole, pilot: Any, key: str, command: str) -> None:
+    """Press ``key`` on the open view: a confirm dialog whose ≡ line is ``command`` (no reason yet)."""
+    await pilot.press(key)
+    await settle(pilot)
+    assert isinstance(app.screen, ConfirmModal)
+    assert command_line(app) == command
+
+
+async def type_reason_and_confirm(app: DepotConsole, pilot: Any, reason: str) -> str:
+    """Type ``reason`` into the open dialog and confirm it; return its ≡ line as typed, after
+    checking that it is exactly the command the console logged for what it ran."""
+    await pilot.press(*reason)
+    cmd = command_line(app)
+    await pilot.click("#yes")
+    await settle(pilot)
+    assert app.command_log[-1] == cmd
+    return cmd
+
+
 async def test_promote_command_line_shows_the_reason_as_typed_and_is_what_runs(demo_site: Path) -> None:
     app = DepotConsole(demo_site)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await open_promote(pilot, "production")
-        await pilot.press(*REASON)
-        cmd = command_line(app)
+        cmd = await type_reason_and_confirm(app, pilot, REASON)
         assert cmd == f"console --headless promote 653d5cfc1720 --channel production --reason {shlex.quote(REASON)}"
         assert shlex.split(cmd)[-1] == REASON
-        await pilot.click("#yes")
-        await settle(pilot)
-        assert app.command_log[-1] == cmd
         assert channel_row(demo_site)["reason"] == REASON
 
 
@@ -179,18 +194,11 @@ async def test_rollback_command_line_shows_the_reason_as_typed(demo_site: Path) 
     app = DepotConsole(demo_site, start="channels")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("b")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmModal)
-        assert command_line(app) == "console --headless rollback --channel production --to b16bd2d2d493"
-        await pilot.press(*REASON)
-        cmd = command_line(app)
+        await open_confirm(app, pilot, "b", "console --headless rollback --channel production --to b16bd2d2d493")
+        cmd = await type_reason_and_confirm(app, pilot, REASON)
         assert (
             cmd == f"console --headless rollback --channel production --to b16bd2d2d493 --reason {shlex.quote(REASON)}"
         )
-        await pilot.click("#yes")
-        await settle(pilot)
-        assert app.command_log[-1] == cmd
         row = channel_row(demo_site)
         assert row["action"] == "rollback" and row["reason"] == REASON
 
@@ -207,16 +215,9 @@ async def test_renew_takes_the_reason_refresh_takes(demo_site: Path) -> None:
     app = DepotConsole(demo_site, start="channels")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmModal)
-        assert command_line(app) == "console --headless refresh --channel production"
-        await pilot.press(*"cron was down")
-        cmd = command_line(app)
+        await open_confirm(app, pilot, "e", "console --headless refresh --channel production")
+        cmd = await type_reason_and_confirm(app, pilot, "cron was down")
         assert cmd == "console --headless refresh --channel production --reason 'cron was down'"
-        await pilot.click("#yes")
-        await settle(pilot)
-        assert app.command_log[-1] == cmd
     row = channel_row(demo_site)
     assert row["version"] == before["version"] + 1 and row["action"] == "refresh" and row["reason"] == "cron was down"
     audit = last_audit(demo_site)

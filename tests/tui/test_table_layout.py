@@ -119,6 +119,11 @@ def regions(table: InertTable) -> dict[str, tuple[int, int]]:
     return out
 
 
+def used_width(table: InertTable) -> int:
+    """Cells the table's columns take as drawn (hidden columns take none)."""
+    return sum(col.get_render_width(table) for col in table.ordered_columns)
+
+
 def drawn(table: InertTable) -> list[str]:
     """The table's lines as drawn: the header and the rows in view."""
     return [table.render_line(y).text for y in range(min(table.size.height, table.row_count + 1))]
@@ -187,8 +192,7 @@ async def test_at_200_columns_no_value_is_cut_and_every_table_uses_the_width(dem
                 assert col.width >= widest(table, col.key), (view, sel, col.label.plain, col.width)
             lines = drawn(table)
             assert not any("…" in line for line in lines), (view, sel, lines)
-            used = sum(col.get_render_width(table) for col in table.ordered_columns)
-            assert used == table.scrollable_content_region.width, (view, sel)  # every cell of it
+            assert used_width(table) == table.scrollable_content_region.width, (view, sel)  # every cell of it
         await open_view(app, pilot, "audit")
         lines = drawn(app.screen.query_one("#audit-table", InertTable))
         assert any("build-finished" in line and "10 minutes ago" in line for line in lines), lines
@@ -202,7 +206,7 @@ async def test_at_120_columns_every_table_uses_the_whole_width(demo_site: Path) 
         for view, sel in TABLES:
             await open_view(app, pilot, view)
             table = app.screen.query_one(sel, InertTable)
-            used = sum(col.get_render_width(table) for col in table.ordered_columns)
+            used = used_width(table)
             assert used == table.scrollable_content_region.width, (view, sel, used)
             assert table.max_scroll_x == 0
 

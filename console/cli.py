@@ -16,6 +16,7 @@ from typing import Any
 from console import __version__
 from console.context import Context, Handler, Output
 from console.render import InertStream, inert
+from console.verb_name import verb_of
 from core.errors import DISK_FULL_ERRNOS, Ambiguous, BadInput, DepotError, disk_full
 
 
@@ -59,20 +60,6 @@ def common_options() -> argparse.ArgumentParser:
         "--read-only", action="store_true", default=argparse.SUPPRESS, help="refuse every state-changing action"
     )
     return p
-
-
-def verb_of(argv: list[str]) -> str | None:
-    """The verb a command line names (the first word that is not an option or ``--site``'s
-    value); None when there is none, or when help or the version is asked before it."""
-    words = iter(argv)
-    for word in words:
-        if word in ("-h", "--help", "--version", "--"):
-            return None
-        if len(word) >= 3 and "--site".startswith(word):  # argparse takes --s, --si, --sit too
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return None
 
 
 def build_parser(verb: str | None = None) -> ArgumentParser:
@@ -144,24 +131,26 @@ def open_console(site_dir: Path, read_only: bool) -> int:
         sys.stdout, sys.stderr = wrapped
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, parser: ArgumentParser | None = None) -> int:
     """Run one command line; its exit code. Everything printed is made inert (``render.inert_text``):
-    an escape sequence in a release name or a build log is shown, never acted on."""
+    an escape sequence in a release name or a build log is shown, never acted on.
+
+    ``parser``: the whole parser, built beforehand (the agent builds it once for all its verbs)."""
     plain = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = InertStream(sys.stdout), InertStream(sys.stderr)  # type: ignore[assignment]
     try:
-        return _main(argv)
+        return _main(argv, parser)
     finally:
         sys.stdout, sys.stderr = plain
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, whole: ArgumentParser | None = None) -> int:
     verb = verb_of(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(verb)
+    parser = whole or build_parser(verb)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        if verb is None:
+        if verb is None or whole is not None:
             return usage_error(exc, json_wanted(argv))
         try:  # the one group's parser may have misread the line: the whole parser decides
             parser = build_parser()

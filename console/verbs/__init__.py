@@ -20,6 +20,7 @@ MODULES = [
     "policy_verbs",
     "rollout_verbs",
     "serve_verbs",
+    "agent_verbs",
 ]
 
 
@@ -54,6 +55,7 @@ VERB_MODULE = {
     "proposals": "policy_verbs",
     "rollout": "rollout_verbs",
     "serve-config": "serve_verbs",
+    "agent": "agent_verbs",
 }
 
 

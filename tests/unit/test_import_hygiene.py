@@ -53,7 +53,12 @@ def test_node_hydrate_loads_no_sqlite_no_tui_no_optional_http_parts() -> None:
 
 CONSOLE = CORE.parent / "console"
 #: What a verb may import from console/: its inputs and outputs, the shared text, lazy imports.
-VERB_MAY_IMPORT = ("console.context", "console.render", "console.lazy")
+VERB_MAY_IMPORT = (
+    "console.context",
+    "console.render",
+    "console.lazy",
+    "console.agent.control",
+)  # the agent verbs drive it
 
 
 def _console_module(path: Path) -> str:

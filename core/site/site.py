@@ -28,7 +28,7 @@ from core.settings import to_table
 from core.site import local_record
 from core.site.config import CONFIG_NAME, Config
 from core.site.state import State
-from core.store.base import Store
+from core.store.base import Store, store_meta
 from core.trust.signing import ROLES, SigningKey, TrustSet, generate_key, load_key
 from core.xdg import DATA_HOME, default_path
 
@@ -82,20 +82,22 @@ class Site:
 
     # -- creation ------------------------------------------------------------------------
     @classmethod
-    def init(cls, root: Path, store: str | None = None, name: str | None = None) -> Site:
-        """Create a site: config, database, store, and a signing key trusted for both roles."""
+    def init(cls, root: Path, store: str | None = None, name: str | None = None, layout: str = "loose") -> Site:
+        """Create a site: config, database, store (a new one of ``layout``: ``core.store.base``),
+        and a signing key trusted for both roles."""
         from core.store import open_store
 
         root = Path(root)
         if (root / CONFIG_NAME).exists():
             raise BadInput(f"a site already exists at {root}")
+        store_meta(layout)  # an unknown layout fails here, before anything is made
         ensure_dir(root, SITE_DIR_MODE)
         if root.stat().st_uid == os.geteuid():
             os.chmod(root, SITE_DIR_MODE)  # an existing (empty) directory too: the site is private
         ensure_dir(root / "logs", SITE_DIR_MODE)
         create_private(root / "state.db")
         store_loc = store or "store"
-        open_store(_resolve_store(root, store_loc), create=True)
+        open_store(_resolve_store(root, store_loc), create=True, layout=layout)
         key = generate_key(root / "keys" / "signing.pem")
         trust = TrustSet()
         trust.add(key.public, ROLES, name="initial")
@@ -103,7 +105,7 @@ class Site:
         cfg.update("trust", trust.to_config())
         cfg.save()
         site = cls(root)
-        site.audit("init", str(root), "ok", {"store": store_loc, "key": key.id})
+        site.audit("init", str(root), "ok", {"store": store_loc, "key": key.id, "layout": layout})
         return site
 
     # -- parts ---------------------------------------------------------------------------
@@ -114,6 +116,11 @@ class Site:
     @property
     def store_location(self) -> str:
         return _resolve_store(self.root, self.config.site.store)
+
+    @property
+    def store_layout(self) -> str:
+        """ "packed" or "loose" (``core.store.base``)."""
+        return "packed" if self.store.packed else "loose"
 
     @property
     def store(self) -> Store:

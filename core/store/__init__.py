@@ -55,8 +55,10 @@ def open_store(
     retries: int = DEFAULT_RETRIES,
     deadline_s: float = DEFAULT_DEADLINE_S,
     mutable_max_age_s: int = 60,
+    layout: str = "loose",
 ) -> Store:
-    """Open (or with ``create``, create) the store at ``location``.
+    """Open (or with ``create``, create) the store at ``location``; a created store has ``layout``
+    ("loose", or "packed": ``core.store.locator``, local stores only).
 
     * a path or ``file:///path`` -> ``LocalStore``;
     * an ``http(s)://`` URL -> ``HttpStore``; a comma-separated list of URLs is a list of
@@ -73,6 +75,8 @@ def open_store(
     parts = [p.strip() for p in location.split(",") if p.strip()]
     schemes = {urllib.parse.urlsplit(p).scheme.lower() for p in parts}
     if schemes <= {"http", "https"}:
+        if create and layout != "loose":
+            raise BadInput(f"layout {layout!r} is for a local store: give a path, or use layout 'loose'")
         from core.store.http import HttpStore
 
         # isort: split
@@ -99,4 +103,4 @@ def open_store(
         path = Path(location).expanduser()
     from core.store.local import LocalStore
 
-    return LocalStore.create(path) if create else LocalStore.open(path)
+    return LocalStore.create(path, layout) if create else LocalStore.open(path)

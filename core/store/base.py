@@ -8,7 +8,10 @@ Layout (DESIGN §2), identical on every backend::
     channels/<name>.json          DSSE envelope of the current channel pointer (mutable, CAS)
     channels/<name>/<version>.json  every pointer ever issued
     index.json                    DSSE envelope: catalogue of releases (mutable, CAS)
-    packs/<hex>.pack|.idx, releases/<hex>.packs.json   optional object packs (``core.store.packs``)
+    packs/<hex>.pack|.idx, packs/lists/<hex>.json   object packs (``core.store.packs``)
+    packs/<hex>.sidx              packed layout only: where each object sits in the pack
+                                  (``core.store.locator``); the trees and small file objects
+                                  of such a store are not under ``objects/``
 
 Backends move bytes; they never decide trust. Objects are verified on every read here
 (``get_object``/``fetch_object_to``) because that costs nothing extra while streaming.
@@ -18,16 +21,47 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from core.errors import BadInput, NotFound, StoreError
+from core.errors import BadInput, DepotError, NotFound, StoreError
 from core.model.digest import hex_of, is_digest
+from core.store.locator import LOOKUP_SUFFIX, Locator
 
 STORE_SCHEMA = "depot-store/1"
+#: The packed layout (``core.store.locator``): trees and small file objects only in packs. A new
+#: schema, so that a console that predates it refuses the store instead of missing its objects.
+PACKED_SCHEMA = "depot-store/2"
 STORE_META = {"schema": STORE_SCHEMA, "digest": "sha256", "compression": "zstd"}
+LAYOUTS = ("loose", "packed")
+
+
+def store_meta(layout: str = "loose") -> bytes:
+    """The ``store.json`` of a new store of ``layout`` ("loose": every object a file; "packed")."""
+    if layout not in LAYOUTS:
+        raise BadInput(f"unknown store layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    meta = dict(STORE_META)
+    if layout == "packed":
+        meta.update(schema=PACKED_SCHEMA, layout="packed")
+    return json.dumps(meta, sort_keys=True).encode() + b"\n"
+
+
+def layout_of(meta: object, where: str) -> str:
+    """The layout a parsed ``store.json`` declares (``BadInput`` for a schema this console lacks)."""
+    schema = meta.get("schema") if isinstance(meta, dict) else None
+    if schema == STORE_SCHEMA:
+        return "loose"
+    if schema == PACKED_SCHEMA and isinstance(meta, dict) and meta.get("layout") == "packed":
+        return "packed"
+    shown = repr(schema)[:40] if isinstance(schema, (str, int)) else "none"
+    raise BadInput(
+        f"unsupported store schema at {where} (store.json says {shown}, expected {STORE_SCHEMA} or {PACKED_SCHEMA})"
+    )
+
+
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -64,6 +98,36 @@ class Store(abc.ABC):
 
     #: Human-readable location (a path or URL list) for headers and messages.
     location: str
+    #: Layout "packed" (``core.store.locator``): trees and small file objects live only in packs.
+    packed: bool = False
+    _locator: Locator | None = None
+
+    # -- packed layout ---------------------------------------------------------------------
+    @property
+    def locator(self) -> Locator:
+        """Where this (packed) store's packed objects sit; its lookup files are read as needed."""
+        if self._locator is None:
+
+            def listed() -> list[str]:
+                try:
+                    names = self.list_files("packs")
+                except DepotError:  # a server that lists nothing: objects only packs hold are missing
+                    names = []
+                return ["sha256:" + n[: -len(LOOKUP_SUFFIX)] for n in names if n.endswith(LOOKUP_SUFFIX)]
+
+            self._locator = Locator(listed, self.read_file)
+        return self._locator
+
+    def packed_frame(self, digest: str) -> bytes | None:
+        """The stored bytes of an object that sits in a pack of a packed store (unverified, like
+        ``read_object_raw``: every reader decodes and re-hashes them), or None."""
+        if not self.packed:
+            return None
+        hit = self.locator.locate(digest)
+        if hit is None:
+            return None
+        pack_id, offset, length = hit
+        return self.read_range(f"packs/{hex_of(pack_id)}.pack", offset, length)
 
     # -- objects -------------------------------------------------------------------------
     @abc.abstractmethod

@@ -65,7 +65,7 @@ import zstandard
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from core.optional import hidden_modules
 from core.store import DEFAULT_DEADLINE_S
-from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from core.store.base import Store, ensure_relpath, layout_of, object_path, store_meta
 from core.store.codec import (
     MAX_OBJECT_BYTES,
     PREALLOCATE_MAX,
@@ -236,6 +236,7 @@ class HttpStore(Store):
             bases.append(url if url.endswith("/") else url + "/")
         self.urls = bases
         self.location = ",".join(bases)
+        self._encoders = threading.local()  # zstd contexts are not thread-safe: one per thread
         self.tries = max(1, int(tries))
         self.backoff = tuple(backoff) or (0.0,)
         self._sleep = sleep
@@ -300,8 +301,7 @@ class HttpStore(Store):
                 meta = json.loads(raw)
             except (ValueError, RecursionError):
                 raise BadInput(f"unreadable store.json at {store.location}") from None
-            if not isinstance(meta, dict) or meta.get("schema") != STORE_SCHEMA:
-                raise BadInput(f"unsupported store schema at {store.location} (store.json, expected {STORE_SCHEMA})")
+            store.packed = layout_of(meta, store.location) == "packed"
         except BaseException:
             store.close()
             raise
@@ -313,7 +313,7 @@ class HttpStore(Store):
         store = cls(urls, **kwargs)
         try:
             if store.read_file("store.json") is None:
-                store.write_file("store.json", json.dumps(STORE_META, sort_keys=True).encode() + b"\n")
+                store.write_file("store.json", store_meta())
         finally:
             store.close()
         return cls.open(urls, **kwargs)
@@ -439,8 +439,17 @@ class HttpStore(Store):
         return StoreError(f"{what}: HTTP {resp.status_code} from {resp.request.url}")
 
     # -- objects -------------------------------------------------------------------------
+    def encode_object(self, data: bytes) -> bytes:
+        """The stored form of ``data`` (as ``LocalStore.encode_object``: one zstd frame, level 3)."""
+        cctx = getattr(self._encoders, "cctx", None)
+        if cctx is None:
+            cctx = self._encoders.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return cctx.compress(data)
+
     def has_object(self, digest: str) -> bool:
-        return self._head_object(digest, primary_only=False)
+        if self._head_object(digest, primary_only=False):
+            return True
+        return self.packed and self.locator.locate(digest) is not None
 
     def _head_object(self, digest: str, *, primary_only: bool) -> bool:
         with self._send("HEAD", object_path(digest), primary_only=primary_only) as resp:
@@ -459,11 +468,17 @@ class HttpStore(Store):
         unique = sorted(set(digests))
         with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
             present = list(pool.map(lambda d: self._head_object(d, primary_only=True), unique))
-        return {d for d, here in zip(unique, present) if not here}
+        missing = {d for d, here in zip(unique, present) if not here}
+        if self.packed and missing:
+            missing -= self.locator.present(missing)
+        return missing
 
     def object_stored_size(self, digest: str) -> int:
         with self._send("HEAD", object_path(digest)) as resp:
             if resp.status_code == 404:
+                hit = self.locator.locate(digest) if self.packed else None
+                if hit is not None:
+                    return hit[2]
                 raise NotFound(f"object {digest} missing from store")
             if resp.status_code != 200:
                 raise self._fail(resp, f"HEAD object {digest}")
@@ -599,20 +614,37 @@ class HttpStore(Store):
             self._decode(digest, limit, resp, cap, buf)
             return buf.getvalue()
 
-        return self._get_object(digest, max_size, lambda frame, limit: decode_verified(frame, digest, limit), streamed)
+        try:
+            return self._get_object(
+                digest, max_size, lambda frame, limit: decode_verified(frame, digest, limit), streamed
+            )
+        except NotFound:
+            frame = self.packed_frame(digest)
+            if frame is None:
+                raise
+            return decode_verified(frame, digest, max_size if max_size is not None else MAX_OBJECT_BYTES)
 
     def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
         def streamed(resp: httpx.Response, limit: int, cap: int) -> None:
             with open(dest, "wb") as f:
                 self._decode(digest, limit, resp, cap, f)
 
-        self._get_object(digest, size, lambda frame, limit: decode_to_file(frame, digest, limit, dest), streamed)
+        try:
+            self._get_object(digest, size, lambda frame, limit: decode_to_file(frame, digest, limit, dest), streamed)
+        except NotFound:
+            frame = self.packed_frame(digest)
+            if frame is None:
+                raise
+            decode_to_file(frame, digest, size if size is not None else MAX_OBJECT_BYTES, dest)
 
     def read_object_raw(self, digest: str) -> bytes:
         """The stored (compressed) bytes of an object, unverified (publish copies them into packs)."""
         with self._send("GET", object_path(digest), primary_only=True) as resp:
             if resp.status_code == 404:
-                raise NotFound(f"object {digest} missing from store")
+                frame = self.packed_frame(digest)
+                if frame is None:
+                    raise NotFound(f"object {digest} missing from store")
+                return frame
             if resp.status_code != 200:
                 raise self._fail(resp, f"GET object {digest}")
             return self._read_body(resp, object_path(digest))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import json
 import os
 import threading
@@ -27,7 +28,7 @@ import zstandard
 from core.durable import atomic_write, ensure_dir, syncfs
 from core.errors import BadInput, Conflict, CorruptObject, NotFound, StoreError
 from core.model.digest import is_digest
-from core.store.base import STORE_META, STORE_SCHEMA, Store, ensure_relpath, object_path
+from core.store.base import Store, ensure_relpath, layout_of, object_path, store_meta
 from core.store.codec import (
     MAX_OBJECT_BYTES,
     PREALLOCATE_MAX,
@@ -67,17 +68,21 @@ class LocalStore(Store):
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def create(cls, root: Path) -> LocalStore:
-        """Create an empty store (idempotent on an existing empty or matching store)."""
+    def create(cls, root: Path, layout: str = "loose") -> LocalStore:
+        """Create an empty store of ``layout`` (idempotent on an existing store: its layout stays)."""
         root = Path(root)
+        meta_bytes = store_meta(layout)  # checks the layout before anything is made
         ensure_dir(root, DIR_MODE)
         for sub in ("objects", "releases", "channels"):
             ensure_dir(root / sub, DIR_MODE)
         meta = root / "store.json"
         if not meta.exists():
             store = cls(root)
-            store.write_file("store.json", json.dumps(STORE_META, sort_keys=True).encode() + b"\n")
-        return cls.open(root)
+            store.write_file("store.json", meta_bytes)
+        store = cls.open(root)
+        if layout == "packed" and not store.packed:
+            raise BadInput(f"the store at {root} already exists with layout 'loose'; a layout is chosen at creation")
+        return store
 
     @classmethod
     def open(cls, root: Path) -> LocalStore:
@@ -90,11 +95,9 @@ class LocalStore(Store):
             raise NotFound(f"no depot store at {root} (store.json missing)") from None
         except (OSError, ValueError, RecursionError) as exc:
             raise BadInput(f"unreadable store.json at {root}: {exc}") from None
-        if not isinstance(meta, dict) or meta.get("schema") != STORE_SCHEMA:
-            schema = meta.get("schema") if isinstance(meta, dict) else None
-            shown = repr(schema)[:40] if isinstance(schema, (str, int)) else "none"
-            raise BadInput(f"unsupported store schema at {root} (store.json says {shown}, expected {STORE_SCHEMA})")
-        return cls(root)
+        store = cls(root)
+        store.packed = layout_of(meta, str(root)) == "packed"
+        return store
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -122,7 +125,7 @@ class LocalStore(Store):
 
     # -- objects -------------------------------------------------------------------------
     def has_object(self, digest: str) -> bool:
-        return os.path.exists(self._object_file(digest))
+        return os.path.exists(self._object_file(digest)) or (self.packed and self.locator.locate(digest) is not None)
 
     def missing_objects(self, digests: Iterable[str]) -> set[str]:
         """The digests not in the store. Per fan-out directory: one listing when it is small
@@ -150,6 +153,8 @@ class LocalStore(Store):
                 missing.update(d for d in wanted if d[9:] not in present)
             else:
                 missing.update(d for d in wanted if not exists(os.path.join(path, d[9:])))
+        if self.packed and missing:
+            missing -= self.locator.present(missing)
         return missing
 
     def encode_object(self, data: bytes) -> bytes:
@@ -247,12 +252,15 @@ class LocalStore(Store):
         try:
             return open(self.root / object_path(digest), "rb")
         except FileNotFoundError:
-            raise NotFound(f"object {digest} missing from store") from None
+            raw = self.packed_frame(digest)
+            if raw is None:
+                raise NotFound(f"object {digest} missing from store") from None
+            return io.BytesIO(raw)
 
     def get_object(self, digest: str, max_size: int | None = None) -> bytes:
-        with self._open_raw(digest) as f:
-            raw = f.read()
-        return decode_verified(raw, digest, max_size if max_size is not None else MAX_OBJECT_BYTES)
+        return decode_verified(
+            self.read_object_raw(digest), digest, max_size if max_size is not None else MAX_OBJECT_BYTES
+        )
 
     def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
         if size is not None and size <= PREALLOCATE_MAX:
@@ -270,6 +278,7 @@ class LocalStore(Store):
             return f.read()
 
     def iter_objects(self) -> Iterator[str]:
+        """The loose objects (what gc may delete one by one; packed ones go with their packs)."""
         objects = self.root / "objects"
         for sub in sorted(os.listdir(objects)):
             if len(sub) != 2:
@@ -286,7 +295,10 @@ class LocalStore(Store):
         try:
             return (self.root / object_path(digest)).stat().st_size
         except FileNotFoundError:
-            raise NotFound(f"object {digest} missing from store") from None
+            hit = self.locator.locate(digest) if self.packed else None
+            if hit is None:
+                raise NotFound(f"object {digest} missing from store") from None
+            return hit[2]
 
     def stray_temp_files(self) -> list[Path]:
         """Temporary files left by killed writers (removed by gc)."""
@@ -337,6 +349,8 @@ class LocalStore(Store):
             p.unlink()
         except FileNotFoundError:
             return 0
+        if self._locator is not None and relpath.startswith("packs/"):
+            self._locator.forget()  # gc deleted a pack: read the lookup files again when next asked
         return size
 
     @contextlib.contextmanager

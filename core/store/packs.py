@@ -59,6 +59,7 @@ from core.model.digest import canonical_json, digest_bytes, hex_of, is_digest
 from core.model.manifest import Entry, parse_tree
 from core.store.base import Store
 from core.store.codec import compressed_bound, decode_verified
+from core.store.locator import LOOKUP_SUFFIX, encode_lookup, lookup_path
 
 
 class RangeSource(Protocol):
@@ -148,28 +149,37 @@ def image_objects(
 
 
 def _write_pack(store: Store, chunks: list[bytes], entries: list[list[object]]) -> str:
+    """The pack, its JSON index (for nodes) and, in a packed store, its lookup file, in that order."""
     data = b"".join(chunks)
     pack_id = digest_bytes(data)
     index = {"schema": PACK_INDEX_SCHEMA, "pack": pack_id, "size": len(data), "entries": entries}
     store.write_file(pack_path(pack_id), data)
     store.write_file(pack_index_path(pack_id), canonical_json(index) + b"\n")
+    if store.packed:
+        store.write_file(lookup_path(pack_id), encode_lookup((e[0], e[1], e[2]) for e in entries))  # type: ignore[misc]
     return pack_id
 
 
 def write_image_packs(
-    store: Store, root: str, tree_objects: dict[str, bytes], workers: int = 4, frames: dict[str, bytes] | None = None
+    store: Store,
+    root: str,
+    tree_objects: dict[str, bytes],
+    workers: int = 4,
+    frames: dict[str, bytes] | None = None,
+    load: Callable[[str], bytes] | None = None,
 ) -> list[str]:
     """Write the pack(s) of one image (trees, then small files); return their ids.
 
-    ``frames`` holds the stored bytes of objects this publish has just written (digest -> frame,
-    exactly what is under ``objects/``): those are not read back from the store."""
+    ``frames`` holds the stored bytes of objects this publish has just encoded (digest -> frame,
+    exactly what a loose object holds): those are not read back. The others come from ``load``
+    (default: ``store.read_object_raw``)."""
     trees, files = image_objects(root, tree_objects)
     kinds = [(d, "tree") for d in trees] + [(d, "file") for d in files]
     frames = frames or {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
         unread = [d for d, _ in kinds if d not in frames]
-        read = dict(zip(unread, pool.map(store.read_object_raw, unread)))
+        read = dict(zip(unread, pool.map(load or store.read_object_raw, unread)))
         raws = (frames.get(d) or read[d] for d, _ in kinds)
         pack_ids: list[str] = []
         chunks: list[bytes] = []
@@ -197,17 +207,18 @@ def write_release_packs(
     workers: int = 4,
     reuse: dict[str, list[str]] | None = None,
     frames: dict[str, bytes] | None = None,
+    load: Callable[[str], bytes] | None = None,
 ) -> dict[str, list[str]]:
     """Write every image's packs, then the release's pack list; return ``{arch: [pack id, …]}``.
 
     Called by publish after objects and trees are in the store and before the release envelope.
     ``reuse`` maps an image's tree root to packs already in the store for that root
     (``existing_packs``): a pack's bytes follow from its root alone, so they are not built again.
-    ``frames``: objects' stored bytes already in memory (``write_image_packs``).
+    ``frames``, ``load``: where the objects' stored bytes come from (``write_image_packs``).
     """
     reuse = reuse or {}
     images = {
-        arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers, frames)
+        arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers, frames, load)
         for arch, root in sorted(roots.items())
     }
     doc = {"schema": PACK_LIST_SCHEMA, "release": release_id, "images": images}
@@ -253,7 +264,8 @@ def existing_packs(store: Store, release_ids: Iterable[str], roots: set[str]) ->
                 continue
             if present is None:
                 present = set(store.list_files("packs"))
-            if all(f"{i[7:]}.pack" in present and f"{i[7:]}.idx" in present for i in ids):
+            exts = (".pack", ".idx", LOOKUP_SUFFIX) if store.packed else (".pack", ".idx")
+            if all(i[7:] + ext in present for i in ids for ext in exts):
                 found[image.root] = ids
     return found
 
@@ -413,13 +425,16 @@ def load_pack_index(store: Store, release_id: str, arch: str, max_entries: int =
 WHOLE_PACK_FRACTION = 0.5
 
 
-def choose_whole_packs(index: PackIndex, missing: Iterable[str], behind_cache: bool) -> PackIndex | None:
+def choose_whole_packs(
+    index: PackIndex, missing: Iterable[str], behind_cache: bool, packed: bool = False
+) -> PackIndex | None:
     """Decide how the packs of ``index`` are read, given the digests the node lacks.
 
     Direct to the origin (``behind_cache`` false): byte ranges, as planned by ``plan_spans``
     (the index is returned unchanged). Through a cache: packs of which the node lacks at least
     ``WHOLE_PACK_FRACTION`` of the bytes are read whole; the others are dropped from the index, so
-    their objects are fetched loose. None when no pack is left to read.
+    their objects are fetched loose. None when no pack is left to read. A ``packed`` store has no
+    loose copies to fall back on: there every pack the node lacks anything of is read whole.
     """
     if not behind_cache:
         return index
@@ -428,7 +443,8 @@ def choose_whole_packs(index: PackIndex, missing: Iterable[str], behind_cache: b
         e = index.by_digest.get(d)
         if e is not None:
             need[e.pack] = need.get(e.pack, 0) + e.length
-    whole = {p for p, n in need.items() if index.sizes.get(p, 0) > 0 and n >= WHOLE_PACK_FRACTION * index.sizes[p]}
+    share = 0.0 if packed else WHOLE_PACK_FRACTION
+    whole = {p for p, n in need.items() if index.sizes.get(p, 0) > 0 and n >= share * index.sizes[p]}
     if not whole:
         return None
     index.restrict(whole)
@@ -687,7 +703,9 @@ class PackSweep:
 
 
 def sweep_packs(store: Store, release_ids: Iterable[str], dry_run: bool = False) -> PackSweep:
-    """Delete pack lists of releases that are gone and pack files that no remaining list names."""
+    """Delete pack lists of releases that are gone and pack files that no remaining list names
+    (with a packed store's lookup files). In a packed store the packs of live releases are the
+    only copy of their small objects, so an unreadable pack list of one stops gc instead."""
     live = set(release_ids)
     keep: set[str] = set()
     orphans: list[str] = []
@@ -704,11 +722,13 @@ def sweep_packs(store: Store, release_ids: Iterable[str], dry_run: bool = False)
             for ids in (doc.get("images") or {}).values():
                 keep.update(i[7:] for i in ids if is_digest(i))
         except (ValueError, AttributeError, TypeError):
+            if store.packed:  # there, packs hold the only copy of the release's small objects
+                raise BadInput(f"gc refused: pack list {rel} of a live release is unreadable") from None
             orphans.append(rel)  # unreadable: packs are derived data, drop them
     sweep = PackSweep(orphan_files=[])
     for name in store.list_files("packs"):
         stem, _, ext = name.rpartition(".")
-        if ext in ("pack", "idx") and stem in keep:
+        if ext in ("pack", "idx", LOOKUP_SUFFIX[1:]) and stem in keep:
             sweep.packs += ext == "pack"
         else:
             orphans.append(f"packs/{name}")

@@ -56,7 +56,9 @@ def usable_pack(
     store: Store, node: NodeRoot, release_id: str, arch: str, bundled: Bundled, files: int, objects: set[str]
 ) -> PackIndex | None:
     """The image's pack index, if the store has one and at least ``PACK_MIN_MISSING`` of its entries
-    are missing here (for a handful of objects, a few parallel GETs cost no more than ranges).
+    are missing here (for a handful of objects, a few parallel GETs cost no more than ranges). A
+    packed store (``store.packed``: its trees and small objects exist only in packs) is read from
+    its packs whenever anything they hold is missing, and through a cache only by whole packs.
 
     ``files`` is the image's signed file count: an index listing far more entries than such an
     image can have is not used (``max_index_entries``; loose objects instead). ``objects`` is the
@@ -77,9 +79,9 @@ def usable_pack(
             here = cache_name(e.digest) in objects or cache_name(e.digest, True) in objects
         if not here:
             missing.append(e.digest)
-    if len(missing) < PACK_MIN_MISSING:
+    if len(missing) < (1 if store.packed else PACK_MIN_MISSING):
         return None
-    return choose_whole_packs(index, missing, bool(getattr(store, "behind_cache", False)))
+    return choose_whole_packs(index, missing, bool(getattr(store, "behind_cache", False)), store.packed)
 
 
 def fetch_trees(
@@ -99,7 +101,7 @@ def fetch_trees(
     pack list and index, read and checked, cost more than a few loose trees), and what the pack
     holds below ``root`` comes from it. So an incremental hydrate, whose few new trees sit along
     the paths to what changed, reads no index; a node that holds no image's trees yet (no
-    bundle) asks for the pack at once.
+    bundle), or hydrates from a packed store (no loose trees there), asks for the pack at once.
     """
     prog.phase("trees")
     pack: PackIndex | None = None
@@ -111,7 +113,7 @@ def fetch_trees(
             prefetch_reached_trees(fetcher, trees, pack, root, files)
 
     try:
-        fresh = not trees.bundled
+        fresh = not trees.bundled or fetcher.store.packed
         if fresh:
             from_pack()
         trees.load_all(root, None if fresh else from_pack, PACK_MIN_MISSING)

@@ -189,7 +189,7 @@ def _fetch_and_materialize(
         pack = fetch_trees(fetcher, trees, root, find_pack, prog, result, files)
         plan = plan_image(trees.walk(root))
         with staging(image_dir, plan) as stage:
-            if pack is None and missing_objects(plan, cached) >= PACK_MIN_MISSING:
+            if pack is None and missing_objects(plan, cached) >= (1 if store.packed else PACK_MIN_MISSING):
                 pack = find_pack()  # not needed for the trees, but for the many objects missing
             names = fetch_objects(fetcher, plan, pack, prog, result, cached, ledger)
             materialize(node, stage, plan, image_dir, prog)

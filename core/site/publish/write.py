@@ -6,16 +6,22 @@ the release's pack list (``core.store.packs``), a ``sync``, then the release env
 ``index.json`` by compare-and-swap, and a last ``sync``. Killed anywhere in here, the store holds
 only complete, unreferenced objects (and perhaps ``.tmp-*`` files), which a rerun reuses and
 ``gc`` removes.
+
+In a packed store (``core.store.locator``) the trees and the small file objects are encoded but
+not written loose: their frames go straight into the image packs, which are then their only copy
+(objects of earlier releases are read from those releases' packs). That is what makes a depot of
+tens of thousands of tiny files cost a few pack files instead of an inode each.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 
 import zstandard
 
-from core.errors import BadInput
+from core.errors import BadInput, NotFound
 from core.model.digest import PREFIX
 from core.site.catalogue import update_index
 from core.site.publish.hashing import KEEP_MAX_FILE, read_small
@@ -117,10 +123,14 @@ def write_objects(store: Store, planned: Plan, progress: Progress | None = None,
             data = contents.get(d)
             if data is None:
                 data = _small_content(path, size, d)
-            if encode is None or put_frames is None:
+            if encode is None or (put_frames is None and not (store.packed and size <= PACK_MAX_OBJECT)):
                 stored += store.put_object(d, data)
             else:
                 encoded.append((d, encode(data)))
+        if encoded and store.packed:  # into the packs only (write_packs)
+            packed = [(d, f) for d, f in encoded if by_digest[d][1] <= PACK_MAX_OBJECT]
+            stored += _keep_packed(packed, frames)
+            encoded = [(d, f) for d, f in encoded if by_digest[d][1] > PACK_MAX_OBJECT]
         if encoded:
             assert put_frames is not None
             for (d, frame), n in zip(encoded, put_frames(encoded)):
@@ -150,6 +160,8 @@ def write_trees(store: Store, planned: Plan, frames: _Frames | None = None) -> N
 
     def put_batch(batch: list[tuple[str, bytes]]) -> int:
         todo = [(d, data) for d, data in batch if d in missing]
+        if store.packed and encode is not None:  # into the packs only (write_packs)
+            return _keep_packed([(d, encode(data)) for d, data in todo], frames)
         if encode is None or put_frames is None:
             return sum(store.put_object(d, data) for d, data in todo)
         encoded = [(d, encode(data)) for d, data in todo]
@@ -164,6 +176,36 @@ def write_trees(store: Store, planned: Plan, frames: _Frames | None = None) -> N
     planned.result.stored_bytes += sum(parallel_map(put_batch, work, planned.workers))
 
 
+def _keep_packed(encoded: list[tuple[str, bytes]], frames: _Frames) -> int:
+    """Frames of a packed store's new small objects, kept for their packs; their stored bytes.
+    Past ``FRAME_BUDGET`` they are dropped here and encoded again for the pack (``_loader``)."""
+    for d, frame in encoded:
+        frames.keep(d, frame)
+    return sum(len(f) for _, f in encoded)
+
+
+def _loader(store: Store, planned: Plan) -> Callable[[str], bytes]:
+    """The stored bytes of an object for a pack: from the store (loose, or an earlier release's
+    pack), else (a packed store's new object whose frame was not kept) encoded again from the
+    tree built or the file read again and checked."""
+    encode = getattr(store, "encode_object", None)
+
+    def load(digest: str) -> bytes:
+        try:
+            return store.read_object_raw(digest)
+        except NotFound:
+            if encode is None:
+                raise
+        tree = planned.tree_objects.get(digest)
+        if tree is not None:
+            return encode(tree)
+        path, size = planned.by_digest[digest]
+        data = planned.contents.get(digest)
+        return encode(data if data is not None else _small_content(path, size, digest))
+
+    return load
+
+
 def write_packs(site: Site, planned: Plan, frames: dict[str, bytes] | None = None) -> None:
     """The images' packs and the release's pack list, reusing packs of recent same-name releases."""
     roots = {a: m.root for a, m in planned.image_meta.items()}
@@ -171,5 +213,12 @@ def write_packs(site: Site, planned: Plan, frames: dict[str, bytes] | None = Non
     reuse = existing_packs(site.store, earlier, set(roots.values()))
     planned.result.reused_packs = sum(root in reuse for root in roots.values())
     write_release_packs(
-        site.store, planned.release_id, roots, planned.tree_objects, planned.workers, reuse=reuse, frames=frames
+        site.store,
+        planned.release_id,
+        roots,
+        planned.tree_objects,
+        planned.workers,
+        reuse=reuse,
+        frames=frames,
+        load=_loader(site.store, planned),
     )

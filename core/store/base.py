@@ -113,7 +113,8 @@ class Store(abc.ABC):
                     names = self.list_files("packs")
                 except DepotError:  # a server that lists nothing: objects only packs hold are missing
                     names = []
-                return ["sha256:" + n[: -len(LOOKUP_SUFFIX)] for n in names if n.endswith(LOOKUP_SUFFIX)]
+                ids = ("sha256:" + n[: -len(LOOKUP_SUFFIX)] for n in names if n.endswith(LOOKUP_SUFFIX))
+                return [i for i in ids if is_digest(i)]
 
             self._locator = Locator(listed, self.read_file)
         return self._locator

@@ -14,9 +14,10 @@ A lookup file (little-endian)::
     u32 count
     u32 fanout[256]           digests whose first byte is <= i (cumulative; fanout[255] == count)
     count x 32 bytes          the raw sha256 digests, sorted
-    count x (u64 offset, u32 length)   where each one's zstd frame sits in the pack
+    count x u64               where each one's zstd frame starts in the pack (same order)
+    count x u32               how long each frame is
 
-Written once beside its pack and index (``write_lookup``); the pack's name is still the sha256 of
+Written once beside its pack and index (``encode_lookup``); the pack's name is still the sha256 of
 its bytes. Like the index, it is unsigned and needs not be: whatever it points at is decompressed
 within its bound and re-hashed by the reader (``decode_verified``), so a lying lookup file gives a
 ``CorruptObject`` or ``NotFound``, never wrong bytes. One that does not parse is ignored.
@@ -32,7 +33,7 @@ from core.model.digest import hex_of
 
 MAGIC = b"DSIDX1\0\0"
 _HEAD = struct.Struct("<8sI256I")
-_LOC = struct.Struct("<QI")
+_OFF, _LEN = struct.Struct("<Q"), struct.Struct("<I")
 LOOKUP_SUFFIX = ".sidx"
 
 
@@ -42,17 +43,24 @@ def lookup_path(pack_id: str) -> str:
 
 
 def encode_lookup(entries: Iterable[tuple[str, int, int]]) -> bytes:
-    """The lookup file of a pack whose ``entries`` are ``(digest, offset, length)``."""
-    rows = sorted({bytes.fromhex(hex_of(d)): (off, n) for d, off, n in entries}.items())
-    fanout = [0] * 256
-    for raw, _ in rows:
-        fanout[raw[0]] += 1
-    total = 0
+    """The lookup file of a pack whose ``entries`` are ``(digest, offset, length)`` (this
+    publish's own digests: ``sha256:`` and 64 lower-case hex digits)."""
+    rows = sorted({d[7:]: (off, n) for d, off, n in entries}.items())  # hex order is byte order
+    count = len(rows)
+    keys = bytes.fromhex("".join(h for h, _ in rows))
+    firsts = keys[::32]
+    fanout, total = [], 0
     for i in range(256):
-        total += fanout[i]
-        fanout[i] = total
-    head = _HEAD.pack(MAGIC, len(rows), *fanout)
-    return b"".join([head, *(raw for raw, _ in rows), *(_LOC.pack(off, n) for _, (off, n) in rows)])
+        total += firsts.count(i)
+        fanout.append(total)
+    return b"".join(
+        [
+            _HEAD.pack(MAGIC, count, *fanout),
+            keys,
+            struct.pack(f"<{count}Q", *(off for _, (off, _n) in rows)),
+            struct.pack(f"<{count}I", *(n for _, (_off, n) in rows)),
+        ]
+    )
 
 
 class Lookup:
@@ -62,7 +70,7 @@ class Lookup:
         if len(data) < _HEAD.size:
             raise ValueError("short header")
         magic, count, *fanout = _HEAD.unpack_from(data)
-        if magic != MAGIC or len(data) != _HEAD.size + count * (32 + _LOC.size) or fanout[255] != count:
+        if magic != MAGIC or len(data) != _HEAD.size + count * (32 + _OFF.size + _LEN.size) or fanout[255] != count:
             raise ValueError("not a lookup file")
         if any(a > b for a, b in zip(fanout, fanout[1:])):
             raise ValueError("fanout not sorted")
@@ -70,7 +78,8 @@ class Lookup:
         self.count = count
         self._data = data
         self._fanout = fanout
-        self._locs = _HEAD.size + 32 * count
+        self._offs = _HEAD.size + 32 * count
+        self._lens = self._offs + _OFF.size * count
         self._all: set[bytes] | None = None
 
     def _key(self, i: int) -> bytes:
@@ -89,7 +98,8 @@ class Lookup:
             elif key > raw:
                 hi = mid
             else:
-                off, n = _LOC.unpack_from(self._data, self._locs + _LOC.size * mid)
+                (off,) = _OFF.unpack_from(self._data, self._offs + _OFF.size * mid)
+                (n,) = _LEN.unpack_from(self._data, self._lens + _LEN.size * mid)
                 return off, n
         return None
 
@@ -154,9 +164,11 @@ class Locator:
 
     def present(self, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` some pack holds (one set per lookup file, not a search each)."""
-        wanted = {bytes.fromhex(hex_of(d)): d for d in digests}
         with self._lock:
             self._refresh()
+            if not self._lookups:
+                return set()
+            wanted = {bytes.fromhex(hex_of(d)): d for d in digests}
             found: set[str] = set()
             for lk in self._lookups:
                 if not wanted:

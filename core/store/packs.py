@@ -116,13 +116,17 @@ class PackEntry:
 
 # -- publish side ----------------------------------------------------------------------------------
 def image_objects(
-    root: str, tree_objects: dict[str, bytes], max_object: int = PACK_MAX_OBJECT
+    root: str,
+    tree_objects: dict[str, bytes],
+    max_object: int = PACK_MAX_OBJECT,
+    parsed: dict[str, list[Entry]] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(trees breadth-first from ``root``, small file digests in path order), each digest once."""
+    """(trees breadth-first from ``root``, small file digests in path order), each digest once.
+    ``parsed``: trees' entries already known (publish built them), else each tree is parsed once."""
     trees: list[str] = []
     files: list[str] = []
     seen_trees, seen_files = {root}, set()
-    parsed: dict[str, list[Entry]] = {}  # each tree parsed once, reused by walk()
+    parsed = dict(parsed or {})  # each tree parsed once, reused by walk()
     level = [root]
     while level:
         trees.extend(level)
@@ -167,13 +171,14 @@ def write_image_packs(
     workers: int = 4,
     frames: dict[str, bytes] | None = None,
     load: Callable[[str], bytes] | None = None,
+    parsed: dict[str, list[Entry]] | None = None,
 ) -> list[str]:
     """Write the pack(s) of one image (trees, then small files); return their ids.
 
     ``frames`` holds the stored bytes of objects this publish has just encoded (digest -> frame,
     exactly what a loose object holds): those are not read back. The others come from ``load``
-    (default: ``store.read_object_raw``)."""
-    trees, files = image_objects(root, tree_objects)
+    (default: ``store.read_object_raw``). ``parsed``: as for ``image_objects``."""
+    trees, files = image_objects(root, tree_objects, parsed=parsed)
     kinds = [(d, "tree") for d in trees] + [(d, "file") for d in files]
     frames = frames or {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
@@ -208,17 +213,19 @@ def write_release_packs(
     reuse: dict[str, list[str]] | None = None,
     frames: dict[str, bytes] | None = None,
     load: Callable[[str], bytes] | None = None,
+    parsed: dict[str, list[Entry]] | None = None,
 ) -> dict[str, list[str]]:
     """Write every image's packs, then the release's pack list; return ``{arch: [pack id, …]}``.
 
     Called by publish after objects and trees are in the store and before the release envelope.
     ``reuse`` maps an image's tree root to packs already in the store for that root
     (``existing_packs``): a pack's bytes follow from its root alone, so they are not built again.
-    ``frames``, ``load``: where the objects' stored bytes come from (``write_image_packs``).
+    ``frames``, ``load``: where the objects' stored bytes come from; ``parsed``: the trees' entries
+    (``write_image_packs``).
     """
     reuse = reuse or {}
     images = {
-        arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers, frames, load)
+        arch: reuse.get(root) or write_image_packs(store, root, tree_objects, workers, frames, load, parsed)
         for arch, root in sorted(roots.items())
     }
     doc = {"schema": PACK_LIST_SCHEMA, "release": release_id, "images": images}

@@ -200,3 +200,40 @@ def test_a_site_publishes_into_and_reads_a_packed_store_over_http(tmp_path, ngin
     assert run_json(site, "verify", "--deep")["ok"] is True  # small objects read by range from the packs
     assert "M pkg5/src/f05.jl" in run_console(site, "diff", v1, v2, "--files", check=0).stdout
     assert exported(site, v2, tmp_path / "out") == tree_listing(tmp_path / "v2")
+
+
+def test_a_publish_cut_before_its_release_leaves_only_orphan_packs_that_a_rerun_and_gc_handle(tmp_path, monkeypatch):
+    import pytest
+
+    from core.site.publish import publish as core_publish
+    from core.site.site import open_site
+    from core.store.local import LocalStore
+
+    site = packed_site(tmp_path / "site")
+    store = site / "store"
+    src = depot(tmp_path / "v1")
+    real_write = LocalStore.write_file
+
+    def cut(self, relpath, data, *, overwrite=False):
+        if relpath.startswith("releases/"):
+            raise KeyboardInterrupt  # the process dies here: packs, lookups and the pack list are written
+        return real_write(self, relpath, data, overwrite=overwrite)
+
+    monkeypatch.setattr(LocalStore, "write_file", cut)
+    s = open_site(site)
+    with pytest.raises(KeyboardInterrupt):
+        core_publish(s, "demo", {"x86_64": src})
+    s.close()
+    monkeypatch.undo()
+    assert list((store / "releases").iterdir()) == []
+    (orphan,) = [n[:-5] for n in os.listdir(store / "packs") if n.endswith(".pack")]
+    (cut_list,) = os.listdir(store / "packs" / "lists")
+    assert run_json(site, "verify", "--deep")["ok"] is True
+    rid = publish(site, src)  # reuses the orphan pack's frames; its own pack is the same bytes
+    assert pack_entries(store, rid)[0] == orphan
+    rep = run_json(site, "gc")
+    cut_orphans = [] if cut_list == f"{rid[7:]}.json" else [f"packs/lists/{cut_list}"]  # same second: same id
+    assert (rep["orphan_pack_files"], rep["deleted"]) == (cut_orphans, 0)  # the pack itself is shared
+    assert sorted(os.listdir(store / "packs" / "lists")) == [f"{rid[7:]}.json"]
+    assert run_json(site, "verify", "--deep")["ok"] is True
+    assert exported(site, rid, tmp_path / "out") == tree_listing(src)

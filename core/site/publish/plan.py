@@ -50,14 +50,18 @@ class Plan:
     tree_objects: dict[str, bytes]  # digest -> canonical tree bytes, every tree of every image
     by_digest: dict[str, tuple[str, int]] = field(default_factory=dict)  # file object -> (a path, size)
     contents: dict[str, bytes] = field(default_factory=dict)  # small file object -> the bytes hashed
+    tree_entries: dict[str, list[Entry]] = field(default_factory=dict)  # tree -> its entries, sorted (for packs)
 
     @property
     def release_id(self) -> str:
         return self.result.release_id
 
 
-def build_tree(node: ScannedDir, out: dict[str, bytes]) -> tuple[str, int, int]:
-    """Build tree objects bottom-up into ``out``; return (digest, bytes below, files below)."""
+def build_tree(
+    node: ScannedDir, out: dict[str, bytes], parsed: dict[str, list[Entry]] | None = None
+) -> tuple[str, int, int]:
+    """Build tree objects bottom-up into ``out`` (and their sorted entries into ``parsed``, so the
+    packs need not parse them again); return (digest, bytes below, files below)."""
     entries: list[Entry] = []
     total = 0
     nfiles = 0
@@ -68,13 +72,16 @@ def build_tree(node: ScannedDir, out: dict[str, bytes]) -> tuple[str, int, int]:
     for name, target in node.links.items():
         entries.append(Entry(name, "link", MODE_LINK, len(target.encode()), target=target))
     for name, sub in node.dirs.items():
-        d, size, n = build_tree(sub, out)
+        d, size, n = build_tree(sub, out, parsed)
         entries.append(Entry(name, "dir", MODE_DIR, size, d))
         total += size
         nfiles += n
+    entries.sort(key=lambda e: e.name)
     data = tree_bytes(entries)
     digest = digest_bytes(data)
     out[digest] = data
+    if parsed is not None:
+        parsed[digest] = entries
     return digest, total, nfiles
 
 
@@ -108,7 +115,8 @@ def plan(
     result.hashed_files, result.cached_files = hash_all(site, list(trees.values()), workers, progress)
 
     tree_objects: dict[str, bytes] = {}
-    roots = {a: build_tree(tree.top, tree_objects) for a, tree in trees.items()}
+    tree_entries: dict[str, list[Entry]] = {}
+    roots = {a: build_tree(tree.top, tree_objects, tree_entries) for a, tree in trees.items()}
     detected = detect_kind(
         trees, dict(builder or {"kind": "tree", "tool_version": "depot-console"}), source, cpu_targets
     )
@@ -143,4 +151,6 @@ def plan(
             if f.data is not None:
                 contents.setdefault(f.digest, f.data)  # type: ignore[arg-type]
                 f.data = None
-    return Plan(name, signing_key, workers, payload, result, image_meta, tree_objects, by_digest, contents)
+    return Plan(
+        name, signing_key, workers, payload, result, image_meta, tree_objects, by_digest, contents, tree_entries
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import zstandard
 
@@ -92,7 +92,7 @@ def write_objects(store: Store, planned: Plan, progress: Progress | None = None,
     each is compressed from the bytes hashed in the plan step (or read again and checked) and
     its frame is kept for the packs, so it is neither reopened nor read back."""
     by_digest, result, contents = planned.by_digest, planned.result, planned.contents
-    missing = store.missing_objects(by_digest)
+    missing = _missing(store, by_digest, lambda d: by_digest[d][1])
     result.reused_objects = len(by_digest) - len(missing)
     result.reused_bytes = sum(s for d, (_, s) in by_digest.items() if d not in missing)
     lock = threading.Lock()
@@ -156,7 +156,7 @@ def write_trees(store: Store, planned: Plan, frames: _Frames | None = None) -> N
     put_frames = getattr(store, "put_object_frames", None)
     frames = frames if frames is not None else _Frames()
 
-    missing = store.missing_objects(planned.tree_objects)
+    missing = _missing(store, planned.tree_objects, lambda d: 0)
 
     def put_batch(batch: list[tuple[str, bytes]]) -> int:
         todo = [(d, data) for d, data in batch if d in missing]
@@ -174,6 +174,16 @@ def write_trees(store: Store, planned: Plan, frames: _Frames | None = None) -> N
 
     work = list(batches([(d, t) for d, t in planned.tree_objects.items() if d in missing], lambda item: len(item[1])))
     planned.result.stored_bytes += sum(parallel_map(put_batch, work, planned.workers))
+
+
+def _missing(store: Store, digests: Iterable[str], size_of: Callable[[str], int]) -> set[str]:
+    """The objects the store lacks. In a packed store an object a pack will hold is looked for
+    in the packs only (a loose copy there would be packed again anyway, which is harmless)."""
+    if not store.packed:
+        return store.missing_objects(digests)
+    small = {d for d in digests if size_of(d) <= PACK_MAX_OBJECT}
+    large = [d for d in digests if d not in small]
+    return (store.missing_objects(large) if large else set()) | (small - store.locator.present(small))
 
 
 def _keep_packed(encoded: list[tuple[str, bytes]], frames: _Frames) -> int:
@@ -221,4 +231,5 @@ def write_packs(site: Site, planned: Plan, frames: dict[str, bytes] | None = Non
         reuse=reuse,
         frames=frames,
         load=_loader(site.store, planned),
+        parsed=planned.tree_entries,
     )

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from core.errors import BadInput, DepotError, NotFound, StoreError
 from core.model.digest import hex_of, is_digest
-from core.store.locator import LOOKUP_SUFFIX, Locator
+from core.store.locator import LOOKUP_SUFFIX, Locator, check_frame
 
 STORE_SCHEMA = "depot-store/1"
 #: The packed layout (``core.store.locator``): trees and small file objects only in packs. A new
@@ -119,15 +119,17 @@ class Store(abc.ABC):
             self._locator = Locator(listed, self.read_file)
         return self._locator
 
-    def packed_frame(self, digest: str) -> bytes | None:
+    def packed_frame(self, digest: str, limit: int | None = None) -> bytes | None:
         """The stored bytes of an object that sits in a pack of a packed store (unverified, like
-        ``read_object_raw``: every reader decodes and re-hashes them), or None."""
+        ``read_object_raw``: every reader decodes and re-hashes them), or None. ``limit``: the
+        most uncompressed bytes the reader accepts, which bounds what is read (``check_frame``)."""
         if not self.packed:
             return None
         hit = self.locator.locate(digest)
         if hit is None:
             return None
         pack_id, offset, length = hit
+        check_frame(digest, length, limit)
         return self.read_range(f"packs/{hex_of(pack_id)}.pack", offset, length)
 
     # -- objects -------------------------------------------------------------------------

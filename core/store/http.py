@@ -619,7 +619,7 @@ class HttpStore(Store):
                 digest, max_size, lambda frame, limit: decode_verified(frame, digest, limit), streamed
             )
         except NotFound:
-            frame = self.packed_frame(digest)
+            frame = self.packed_frame(digest, max_size)
             if frame is None:
                 raise
             return decode_verified(frame, digest, max_size if max_size is not None else MAX_OBJECT_BYTES)
@@ -632,7 +632,7 @@ class HttpStore(Store):
         try:
             self._get_object(digest, size, lambda frame, limit: decode_to_file(frame, digest, limit, dest), streamed)
         except NotFound:
-            frame = self.packed_frame(digest)
+            frame = self.packed_frame(digest, size)
             if frame is None:
                 raise
             decode_to_file(frame, digest, size if size is not None else MAX_OBJECT_BYTES, dest)

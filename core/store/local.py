@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import io
 import json
 import os
 import threading
@@ -37,6 +36,7 @@ from core.store.codec import (
     decode_to_file,
     decode_verified,
 )
+from core.store.locator import check_frame
 
 ZSTD_LEVEL = 3
 _TMP_PREFIX = ".tmp-"
@@ -250,7 +250,7 @@ class LocalStore(Store):
 
         return self._atomic_write(dest, chunks(), overwrite=False)
 
-    def packed_frame(self, digest: str) -> bytes | None:
+    def packed_frame(self, digest: str, limit: int | None = None) -> bytes | None:
         """``Store.packed_frame`` with one descriptor per pack kept open (``pread``): a reader of
         tens of thousands of packed objects (verify, diff, export) opens each pack once."""
         if not self.packed:
@@ -259,6 +259,7 @@ class LocalStore(Store):
         if hit is None:
             return None
         pack_id, offset, length = hit
+        check_frame(digest, length, limit)
         data = os.pread(self._pack_fd(pack_id), length, offset)
         if len(data) != length:
             raise StoreError(f"pack {pack_id[7:19]} in store {self.root} is shorter than {offset + length} bytes")
@@ -284,36 +285,39 @@ class LocalStore(Store):
     def close(self) -> None:
         self._close_packs()
 
-    def _open_raw(self, digest: str) -> BinaryIO:
-        raw = self.packed_frame(digest)  # packed store: small objects are there, no failed open first
-        if raw is not None:
-            return io.BytesIO(raw)
+    def _open_loose(self, digest: str) -> BinaryIO:
         try:
             return open(self.root / object_path(digest), "rb")
         except FileNotFoundError:
             raise NotFound(f"object {digest} missing from store") from None
 
     def get_object(self, digest: str, max_size: int | None = None) -> bytes:
-        return decode_verified(
-            self.read_object_raw(digest), digest, max_size if max_size is not None else MAX_OBJECT_BYTES
-        )
+        raw = self.packed_frame(digest, max_size)  # packed store: small objects, no failed open first
+        if raw is None:
+            with self._open_loose(digest) as f:
+                raw = f.read()
+        return decode_verified(raw, digest, max_size if max_size is not None else MAX_OBJECT_BYTES)
 
     def fetch_object_to(self, digest: str, dest: str, size: int | None = None) -> None:
+        raw = self.packed_frame(digest, size)
+        if raw is not None:
+            decode_to_file(raw, digest, size if size is not None else MAX_OBJECT_BYTES, dest)
+            return
         if size is not None and size <= PREALLOCATE_MAX:
-            with self._open_raw(digest) as src:
+            with self._open_loose(digest) as src:
                 raw = src.read(compressed_bound(size) + 1)
             if len(raw) > compressed_bound(size):
                 raise CorruptObject(f"object {digest}: its compressed bytes cannot hold the {size} bytes promised")
             decode_to_file(raw, digest, size, dest)
             return
-        with self._open_raw(digest) as src, open(dest, "wb") as out:
+        with self._open_loose(digest) as src, open(dest, "wb") as out:
             decode_stream(src, digest, size if size is not None else MAX_OBJECT_BYTES, out, read_size=1 << 20)
 
     def read_object_raw(self, digest: str) -> bytes:
         raw = self.packed_frame(digest)
         if raw is not None:
             return raw
-        with self._open_raw(digest) as f:
+        with self._open_loose(digest) as f:
             return f.read()
 
     def iter_objects(self) -> Iterator[str]:

@@ -29,12 +29,27 @@ import struct
 import threading
 from collections.abc import Callable, Iterable
 
+from core.errors import CorruptObject
 from core.model.digest import hex_of
+from core.store.codec import compressed_bound
 
 MAGIC = b"DSIDX1\0\0"
 _HEAD = struct.Struct("<8sI256I")
 _OFF, _LEN = struct.Struct("<Q"), struct.Struct("<I")
 LOOKUP_SUFFIX = ".sidx"
+
+
+#: Most compressed bytes a lookup entry may point at: the frame of the largest tree
+#: (``core.store.trees.MAX_TREE_BYTES``, 256 MiB), whatever the unsigned entry claims.
+MAX_FRAME = compressed_bound(256 << 20)
+
+
+def check_frame(digest: str, length: int, limit: int | None = None) -> None:
+    """``CorruptObject`` unless ``length`` compressed bytes can be an honest frame of ``digest``
+    (at most ``limit`` bytes uncompressed when the reader knows it), before any byte is read."""
+    bound = compressed_bound(limit) if limit is not None else MAX_FRAME
+    if length > bound:
+        raise CorruptObject(f"object {digest}: a pack entry of {length} bytes cannot hold it (at most {bound})")
 
 
 def lookup_path(pack_id: str) -> str:

@@ -237,3 +237,19 @@ def test_a_publish_cut_before_its_release_leaves_only_orphan_packs_that_a_rerun_
     assert sorted(os.listdir(store / "packs" / "lists")) == [f"{rid[7:]}.json"]
     assert run_json(site, "verify", "--deep")["ok"] is True
     assert exported(site, rid, tmp_path / "out") == tree_listing(src)
+
+
+def test_a_lookup_file_that_lies_about_a_length_reads_nothing_and_fails_cleanly(tmp_path):
+    site = packed_site(tmp_path / "site")
+    store = site / "store"
+    rid = publish(site, depot(tmp_path / "v1"))
+    promote(site, rid)
+    pack_hex, entries = pack_entries(store, rid)
+    victim = next(e for e in entries if e[3] == "file")
+    forged = [(d, off, (1 << 32) - 1 if d == victim[0] else n) for d, off, n, _ in entries]  # a 4 GiB "frame"
+    (store / "packs" / f"{pack_hex}.sidx").write_bytes(encode_lookup(forged))
+    doc = run_json(site, "verify", "--deep", check=1)
+    assert doc["ok"] is False and victim[0] in json.dumps(doc)
+    # A node reads the pack through the JSON index, not the lookup file: it is not misled at all.
+    hydrate(tmp_path / "node", str(store), trust_file(site))
+    assert tree_listing(tmp_path / "node" / "current" / "production") == tree_listing(tmp_path / "v1")

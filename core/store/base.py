@@ -26,10 +26,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import BadInput, DepotError, NotFound, StoreError
 from core.model.digest import hex_of, is_digest
-from core.store.locator import LOOKUP_SUFFIX, Locator, check_frame
 
 STORE_SCHEMA = "depot-store/1"
 #: The packed layout (``core.store.locator``): trees and small file objects only in packs. A new
@@ -61,6 +61,9 @@ def layout_of(meta: object, where: str) -> str:
         f"unsupported store schema at {where} (store.json says {shown}, expected {STORE_SCHEMA} or {PACKED_SCHEMA})"
     )
 
+
+if TYPE_CHECKING:  # the locator (and zstd under it) loads only where a packed store is read
+    from core.store.locator import Locator
 
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -107,6 +110,7 @@ class Store(abc.ABC):
     def locator(self) -> Locator:
         """Where this (packed) store's packed objects sit; its lookup files are read as needed."""
         if self._locator is None:
+            from core.store.locator import LOOKUP_SUFFIX, Locator
 
             def listed() -> list[str]:
                 try:
@@ -128,6 +132,8 @@ class Store(abc.ABC):
         hit = self.locator.locate(digest)
         if hit is None:
             return None
+        from core.store.locator import check_frame
+
         pack_id, offset, length = hit
         check_frame(digest, length, limit)
         return self.read_range(f"packs/{hex_of(pack_id)}.pack", offset, length)

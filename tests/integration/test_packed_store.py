@@ -253,3 +253,13 @@ def test_a_lookup_file_that_lies_about_a_length_reads_nothing_and_fails_cleanly(
     # A node reads the pack through the JSON index, not the lookup file: it is not misled at all.
     hydrate(tmp_path / "node", str(store), trust_file(site))
     assert tree_listing(tmp_path / "node" / "current" / "production") == tree_listing(tmp_path / "v1")
+
+
+def test_a_packed_release_publishes_into_cvmfs_as_the_same_tree(tmp_path, cvmfs_repo):
+    site = packed_site(tmp_path / "site")
+    cvmfs_repo.configure(site)
+    rid = publish(site, depot(tmp_path / "v1"))
+    rows = run_json(site, "cvmfs", "publish", rid, "--repo", cvmfs_repo.name)
+    assert [(r["state"], r["release"]) for r in rows] == [("published", rid)]
+    image = cvmfs_repo.depot / "releases" / rid[7:] / "x86_64"
+    assert tree_listing(image) == tree_listing(tmp_path / "v1")

@@ -154,8 +154,41 @@ def verify_releases(
             report.problems.append(Problem(rid, "", "", "malformed-release", str(exc)))
             continue
         for arch, image in sorted(rel.images.items()):
-            for path, kind, detail in image_problems(image.root):
+            found = image_problems(image.root)
+            if store.packed:
+                found = found + own_pack_problems(site, reader, rid, arch, image.root)
+            for path, kind, detail in found:
                 report.problems.append(Problem(rid, arch, path or ".", kind, detail))
         if progress:
             progress(n, len(release_ids))
     return report
+
+
+def own_pack_problems(site: Site, reader: TreeReader, rid: str, arch: str, root: str) -> list[tuple[str, str, str]]:
+    """A packed store's image must find every tree and small object it names in its own packs:
+    gc keeps exactly the packs that live releases' pack lists name, so an object found only in
+    another release's pack would be lost with that release. Trees that cannot be read are left
+    to ``problems_below``, which reports them."""
+    from core.store.packs import PACK_MAX_OBJECT, load_pack_index
+
+    index = load_pack_index(site.store, rid, arch)
+    if index is None:
+        return [("", "pack-list", "no readable pack list and indexes for this image: gc would drop its objects")]
+    needed, stack, seen = set(), [root], {root}
+    while stack:
+        digest = stack.pop()
+        needed.add(digest)
+        try:
+            entries = reader.entries(digest)
+        except (NotFound, CorruptObject, BadInput):
+            continue
+        for e in entries:
+            if e.type == "dir" and e.digest not in seen:
+                seen.add(e.digest)  # type: ignore[arg-type]
+                stack.append(e.digest)  # type: ignore[arg-type]
+            elif e.type == "file" and e.size <= PACK_MAX_OBJECT:
+                needed.add(e.digest)
+    lacking = needed - index.by_digest.keys()
+    if lacking:
+        return [("", "not-in-own-packs", f"{len(lacking)} object(s) only elsewhere, e.g. {min(lacking)}")]
+    return []

@@ -263,3 +263,23 @@ def test_a_packed_release_publishes_into_cvmfs_as_the_same_tree(tmp_path, cvmfs_
     assert [(r["state"], r["release"]) for r in rows] == [("published", rid)]
     image = cvmfs_repo.depot / "releases" / rid[7:] / "x86_64"
     assert tree_listing(image) == tree_listing(tmp_path / "v1")
+
+
+def test_verify_checks_each_release_finds_its_objects_in_its_own_packs(tmp_path):
+    site = packed_site(tmp_path / "site")
+    store = site / "store"
+    v1 = publish(site, depot(tmp_path / "v1"))
+    v2 = publish(site, depot(tmp_path / "v2", variant=1))
+    assert run_json(site, "verify")["ok"] is True
+    lists = store / "packs" / "lists"
+    (lists / f"{v1[7:]}.json").chmod(0o644)
+    # v1's pack list naming v2's pack: every read still succeeds (the locator finds the objects),
+    # but gc of v2 would take some of v1's objects with it.
+    doc = json.loads((lists / f"{v2[7:]}.json").read_text())
+    (lists / f"{v1[7:]}.json").write_text(json.dumps({**doc, "release": v1}))
+    bad = run_json(site, "verify", check=1)["problems"]
+    assert [(p["release"], p["kind"]) for p in bad] == [(v1, "not-in-own-packs")]
+    assert bad[0]["detail"].startswith("4 object(s) only elsewhere")  # f05 and the 3 trees above it
+    (lists / f"{v1[7:]}.json").unlink()
+    bad = run_json(site, "verify", check=1)["problems"]
+    assert [(p["release"], p["kind"]) for p in bad] == [(v1, "pack-list")]

@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         choices=("loose", "packed"),
         default="loose",
         help="a new local store's layout: 'loose' (every object a file) or 'packed' (trees and files up to "
-        "256 KiB only in the release packs: many-small-file depots publish several times faster; "
-        "needs this console version on every reader) (default: loose)",
+        "256 KiB only in the release packs: depots of many small files publish about twice as fast; "
+        "every reader needs a console that knows the layout) (default: loose)",
     )
     p.set_defaults(handler=cmd_init)
 

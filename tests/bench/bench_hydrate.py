@@ -2,7 +2,7 @@
 and vs the floor, on two depot shapes.
 
     python tests/bench/bench_hydrate.py [--shapes depot,registry] [--scale S] [--registry N]
-                                        [--repeat N] [--workers W] [--rows FILE]
+                                        [--repeat N] [--workers W] [--layout loose|packed] [--rows FILE]
 
 Shapes as in ``bench_publish.py``: ``depot`` (``depotgen.generate``, scale 1.0 = ~500 MB / ~8k
 files) and ``registry`` (a depot at ``--registry-scale`` with a full unpacked General registry:
@@ -153,7 +153,7 @@ def bench_shape(shape: str, work: Path, args: argparse.Namespace) -> tuple[dict,
     small = sum(1 for p in v0.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size < 4096)
     desc = f"{stats0['bytes'] / 1e6:.0f} MB / {stats0['files']:,} files ({small:,} under 4 KiB)"
     print(f"\n== shape {shape}: {desc}")
-    site = Site.init(work / "site", store=str(srv / "store"))
+    site = Site.init(work / "site", store=str(srv / "store"), layout=args.layout)
     try:
         r0 = publish(site, "bench", {"x86_64": v0}, label="v0").release_id
         promote(site, r0, "production", create=True)
@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, help="hydrate's --workers (default: the node's own default)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--rows", type=Path, default=None, help="write README table rows (JSON) here")
+    ap.add_argument("--layout", choices=("loose", "packed"), default="loose", help="the served store's layout")
     args = ap.parse_args(argv)
     rows: list[dict] = []
     for shape in [s.strip() for s in args.shapes.split(",") if s.strip()]:

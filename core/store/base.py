@@ -123,19 +123,30 @@ class Store(abc.ABC):
             self._locator = Locator(listed, self.read_file)
         return self._locator
 
+    def packed_location(self, digest: str) -> tuple[str, int, int] | None:
+        """(pack id, offset, length) of ``digest``'s frame in a packed store's packs, or None
+        (also for a loose store)."""
+        return self.locator.locate(digest) if self.packed else None
+
+    def packed_present(self, digests: set[str]) -> set[str]:
+        """Which of ``digests`` a packed store's packs hold (none for a loose store)."""
+        return self.locator.present(digests) if self.packed and digests else set()
+
     def packed_frame(self, digest: str, limit: int | None = None) -> bytes | None:
         """The stored bytes of an object that sits in a pack of a packed store (unverified, like
         ``read_object_raw``: every reader decodes and re-hashes them), or None. ``limit``: the
         most uncompressed bytes the reader accepts, which bounds what is read (``check_frame``)."""
-        if not self.packed:
-            return None
-        hit = self.locator.locate(digest)
+        hit = self.packed_location(digest)
         if hit is None:
             return None
         from core.store.locator import check_frame
 
         pack_id, offset, length = hit
         check_frame(digest, length, limit)
+        return self._read_pack(pack_id, offset, length)
+
+    def _read_pack(self, pack_id: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of a pack at ``offset`` (a backend may read them more cheaply)."""
         return self.read_range(f"packs/{hex_of(pack_id)}.pack", offset, length)
 
     # -- objects -------------------------------------------------------------------------

@@ -449,7 +449,7 @@ class HttpStore(Store):
     def has_object(self, digest: str) -> bool:
         if self._head_object(digest, primary_only=False):
             return True
-        return self.packed and self.locator.locate(digest) is not None
+        return self.packed_location(digest) is not None
 
     def _head_object(self, digest: str, *, primary_only: bool) -> bool:
         with self._send("HEAD", object_path(digest), primary_only=primary_only) as resp:
@@ -469,14 +469,12 @@ class HttpStore(Store):
         with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
             present = list(pool.map(lambda d: self._head_object(d, primary_only=True), unique))
         missing = {d for d, here in zip(unique, present) if not here}
-        if self.packed and missing:
-            missing -= self.locator.present(missing)
-        return missing
+        return missing - self.packed_present(missing)
 
     def object_stored_size(self, digest: str) -> int:
         with self._send("HEAD", object_path(digest)) as resp:
             if resp.status_code == 404:
-                hit = self.locator.locate(digest) if self.packed else None
+                hit = self.packed_location(digest)
                 if hit is not None:
                     return hit[2]
                 raise NotFound(f"object {digest} missing from store")

@@ -36,7 +36,6 @@ from core.store.codec import (
     decode_to_file,
     decode_verified,
 )
-from core.store.locator import check_frame
 
 ZSTD_LEVEL = 3
 _TMP_PREFIX = ".tmp-"
@@ -127,7 +126,7 @@ class LocalStore(Store):
 
     # -- objects -------------------------------------------------------------------------
     def has_object(self, digest: str) -> bool:
-        return os.path.exists(self._object_file(digest)) or (self.packed and self.locator.locate(digest) is not None)
+        return os.path.exists(self._object_file(digest)) or self.packed_location(digest) is not None
 
     def missing_objects(self, digests: Iterable[str]) -> set[str]:
         """The digests not in the store. Per fan-out directory: one listing when it is small
@@ -155,9 +154,7 @@ class LocalStore(Store):
                 missing.update(d for d in wanted if d[9:] not in present)
             else:
                 missing.update(d for d in wanted if not exists(os.path.join(path, d[9:])))
-        if self.packed and missing:
-            missing -= self.locator.present(missing)
-        return missing
+        return missing - self.packed_present(missing)
 
     def encode_object(self, data: bytes) -> bytes:
         """The stored form of ``data``: one zstd frame with its content size in the header."""
@@ -250,16 +247,9 @@ class LocalStore(Store):
 
         return self._atomic_write(dest, chunks(), overwrite=False)
 
-    def packed_frame(self, digest: str, limit: int | None = None) -> bytes | None:
-        """``Store.packed_frame`` with one descriptor per pack kept open (``pread``): a reader of
-        tens of thousands of packed objects (verify, diff, export) opens each pack once."""
-        if not self.packed:
-            return None
-        hit = self.locator.locate(digest)
-        if hit is None:
-            return None
-        pack_id, offset, length = hit
-        check_frame(digest, length, limit)
+    def _read_pack(self, pack_id: str, offset: int, length: int) -> bytes:
+        """One ``pread`` on a descriptor kept open per pack: a reader of tens of thousands of
+        packed objects (verify, diff, export) opens each pack once."""
         data = os.pread(self._pack_fd(pack_id), length, offset)
         if len(data) != length:
             raise StoreError(f"pack {pack_id[7:19]} in store {self.root} is shorter than {offset + length} bytes")
@@ -338,7 +328,7 @@ class LocalStore(Store):
         try:
             return (self.root / object_path(digest)).stat().st_size
         except FileNotFoundError:
-            hit = self.locator.locate(digest) if self.packed else None
+            hit = self.packed_location(digest)
             if hit is None:
                 raise NotFound(f"object {digest} missing from store") from None
             return hit[2]

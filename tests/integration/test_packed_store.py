@@ -101,13 +101,18 @@ def test_gc_refuses_when_a_live_release_pack_list_is_unreadable(tmp_path):
     assert sorted(os.listdir(store / "packs")) == before
 
 
-def test_a_corrupt_pack_entry_is_caught_by_verify_and_by_hydrate(tmp_path):
+def promoted_with_victim(tmp_path: Path) -> tuple[Path, Path, str, list[list], list]:
+    """A packed site with ``depot`` v1 promoted: (site, store, pack hex, pack entries, the first file entry)."""
     site = packed_site(tmp_path / "site")
     store = site / "store"
     rid = publish(site, depot(tmp_path / "v1"))
     promote(site, rid)
     pack_hex, entries = pack_entries(store, rid)
-    victim = next(e for e in entries if e[3] == "file")
+    return site, store, pack_hex, entries, next(e for e in entries if e[3] == "file")
+
+
+def test_a_corrupt_pack_entry_is_caught_by_verify_and_by_hydrate(tmp_path):
+    site, store, pack_hex, entries, victim = promoted_with_victim(tmp_path)
     pack = store / "packs" / f"{pack_hex}.pack"
     pack.chmod(0o644)
     with open(pack, "r+b") as f:  # the last byte of the frame: its checksum or content, never valid
@@ -240,12 +245,7 @@ def test_a_publish_cut_before_its_release_leaves_only_orphan_packs_that_a_rerun_
 
 
 def test_a_lookup_file_that_lies_about_a_length_reads_nothing_and_fails_cleanly(tmp_path):
-    site = packed_site(tmp_path / "site")
-    store = site / "store"
-    rid = publish(site, depot(tmp_path / "v1"))
-    promote(site, rid)
-    pack_hex, entries = pack_entries(store, rid)
-    victim = next(e for e in entries if e[3] == "file")
+    site, store, pack_hex, entries, victim = promoted_with_victim(tmp_path)
     forged = [(d, off, (1 << 32) - 1 if d == victim[0] else n) for d, off, n, _ in entries]  # a 4 GiB "frame"
     (store / "packs" / f"{pack_hex}.sidx").write_bytes(encode_lookup(forged))
     doc = run_json(site, "verify", "--deep", check=1)

@@ -183,7 +183,7 @@ def _missing(store: Store, digests: Iterable[str], size_of: Callable[[str], int]
         return store.missing_objects(digests)
     small = {d for d in digests if size_of(d) <= PACK_MAX_OBJECT}
     large = [d for d in digests if d not in small]
-    return (store.missing_objects(large) if large else set()) | (small - store.locator.present(small))
+    return (store.missing_objects(large) if large else set()) | (small - store.packed_present(small))
 
 
 def _keep_packed(encoded: list[tuple[str, bytes]], frames: _Frames) -> int:

@@ -1,8 +1,10 @@
-"""The ``console`` entry point (and ``python -m console``): hand the command line to the user's
-agent when one runs (``console.agent``), else run it in this process (``console.cli``).
+"""The ``depot-console`` entry point (and ``python -m console``): hand the command line to the
+user's agent when one runs (``console.agent``), else run it in this process (``console.cli``).
 
 Imports builtins only until it knows which: a call through the agent pays for this module, the
-socket round trip and the verb, not for importing the console.
+socket round trip and the verb, not for importing the console. The ``console`` command in front of
+it (``bin/console``, a ``/bin/sh`` script) calls ``handoff`` from ``python -S`` when an agent
+socket exists, so such a call does not pay for site-packages either.
 """
 
 from __future__ import annotations
@@ -40,3 +42,15 @@ def main() -> int:
     from console.cli import main as run_here
 
     return run_here(argv)
+
+
+def handoff(entry: str, argv0: str, argv: list[str]) -> int:
+    """``bin/console``'s fast path, in an interpreter without site-packages: the agent's exit code
+    for ``argv``, or (no agent took it) ``entry``, the full entry point, run in this process's place."""
+    if agent_may_run(argv):
+        from console.agent.client import run
+
+        code = run(argv, argv0)
+        if code is not None:
+            return code
+    os.execv(entry, [entry, *argv])

@@ -22,6 +22,7 @@ pytest_plugins = [
     "fixtures.slurm",
     "fixtures.cvmfs",
     "fixtures.squid",
+    "fixtures.agent",
 ]
 
 KINDS = ("unit", "cli", "integration", "tui", "adversarial")

@@ -10,66 +10,10 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.helpers import REPO
-
-LAUNCH = [sys.executable, "-m", "console"]  # the entry point a script calls (``console.launch``)
-
-
-class Agent:
-    """One private agent: its runtime directory and the environment that reaches it."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.runtime = tmp / "run"
-        self.runtime.mkdir(mode=0o700)
-        self.env = dict(os.environ, XDG_RUNTIME_DIR=str(self.runtime), PYTHONPATH=str(REPO))
-        self.env.pop("DEPOT_CONSOLE_AGENT", None)
-
-    def run(self, *args: str, agent: bool = True, cwd: Path | None = None, **kw) -> subprocess.CompletedProcess:
-        env = dict(self.env, **({} if agent else {"DEPOT_CONSOLE_AGENT": "off"}), **kw.pop("env", {}))
-        return subprocess.run([*LAUNCH, *args], capture_output=True, text=True, env=env, cwd=cwd, **kw)
-
-    def status(self) -> dict:
-        return json.loads(self.run("agent", "status", "--json").stdout)
-
-    def wait_for(self, predicate, deadline_s: float = 20.0) -> dict:
-        end = time.monotonic() + deadline_s
-        while True:
-            st = self.status()
-            if predicate(st) or time.monotonic() > end:
-                return st
-            time.sleep(0.05)  # polling the agent's status, with a deadline
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[Agent]:
-    a = Agent(tmp_path)
-    started = a.run("agent", "start", "--json")
-    assert started.returncode == 0, started.stderr
-    assert json.loads(started.stdout)["started_now"] is True
-    yield a
-    st = a.status()
-    a.run("agent", "stop")
-    if st.get("pid"):
-        a.wait_for(lambda s: not s["running"])
-        with_pid_gone(st["pid"])
-
-
-def with_pid_gone(pid: int, deadline_s: float = 10.0) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)  # polling for the agent's exit, with a deadline
-    os.kill(pid, signal.SIGKILL)
+from fixtures.agent import LAUNCH, Agent
+from helpers import REPO
 
 
 def release_ids(agent: Agent, site: Path) -> list[str]:
